@@ -1,0 +1,4 @@
+"""gateway: the HTTP face of the order pipeline."""
+from gateway.service import GatewayService
+
+__all__ = ["GatewayService"]

@@ -1,0 +1,49 @@
+"""Bearer-token check for the gateway's control endpoints."""
+import hmac
+import logging
+
+from nameko.extensions import DependencyProvider
+
+from gateway.errors import Forbidden, Unauthorized
+from order_pipeline.config import setting
+
+log = logging.getLogger(__name__)
+
+HOW_TO_ENABLE = ("set GATEWAY_TOKEN to a secret and send it as "
+                 "'Authorization: Bearer <token>'")
+
+
+def bearer_token(authorization_header):
+    scheme, _, token = (authorization_header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def check_token(expected, authorization_header):
+    """Raise unless the header carries the expected token.
+
+    No token configured: control is off (403). No or malformed header: 401.
+    Wrong token: 403. The comparison takes the same time wherever the
+    tokens differ.
+    """
+    if not expected:
+        raise Forbidden("control endpoints are disabled: " + HOW_TO_ENABLE)
+    token = bearer_token(authorization_header)
+    if token is None:
+        raise Unauthorized("missing bearer token")
+    if not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
+        raise Forbidden("invalid token")
+
+
+class ControlAuth(DependencyProvider):
+    """Injects `require(request)`, which raises unless the request may
+    start or stop generation."""
+
+    def setup(self):
+        self.token = setting(self.container.config, "GATEWAY_TOKEN", str)
+        if not self.token:
+            log.warning("POST /start and /stop are refused: %s", HOW_TO_ENABLE)
+
+    def get_dependency(self, worker_ctx):
+        return lambda request: check_token(self.token, request.headers.get("Authorization"))

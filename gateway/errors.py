@@ -1,0 +1,61 @@
+"""Every error the gateway can answer with, as (HTTP status, code).
+
+One table, so the mapping from an exception (local, or raised by a service
+behind the gateway and re-raised here as its own type) to a JSON error is in
+one place. Anything not listed is a 500 with a generic message: details go
+to the log, never to the client.
+"""
+from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+
+
+class BadRequest(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+ERRORS = {
+    BadRequest: (400, "BAD_REQUEST"),
+    InvalidOrderId: (400, "BAD_REQUEST"),
+    InvalidQuantity: (400, "BAD_REQUEST"),
+    Unauthorized: (401, "UNAUTHORIZED"),
+    Forbidden: (403, "FORBIDDEN"),
+    NotFound: (404, "NOT_FOUND"),
+    PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
+    RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
+    ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+}
+
+INTERNAL_ERROR = (500, "INTERNAL_ERROR")
+INTERNAL_ERROR_MESSAGE = "internal error; see the gateway log"
+
+# HTTP errors raised by routing (werkzeug) before any handler runs.
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
+}
+
+
+def status_and_code(exc):
+    for exc_type, status_code in ERRORS.items():
+        if isinstance(exc, exc_type):
+            return status_code
+    return INTERNAL_ERROR

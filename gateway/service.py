@@ -1,0 +1,75 @@
+"""The gateway nameko service: HTTP in, RPC out, JSON everywhere."""
+from gateway.auth import ControlAuth
+from gateway.errors import BadRequest, NotFound
+from gateway.http import json_http
+from generator_service.events import SERVICE_NAME as GENERATOR
+from generator_service.orders import MAX_ORDER_ID
+from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from processor_service import SERVICE_NAME as PROCESSOR
+
+MAX_ID_DIGITS = len(str(MAX_ORDER_ID))
+
+
+def parse_order_id(text):
+    """A path segment as an order id, or BadRequest."""
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_ID_DIGITS:
+        raise BadRequest("order id must be a positive integer")
+    order_id = int(text)
+    if not 1 <= order_id <= MAX_ORDER_ID:
+        raise BadRequest("order id must be between 1 and {}".format(MAX_ORDER_ID))
+    return order_id
+
+
+class GatewayService:
+    name = "gateway"
+
+    order_generator = TimeoutRpcProxy(GENERATOR)
+    order_processor = TimeoutRpcProxy(PROCESSOR)
+    require_control = ControlAuth()
+
+    @json_http("POST", "/start")
+    def start(self, request):
+        """Turn generation on (needs the bearer token); returns the status."""
+        self.require_control(request)
+        return self.order_generator.start()
+
+    @json_http("POST", "/stop")
+    def stop(self, request):
+        """Turn generation off (needs the bearer token); returns the status."""
+        self.require_control(request)
+        return self.order_generator.stop()
+
+    @json_http("GET", "/status")
+    def status(self, request):
+        return self.order_generator.status()
+
+    @json_http("GET", "/metrics")
+    def metrics(self, request):
+        """{"total_orders_processed": N, "average_execution_price": "12.34"}"""
+        return self.order_processor.metrics()
+
+    @json_http("GET", "/orders/<order_id>")
+    def get_order(self, request, order_id):
+        """The order and its processing result (null until processed)."""
+        order_id = parse_order_id(order_id)
+        order = self.order_generator.get_order(order_id)
+        if order is None:
+            raise NotFound("order {} not found".format(order_id))
+        order["processing"] = self.order_processor.get_result(order_id)
+        return order
+
+    @json_http("GET", "/health")
+    def health(self, request):
+        """200 if both services answer, else 503 naming the ones that do not."""
+        checks = {GENERATOR: self.order_generator.status,
+                  PROCESSOR: self.order_processor.metrics}
+        services = {}
+        for name, call in checks.items():
+            try:
+                call()
+                services[name] = "ok"
+            except (RpcTimeout, ServiceUnavailable):
+                services[name] = "unavailable"
+        healthy = all(state == "ok" for state in services.values())
+        return (200 if healthy else 503), {
+            "status": "ok" if healthy else "degraded", "services": services}

@@ -1,0 +1,66 @@
+"""What order_generator does, as plain functions of a database session
+factory (`db.get_session`) and an event publisher, so they test without
+nameko.
+
+Every order is committed together with an outbox row; the OrderCreated event
+is published after the commit and the outbox row is removed only once the
+broker has confirmed and routed it. If publishing fails (broker down, no
+processor queue bound yet), `relay_outbox` publishes it later.
+"""
+from datetime import timedelta
+
+from generator_service import store
+from generator_service.events import ORDER_CREATED, order_created_payload
+from generator_service.orders import order_as_dict, random_quantity, utc_now, validate_quantity
+
+# The outbox relay leaves young rows to the publish that follows each commit.
+OUTBOX_GRACE = timedelta(seconds=2)
+OUTBOX_BATCH = 500
+
+
+def generate_tick(db, publish, settings, rng):
+    """Create this tick's order if generation is on and the tick is ours."""
+    with db.get_session() as session:
+        if not store.claim_tick(session, settings.interval_seconds,
+                                settings.generate_on_first_start):
+            return None
+        order = order_as_dict(store.add_order(
+            session, random_quantity(rng, settings), utc_now()))
+    announce(db, publish, [order["id"]])
+    return order
+
+
+def create_order(db, publish, settings, quantity):
+    """Create one order now, whatever the on/off state."""
+    validate_quantity(quantity)
+    with db.get_session() as session:
+        store.ensure_state(session, settings.generate_on_first_start)
+        order = order_as_dict(store.add_order(session, quantity, utc_now()))
+    announce(db, publish, [order["id"]])
+    return order
+
+
+def announce(db, publish, order_ids):
+    """Publish OrderCreated for each id; clear the outbox rows that made it."""
+    routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
+    sent = [order_id for order_id, ok in zip(order_ids, routed) if ok]
+    if sent:
+        with db.get_session() as session:
+            store.clear_outbox(session, sent)
+    return sent
+
+
+def relay_outbox(db, publish, now=None):
+    """Publish events for committed orders whose event has not gone out.
+
+    Returns how many were published.
+    """
+    cutoff = (now or utc_now()) - OUTBOX_GRACE
+    with db.get_session() as session:
+        order_ids = store.pending_outbox(session, cutoff, OUTBOX_BATCH)
+        if not order_ids:
+            return 0
+        routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
+        sent = [order_id for order_id, ok in zip(order_ids, routed) if ok]
+        store.clear_outbox(session, sent)
+    return len(sent)

@@ -1,0 +1,47 @@
+"""Tables owned by order_generator. Other services reach them only over RPC."""
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger
+from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Microsecond precision, stored as naive UTC.
+Timestamp = DATETIME(fsp=6)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at = mapped_column(Timestamp, nullable=False)
+
+
+class OrderOutbox(Base):
+    """Orders whose OrderCreated event the broker has not yet confirmed.
+
+    Written in the same transaction as the order, deleted once the broker has
+    confirmed and routed the event: an order is never committed without
+    either its event or a row here (the transactional outbox pattern).
+    """
+    __tablename__ = "order_outbox"
+
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    created_at = mapped_column(Timestamp, nullable=False)
+
+
+class GeneratorState(Base):
+    """A single row (id=1): whether generation is on, and tick bookkeeping.
+
+    Kept in the database so that on/off survives a restart, and so that any
+    number of generator instances agree on whose tick creates the order.
+    """
+    __tablename__ = "generator_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    running: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    last_tick_at = mapped_column(Timestamp, nullable=True)
+    orders_created: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

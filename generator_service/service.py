@@ -1,0 +1,78 @@
+"""The order_generator nameko service: entrypoints only; the work is in
+`generation` and `store`."""
+import logging
+import random
+
+from nameko.rpc import rpc
+
+from generator_service import generation, store
+from generator_service.events import SERVICE_NAME
+from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from generator_service.models import Base
+from generator_service.orders import order_as_dict, status_as_dict, validate_order_id
+from generator_service.settings import parse_settings
+from order_pipeline.database import CheckedDatabase
+from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.settings import Settings
+from order_pipeline.timer import configured_timer
+
+log = logging.getLogger(__name__)
+
+
+class OrderGeneratorService:
+    name = SERVICE_NAME
+
+    db = CheckedDatabase(Base)
+    publish = RoutedEventPublisher()
+    settings = Settings(parse_settings)
+    rng = random.SystemRandom()
+
+    @configured_timer("ORDER_INTERVAL_SECONDS")
+    def generate_order(self):
+        order = generation.generate_tick(self.db, self.publish, self.settings, self.rng)
+        if order is not None:
+            print("Order created: id={}".format(order["id"]), flush=True)
+
+    @configured_timer("OUTBOX_SWEEP_SECONDS")
+    def relay_outbox(self):
+        published = generation.relay_outbox(self.db, self.publish)
+        if published:
+            log.info("outbox relay published %d OrderCreated event(s)", published)
+
+    @rpc(expected_exceptions=InvalidOrderId)
+    def get_order(self, order_id):
+        """`get_order(1)` -> {"id": 1, "quantity": 7, "created_at": "...Z"} or None."""
+        validate_order_id(order_id)
+        order = store.get_order(self.db.session, order_id)
+        return None if order is None else order_as_dict(order)
+
+    @rpc(expected_exceptions=InvalidQuantity)
+    def create_order(self, quantity):
+        """`create_order(5)`: create and announce one order now, on or off."""
+        order = generation.create_order(self.db, self.publish, self.settings, quantity)
+        print("Order created: id={}".format(order["id"]), flush=True)
+        return order
+
+    @rpc
+    def start(self):
+        """Turn generation on; returns the status."""
+        return self._set_running(True)
+
+    @rpc
+    def stop(self):
+        """Turn generation off; returns the status."""
+        return self._set_running(False)
+
+    @rpc
+    def status(self):
+        """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
+        with self.db.get_session() as session:
+            state = store.read_state(session, self.settings.generate_on_first_start)
+            return status_as_dict(state, self.settings)
+
+    def _set_running(self, running):
+        with self.db.get_session() as session:
+            store.set_running(session, running, self.settings.generate_on_first_start)
+            state = store.read_state(session, self.settings.generate_on_first_start)
+            log.info("order generation %s", "started" if running else "stopped")
+            return status_as_dict(state, self.settings)

@@ -1,0 +1,92 @@
+"""SQL for order_generator's tables. Each function takes an open session;
+the caller owns the transaction."""
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+from generator_service.models import GeneratorState, Order, OrderOutbox
+
+STATE_ID = 1
+# A tick counts if the previous one was at least this share of the interval
+# ago, which absorbs timer jitter but not a second instance's tick.
+TICK_SLACK = 0.9
+
+
+def ensure_state(session, running_default):
+    """Create the state row on a fresh system; a no-op afterwards."""
+    session.execute(
+        mysql_insert(GeneratorState)
+        .values(id=STATE_ID, running=running_default, orders_created=0)
+        .prefix_with("IGNORE"))
+
+
+def read_state(session, running_default):
+    ensure_state(session, running_default)
+    return session.execute(
+        select(GeneratorState).where(GeneratorState.id == STATE_ID)
+        .execution_options(populate_existing=True)).scalar_one()
+
+
+def set_running(session, running, running_default):
+    ensure_state(session, running_default)
+    session.execute(
+        update(GeneratorState).where(GeneratorState.id == STATE_ID)
+        .values(running=running))
+
+
+def claim_tick(session, interval_seconds, running_default):
+    """Take this tick for the calling instance; False if generation is off or
+    another instance already created this tick's order.
+
+    The conditional UPDATE is atomic on the state row, and the database's
+    own clock decides, so instances on different hosts cannot both win.
+    """
+    min_gap = timedelta(seconds=interval_seconds * TICK_SLACK)
+    claim = text(
+        "UPDATE generator_state SET last_tick_at = UTC_TIMESTAMP(6) "
+        "WHERE id = :id AND running "
+        "AND (last_tick_at IS NULL "
+        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)")
+    params = {"id": STATE_ID, "gap_us": int(min_gap.total_seconds() * 1_000_000)}
+    if session.execute(claim, params).rowcount == 1:
+        return True
+    if session.get(GeneratorState, STATE_ID) is None:
+        ensure_state(session, running_default)
+        return session.execute(claim, params).rowcount == 1
+    return False
+
+
+def add_order(session, quantity, created_at):
+    """Insert an order, its outbox row, and count it. Returns the Order."""
+    order = Order(quantity=quantity, created_at=created_at)
+    session.add(order)
+    session.flush()  # assigns order.id
+    session.execute(insert(OrderOutbox).values(order_id=order.id, created_at=created_at))
+    session.execute(
+        update(GeneratorState).where(GeneratorState.id == STATE_ID)
+        .values(orders_created=GeneratorState.orders_created + 1))
+    return order
+
+
+def get_order(session, order_id):
+    return session.get(Order, order_id)
+
+
+def pending_outbox(session, created_before, limit):
+    """Lock and return up to `limit` order ids still waiting for their event.
+
+    SKIP LOCKED lets several generator instances sweep at once without
+    publishing the same rows.
+    """
+    return list(session.scalars(
+        select(OrderOutbox.order_id)
+        .where(OrderOutbox.created_at < created_before)
+        .order_by(OrderOutbox.order_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)))
+
+
+def clear_outbox(session, order_ids):
+    if order_ids:
+        session.execute(delete(OrderOutbox).where(OrderOutbox.order_id.in_(order_ids)))

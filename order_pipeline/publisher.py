@@ -1,0 +1,108 @@
+"""Publish events so that the caller knows each one reached a queue.
+
+nameko's EventDispatcher waits for the broker's confirm but does not set
+`mandatory`, so an event that no queue is bound for is confirmed and then
+dropped. This publisher sets `mandatory` and listens for the broker's
+basic.return (which RabbitMQ sends before the confirm), and reports, per
+event, whether it was both confirmed and routed. Anything not reported as
+routed stays in the caller's outbox and is published again later.
+"""
+import logging
+
+from eventlet.semaphore import Semaphore
+from kombu import Connection, Producer
+from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+
+from order_pipeline.broker import check_broker
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT_SECONDS = 5
+
+
+class RoutedEventPublisher(DependencyProvider):
+    """Injects `publish(event_type, payloads) -> [payload routed?]`."""
+
+    def setup(self):
+        config = self.container.config
+        check_broker(config)
+        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        self.exchange = get_event_exchange(self.container.service_name, config)
+        # One channel, used by one greenthread at a time.
+        self._lock = Semaphore()
+        self._connection = None
+        self._producer = None
+        self._returned = False
+
+    def stop(self):
+        self._close()
+
+    def kill(self):
+        self._close()
+
+    def get_dependency(self, worker_ctx):
+        return self.publish
+
+    def publish(self, event_type, payloads):
+        """Publish each payload; return a list of booleans, True = routed.
+
+        Stops at the first broker error (the rest are reported False), after
+        one reconnect attempt: the caller's outbox keeps what was not sent.
+        """
+        routed = []
+        with self._lock:
+            for payload in payloads:
+                try:
+                    routed.append(self._publish_one(event_type, payload))
+                except Exception as exc:
+                    log.warning("publishing %s failed, reconnecting: %s", event_type, exc)
+                    self._close()
+                    try:
+                        routed.append(self._publish_one(event_type, payload))
+                    except Exception as exc:
+                        log.warning("broker unavailable, %d %s event(s) left in the "
+                                    "outbox: %s", len(payloads) - len(routed),
+                                    event_type, exc)
+                        self._close()
+                        break
+        return routed + [False] * (len(payloads) - len(routed))
+
+    def _publish_one(self, event_type, payload):
+        producer = self._get_producer()
+        self._returned = False
+        producer.publish(
+            payload,
+            exchange=self.exchange,
+            routing_key=event_type,
+            mandatory=True,
+            delivery_mode=PERSISTENT,
+            serializer="json",
+            retry=False,
+            timeout=CONFIRM_TIMEOUT_SECONDS,
+        )
+        return not self._returned
+
+    def _on_return(self, exception, exchange, routing_key, message):
+        self._returned = True
+
+    def _get_producer(self):
+        if self._producer is None:
+            self._connection = Connection(
+                self.amqp_uri, connect_timeout=5,
+                transport_options={"confirm_publish": True})
+            self._connection.ensure_connection(max_retries=1)
+            self._producer = Producer(
+                self._connection.channel(), exchange=self.exchange,
+                on_return=self._on_return)
+        return self._producer
+
+    def _close(self):
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # already broken; nothing to release
+                pass
+        self._connection = None
+        self._producer = None

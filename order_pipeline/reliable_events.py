@@ -1,0 +1,149 @@
+"""An event handler that neither loses a failed event nor spins on it.
+
+nameko's EventHandler either acks a message whose handler raised (it is
+lost) or, with `requeue_on_error=True`, puts it straight back at the head of
+the queue, where it fails again thousands of times a second. This handler:
+
+- acks on success;
+- on `PermanentFailure` (a message that can never succeed: malformed, or about
+  an order that does not exist) publishes the message to the dead-letter
+  queue `<queue>.dead-letter` with the reason in its headers, then acks;
+- on any other error publishes it to a delay queue `<queue>.retry.<ms>ms`
+  whose TTL sends it back to the handler's queue after 0.5 s, 1 s, 2 s, ...
+  (capped at RETRY_MAX_DELAY_SECONDS), then acks; after RETRY_MAX_ATTEMPTS
+  it is dead-lettered instead.
+
+The copy is published with publisher confirms before the original is acked,
+so a crash in between can only duplicate a message, never lose it; the
+handler must therefore be idempotent.
+"""
+import logging
+
+import eventlet
+from kombu import Connection, Queue
+from kombu.common import maybe_declare
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.events import SERVICE_POOL, EventHandler
+
+from order_pipeline.broker import check_broker
+from order_pipeline.config import setting
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-attempt"
+ERROR_HEADER = "x-error"
+REQUEUE_PAUSE_SECONDS = 1
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler for a message that retrying cannot fix."""
+
+
+def retry_delays(first_delay, max_delay):
+    """[first, 2*first, 4*first, ..., max_delay]: one delay queue each."""
+    delays = []
+    delay = first_delay
+    while delay < max_delay:
+        delays.append(delay)
+        delay *= 2
+    delays.append(max_delay)
+    return delays
+
+
+def delay_for_attempt(delays, attempt):
+    """Delay before retry number `attempt` (1-based)."""
+    return delays[min(attempt, len(delays)) - 1]
+
+
+class ReliableEventHandler(EventHandler):
+    def __init__(self, source_service, event_type, **kwargs):
+        kwargs.setdefault("expected_exceptions", PermanentFailure)
+        super().__init__(
+            source_service, event_type, handler_type=SERVICE_POOL,
+            reliable_delivery=True, requeue_on_error=False, **kwargs)
+
+    def setup(self):
+        config = self.container.config
+        check_broker(config)
+        super().setup()  # defines self.queue
+        first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
+        max_delay = setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay)
+        self.max_attempts = setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0)
+        self.delays = retry_delays(first_delay, max_delay)
+        self.retry_queues = {
+            delay: Queue(
+                "{}.retry.{}ms".format(self.queue.name, int(delay * 1000)),
+                durable=True,
+                queue_arguments={
+                    "x-message-ttl": int(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue.name,
+                })
+            for delay in self.delays
+        }
+        self.dead_letter_queue = Queue(self.queue.name + ".dead-letter", durable=True)
+        amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        with Connection(amqp_uri) as connection:
+            channel = connection.channel()
+            for queue in [self.dead_letter_queue, *self.retry_queues.values()]:
+                maybe_declare(queue, channel)
+        self.publisher = Publisher(amqp_uri, use_confirms=True)
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        # Whatever happens here must not raise: an exception in a result
+        # handler kills the whole service container.
+        try:
+            if exc_info is not None:
+                self._set_aside(message, exc_info[1])
+            self.queue_consumer.ack_message(message)
+        except Exception:
+            log.exception("could not set aside a failed message; requeueing it")
+            eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
+            try:
+                self.queue_consumer.requeue_message(message)
+            except Exception:
+                log.exception("could not requeue; the broker will redeliver it")
+        return result, exc_info
+
+    def _set_aside(self, message, exc):
+        attempt = _attempt(message) + 1
+        reason = "{}: {}".format(type(exc).__name__, exc)[:500]
+        if isinstance(exc, PermanentFailure):
+            self._dead_letter(message, attempt, reason)
+        elif self.max_attempts and attempt >= self.max_attempts:
+            self._dead_letter(
+                message, attempt, "gave up after {} attempts: {}".format(attempt, reason))
+        else:
+            delay = delay_for_attempt(self.delays, attempt)
+            log.warning("%s failed (attempt %d: %s); retrying in %s s",
+                        self.queue.name, attempt, reason, delay)
+            self._republish(message, self.retry_queues[delay], attempt, reason)
+
+    def _dead_letter(self, message, attempt, reason):
+        log.error("%s: message set aside on %s: %s; payload %.200r",
+                  self.queue.name, self.dead_letter_queue.name, reason, message.body)
+        self._republish(message, self.dead_letter_queue, attempt, reason)
+
+    def _republish(self, message, queue, attempt, reason):
+        headers = dict(message.headers or {})
+        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: reason})
+        self.publisher.publish(
+            message.body,
+            exchange="",
+            routing_key=queue.name,
+            headers=headers,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            declare=[queue],
+        )
+
+
+def _attempt(message):
+    try:
+        return max(int((message.headers or {}).get(ATTEMPT_HEADER, 0)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+reliable_event_handler = ReliableEventHandler.decorator

@@ -1,0 +1,77 @@
+"""Processing one OrderCreated event, as plain functions (no nameko, no
+broker): parse the payload, confirm the order, price it, store it once."""
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from generator_service.orders import MAX_ORDER_ID
+from processor_service import store
+from processor_service.exceptions import InvalidEvent, OrderNotFound
+from processor_service.pricing import CENT, execution_price
+
+
+@dataclass(frozen=True)
+class ProcessingResult:
+    order_id: int
+    unit_price: Decimal
+    execution_price: Decimal
+    processed_at: datetime
+
+
+def parse_order_created(payload):
+    """The order id of an OrderCreated payload, or InvalidEvent."""
+    order_id = payload.get("order_id") if isinstance(payload, dict) else None
+    if isinstance(order_id, bool) or not isinstance(order_id, int) \
+            or not 1 <= order_id <= MAX_ORDER_ID:
+        raise InvalidEvent("OrderCreated needs a positive integer order_id, got {!r:.200}"
+                           .format(payload))
+    return order_id
+
+
+def price_order(order, unit_price, processed_at):
+    return ProcessingResult(
+        order_id=order["id"],
+        unit_price=unit_price,
+        execution_price=execution_price(order["quantity"], unit_price),
+        processed_at=processed_at,
+    )
+
+
+def process_order_created(payload, get_order, price_source, db):
+    """Handle one OrderCreated. Returns the stored ProcessingResult, or None
+    when this order was already processed (a redelivered event)."""
+    order_id = parse_order_created(payload)
+    order = get_order(order_id)
+    if order is None:
+        raise OrderNotFound("order {} does not exist".format(order_id))
+    result = price_order(order, price_source.unit_price(), utc_now())
+    with db.get_session() as session:
+        stored = store.add_result(session, result)
+    return result if stored else None
+
+
+def utc_now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def execution_line(result):
+    """The line printed for each processed order."""
+    return "Order {} OrderExecutionPrice {}".format(result.order_id, result.execution_price)
+
+
+def result_as_dict(row):
+    return {
+        "order_id": row.order_id,
+        "unit_price": str(row.unit_price),
+        "execution_price": str(row.execution_price),
+        "processed_at": row.processed_at.isoformat(timespec="microseconds") + "Z",
+    }
+
+
+def metrics_as_dict(orders_processed, execution_price_sum):
+    average = None
+    if orders_processed:
+        average = str((Decimal(execution_price_sum) / orders_processed)
+                      .quantize(CENT, rounding=ROUND_HALF_UP))
+    return {"total_orders_processed": int(orders_processed),
+            "average_execution_price": average}
