@@ -1,0 +1,86 @@
+"""Shared fixtures.
+
+Unit tests (tests/unit) need nothing running. Everything else talks to the
+real RabbitMQ and MariaDB, but only inside a database and a vhost that the
+fixtures create for the test run and remove afterwards.
+"""
+import eventlet
+
+# nameko is built on eventlet; plain pytest does not patch the standard
+# library (`nameko test` would), so do it before anything else is imported.
+eventlet.monkey_patch()  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.support import infra  # noqa: E402
+from tests.support.processes import Pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def make_database():
+    """Factory: a new migrated database per call, all dropped at the end."""
+    created = []
+
+    def make():
+        created.append(infra.create_test_database())
+        return created[-1]
+
+    yield make
+    for db_uri in created:
+        infra.drop_test_database(db_uri)
+
+
+@pytest.fixture(scope="session")
+def make_vhost():
+    """Factory: a new RabbitMQ vhost per call, all deleted at the end."""
+    created = []
+
+    def make():
+        created.append(infra.create_test_vhost())
+        return created[-1]
+
+    yield make
+    for amqp_uri in created:
+        infra.drop_test_vhost(amqp_uri)
+
+
+@pytest.fixture
+def db_uri(make_database):
+    return make_database()
+
+
+@pytest.fixture
+def amqp_uri(make_vhost):
+    return make_vhost()
+
+
+@pytest.fixture
+def service_config(db_uri, amqp_uri):
+    """A nameko config for in-process containers, from config.yml's defaults
+    with the test's own database and vhost."""
+    from order_pipeline.config import load_config
+    from tests.support.processes import CONFIG
+
+    config = load_config(CONFIG)
+    config.pop("LOGGING")
+    config.update({
+        "AMQP_URI": amqp_uri,
+        "DB_URI": db_uri,
+        "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
+        "RPC_TIMEOUT_SECONDS": 5,
+    })
+    return config
+
+
+@pytest.fixture
+def pipeline(db_uri, amqp_uri, tmp_path):
+    """Factory for a Pipeline of real processes, stopped after the test."""
+    pipelines = []
+
+    def make(**settings):
+        pipelines.append(Pipeline(db_uri, amqp_uri, str(tmp_path), **settings))
+        return pipelines[-1]
+
+    yield make
+    for running in pipelines:
+        running.stop()

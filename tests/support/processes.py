@@ -1,0 +1,159 @@
+"""Run the services as real `nameko run` processes, as a user would."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
+CONFIG = os.path.join(ROOT, "config.yml")
+TEST_TOKEN = "test-token"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.1, message="condition"):
+    """Poll `predicate` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after {} s waiting for {}".format(timeout, message))
+        time.sleep(interval)
+
+
+class NamekoProcess:
+    """One `nameko run --config config.yml <modules>` process."""
+
+    def __init__(self, modules, env, log_path):
+        self.modules = list(modules)
+        self.env = env
+        self.log_path = log_path
+        self.process = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [NAMEKO, "run", "--config", CONFIG, *self.modules],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum):
+        if self.running:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout=20):
+        """SIGTERM (nameko stops gracefully), SIGKILL if it does not exit."""
+        if not self.running:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("{} did not stop on SIGTERM".format(self.modules))
+
+    def kill(self):
+        if self.running:
+            self.process.kill()
+            self.process.wait(10)
+
+    def output(self):
+        with open(self.log_path, errors="replace") as log:
+            return log.read()
+
+    def wait_for_output(self, text, timeout=20):
+        return wait_until(lambda: text in self.output(), timeout,
+                          message="{!r} in {}".format(text, self.log_path))
+
+
+class Pipeline:
+    """The three services as separate processes against one database and
+    vhost, plus helpers to talk to them over HTTP."""
+
+    def __init__(self, db_uri, amqp_uri, log_dir, **settings):
+        self.db_uri = db_uri
+        self.amqp_uri = amqp_uri
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.base_url = "http://127.0.0.1:{}".format(self.port)
+        self.settings = {"ORDER_INTERVAL_SECONDS": "0.2", **settings}
+        self.processes = []
+
+    def env(self, **overrides):
+        env = dict(os.environ)
+        env.update({
+            "DB_URI": self.db_uri,
+            "AMQP_URI": self.amqp_uri,
+            "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(self.port),
+            "GATEWAY_TOKEN": TEST_TOKEN,
+            "RPC_TIMEOUT_SECONDS": "5",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONWARNINGS": "ignore",
+        })
+        env.update({key: str(value) for key, value in self.settings.items()})
+        env.update({key: str(value) for key, value in overrides.items()})
+        return env
+
+    def start_service(self, module, **overrides):
+        name = "{}-{}.log".format(module, len(self.processes))
+        process = NamekoProcess(
+            [module], self.env(**overrides), os.path.join(self.log_dir, name)).start()
+        self.processes.append(process)
+        return process
+
+    def start(self):
+        """Generator, processor and gateway; returns when /health is ok."""
+        self.generator = self.start_service("generator_service")
+        self.processor = self.start_service("processor_service")
+        self.gateway = self.start_service("gateway")
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout=30):
+        def healthy():
+            try:
+                return requests.get(self.url("/health"), timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(healthy, timeout, message="gateway /health")
+
+    def url(self, path):
+        return self.base_url + path
+
+    def get(self, path, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        return requests.get(self.url(path), **kwargs)
+
+    def post(self, path, token=TEST_TOKEN, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        return requests.post(self.url(path), headers=headers, **kwargs)
+
+    def stop(self):
+        errors = []
+        for process in reversed(self.processes):
+            try:
+                process.stop()
+            except AssertionError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise AssertionError("; ".join(errors))
