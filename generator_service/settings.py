@@ -1,5 +1,5 @@
 """order_generator's settings, read once from config."""
-from nameko.exceptions import ConfigurationError
+from order_pipeline.errors import StartupError
 
 from generator_service.orders import MAX_QUANTITY, GeneratorSettings
 from order_pipeline.config import setting
@@ -14,7 +14,7 @@ def parse_settings(config):
         outbox_sweep_seconds=setting(config, "OUTBOX_SWEEP_SECONDS", float, minimum=0.01),
     )
     if not settings.quantity_min <= settings.quantity_max <= MAX_QUANTITY:
-        raise ConfigurationError(
+        raise StartupError(
             "ORDER_QUANTITY_MIN must not exceed ORDER_QUANTITY_MAX, "
             "which must not exceed {}".format(MAX_QUANTITY))
     return settings

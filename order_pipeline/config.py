@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import yaml
 from nameko.cli.main import setup_yaml_parser
-from nameko.exceptions import ConfigurationError
+from order_pipeline.errors import StartupError
 
 _parser_ready = False
 
@@ -27,10 +27,10 @@ def setting(config, key, kind, minimum=None):
 
     YAML types values itself (`100.00` arrives as a float, a numeric token as
     an int), so each reader states the type it needs; a bad value is a
-    ConfigurationError that names the setting.
+    StartupError that names the setting.
     """
     if key not in config:
-        raise ConfigurationError("missing setting {}".format(key))
+        raise StartupError("missing setting {}".format(key))
     raw = config[key]
     try:
         if kind is bool:
@@ -42,10 +42,10 @@ def setting(config, key, kind, minimum=None):
         else:
             value = kind(raw)
     except (TypeError, ValueError, ArithmeticError):
-        raise ConfigurationError(
+        raise StartupError(
             "setting {} must be {}, got {!r}".format(key, kind.__name__, raw))
     if minimum is not None and value < minimum:
-        raise ConfigurationError(
+        raise StartupError(
             "setting {} must be at least {}, got {!r}".format(key, minimum, raw))
     return value
 

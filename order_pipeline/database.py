@@ -5,7 +5,7 @@ engine survives a database restart (connections are pinged before use), and a
 database that cannot be reached at start-up stops `nameko run` with a
 one-line error naming DB_URI instead of failing on the first worker.
 """
-from nameko.exceptions import ConfigurationError
+from order_pipeline.errors import StartupError
 from nameko_sqlalchemy import Database
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -40,7 +40,7 @@ def check_connection(engine):
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise ConfigurationError(describe_failure(str(engine.url), exc)) from None
+        raise StartupError(describe_failure(str(engine.url), exc)) from None
 
 
 class CheckedDatabase(Database):
@@ -69,7 +69,7 @@ def create_database_if_missing(db_uri):
                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci".format(
                     url.database)))
     except SQLAlchemyError as exc:
-        raise ConfigurationError(describe_failure(db_uri, exc)) from None
+        raise StartupError(describe_failure(db_uri, exc)) from None
     finally:
         engine.dispose()
 

@@ -4,9 +4,7 @@ to date. Safe to run any number of times.
     python -m order_pipeline.migrate [--config config.yml]
 """
 import argparse
-import sys
 
-from nameko.exceptions import ConfigurationError
 
 from order_pipeline.config import load_config, setting
 from order_pipeline.database import create_database_if_missing
@@ -22,11 +20,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config.yml")
     args = parser.parse_args(argv)
-    try:
-        db_uri = setting(load_config(args.config), "DB_URI", str)
-        migrate(db_uri)
-    except ConfigurationError as exc:
-        sys.exit("Error: {}".format(exc))
+    # A StartupError exits with status 1 and a one-line message.
+    migrate(setting(load_config(args.config), "DB_URI", str))
     print("schema is up to date")
 
 

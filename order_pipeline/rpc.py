@@ -9,6 +9,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
+from order_pipeline.broker import check_broker
 from order_pipeline.config import setting
 
 
@@ -22,6 +23,7 @@ class ServiceUnavailable(Exception):
 
 class TimeoutRpcProxy(RpcProxy):
     def setup(self):
+        check_broker(self.container.config)
         super().setup()
         self.timeout = setting(
             self.container.config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)

@@ -6,7 +6,7 @@ class Settings(DependencyProvider):
     """`settings = Settings(parse)`: the worker gets `parse(config)`.
 
     `parse` is a plain function from the config dict to an immutable settings
-    object; it runs once in `setup()` and raises ConfigurationError on a bad
+    object; it runs once in `setup()` and raises StartupError on a bad
     value, which `nameko run` prints as a one-line error.
     """
 

@@ -1,5 +1,5 @@
 """order_processor's price source, chosen by config."""
-from nameko.exceptions import ConfigurationError
+from order_pipeline.errors import StartupError
 from nameko.extensions import DependencyProvider
 
 from order_pipeline.config import setting
@@ -19,14 +19,14 @@ def price_source_from_config(config):
                 seed=None if seed in (None, "") else str(seed),
             )
         except ValueError as exc:
-            raise ConfigurationError("PRICE_BASE/PRICE_MAX_STEP/PRICE_BAND: {}".format(exc))
+            raise StartupError("PRICE_BASE/PRICE_MAX_STEP/PRICE_BAND: {}".format(exc))
     if kind == "http":
         url = setting(config, "PRICE_FEED_URL", str)
         if not url.startswith(("http://", "https://")):
-            raise ConfigurationError("PRICE_SOURCE=http needs PRICE_FEED_URL (http:// or https://)")
+            raise StartupError("PRICE_SOURCE=http needs PRICE_FEED_URL (http:// or https://)")
         return HttpPriceFeed(
             url, timeout=setting(config, "PRICE_FEED_TIMEOUT_SECONDS", float, minimum=0.001))
-    raise ConfigurationError(
+    raise StartupError(
         "PRICE_SOURCE must be 'simulated' or 'http', got {!r}".format(kind))
 
 
