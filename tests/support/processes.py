@@ -149,8 +149,11 @@ class Pipeline:
         return requests.post(self.url(path), headers=headers, **kwargs)
 
     def stop(self):
+        """SIGTERM to every process at once, then wait for each."""
+        for process in self.processes:
+            process.signal(signal.SIGTERM)
         errors = []
-        for process in reversed(self.processes):
+        for process in self.processes:
             try:
                 process.stop()
             except AssertionError as exc:

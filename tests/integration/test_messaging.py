@@ -1,0 +1,136 @@
+"""The messaging extensions against a real RabbitMQ vhost of the test's own:
+the routed-event publisher and the retrying, dead-lettering handler."""
+import time
+from types import SimpleNamespace
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.containers import ServiceContainer
+from order_pipeline.errors import StartupError
+from nameko.standalone.events import event_dispatcher
+
+from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.reliable_events import PermanentFailure, reliable_event_handler
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def publisher_for(amqp_uri, service_name="publisher_test"):
+    publisher = RoutedEventPublisher()
+    publisher.container = SimpleNamespace(
+        config={"AMQP_URI": amqp_uri}, service_name=service_name)
+    publisher.setup()
+    return publisher
+
+
+def get_messages(amqp_uri, queue_name):
+    with Connection(amqp_uri) as connection:
+        simple = connection.SimpleQueue(queue_name)
+        messages = []
+        while True:
+            try:
+                message = simple.get(block=False)
+            except simple.Empty:
+                break
+            messages.append(message)
+            message.ack()
+        simple.close()
+        return messages
+
+
+def test_an_event_nobody_listens_for_is_reported_unrouted(amqp_uri):
+    publisher = publisher_for(amqp_uri)
+    try:
+        assert publisher.publish("Thing", [{"n": 1}, {"n": 2}]) == [False, False]
+    finally:
+        publisher.stop()
+
+
+def test_an_event_with_a_bound_queue_is_reported_routed_and_arrives(amqp_uri):
+    publisher = publisher_for(amqp_uri)
+    try:
+        with Connection(amqp_uri) as connection:
+            Queue("listener", Exchange("publisher_test.events", type="topic"),
+                  routing_key="Thing", durable=True)(connection.channel()).declare()
+        assert publisher.publish("Thing", [{"n": 1}, {"n": 2}]) == [True, True]
+        assert [m.payload for m in get_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
+        # Unroutable and routed events interleave without confusing the confirms.
+        assert publisher.publish("Other", [{"n": 3}]) == [False]
+        assert publisher.publish("Thing", [{"n": 4}]) == [True]
+    finally:
+        publisher.stop()
+
+
+def test_an_unreachable_broker_is_a_one_line_configuration_error():
+    with pytest.raises(StartupError) as error:
+        publisher_for("amqp://guest:guest@127.0.0.1:1/")
+    message = str(error.value)
+    assert "AMQP_URI=amqp://guest:********@127.0.0.1:1/" in message
+    assert "\n" not in message
+
+
+class FlakyService:
+    """Fails transiently twice for "transient", always for "permanent"."""
+    name = "flaky"
+    calls = []
+
+    @reliable_event_handler("source", "Thing")
+    def handle(self, payload):
+        FlakyService.calls.append((payload["kind"], time.monotonic()))
+        attempts = sum(1 for kind, _ in FlakyService.calls if kind == payload["kind"])
+        if payload["kind"] == "permanent":
+            raise PermanentFailure("can never work")
+        if payload["kind"] == "transient" and attempts <= 2:
+            raise RuntimeError("database is down")
+        if payload["kind"] == "forever":
+            raise RuntimeError("still down")
+
+
+QUEUE = "evt-source-Thing--flaky.handle"
+
+
+@pytest.fixture
+def flaky(amqp_uri):
+    FlakyService.calls = []
+    config = {"AMQP_URI": amqp_uri, "RETRY_FIRST_DELAY_SECONDS": 0.2,
+              "RETRY_MAX_DELAY_SECONDS": 0.4, "RETRY_MAX_ATTEMPTS": 4}
+    container = ServiceContainer(FlakyService, config)
+    container.start()
+    yield lambda kind: event_dispatcher(config)("source", "Thing", {"kind": kind})
+    container.stop()
+
+
+def calls(kind):
+    return [at for k, at in FlakyService.calls if k == kind]
+
+
+def test_a_transient_failure_is_retried_with_growing_delays(flaky, amqp_uri):
+    flaky("transient")
+    wait_until(lambda: len(calls("transient")) == 3, 10, message="third attempt")
+    first, second, third = calls("transient")
+    assert 0.2 <= second - first < 1.5
+    assert 0.4 <= third - second < 1.5
+    time.sleep(0.5)
+    assert len(calls("transient")) == 3          # succeeded, not retried again
+    assert get_messages(amqp_uri, QUEUE + ".dead-letter") == []
+
+
+def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amqp_uri):
+    flaky("permanent")
+    messages = wait_until(lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 10,
+                          message="dead-lettered message")
+    assert len(calls("permanent")) == 1
+    assert [m.payload for m in messages] == [{"kind": "permanent"}]
+    assert messages[0].headers["x-error"] == "PermanentFailure: can never work"
+
+
+def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, amqp_uri):
+    flaky("forever")
+    messages = wait_until(lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 15,
+                          message="parked message")
+    assert len(calls("forever")) == 4
+    assert messages[0].headers["x-error"].startswith("gave up after 4 attempts")
+    # Not a hot loop: four attempts took at least 0.2 + 0.4 + 0.4 s.
+    spread = calls("forever")[-1] - calls("forever")[0]
+    assert spread >= 1.0

@@ -1,0 +1,67 @@
+"""order_processor's SQL against a real MariaDB database of the test's own."""
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from generator_service import store as generator_store
+from processor_service import store
+from processor_service.processing import ProcessingResult, metrics_as_dict
+from tests.support.checks import sql_metrics
+from tests.support.infra import sql
+
+pytestmark = pytest.mark.integration
+
+
+def make_orders(db, quantities):
+    with db.get_session() as session:
+        generator_store.ensure_state(session, True)
+        return [generator_store.add_order(session, q, datetime(2026, 1, 1)).id
+                for q in quantities]
+
+
+def result(order_id, price):
+    return ProcessingResult(order_id, Decimal("1.0000"), Decimal(price), datetime(2026, 1, 1))
+
+
+def add(db, processing_result):
+    with db.get_session() as session:
+        return store.add_result(session, processing_result)
+
+
+def test_a_result_is_stored_once_and_counted_once(db, db_uri):
+    order_id, = make_orders(db, [3])
+    assert add(db, result(order_id, "12.34")) is True
+    assert add(db, result(order_id, "99.99")) is False
+    rows = sql(db_uri, "SELECT order_id, execution_price FROM order_process")
+    assert [tuple(r) for r in rows] == [(order_id, Decimal("12.34"))]
+    with db.get_session() as session:
+        assert store.totals(session) == (1, Decimal("12.34"))
+
+
+def test_a_result_for_an_unknown_order_is_refused_by_the_foreign_key(db, db_uri):
+    with pytest.raises(IntegrityError):
+        add(db, result(424242, "1.00"))
+    assert sql(db_uri, "SELECT COUNT(*) FROM order_process")[0][0] == 0
+    assert sql(db_uri, "SELECT COUNT(*) FROM processing_totals")[0][0] == 0
+
+
+def test_running_totals_equal_an_aggregate_over_the_table(db, db_uri):
+    order_ids = make_orders(db, range(1, 41))
+    for order_id in order_ids:
+        add(db, result(order_id, "{}.{:02d}".format(order_id * 7, order_id % 100)))
+    add(db, result(order_ids[0], "5000.00"))  # a duplicate changes nothing
+    assert sql(db_uri, "SELECT COUNT(*) FROM processing_totals")[0][0] == 16
+    with db.get_session() as session:
+        assert metrics_as_dict(*store.totals(session)) == sql_metrics(db_uri)
+    assert sql_metrics(db_uri)["total_orders_processed"] == 40
+
+
+def test_money_columns_are_decimal(db_uri):
+    types = dict(sql(db_uri,
+                     "SELECT column_name, column_type FROM information_schema.columns "
+                     "WHERE table_schema = DATABASE() AND table_name IN "
+                     "('order_process', 'processing_totals') AND column_name LIKE '%price%'"))
+    assert types == {"unit_price": "decimal(16,4)", "execution_price": "decimal(22,2)",
+                     "execution_price_sum": "decimal(38,2)"}
