@@ -1,0 +1,639 @@
+"""The Docker packaging, checked against the code since no Docker engine runs
+here: Dockerfile, compose.yaml, .env.example and .dockerignore.
+
+Each check is a function returning the problems it finds (empty when the
+files are right). The `test_*_holds` tests run every check on the real files;
+`test_check_catches` runs each check on a copy broken in the way it guards
+against, so every check is shown to be able to fail.
+
+Read with `RawLoader` (yaml.safe_load's rules, minus the `${VAR:default}`
+expansion that nameko installs into yaml.SafeLoader when a config is loaded):
+compose's `${VAR:-default}` and config.yml's `${VAR:default}` stay as written.
+"""
+import copy
+import fnmatch
+import functools
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from nameko.cli.main import ENV_VAR_MATCHER
+from nameko.cli.run import import_service
+from nameko.exceptions import CommandError
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_FILE = "config.yml"
+BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
+NAMEKO_RUN = ["nameko", "run", "--config", CONFIG_FILE]
+MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrate", "--config", CONFIG_FILE]
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
+FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error},
+# $NAME and $$ (a literal $), as compose reads them.
+COMPOSE_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>\w+))")
+
+
+class RawLoader(yaml.SafeLoader):
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def read_yaml(name):
+    return yaml.load((ROOT / name).read_text(), Loader=RawLoader)
+
+
+def read_env_file(name):
+    values = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def strings_in(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings_in(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def config_variables():
+    """{VAR: default} for every `${VAR:default}` config.yml reads."""
+    return {match.group(1): match.group(2) or ""
+            for text in strings_in(read_yaml(CONFIG_FILE))
+            for match in ENV_VAR_MATCHER.finditer(text)}
+
+
+def makefile_services():
+    """The service packages `make run` starts: the list compose must split."""
+    text = (ROOT / "Makefile").read_text()
+    return re.search(r"^SERVICES\s*:=\s*(.+)$", text, re.MULTILINE).group(1).split()
+
+
+def dockerfile_instructions(text):
+    """[(INSTRUCTION, arguments)], continuation lines joined, comments dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in joined.splitlines() if line.strip()]
+
+
+def exec_form(arguments):
+    """A Dockerfile CMD/ENTRYPOINT's JSON list, or None for the shell form."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+@dataclass
+class Deployment:
+    compose: dict
+    env_example: dict
+    dockerfile: str
+    dockerignore: list
+
+    @classmethod
+    def from_files(cls):
+        return cls(read_yaml("compose.yaml"), read_env_file(".env.example"),
+                   (ROOT / "Dockerfile").read_text(),
+                   (ROOT / ".dockerignore").read_text().splitlines())
+
+    def rendered(self, env=None):
+        """compose.yaml as `docker compose` sees it with these variables set
+        (none: no .env, nothing exported)."""
+        return interpolate(self.compose, env or {})
+
+    def services(self, env=None):
+        return self.rendered(env)["services"]
+
+    def app_services(self, env=None):
+        """The services built from our Dockerfile."""
+        return {name: service for name, service in self.services(env).items()
+                if "build" in service}
+
+
+def interpolate(node, env):
+    if isinstance(node, dict):
+        return {key: interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match):
+        if match["escaped"]:
+            return "$"
+        value = env.get(match["name"] or match["bare"])
+        op = match["op"] or ""
+        missing = value is None or (op.startswith(":") and value == "")
+        if missing and op.endswith("-"):
+            return match["arg"]
+        if missing and op.endswith("?"):
+            raise KeyError("required variable {} is not set".format(match["name"]))
+        return value or ""
+
+    return COMPOSE_VARIABLE.sub(replace, node)
+
+
+def compose_variables(deployment):
+    """[(name, operator, default)] for every variable compose.yaml reads."""
+    return [(match["name"] or match["bare"], match["op"] or "", match["arg"] or "")
+            for text in strings_in(deployment.compose)
+            for match in COMPOSE_VARIABLE.finditer(text) if not match["escaped"]]
+
+
+def environment(service):
+    """A service's `environment` as a dict, whichever syntax it uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def nameko_modules(command):
+    """The service modules a `nameko run` command starts, else None."""
+    if isinstance(command, list) and command[:len(NAMEKO_RUN)] == NAMEKO_RUN:
+        return command[len(NAMEKO_RUN):]
+    return None
+
+
+def nameko_services(deployment):
+    """{compose service: [modules it runs]} for the nameko services."""
+    return {name: nameko_modules(service.get("command"))
+            for name, service in deployment.app_services().items()
+            if nameko_modules(service.get("command"))}
+
+
+# --- the checks -----------------------------------------------------------
+
+def command_problems(where, command):
+    """A command must be exec form and start only things that exist."""
+    if not isinstance(command, list):
+        return ["{}: command {!r} is not exec form (a list)".format(where, command)]
+    if command == MIGRATE_COMMAND:
+        return []
+    modules = nameko_modules(command)
+    if not modules:
+        return ["{}: {} is neither `{}` nor `{} <service>...`".format(
+            where, command, " ".join(MIGRATE_COMMAND), " ".join(NAMEKO_RUN))]
+    problems = []
+    for module in modules:
+        try:
+            import_service(module)
+        except (CommandError, ImportError) as exc:
+            problems.append("{}: `nameko run {}` finds no service: {}".format(
+                where, module, exc))
+    return problems
+
+
+def check_commands(deployment):
+    problems = []
+    for name, service in deployment.services().items():
+        for key in ("command", "entrypoint"):
+            if key in service and not isinstance(service[key], list):
+                problems.append("{}: {} is not exec form".format(name, key))
+    for name, service in deployment.app_services().items():
+        problems += command_problems(name, service.get("command"))
+    if deployment.app_services().get(MIGRATE, {}).get("command") != MIGRATE_COMMAND:
+        problems.append("{} does not run {}".format(MIGRATE, MIGRATE_COMMAND))
+    return problems
+
+
+def check_one_service_per_container(deployment):
+    """Each package `make run` starts runs in a compose service of its own."""
+    running = nameko_services(deployment)
+    problems = ["{} runs {} services in one container".format(name, modules)
+                for name, modules in running.items() if len(modules) != 1]
+    started = sorted(module for modules in running.values() for module in modules)
+    if started != sorted(makefile_services()):
+        problems.append("compose starts {}, make run starts {}".format(
+            started, sorted(makefile_services())))
+    return problems
+
+
+def check_settings_are_read(deployment):
+    """An app service sets only variables config.yml reads (no typo'd
+    setting silently ignored)."""
+    known = config_variables()
+    return ["{}: sets {}, which config.yml never reads".format(name, key)
+            for name, service in deployment.app_services().items()
+            for key in environment(service) if key not in known]
+
+
+def check_passed_settings_keep_config_defaults(deployment):
+    """A setting passed through as `${SETTING:-default}` defaults to what
+    config.yml defaults to (AMQP_URI and DB_URI name compose's hosts instead)."""
+    defaults = config_variables()
+    problems = []
+    for name, service in deployment.compose["services"].items():
+        for key, raw in environment(service).items():
+            match = COMPOSE_VARIABLE.fullmatch(raw)
+            if key in defaults and match and match["name"] == key:
+                if match["arg"] != defaults[key]:
+                    problems.append("{}: {} defaults to {!r}, config.yml to {!r}".format(
+                        name, key, match["arg"], defaults[key]))
+    return problems
+
+
+# Three ways to run compose: no .env, .env copied from the example, and every
+# variable set to a value of its own (a literal on one side shows up there).
+def variable_sets(deployment):
+    names = {name for name, _, _ in compose_variables(deployment)}
+    return {"no .env": {}, ".env.example": dict(deployment.env_example),
+            "all set": {name: "set-" + name.lower() for name in names}}
+
+
+def check_services_reach_broker_and_database(deployment):
+    """AMQP_URI and DB_URI point at the compose services, with the
+    credentials those are started with."""
+    problems = []
+    for label, env in variable_sets(deployment).items():
+        services = deployment.services(env)
+        broker = environment(services.get(BROKER, {}))
+        database = environment(services.get(DATABASE, {}))
+        for name, service in deployment.app_services(env).items():
+            settings = environment(service)
+            if name != MIGRATE or "AMQP_URI" in settings:
+                amqp = urlsplit(settings.get("AMQP_URI", ""))
+                if (amqp.scheme, amqp.hostname, amqp.port) != ("amqp", BROKER, 5672) or (
+                        amqp.username, amqp.password) != (
+                        broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
+                    problems.append("{} ({}): AMQP_URI {} does not match service {}".format(
+                        name, label, amqp.geturl(), BROKER))
+            db = urlsplit(settings.get("DB_URI", ""))
+            if (db.scheme, db.hostname, db.port, db.path.lstrip("/")) != (
+                    "mysql+pymysql", DATABASE, 3306, database.get("MARIADB_DATABASE")) or (
+                    db.username, db.password) != (
+                    database.get("MARIADB_USER"), database.get("MARIADB_PASSWORD")):
+                problems.append("{} ({}): DB_URI {} does not match service {}".format(
+                    name, label, db.geturl(), DATABASE))
+    return problems
+
+
+def container_ports(service):
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append(int(port["target"]))
+        else:
+            ports.append(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+def check_only_gateway_published(deployment):
+    """The gateway publishes the port it listens on; nothing else publishes
+    one, and no container is named, so any service can be scaled."""
+    services = deployment.services()
+    address = environment(services.get(GATEWAY, {})).get(
+        "WEB_SERVER_ADDRESS", config_variables()["WEB_SERVER_ADDRESS"])
+    listens_on = int(address.rsplit(":", 1)[1])
+    problems = []
+    if container_ports(services.get(GATEWAY, {})) != [listens_on]:
+        problems.append("gateway publishes {}, listens on {}".format(
+            container_ports(services.get(GATEWAY, {})), listens_on))
+    for name, service in services.items():
+        if name != GATEWAY and service.get("ports"):
+            problems.append("{} publishes a port, so it cannot be scaled".format(name))
+        if "container_name" in service:
+            problems.append("{} has a container_name, so it cannot be scaled".format(name))
+    return problems
+
+
+def check_healthchecks(deployment):
+    expected = {BROKER: ["CMD", "rabbitmq-diagnostics"],
+                DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]}
+    services = deployment.services()
+    problems = []
+    for name, start in expected.items():
+        health = services.get(name, {}).get("healthcheck") or {}
+        test = health.get("test") or []
+        if health.get("disable") or test[:len(start)] != start:
+            problems.append("{}: healthcheck {} (disable: {}) is not on, starting {}".format(
+                name, test, health.get("disable", False), start))
+    return problems
+
+
+def check_start_order(deployment):
+    """Services wait for a healthy broker and database and a finished
+    migration; the migration waits for the database and runs once."""
+    wanted = {BROKER: "service_healthy", DATABASE: "service_healthy",
+              MIGRATE: "service_completed_successfully"}
+    services = deployment.services()
+    problems = []
+    for name in nameko_services(deployment):
+        depends = services[name].get("depends_on") or {}
+        got = {dependency: (depends.get(dependency) or {}).get("condition")
+               for dependency in wanted} if isinstance(depends, dict) else {}
+        if got != wanted:
+            problems.append("{}: depends_on {}, wanted {}".format(name, depends, wanted))
+    migrate = services.get(MIGRATE, {})
+    if ((migrate.get("depends_on") or {}).get(DATABASE) or {}).get("condition") != "service_healthy":
+        problems.append("migrate does not wait for a healthy database")
+    if migrate.get("restart", "no") not in ("no", "on-failure"):
+        problems.append("migrate restarts after success ({})".format(migrate["restart"]))
+    return problems
+
+
+def named_volume(mount):
+    """(volume name or None for a bind mount or anonymous volume, target)."""
+    if isinstance(mount, dict):
+        source, target = mount.get("source", ""), mount.get("target", "")
+    else:
+        parts = mount.split(":")
+        source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+    return (source if source and not source.startswith((".", "/", "~")) else None), target
+
+
+def check_persistent_data(deployment):
+    """Broker and database keep their data in declared named volumes, and the
+    broker's node name (from its hostname) is fixed."""
+    rendered = deployment.rendered()
+    declared = set(rendered.get("volumes") or {})
+    problems = []
+    if not rendered["services"].get(BROKER, {}).get("hostname"):
+        problems.append("rabbitmq has no fixed hostname")
+    for name, data_dir in ((BROKER, "/var/lib/rabbitmq"), (DATABASE, "/var/lib/mysql")):
+        mounts = {target: volume for volume, target in map(
+            named_volume, rendered["services"].get(name, {}).get("volumes", []))}
+        if not mounts.get(data_dir):
+            problems.append("{}: {} is not on a named volume".format(name, data_dir))
+    for name, service in rendered["services"].items():
+        for volume, _ in map(named_volume, service.get("volumes", [])):
+            if volume and volume not in declared:
+                problems.append("{}: volume {} is not declared".format(name, volume))
+    return problems
+
+
+def check_image(deployment):
+    instructions = dockerfile_instructions(deployment.dockerfile)
+    kinds = [kind for kind, _ in instructions]
+    arguments = lambda kind: [args for each, args in instructions if each == kind]  # noqa: E731
+    problems = []
+    if arguments("FROM")[-1:] != ["python:3.11-slim"]:
+        problems.append("the image is not built FROM python:3.11-slim")
+    if not any(re.search(r"\bPYTHONUNBUFFERED=1\b", args) for args in arguments("ENV")):
+        problems.append("PYTHONUNBUFFERED=1 is not set")
+    installs = [args for args in arguments("RUN") if "pip install" in args]
+    if not any(re.search(r"-r\s+requirements\.txt\b", args) for args in installs):
+        problems.append("no `pip install -r requirements.txt`")
+    if any("requirements-dev" in args for _, args in instructions):
+        problems.append("dev/test requirements go into the image")
+    users = arguments("USER")
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("the services run as root")
+    if "ENTRYPOINT" in kinds:
+        problems.append("ENTRYPOINT would wrap every compose command")
+    cmd = (arguments("CMD") or [""])[-1]
+    problems += command_problems("Dockerfile CMD", exec_form(cmd) or cmd)
+    return problems
+
+
+def copied_sources(deployment):
+    sources = []
+    for kind, args in dockerfile_instructions(deployment.dockerfile):
+        if kind in ("COPY", "ADD"):
+            parts = exec_form(args) or args.split()
+            sources += [part.removeprefix("./").rstrip("/") or "."
+                        for part in parts[:-1] if not part.startswith("--")]
+    return sources
+
+
+def ignored(deployment, path):
+    """Whether .dockerignore keeps `path` out of the build context."""
+    result = False
+    for line in deployment.dockerignore:
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/").removeprefix("./")
+        candidates = {pattern, pattern.removeprefix("**/")}
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatch(prefix, candidate)
+               for prefix in prefixes for candidate in candidates):
+            result = not negate
+    return result
+
+
+@functools.cache
+def first_party_packages(*modules):
+    """Our top-level packages that importing `modules` loads, found in a
+    fresh interpreter so other tests' imports do not count."""
+    script = (
+        "import sys, pathlib\n"
+        "root = pathlib.Path.cwd().resolve()\n"
+        "for name in sys.argv[1:]: __import__(name)\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    path = getattr(module, '__file__', None)\n"
+        "    if path and '.' not in name and pathlib.Path(path).resolve().is_relative_to(root)"
+        " and '.venv' not in pathlib.Path(path).parts:\n"
+        "        print(name)\n")
+    output = subprocess.run([sys.executable, "-c", script, *modules], cwd=ROOT,
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    return sorted(output.split())
+
+
+def needed_at_runtime():
+    """What the image must contain: the packages that the services and the
+    migration import, config.yml and requirements.txt."""
+    return first_party_packages(*makefile_services(), "order_pipeline.migrate") + [
+        CONFIG_FILE, "requirements.txt"]
+
+
+def check_image_contents(deployment):
+    """COPY brings in every package the commands import (and config.yml), and
+    .dockerignore does not keep any of them out of the build context."""
+    sources = copied_sources(deployment)
+    problems = ["{} is not copied into the image".format(path)
+                for path in needed_at_runtime() if path not in sources and "." not in sources]
+    problems += ["{} is copied, but .dockerignore excludes it".format(path)
+                 for path in needed_at_runtime() if ignored(deployment, path)]
+    return problems
+
+
+def check_build_context_is_lean(deployment):
+    must_ignore = [".git", ".venv", ".env", ".pytest_cache", ".hypothesis",
+                   "order_pipeline/__pycache__", "bench-results"]
+    return [".dockerignore does not exclude {}".format(path)
+            for path in must_ignore if not ignored(deployment, path)]
+
+
+def check_variables_documented(deployment):
+    """Every variable compose reads is in .env.example with compose's default
+    as its value, and none is required: `up` works without a .env."""
+    example = deployment.env_example
+    problems = []
+    for name, op, default in sorted(set(compose_variables(deployment))):
+        if name not in example:
+            problems.append("{} is read by compose.yaml but not in .env.example".format(name))
+        elif op.endswith("?"):
+            problems.append("{} is required, so compose fails without a .env".format(name))
+        elif default != example[name]:
+            problems.append("{} defaults to {!r} in compose.yaml, {!r} in .env.example".format(
+                name, default, example[name]))
+    read = {name for name, _, _ in compose_variables(deployment)}
+    problems += ["{} is in .env.example but compose.yaml ignores it".format(name)
+                 for name in example if name not in read]
+    return problems
+
+
+def check_no_secrets(deployment):
+    """Credentials come only from variables: no literal password in a
+    service's environment or inside a URI, no shipped token, none baked
+    into the image."""
+    problems = []
+    for name, service in deployment.compose["services"].items():
+        for key, raw in environment(service).items():
+            if SECRET_NAME.search(key) and raw.lower() not in FLAG_VALUES \
+                    and not COMPOSE_VARIABLE.fullmatch(raw):
+                problems.append("{}: {} is a literal, not a variable".format(name, key))
+            # Variables masked first: their `:-` is not the user:password colon.
+            userinfo = re.match(r"\w[\w+.-]*://([^@/]*)@", COMPOSE_VARIABLE.sub("<var>", raw))
+            password = userinfo and userinfo.group(1).partition(":")[2]
+            if password and password != "<var>":
+                problems.append("{}: {} has a literal password".format(name, key))
+    for name, value in deployment.env_example.items():
+        if re.search(r"TOKEN|SECRET", name) and value:
+            problems.append(".env.example ships a value for {}".format(name))
+    for kind, args in dockerfile_instructions(deployment.dockerfile):
+        names = re.findall(r"(\w+)=", args) or args.split()[:1]
+        if kind in ("ENV", "ARG") and any(SECRET_NAME.search(name) for name in names):
+            problems.append("Dockerfile {} {} looks like a secret".format(kind, args))
+    return problems
+
+
+CHECKS = [check_commands, check_one_service_per_container, check_settings_are_read,
+          check_passed_settings_keep_config_defaults, check_services_reach_broker_and_database,
+          check_only_gateway_published, check_healthchecks, check_start_order,
+          check_persistent_data, check_image, check_image_contents,
+          check_build_context_is_lean, check_variables_documented, check_no_secrets]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_deployment_holds(check):
+    assert check(Deployment.from_files()) == []
+
+
+def test_runtime_packages_are_found():
+    """The image-contents check has something to check: the packages the
+    services import, found from the code rather than listed by hand."""
+    assert {"order_pipeline", "generator_service", "processor_service",
+            "gateway"} <= set(needed_at_runtime())
+
+
+# --- each check can fail ----------------------------------------------------
+
+def service(deployment, name):
+    return deployment.compose["services"][name]
+
+
+def setting(deployment, name, key, value):
+    service(deployment, name)["environment"] = {**environment(service(deployment, name)),
+                                                key: value}
+
+
+def replace_in_dockerfile(old, new):
+    def mutate(deployment):
+        assert old in deployment.dockerfile
+        deployment.dockerfile = deployment.dockerfile.replace(old, new)
+    return mutate
+
+
+BREAKAGES = {
+    "misspelt service module": (check_commands, lambda d: service(d, "processor")[
+        "command"].__setitem__(-1, "processor_servce")),
+    "module without a service": (check_commands, lambda d: service(d, "processor")[
+        "command"].__setitem__(-1, "order_pipeline.config")),
+    "shell-form command": (check_commands, lambda d: service(d, "gateway").__setitem__(
+        "command", "nameko run --config config.yml gateway")),
+    "migrate runs something else": (check_commands, lambda d: service(d, MIGRATE).__setitem__(
+        "command", NAMEKO_RUN + ["gateway"])),
+    "two services in one container": (check_one_service_per_container, lambda d: service(
+        d, "processor")["command"].append("gateway")),
+    "a service not started": (check_one_service_per_container,
+                              lambda d: d.compose["services"].pop("generator")),
+    "typo'd setting": (check_settings_are_read, lambda d: setting(
+        d, "generator", "ORDER_INTERVAL_SECOND", "1")),
+    "default differs from config.yml": (check_passed_settings_keep_config_defaults,
+                                        lambda d: setting(d, "generator", "ORDER_INTERVAL_SECONDS",
+                                                          "${ORDER_INTERVAL_SECONDS:-5}")),
+    "AMQP_URI on localhost": (check_services_reach_broker_and_database, lambda d: setting(
+        d, "processor", "AMQP_URI", "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}"
+        "@localhost:5672/")),
+    "DB password not the database's": (check_services_reach_broker_and_database, lambda d: setting(
+        d, DATABASE, "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}")),
+    "gateway publishes the wrong port": (check_only_gateway_published, lambda d: service(
+        d, GATEWAY).__setitem__("ports", ["8000:8080"])),
+    "processor publishes a port": (check_only_gateway_published, lambda d: service(
+        d, "processor").__setitem__("ports", ["9000:8000"])),
+    "processor has a container_name": (check_only_gateway_published, lambda d: service(
+        d, "processor").__setitem__("container_name", "processor")),
+    "no broker healthcheck": (check_healthchecks, lambda d: service(d, BROKER).pop("healthcheck")),
+    "database healthcheck disabled": (check_healthchecks, lambda d: service(
+        d, DATABASE)["healthcheck"].__setitem__("disable", True)),
+    "service does not wait for migrate": (check_start_order, lambda d: service(
+        d, "processor").__setitem__("depends_on", {BROKER: {"condition": "service_healthy"},
+                                                   DATABASE: {"condition": "service_healthy"},
+                                                   MIGRATE: {"condition": "service_started"}})),
+    "migrate restarts forever": (check_start_order, lambda d: service(d, MIGRATE).__setitem__(
+        "restart", "unless-stopped")),
+    "broker without hostname": (check_persistent_data, lambda d: service(d, BROKER).pop(
+        "hostname")),
+    "database on an anonymous volume": (check_persistent_data, lambda d: service(
+        d, DATABASE).__setitem__("volumes", ["/var/lib/mysql"])),
+    "volume not declared": (check_persistent_data, lambda d: d.compose["volumes"].pop("db-data")),
+    "wrong base image": (check_image, replace_in_dockerfile("python:3.11-slim", "python:3.12")),
+    "runs as root": (check_image, replace_in_dockerfile("USER 10001:10001", "USER root")),
+    "dev requirements installed": (check_image, replace_in_dockerfile(
+        "-r requirements.txt", "-r requirements-dev.txt")),
+    "buffered output": (check_image, replace_in_dockerfile("PYTHONUNBUFFERED=1", "PYTHONOPTIMIZE=1")),
+    "shell-form CMD": (check_image, replace_in_dockerfile(
+        'CMD ["nameko", "run", "--config", "config.yml", "generator_service", '
+        '"processor_service", "gateway"]', "CMD nameko run --config config.yml gateway")),
+    "package not copied": (check_image_contents, replace_in_dockerfile(
+        "COPY order_pipeline ./order_pipeline\n", "")),
+    "package excluded from the context": (check_image_contents,
+                                          lambda d: d.dockerignore.append("gateway/")),
+    ".venv sent to the builder": (check_build_context_is_lean,
+                                  lambda d: d.dockerignore.remove(".venv")),
+    "variable not documented": (check_variables_documented,
+                                lambda d: d.env_example.pop("DB_PASSWORD")),
+    "undocumented default": (check_variables_documented, lambda d: setting(
+        d, BROKER, "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}")),
+    "required variable": (check_variables_documented, lambda d: setting(
+        d, GATEWAY, "GATEWAY_TOKEN", "${GATEWAY_TOKEN:?set a token}")),
+    "literal password": (check_no_secrets, lambda d: setting(
+        d, BROKER, "RABBITMQ_DEFAULT_PASS", "hunter2")),
+    "literal password in a URI": (check_no_secrets, lambda d: setting(
+        d, "processor", "DB_URI", "mysql+pymysql://orders:hunter2@db:3306/orders")),
+    "shipped token": (check_no_secrets, lambda d: d.env_example.__setitem__(
+        "GATEWAY_TOKEN", "s3cr3t")),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_check_catches(breakage):
+    check, mutate = BREAKAGES[breakage]
+    deployment = copy.deepcopy(Deployment.from_files())
+    mutate(deployment)
+    assert check(deployment) != []
+
+
+def test_every_check_is_shown_to_fail():
+    assert {check for check, _ in BREAKAGES.values()} == set(CHECKS)
