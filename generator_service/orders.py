@@ -37,6 +37,18 @@ def validate_order_id(order_id):
     return order_id
 
 
+# One get_orders call answers for at most this many ids.
+MAX_IDS_PER_CALL = 1000
+
+
+def validate_order_ids(order_ids):
+    if not isinstance(order_ids, (list, tuple)):
+        raise InvalidOrderId("order ids must be a list, got {!r:.100}".format(order_ids))
+    if len(order_ids) > MAX_IDS_PER_CALL:
+        raise InvalidOrderId("at most {} order ids per call".format(MAX_IDS_PER_CALL))
+    return [validate_order_id(order_id) for order_id in order_ids]
+
+
 def random_quantity(rng, settings):
     return rng.randint(settings.quantity_min, settings.quantity_max)
 

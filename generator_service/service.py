@@ -9,7 +9,8 @@ from generator_service import generation, store
 from generator_service.events import SERVICE_NAME
 from generator_service.exceptions import InvalidOrderId, InvalidQuantity
 from generator_service.models import Base
-from generator_service.orders import order_as_dict, status_as_dict, validate_order_id
+from generator_service.orders import (
+    order_as_dict, status_as_dict, validate_order_id, validate_order_ids)
 from generator_service.settings import parse_settings
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.publisher import RoutedEventPublisher
@@ -45,6 +46,14 @@ class OrderGeneratorService:
         validate_order_id(order_id)
         order = store.get_order(self.db.session, order_id)
         return None if order is None else order_as_dict(order)
+
+    @rpc(expected_exceptions=InvalidOrderId)
+    def get_orders(self, order_ids):
+        """`get_orders([1, 2, 999])` -> the orders that exist, as get_order
+        gives them (here 1 and 2), in one query. Used by the processor to
+        confirm a batch of orders in one call."""
+        orders = store.get_orders(self.db.session, validate_order_ids(order_ids))
+        return [order_as_dict(order) for order in orders]
 
     @rpc(expected_exceptions=InvalidQuantity)
     def create_order(self, quantity):

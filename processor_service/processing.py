@@ -37,17 +37,45 @@ def price_order(order, unit_price, processed_at):
     )
 
 
-def process_order_created(payload, get_order, price_source, db):
-    """Handle one OrderCreated. Returns the stored ProcessingResult, or None
-    when this order was already processed (a redelivered event)."""
-    order_id = parse_order_created(payload)
-    order = get_order(order_id)
-    if order is None:
-        raise OrderNotFound("order {} does not exist".format(order_id))
-    result = price_order(order, price_source.unit_price(), utc_now())
-    with db.get_session() as session:
-        stored = store.add_result(session, result)
-    return result if stored else None
+@dataclass
+class BatchOutcome:
+    stored: list      # ProcessingResults newly stored, in order
+    failures: list    # per payload: None (done) or the exception that failed it
+
+
+def process_order_batch(payloads, get_orders, price_source, db):
+    """Handle a batch of OrderCreated payloads.
+
+    Every order is confirmed with the generator (one `get_orders` call for
+    the batch), priced, and stored in one transaction. A payload without a
+    usable order id, or for an order the generator does not have, fails
+    alone (InvalidEvent, OrderNotFound); an error from the generator, the
+    price source or the database fails the whole batch (it is retried).
+    Orders already processed (a redelivered event) are skipped.
+    """
+    failures = [None] * len(payloads)
+    order_ids = {}
+    for index, payload in enumerate(payloads):
+        try:
+            order_ids[index] = parse_order_created(payload)
+        except InvalidEvent as exc:
+            failures[index] = exc
+    orders = {}
+    if order_ids:
+        orders = {order["id"]: order for order in get_orders(sorted(set(order_ids.values())))}
+    processed_at = utc_now()
+    results = {}
+    for index, order_id in order_ids.items():
+        order = orders.get(order_id)
+        if order is None:
+            failures[index] = OrderNotFound("order {} does not exist".format(order_id))
+        elif order_id not in results:
+            results[order_id] = price_order(order, price_source.unit_price(), processed_at)
+    stored = []
+    if results:
+        with db.get_session() as session:
+            stored = store.add_results(session, list(results.values()))
+    return BatchOutcome(stored=stored, failures=failures)
 
 
 def utc_now():

@@ -1,20 +1,16 @@
 """The order_processor nameko service: entrypoints only; the work is in
 `processing` and `store`."""
-import logging
-
 from nameko.rpc import rpc
 
 from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
 from generator_service.exceptions import InvalidOrderId
 from generator_service.orders import validate_order_id
+from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
-from order_pipeline.reliable_events import reliable_event_handler
 from order_pipeline.rpc import TimeoutRpcProxy
 from processor_service import SERVICE_NAME, processing, store
 from processor_service.dependencies import PriceSource
 from processor_service.models import Base
-
-log = logging.getLogger(__name__)
 
 
 class OrderProcessorService:
@@ -24,15 +20,18 @@ class OrderProcessorService:
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
 
-    @reliable_event_handler(GENERATOR, ORDER_CREATED)
-    def handle_order_created(self, payload):
-        """payload: {"order_id": 42}"""
-        result = processing.process_order_created(
-            payload, self.order_generator.get_order, self.prices, self.db)
-        if result is None:
-            log.info("order %s was already processed; event ignored", payload["order_id"])
-        else:
-            print(processing.execution_line(result), flush=True)
+    @batch_event_handler(GENERATOR, ORDER_CREATED)
+    def handle_order_created(self, payloads):
+        """payloads: a batch of OrderCreated events, [{"order_id": 42}, ...].
+
+        Returns one outcome per event (None, or the error that failed it);
+        the handler acks, retries or dead-letters each accordingly.
+        """
+        outcome = processing.process_order_batch(
+            payloads, self.order_generator.get_orders, self.prices, self.db)
+        if outcome.stored:
+            print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
+        return outcome.failures
 
     @rpc
     def metrics(self):

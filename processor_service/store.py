@@ -2,39 +2,45 @@
 caller owns the transaction."""
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.exc import IntegrityError
 
 from processor_service.models import OrderProcess, ProcessingTotals
 
 TOTALS_SHARDS = 16
-MYSQL_DUPLICATE_KEY = 1062
 
 
-def add_result(session, result):
-    """Store a processing result and count it in the totals.
+def add_results(session, results):
+    """Store processing results and count them in the totals; return the
+    ones stored.
 
-    Returns False, storing nothing, if the order was already processed: the
-    primary key on order_id is what makes a redelivered event harmless.
+    Orders that already have a row are skipped: the primary key on order_id
+    is what makes a redelivered event harmless. (If another processor
+    inserts the same order between the SELECT and the INSERT, the INSERT
+    fails with a duplicate key and the caller retries the batch.)
     """
-    try:
-        session.execute(insert(OrderProcess).values(
-            order_id=result.order_id,
-            unit_price=result.unit_price,
-            execution_price=result.execution_price,
-            processed_at=result.processed_at,
-        ))
-    except IntegrityError as exc:
-        if exc.orig.args and exc.orig.args[0] == MYSQL_DUPLICATE_KEY:
-            session.rollback()
-            return False
-        raise
-    add_to_totals(session, result.order_id % TOTALS_SHARDS, 1, result.execution_price)
-    return True
+    order_ids = [result.order_id for result in results]
+    done = set(session.scalars(
+        select(OrderProcess.order_id).where(OrderProcess.order_id.in_(order_ids))))
+    new = [result for result in results if result.order_id not in done]
+    if not new:
+        return []
+    session.execute(insert(OrderProcess).values([
+        {"order_id": result.order_id, "unit_price": result.unit_price,
+         "execution_price": result.execution_price, "processed_at": result.processed_at}
+        for result in new]))
+    add_to_totals(session, new)
+    return new
 
 
-def add_to_totals(session, shard, orders, execution_price_sum):
-    upsert = mysql_insert(ProcessingTotals).values(
-        shard=shard, orders_processed=orders, execution_price_sum=execution_price_sum)
+def add_to_totals(session, results):
+    by_shard = {}
+    for result in results:
+        count, total = by_shard.get(result.order_id % TOTALS_SHARDS, (0, 0))
+        by_shard[result.order_id % TOTALS_SHARDS] = (count + 1, total + result.execution_price)
+    # Rows in shard order, so concurrent transactions lock them in the same
+    # order and cannot deadlock on each other.
+    upsert = mysql_insert(ProcessingTotals).values([
+        {"shard": shard, "orders_processed": count, "execution_price_sum": total}
+        for shard, (count, total) in sorted(by_shard.items())])
     session.execute(upsert.on_duplicate_key_update(
         orders_processed=ProcessingTotals.orders_processed + upsert.inserted.orders_processed,
         execution_price_sum=(ProcessingTotals.execution_price_sum

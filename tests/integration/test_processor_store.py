@@ -25,15 +25,16 @@ def result(order_id, price):
     return ProcessingResult(order_id, Decimal("1.0000"), Decimal(price), datetime(2026, 1, 1))
 
 
-def add(db, processing_result):
+def add(db, *results):
     with db.get_session() as session:
-        return store.add_result(session, processing_result)
+        return store.add_results(session, list(results))
 
 
 def test_a_result_is_stored_once_and_counted_once(db, db_uri):
     order_id, = make_orders(db, [3])
-    assert add(db, result(order_id, "12.34")) is True
-    assert add(db, result(order_id, "99.99")) is False
+    first = result(order_id, "12.34")
+    assert add(db, first) == [first]
+    assert add(db, result(order_id, "99.99")) == []
     rows = sql(db_uri, "SELECT order_id, execution_price FROM order_process")
     assert [tuple(r) for r in rows] == [(order_id, Decimal("12.34"))]
     with db.get_session() as session:
@@ -49,9 +50,11 @@ def test_a_result_for_an_unknown_order_is_refused_by_the_foreign_key(db, db_uri)
 
 def test_running_totals_equal_an_aggregate_over_the_table(db, db_uri):
     order_ids = make_orders(db, range(1, 41))
-    for order_id in order_ids:
-        add(db, result(order_id, "{}.{:02d}".format(order_id * 7, order_id % 100)))
-    add(db, result(order_ids[0], "5000.00"))  # a duplicate changes nothing
+    results = [result(order_id, "{}.{:02d}".format(order_id * 7, order_id % 100))
+               for order_id in order_ids]
+    assert add(db, *results[:25]) == results[:25]
+    # A batch mixing new and already processed orders stores only the new.
+    assert add(db, result(order_ids[0], "5000.00"), *results[25:]) == results[25:]
     assert sql(db_uri, "SELECT COUNT(*) FROM processing_totals")[0][0] == 16
     with db.get_session() as session:
         assert metrics_as_dict(*store.totals(session)) == sql_metrics(db_uri)

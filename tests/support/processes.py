@@ -40,6 +40,7 @@ class NamekoProcess:
         self.env = env
         self.log_path = log_path
         self.process = None
+        self.terminating = False
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -57,12 +58,18 @@ class NamekoProcess:
     def signal(self, signum):
         if self.running:
             self.process.send_signal(signum)
+            self.terminating |= signum == signal.SIGTERM
 
     def stop(self, timeout=20):
-        """SIGTERM (nameko stops gracefully), SIGKILL if it does not exit."""
+        """SIGTERM (nameko stops gracefully), SIGKILL if it does not exit.
+
+        Only one SIGTERM: nameko 2.14 starts a second, concurrent shutdown on
+        another SIGTERM, and the two can wait on each other for ever.
+        """
         if not self.running:
             return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
+        if not self.terminating:
+            self.signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -7,7 +7,7 @@ import pytest
 from processor_service import processing
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.processing import (
-    execution_line, metrics_as_dict, parse_order_created, price_order, process_order_created)
+    execution_line, metrics_as_dict, parse_order_created, price_order, process_order_batch)
 
 
 @pytest.mark.parametrize("payload", [
@@ -44,47 +44,77 @@ class FixedPrice:
 class RecordingDb:
     """Stands in for nameko-sqlalchemy's DatabaseWrapper: get_session()."""
 
-    def __init__(self):
-        self.sessions = []
-
     @contextmanager
     def get_session(self):
-        self.sessions.append("session")
         yield "session"
 
 
-def test_process_order_created_confirms_prices_and_stores(monkeypatch):
+class Generator:
+    """Stands in for the RPC proxy: knows some orders, records the calls."""
+
+    def __init__(self, *orders):
+        self.orders = {order["id"]: order for order in orders}
+        self.calls = []
+
+    def get_orders(self, order_ids):
+        self.calls.append(order_ids)
+        return [self.orders[i] for i in order_ids if i in self.orders]
+
+
+@pytest.fixture
+def stored(monkeypatch):
+    """What add_results is given; it reports all of them as newly stored."""
     stored = []
-    monkeypatch.setattr(processing.store, "add_result",
-                        lambda session, result: stored.append(result) or True)
-    asked = []
 
-    def get_order(order_id):
-        asked.append(order_id)
-        return {"id": order_id, "quantity": 7, "created_at": "..."}
+    def add_results(session, results):
+        stored.extend(results)
+        return results
 
-    result = process_order_created(
-        {"order_id": 9}, get_order, FixedPrice(Decimal("2.5050")), RecordingDb())
-    assert asked == [9]
-    assert stored == [result]
-    assert result.execution_price == Decimal("17.54")  # 17.535 half-up
-    assert execution_line(result) == "Order 9 OrderExecutionPrice 17.54"
+    monkeypatch.setattr(processing.store, "add_results", add_results)
+    return stored
 
 
-def test_an_already_processed_order_returns_none(monkeypatch):
-    monkeypatch.setattr(processing.store, "add_result", lambda session, result: False)
-    result = process_order_created(
-        {"order_id": 9}, lambda i: {"id": i, "quantity": 1}, FixedPrice(Decimal("1")),
-        RecordingDb())
-    assert result is None
+def test_a_batch_is_confirmed_in_one_call_priced_and_stored(stored):
+    generator = Generator({"id": 9, "quantity": 7}, {"id": 10, "quantity": 2})
+    outcome = process_order_batch(
+        [{"order_id": 9}, {"order_id": 10}], generator.get_orders,
+        FixedPrice(Decimal("2.5050")), RecordingDb())
+    assert generator.calls == [[9, 10]]
+    assert outcome.failures == [None, None]
+    assert [(r.order_id, r.execution_price) for r in outcome.stored] == [
+        (9, Decimal("17.54")), (10, Decimal("5.01"))]   # 17.535 and 5.01, half-up
+    assert stored == outcome.stored
+    assert execution_line(outcome.stored[0]) == "Order 9 OrderExecutionPrice 17.54"
 
 
-def test_an_order_the_generator_does_not_know_is_not_stored(monkeypatch):
-    monkeypatch.setattr(processing.store, "add_result",
+def test_bad_events_and_unknown_orders_fail_alone(stored):
+    generator = Generator({"id": 9, "quantity": 1})
+    outcome = process_order_batch(
+        [{"order_id": "x"}, {"order_id": 9}, {"order_id": 404}], generator.get_orders,
+        FixedPrice(Decimal("1")), RecordingDb())
+    assert generator.calls == [[9, 404]]
+    assert isinstance(outcome.failures[0], InvalidEvent)
+    assert outcome.failures[1] is None
+    assert isinstance(outcome.failures[2], OrderNotFound)
+    assert [r.order_id for r in stored] == [9]
+
+
+def test_the_same_order_twice_in_a_batch_is_priced_once(stored):
+    outcome = process_order_batch(
+        [{"order_id": 9}, {"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
+        FixedPrice(Decimal("1")), RecordingDb())
+    assert outcome.failures == [None, None]
+    assert [r.order_id for r in stored] == [9]
+
+
+def test_a_batch_of_only_bad_events_touches_neither_generator_nor_database(monkeypatch):
+    monkeypatch.setattr(processing.store, "add_results",
                         lambda *args: pytest.fail("must not store"))
-    with pytest.raises(OrderNotFound):
-        process_order_created({"order_id": 9}, lambda i: None, FixedPrice(Decimal("1")),
-                              RecordingDb())
+    generator = Generator()
+    outcome = process_order_batch([{}, {"order_id": -1}], generator.get_orders,
+                                  FixedPrice(Decimal("1")), RecordingDb())
+    assert generator.calls == []
+    assert all(isinstance(f, InvalidEvent) for f in outcome.failures)
 
 
 @pytest.mark.parametrize("count, total, average", [

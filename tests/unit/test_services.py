@@ -19,32 +19,35 @@ class FixedPrice:
 
 
 def test_processor_prints_the_execution_price_of_each_new_order(capsys, monkeypatch):
-    monkeypatch.setattr(processing.store, "add_result", lambda session, result: True)
+    monkeypatch.setattr(processing.store, "add_results", lambda session, results: results)
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
-    service.order_generator.get_order.return_value = {"id": 5, "quantity": 3}
+    service.order_generator.get_orders.return_value = [
+        {"id": 5, "quantity": 3}, {"id": 6, "quantity": 1}]
 
-    service.handle_order_created({"order_id": 5})
+    outcomes = service.handle_order_created([{"order_id": 5}, {"order_id": 6}])
 
-    service.order_generator.get_order.assert_called_once_with(5)
-    assert capsys.readouterr().out == "Order 5 OrderExecutionPrice 30.02\n"  # 30.015
+    assert outcomes == [None, None]
+    service.order_generator.get_orders.assert_called_once_with([5, 6])
+    assert capsys.readouterr().out == (
+        "Order 5 OrderExecutionPrice 30.02\n"     # 30.015
+        "Order 6 OrderExecutionPrice 10.01\n")    # 10.005
 
 
-def test_processor_prints_nothing_for_a_redelivered_order(capsys, monkeypatch):
-    monkeypatch.setattr(processing.store, "add_result", lambda session, result: False)
+def test_processor_prints_nothing_for_redelivered_orders(capsys, monkeypatch):
+    monkeypatch.setattr(processing.store, "add_results", lambda session, results: [])
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
-    service.order_generator.get_order.return_value = {"id": 5, "quantity": 3}
+    service.order_generator.get_orders.return_value = [{"id": 5, "quantity": 3}]
 
-    service.handle_order_created({"order_id": 5})
-
+    assert service.handle_order_created([{"order_id": 5}]) == [None]
     assert capsys.readouterr().out == ""
 
 
-def test_processor_refuses_an_order_the_generator_does_not_have(monkeypatch):
-    monkeypatch.setattr(processing.store, "add_result", Mock(side_effect=AssertionError))
+def test_processor_fails_an_order_the_generator_does_not_have(monkeypatch):
+    monkeypatch.setattr(processing.store, "add_results", Mock(side_effect=AssertionError))
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
-    service.order_generator.get_order.return_value = None
-    with pytest.raises(OrderNotFound):
-        service.handle_order_created({"order_id": 5})
+    service.order_generator.get_orders.return_value = []
+    outcome, = service.handle_order_created([{"order_id": 5}])
+    assert isinstance(outcome, OrderNotFound)
 
 
 @pytest.mark.parametrize("bad_id", ["1", -1, 0, None, 1.5])

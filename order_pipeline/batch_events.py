@@ -1,0 +1,115 @@
+"""Handle events in batches, with the same no-loss rules per event.
+
+One worker per event spends most of its time on per-call overhead: an RPC
+round trip and a database commit for every order. `BatchEventHandler` hands
+the service method a list of payloads instead, so that one RPC and one
+transaction serve up to EVENT_BATCH_SIZE events.
+
+Batches form by themselves, without a timer: an event that arrives while
+fewer than EVENT_BATCHES_IN_FLIGHT batches are running is handled at once
+(alone, at low load, so latency stays low); events that arrive while the
+workers are busy wait and go together in the next batch (large batches under
+load, so throughput grows with the backlog).
+
+The method returns one outcome per payload, in order: None when that event
+is done, or the exception that failed it. Each event is then settled as
+`ReliableEventHandler` settles one: acked, retried after a delay, or
+dead-lettered. If the method raises, every event in the batch is retried.
+"""
+import logging
+from functools import partial
+
+import eventlet
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import QueueConsumer
+
+from order_pipeline.config import setting
+from order_pipeline.reliable_events import REQUEUE_PAUSE_SECONDS, ReliableEventHandler
+
+log = logging.getLogger(__name__)
+
+
+class BatchQueueConsumer(QueueConsumer):
+    """nameko's consumer sets prefetch to max_workers (10), which would cap
+    a batch at 10 events; this one prefetches enough for every batch in
+    flight plus the next."""
+
+    @property
+    def prefetch_count(self):
+        config = self.container.config
+        return (setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
+                * (setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1) + 1))
+
+
+class BatchEventHandler(ReliableEventHandler):
+    queue_consumer = BatchQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.batch_size = setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
+        self.max_batches = setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1)
+        if self.max_batches >= self.container.max_workers:
+            # Leave workers for the service's other entrypoints (its RPC).
+            self.max_batches = max(1, self.container.max_workers - 1)
+        self._waiting = []      # (payload, message) not yet in a batch
+        self._in_flight = 0
+
+    def handle_message(self, body, message):
+        self._waiting.append((body, message))
+        self._start_batches()
+
+    def _start_batches(self):
+        while self._waiting and self._in_flight < self.max_batches:
+            batch = self._waiting[:self.batch_size]
+            del self._waiting[:self.batch_size]
+            payloads = [payload for payload, _ in batch]
+            messages = [message for _, message in batch]
+            self._in_flight += 1
+            try:
+                self.container.spawn_worker(
+                    self, (payloads,), {},
+                    handle_result=partial(self._settle_batch, messages))
+            except ContainerBeingKilled:
+                self._in_flight -= 1
+                for message in messages:
+                    self.queue_consumer.requeue_message(message)
+
+    def _settle_batch(self, messages, worker_ctx, result=None, exc_info=None):
+        try:
+            outcomes = _outcomes(messages, result, exc_info)
+            broker_trouble = False
+            for message, error in zip(messages, outcomes):
+                try:
+                    if error is not None:
+                        self._set_aside(message, error)
+                    self.queue_consumer.ack_message(message)
+                except Exception:
+                    # Most likely the broker is gone, and unacked messages
+                    # come back when it returns; requeue in case it is not.
+                    log.exception("could not settle a message; requeueing it")
+                    broker_trouble = True
+                    try:
+                        self.queue_consumer.requeue_message(message)
+                    except Exception:
+                        pass
+            if broker_trouble:
+                eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
+        finally:
+            self._in_flight -= 1
+            self._start_batches()
+        return result, exc_info
+
+
+def _outcomes(messages, result, exc_info):
+    """One error-or-None per message, whatever the method did."""
+    if exc_info is not None:
+        return [exc_info[1]] * len(messages)
+    if not isinstance(result, (list, tuple)) or len(result) != len(messages):
+        error = TypeError("a batch handler must return one outcome per event, got {!r:.100}"
+                          .format(result))
+        return [error] * len(messages)
+    return list(result)
+
+
+batch_event_handler = BatchEventHandler.decorator
