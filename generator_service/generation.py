@@ -34,7 +34,7 @@ def create_order(db, publish, settings, quantity):
     """Create one order now, whatever the on/off state."""
     validate_quantity(quantity)
     with db.get_session() as session:
-        store.ensure_state(session, settings.generate_on_first_start)
+        store.lock_state(session, settings.generate_on_first_start)
         order = order_as_dict(store.add_order(session, quantity, utc_now()))
     announce(db, publish, [order["id"]])
     return order

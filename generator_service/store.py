@@ -21,6 +21,20 @@ def ensure_state(session, running_default):
         .prefix_with("IGNORE"))
 
 
+def lock_state(session, running_default):
+    """Create the state row on a fresh system, and hold its write lock until
+    the transaction ends.
+
+    INSERT ... ON DUPLICATE KEY UPDATE locks an existing row exclusively at
+    once. INSERT IGNORE would take a shared lock, and two transactions that
+    each hold it and then update the row deadlock (concurrent create_order).
+    """
+    session.execute(
+        mysql_insert(GeneratorState)
+        .values(id=STATE_ID, running=running_default, orders_created=0)
+        .on_duplicate_key_update(id=GeneratorState.id))
+
+
 def read_state(session, running_default):
     ensure_state(session, running_default)
     return session.execute(
@@ -29,7 +43,7 @@ def read_state(session, running_default):
 
 
 def set_running(session, running, running_default):
-    ensure_state(session, running_default)
+    lock_state(session, running_default)
     session.execute(
         update(GeneratorState).where(GeneratorState.id == STATE_ID)
         .values(running=running))
@@ -71,6 +85,12 @@ def add_order(session, quantity, created_at):
 
 def get_order(session, order_id):
     return session.get(Order, order_id)
+
+
+def get_orders(session, order_ids):
+    if not order_ids:
+        return []
+    return list(session.scalars(select(Order).where(Order.id.in_(order_ids))))
 
 
 def pending_outbox(session, created_before, limit):
