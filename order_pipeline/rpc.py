@@ -6,17 +6,21 @@ raises `RpcTimeout`; the request carries the same TTL, so a service that
 comes back later does not act on a request its caller has given up on.
 """
 import eventlet
-from nameko.exceptions import UnknownService
+from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import RpcProxy
 
 from order_pipeline.broker import check_broker
 from order_pipeline.config import setting
 
 
+# Registered so that, passed on through another RPC hop, they arrive as
+# these types rather than as a generic RemoteError.
+@deserialize_to_instance
 class RpcTimeout(Exception):
     """The remote service did not answer in time."""
 
 
+@deserialize_to_instance
 class ServiceUnavailable(Exception):
     """Nothing is listening for the remote service (it is not running)."""
 
@@ -45,10 +49,14 @@ class _TimeoutServiceProxy:
         timeout = self._timeout
 
         def call(*args, **kwargs):
+            reply = None
             try:
                 with eventlet.Timeout(timeout):
-                    return method.call_async(*args, **kwargs).result()
+                    reply = method.call_async(*args, **kwargs)
+                    return reply.result()
             except eventlet.Timeout:
+                if reply is not None:
+                    _forget(method.reply_listener, reply)
                 raise RpcTimeout("{}.{} did not answer within {} s".format(
                     service_name, method_name, timeout)) from None
             except UnknownService:
@@ -56,3 +64,15 @@ class _TimeoutServiceProxy:
                     "{} is not running".format(service_name)) from None
 
         return call
+
+
+def _forget(reply_listener, reply):
+    """Drop the listener's entry for a reply nobody waits for any more.
+
+    nameko removes it only when the reply arrives; a request that expired
+    unanswered would otherwise stay in the listener's dict for ever.
+    """
+    pending = reply_listener._reply_events
+    for correlation_id, event in list(pending.items()):
+        if event is reply.reply_event:
+            del pending[correlation_id]

@@ -1,16 +1,19 @@
 """The messaging extensions against a real RabbitMQ vhost of the test's own:
-the routed-event publisher and the retrying, dead-lettering handler."""
+the routed-event publisher, the retrying, dead-lettering handler, and the
+RPC proxy that gives up."""
 import time
 from types import SimpleNamespace
 
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.containers import ServiceContainer
-from order_pipeline.errors import StartupError
+from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 
+from order_pipeline.errors import StartupError
 from order_pipeline.publisher import RoutedEventPublisher
 from order_pipeline.reliable_events import PermanentFailure, reliable_event_handler
+from order_pipeline.rpc import TimeoutRpcProxy
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -134,3 +137,45 @@ def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, a
     # Not a hot loop: four attempts took at least 0.2 + 0.4 + 0.4 s.
     spread = calls("forever")[-1] - calls("forever")[0]
     assert spread >= 1.0
+
+
+class Sleeper:
+    name = "sleeper"
+
+    @rpc
+    def nap(self, seconds):
+        time.sleep(seconds)
+        return "rested"
+
+
+class Caller:
+    name = "caller"
+    sleeper = TimeoutRpcProxy("sleeper")
+
+    @rpc
+    def call(self, seconds):
+        return self.sleeper.nap(seconds)
+
+
+def test_an_rpc_call_gives_up_after_the_timeout_and_forgets_the_reply(amqp_uri):
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from nameko.testing.utils import get_extension
+
+    from order_pipeline.rpc import RpcTimeout
+
+    config = {"AMQP_URI": amqp_uri, "RPC_TIMEOUT_SECONDS": 0.5}
+    containers = [ServiceContainer(cls, config) for cls in (Sleeper, Caller)]
+    for container in containers:
+        container.start()
+    try:
+        proxy = get_extension(containers[1], TimeoutRpcProxy)
+        with ClusterRpcProxy(config, timeout=10) as rpc:
+            assert rpc.caller.call(0) == "rested"
+            started = time.monotonic()
+            with pytest.raises(RpcTimeout):
+                rpc.caller.call(2)
+            assert time.monotonic() - started < 1.5
+        assert proxy.rpc_reply_listener._reply_events == {}
+    finally:
+        for container in containers:
+            container.stop()
