@@ -35,5 +35,15 @@ test: install
 test-fast: install
 	$(BIN)/pytest tests/unit
 
+# The benchmark against the local RabbitMQ and MariaDB, each scenario in a
+# throwaway database and vhost; prints a table, writes bench-results/latest.json.
+# Extra options: make bench BENCH_ARGS="--repeat 3" (or "--profile").
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The same at tiny sizes, to keep the script working (no thresholds).
+bench-smoke: install
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,53 @@
+"""A backlog: N committed orders whose OrderCreated events wait in the
+processor's queue while no processor runs.
+
+The orders are real rows in `orders` (inserted in bulk, ids 1..N in a fresh
+database) and the events real OrderCreated messages on the generator's
+exchange, routed to whatever queue the processor bound there. No outbox
+rows are written: each event is published once, here, so the generator's
+outbox relay has nothing to re-send.
+"""
+import random
+import time
+
+from sqlalchemy import create_engine, insert
+
+from bench import broker
+from generator_service.models import Order
+from generator_service.orders import utc_now
+from tests.support.processes import wait_until
+
+INSERT_BATCH = 5000
+QUANTITY_MAX = 100
+
+
+def insert_orders(db_uri, count, seed=1):
+    """Insert orders 1..count with random quantities; returns the ids."""
+    rng = random.Random(seed)
+    engine = create_engine(db_uri)
+    try:
+        for first in range(1, count + 1, INSERT_BATCH):
+            ids = range(first, min(first + INSERT_BATCH, count + 1))
+            now = utc_now()
+            with engine.begin() as connection:
+                connection.execute(insert(Order), [
+                    {"id": order_id, "quantity": rng.randint(1, QUANTITY_MAX),
+                     "created_at": now} for order_id in ids])
+    finally:
+        engine.dispose()
+    return list(range(1, count + 1))
+
+
+def queue_backlog(pipeline, count):
+    """Commit `count` orders and queue their events; the processor's queue
+    must already be bound. Returns {"queues": [...], "seconds": ...}."""
+    queues = broker.order_created_queues(pipeline.amqp_uri)
+    if not queues:
+        raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
+    started = time.monotonic()
+    order_ids = insert_orders(pipeline.db_uri, count)
+    broker.publish_order_created(pipeline.amqp_uri, order_ids)
+    for queue in queues:
+        wait_until(lambda: broker.queue_depth(pipeline.amqp_uri, queue) >= count, 60,
+                   interval=0.2, message="{} events in {}".format(count, queue))
+    return {"queues": queues, "seconds": time.monotonic() - started}

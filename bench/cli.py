@@ -1,0 +1,157 @@
+"""`python -m bench`: run the scenarios, print the table, write the JSON."""
+import argparse
+import datetime
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+from functools import partial
+
+from bench.drain import run_drain
+from bench.latency import SOURCES, run_latency
+from bench.metrics_endpoint import run_metrics_load
+from bench.profile import profile_drain
+from bench.report import figures, table, target_checks
+from tests.support.processes import ROOT
+
+RESULTS_DIR = os.path.join(ROOT, "bench-results")
+SCENARIOS = ("drain", "latency", "metrics")
+# Full size, then the smoke size used by CI to keep the script working.
+SIZES = {
+    "orders": (20_000, 300),
+    "latency_seconds": (30, 3),
+    "latency_rate": (100, 100),
+    "metrics_rows": (1_000_000, 5_000),
+    "load_seconds": (10, 2),
+    "concurrency": (16, 4),
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark the order pipeline.")
+    parser.add_argument("--orders", type=int, help="backlog size for the drain (20000)")
+    parser.add_argument("--latency-seconds", type=float,
+                        help="measured seconds at the steady rate (30)")
+    parser.add_argument("--latency-rate", type=float, help="orders per second (100)")
+    parser.add_argument("--latency-source", choices=SOURCES, default="inprocess",
+                        help="who creates the orders for the latency run")
+    parser.add_argument("--metrics-rows", type=int,
+                        help="processed orders in the tables for /metrics (1000000)")
+    parser.add_argument("--load-seconds", type=float, help="seconds of /metrics load (10)")
+    parser.add_argument("--concurrency", type=int, help="concurrent /metrics clients (16)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated subset of " + ",".join(SCENARIOS))
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (a check that the bench works; figures mean little)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: one drain with the processor under py-spy")
+    parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"))
+    args = parser.parse_args(argv)
+    for key, (full, smoke) in SIZES.items():
+        if getattr(args, key) is None:
+            setattr(args, key, smoke if args.smoke else full)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error("unknown scenario(s): " + ", ".join(sorted(unknown)))
+    return args
+
+
+def say(text):
+    print(text, flush=True)
+
+
+def git_revision():
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip() != ""
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+uncommitted changes" if dirty else "")
+
+
+def plan(args, logs):
+    """(scenario, title, run) for each run to do, in order."""
+    for n in range(1, args.repeat + 1):
+        if "drain" in args.scenarios:
+            for processors in (1, 2):
+                yield ("drain", "drain with {} processor(s), {} orders".format(
+                    processors, args.orders), partial(
+                    run_drain, os.path.join(logs, "drain-{}p-{}".format(processors, n)),
+                    args.orders, processors))
+        if "latency" in args.scenarios:
+            yield ("latency", "latency at {:g} orders/s for {:g} s".format(
+                args.latency_rate, args.latency_seconds), partial(
+                run_latency, os.path.join(logs, "latency-{}".format(n)),
+                args.latency_rate, args.latency_seconds, args.latency_source))
+        if "metrics" in args.scenarios:
+            yield ("metrics_endpoint", "GET /metrics with {:,} rows".format(args.metrics_rows),
+                   partial(run_metrics_load, os.path.join(logs, "metrics-{}".format(n)),
+                           args.metrics_rows, args.concurrency, args.load_seconds))
+
+
+def run_scenarios(args, logs):
+    results = {
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "git": git_revision(),
+        "machine": {"cpus": os.cpu_count(), "load_before": list(os.getloadavg())},
+        "sizes": {key: getattr(args, key) for key in SIZES}
+        | {"repeat": args.repeat, "latency_source": args.latency_source, "smoke": args.smoke},
+        "errors": {},
+    }
+    for scenario, title, run in plan(args, logs):
+        say("... " + title)
+        try:
+            outcome = run()
+        except Exception as exc:  # report it, run the rest, fail at the end
+            traceback.print_exc()
+            results["errors"][scenario] = "{}: {}".format(type(exc).__name__, exc)
+            continue
+        results.setdefault(scenario, {"runs": []})["runs"].append(outcome)
+    results["machine"]["load_after"] = list(os.getloadavg())
+    figs = figures(results)
+    results["figures"] = figs
+    results["targets"] = target_checks(figs)
+    return results, figs
+
+
+def run_profile(args, logs):
+    raw_path = os.path.join(RESULTS_DIR, "processor-profile.raw.txt")
+    say("... drain with 1 processor under py-spy, {} orders".format(args.orders))
+    drain, text = profile_drain(logs, args.orders, raw_path)
+    say(text)
+    say("\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
+        drain["orders_per_second"], drain["cpu_ms_per_order"].get("order_processor#1", 0)))
+    with open(os.path.join(RESULTS_DIR, "processor-profile.txt"), "w") as out:
+        out.write(text + "\n")
+    say("(written to bench-results/processor-profile.txt; raw stacks in {})".format(raw_path))
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING)
+    # py-amqp warns about a confirm that arrives while a proxy closes its channel.
+    logging.getLogger("amqp").setLevel(logging.ERROR)
+    args = parse_args(argv)
+    logs = os.path.join(RESULTS_DIR, "logs")
+    shutil.rmtree(logs, ignore_errors=True)
+    os.makedirs(logs)
+    if args.profile:
+        run_profile(args, os.path.join(logs, "profile"))
+        return
+    results, figs = run_scenarios(args, logs)
+    say("")
+    say(table(results, figs))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as out:
+        json.dump(results, out, indent=2)
+    say("\nresults: {}; service logs: {}".format(os.path.relpath(args.output, ROOT),
+                                                 os.path.relpath(logs, ROOT)))
+    if results["errors"]:
+        sys.exit(1)

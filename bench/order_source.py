@@ -1,0 +1,63 @@
+"""The generator's own create_order path, run inside the benchmark process.
+
+`generation.create_order` with the generator's RoutedEventPublisher: the
+order and its outbox row are committed, OrderCreated is published with
+confirms and `mandatory`, and the outbox row is removed, exactly as the
+service does for an RPC call. Calling it in-process lets the latency
+scenario create orders on a precise schedule without an RPC round trip per
+order (~6 ms here even for `status`), whose jitter would blur the rate.
+"""
+from nameko_sqlalchemy.database import Session
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from generator_service import generation
+from generator_service.events import SERVICE_NAME
+from generator_service.settings import parse_settings
+from order_pipeline.config import load_config
+from order_pipeline.publisher import RoutedEventPublisher
+from tests.support.processes import CONFIG
+
+
+class _Container:
+    """The two things RoutedEventPublisher reads from its container."""
+
+    def __init__(self, config):
+        self.config = config
+        self.service_name = SERVICE_NAME
+
+
+class _Database:
+    """`get_session()` like nameko-sqlalchemy's: commits when the `with`
+    block ends."""
+
+    def __init__(self, engine):
+        self._sessions = sessionmaker(bind=engine, class_=Session)
+
+    def get_session(self):
+        return self._sessions(close_on_exit=True)
+
+
+class InProcessGenerator:
+    """`with InProcessGenerator(db_uri, amqp_uri) as create: create(5)`"""
+
+    def __init__(self, db_uri, amqp_uri):
+        config = load_config(CONFIG)
+        config.update({"AMQP_URI": amqp_uri, "GENERATE_ON_FIRST_START": False})
+        self.settings = parse_settings(config)
+        self.engine = create_engine(db_uri)
+        self.db = _Database(self.engine)
+        self.container = _Container(config)
+        self.publisher = RoutedEventPublisher().bind(self.container, "publish")
+
+    def __enter__(self):
+        self.publisher.setup()
+        return self.create_order
+
+    def __exit__(self, *exc_info):
+        self.publisher.stop()
+        self.engine.dispose()
+
+    def create_order(self, quantity):
+        """The created order as a dict (id, quantity, created_at)."""
+        return generation.create_order(self.db, self.publisher.publish, self.settings, quantity)

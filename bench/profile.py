@@ -1,0 +1,96 @@
+"""Where a processor's CPU goes: one drain with py-spy sampling the
+processor process, then the functions most often on the stack.
+
+    python -m bench --profile [--orders N]
+
+py-spy (`--gil`) samples the processor only while it holds the GIL, i.e.
+runs Python code, and sees whichever greenthread is running, so the figures
+are CPU time: a function's "cumulative" share is the share of samples with
+that function anywhere on the stack, "self" with it on top. Start-up,
+shutdown and imports are left out. Waiting (database, broker, RPC replies)
+is not sampled; compare the drain's cpu_ms_per_order with 1000 / its
+orders_per_second to see how much of an order's time is waiting.
+
+(cProfile is not used: it follows one call stack per thread, so greenthread
+switches corrupt its cumulative times.)
+"""
+import collections
+import os
+import shutil
+import subprocess
+import sys
+
+from bench.drain import run_drain
+
+PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
+SAMPLES_PER_SECOND = 200
+# Stacks rooted in the script's top level are the main greenthread starting
+# or stopping the service; _find_and_load is an import.
+MAIN_FRAME = "<module> ("
+IMPORT_FRAME = "_find_and_load ("
+TOP = 25
+
+
+def py_spy():
+    path = PY_SPY if os.path.exists(PY_SPY) else shutil.which("py-spy")
+    if path is None:
+        raise RuntimeError("py-spy is not installed: run `make install` (requirements-dev.txt)")
+    return path
+
+
+def profile_drain(log_dir, orders, raw_path):
+    """Drain `orders` with one sampled processor; returns (drain figures,
+    the report text). py-spy's collapsed stacks are kept in `raw_path`."""
+    spy_command = py_spy()
+    spies = []
+
+    def start(pipeline):
+        process = pipeline.start_service("processor_service")
+        with open(os.path.join(log_dir, "py-spy.log"), "ab") as log:
+            spies.append(subprocess.Popen(
+                [spy_command, "record", "--pid", str(process.process.pid), "--format", "raw",
+                 "--function", "--gil", "--rate", str(SAMPLES_PER_SECOND),
+                 "--output", raw_path],
+                stdout=log, stderr=subprocess.STDOUT))
+        return process
+
+    try:
+        drain = run_drain(log_dir, orders, 1, start=start)
+    finally:
+        for spy in spies:  # py-spy writes its file when the process exits
+            spy.wait(60)
+    with open(raw_path) as raw:
+        cumulative, own, total = tally(raw)
+    return drain, report(cumulative, own, total, orders)
+
+
+def tally(lines):
+    """Sample counts per frame from py-spy's raw format ("outer;...;inner
+    count" per line): (cumulative, self, total samples), leaving out
+    start-up, shutdown and imports, and samples with no Python frame."""
+    cumulative, own = collections.Counter(), collections.Counter()
+    total = 0
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or stack.startswith(MAIN_FRAME) or IMPORT_FRAME in stack:
+            continue
+        frames = stack.split(";")
+        count = int(count)
+        total += count
+        for frame in set(frames):
+            cumulative[frame] += count
+        own[frames[-1]] += count
+    return cumulative, own, total
+
+
+def report(cumulative, own, total, orders, top=TOP):
+    cpu_seconds = total / SAMPLES_PER_SECOND
+    lines = ["Processor CPU in Python code while draining {} orders: ~{:.1f} s sampled, "
+             "~{:.2f} ms per order".format(orders, cpu_seconds, cpu_seconds / orders * 1000)]
+    for title, counts in (("cumulative", cumulative), ("self", own)):
+        lines += ["", "== top {} by {} CPU ==".format(top, title),
+                  "{:>7} {:>9}  function".format("share", "ms/order")]
+        for frame, count in counts.most_common(top):
+            lines.append("{:>6.1f}% {:>9.3f}  {}".format(
+                100 * count / total, count / SAMPLES_PER_SECOND / orders * 1000, frame))
+    return "\n".join(lines)

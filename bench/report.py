@@ -1,0 +1,143 @@
+"""Turning scenario runs into the figures, the targets beside them, and the
+printed table. Targets are shown, not enforced."""
+import operator
+
+from bench.stats import median_of
+
+# (figure key, label, comparison, threshold, unit)
+TARGETS = [
+    ("drain_2_orders_per_second", "drain, 2 processors", operator.ge, 1000, "orders/s"),
+    ("drain_ratio", "drain, 2 processors / 1 processor", operator.ge, 1.6, "x"),
+    ("latency_p99_ms", "latency p99 at the steady rate", operator.le, 50, "ms"),
+    ("metrics_p99_ms", "GET /metrics p99", operator.le, 10, "ms"),
+    ("metrics_requests_per_second", "GET /metrics throughput", operator.ge, 1000, "req/s"),
+]
+RSS_TARGET_MB = 150
+SYMBOLS = {operator.ge: ">=", operator.le: "<="}
+
+
+def service_of(label):
+    """"order_processor#2" -> "order_processor"."""
+    return label.split("#")[0]
+
+
+def figures(results):
+    """The headline numbers (medians over repeated runs) from the runs."""
+    out = {}
+    drain = results.get("drain", {})
+    for processors in (1, 2):
+        runs = [run for run in drain.get("runs", []) if run["processors"] == processors]
+        out["drain_{}_orders_per_second".format(processors)] = median_of(runs, "orders_per_second")
+        out["drain_{}_wall_seconds".format(processors)] = median_of(runs, "wall_seconds")
+        for service in ("order_processor", "order_generator"):
+            out["drain_{}_{}_cpu_ms_per_order".format(processors, service)] = _median_cpu(
+                runs, service)
+    if out.get("drain_1_orders_per_second") and out.get("drain_2_orders_per_second"):
+        out["drain_ratio"] = out["drain_2_orders_per_second"] / out["drain_1_orders_per_second"]
+    latency_runs = [dict(run["latency"], rate=run["created_orders_per_second"])
+                    for run in results.get("latency", {}).get("runs", [])]
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        out["latency_" + key] = median_of(latency_runs, key)
+    out["latency_created_orders_per_second"] = median_of(latency_runs, "rate")
+    metrics_runs = [dict(run.get("latency", {}), rps=run["requests_per_second"],
+                         errors=run["errors"])
+                    for run in results.get("metrics_endpoint", {}).get("runs", [])]
+    out["metrics_p50_ms"] = median_of(metrics_runs, "p50_ms")
+    out["metrics_p99_ms"] = median_of(metrics_runs, "p99_ms")
+    out["metrics_requests_per_second"] = median_of(metrics_runs, "rps")
+    out["metrics_errors"] = sum(run["errors"] for run in metrics_runs) if metrics_runs else None
+    out["peak_rss_mb"] = peak_rss(results)
+    return out
+
+
+def _median_cpu(runs, service):
+    """Median over runs of the mean CPU ms/order of that service's processes."""
+    per_run = []
+    for run in runs:
+        values = [ms for label, ms in run.get("cpu_ms_per_order", {}).items()
+                  if service_of(label) == service]
+        if values:
+            per_run.append({"ms": sum(values)})
+    return median_of(per_run, "ms")
+
+
+def peak_rss(results):
+    """The highest VmHWM of each service over every scenario."""
+    peaks = {}
+    for scenario in ("drain", "latency", "metrics_endpoint"):
+        for run in results.get(scenario, {}).get("runs", []):
+            for label, mb in run.get("peak_rss_mb", {}).items():
+                if mb is not None:
+                    service = service_of(label)
+                    peaks[service] = max(peaks.get(service, 0), mb)
+    return peaks
+
+
+def target_checks(figs):
+    checks = []
+    for key, label, compare, threshold, unit in TARGETS:
+        value = figs.get(key)
+        checks.append({"figure": label, "value": value, "unit": unit,
+                       "target": "{} {}".format(SYMBOLS[compare], threshold),
+                       "met": None if value is None else bool(compare(value, threshold))})
+    for service, mb in sorted(figs["peak_rss_mb"].items()):
+        checks.append({"figure": "peak RSS " + service, "value": mb, "unit": "MiB",
+                       "target": "< {}".format(RSS_TARGET_MB), "met": mb < RSS_TARGET_MB})
+    return checks
+
+
+def table(results, figs):
+    """The printed summary: every figure, with its target where it has one."""
+    sizes = results["sizes"]
+    targets = {check["figure"]: check for check in target_checks(figs)}
+    rows = []
+
+    def row(label, value, unit="", fmt="{:.1f}", target_label=None):
+        check = targets.get(target_label or label)
+        text = "-" if value is None else "{} {}".format(fmt.format(value), unit).strip()
+        met = "" if check is None or check["met"] is None else (
+            "yes" if check["met"] else "NO")
+        rows.append((label, text,
+                     check["target"] + " " + check["unit"] if check else "", met))
+
+    for n in (1, 2):
+        row("drain, {} processor{}".format(n, "s" if n > 1 else ""),
+            figs.get("drain_{}_orders_per_second".format(n)), "orders/s", "{:.0f}")
+    row("drain, 2 processors / 1 processor", figs.get("drain_ratio"), "x", "{:.2f}")
+    for n in (1, 2):
+        for service in ("order_processor", "order_generator"):
+            row("  CPU per order, {} ({}p)".format(service, n),
+                figs.get("drain_{}_{}_cpu_ms_per_order".format(n, service)), "ms", "{:.2f}")
+    row("latency rate achieved", figs.get("latency_created_orders_per_second"),
+        "orders/s", "{:.0f}")
+    for pct in ("p50", "p95", "p99"):
+        row("latency {}".format(pct), figs.get("latency_{}_ms".format(pct)), "ms",
+            target_label="latency p99 at the steady rate" if pct == "p99" else None)
+    for pct in ("p50", "p99"):
+        row("GET /metrics {}".format(pct), figs.get("metrics_{}_ms".format(pct)), "ms",
+            target_label="GET /metrics p99" if pct == "p99" else None)
+    row("GET /metrics throughput", figs.get("metrics_requests_per_second"), "req/s", "{:.0f}")
+    row("GET /metrics errors", figs.get("metrics_errors"), "", "{}")
+    for service, mb in sorted(figs["peak_rss_mb"].items()):
+        row("peak RSS " + service, mb, "MiB", "{:.0f}")
+
+    header = ("figure", "measured", "target", "met")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    lines = [
+        "Benchmark: {orders} orders backlog, latency {latency_seconds:g} s at "
+        "{latency_rate:g}/s ({latency_source}), /metrics at {metrics_rows:,} rows with "
+        "concurrency {concurrency} for {load_seconds:g} s; {repeat} run(s) each, "
+        "medians shown".format(**sizes),
+        "machine: {cpus} CPUs, load average before {before}, after {after}".format(
+            cpus=results["machine"]["cpus"],
+            before=" ".join("{:.2f}".format(x) for x in results["machine"]["load_before"]),
+            after=" ".join("{:.2f}".format(x) for x in results["machine"].get(
+                "load_after", []))),
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    for scenario, error in results.get("errors", {}).items():
+        lines.append("FAILED {}: {}".format(scenario, error))
+    return "\n".join(lines)

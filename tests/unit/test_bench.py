@@ -1,0 +1,165 @@
+"""The benchmark's arithmetic and reporting: percentiles, rates, the
+profile's tallies, the figures and targets. (The scenarios themselves run
+against the real services: `make bench-smoke`.)"""
+import os
+import re
+
+import pytest
+
+from bench.cli import parse_args
+from bench.drain import summarise as summarise_drain
+from bench.latency import summarise as summarise_latency
+from bench.process_stats import CpuPerOrder, cpu_seconds, peak_rss_mb
+from bench.profile import tally
+from bench.report import figures, table, target_checks
+from bench.stats import latency_summary, percentile, rate
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(100, 0, -1))  # 100..1, unsorted on purpose
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile(values, 0) == 1
+    assert percentile([7.5], 99) == 7.5
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_latency_summary_is_in_milliseconds():
+    summary = latency_summary([0.001 * n for n in range(1, 101)])
+    assert summary["count"] == 100
+    assert summary["p50_ms"] == pytest.approx(50)
+    assert summary["p95_ms"] == pytest.approx(95)
+    assert summary["p99_ms"] == pytest.approx(99)
+    assert summary["max_ms"] == pytest.approx(100)
+
+
+def test_rate_counts_intervals_between_first_and_last_event():
+    assert rate(11, 100.0, 110.0) == 1.0
+    assert rate(1, 100.0, 110.0) is None
+    assert rate(5, 100.0, 100.0) is None
+
+
+def test_drain_rate_comes_from_processed_times_not_startup():
+    times = [1000.0 + n / 500 for n in range(1000)]  # 500 orders/s
+    result = summarise_drain(1000, 2, times, launched=990.0, finished=1003.0,
+                             backlog={"seconds": 1.0, "queues": ["q"]},
+                             memory={}, cpu={})
+    assert result["orders_per_second"] == pytest.approx(500)
+    assert result["steady_orders_per_second"] == pytest.approx(500)
+    assert result["startup_seconds"] == pytest.approx(10)
+    assert result["wall_seconds"] == pytest.approx(13)
+
+
+def test_latency_leaves_out_the_warmup():
+    # Orders at 10/s for 5 s; the first 2 s take 1 s each, the rest 20 ms.
+    rows = [(n, 100 + n / 10, 100 + n / 10 + (1.0 if n < 20 else 0.02)) for n in range(50)]
+    result = summarise_latency(rows, 10, 3, 2, "inprocess", 0.0, [], {})
+    assert result["latency"]["count"] == 30
+    assert result["latency"]["p99_ms"] == pytest.approx(20)
+    assert result["created_orders_per_second"] == pytest.approx(10)
+
+
+def test_profile_tally_counts_each_frame_once_per_stack_and_skips_startup():
+    raw = [
+        "GreenThread.main (g.py:1);handle (s.py:2);execute (e.py:3) 6\n",
+        "GreenThread.main (g.py:1);handle (s.py:2);handle (s.py:2) 2\n",
+        "<module> (nameko:1);main (m.py:1);monkey_patch (p.py:1) 50\n",
+        "GreenThread.main (g.py:1);_find_and_load (<frozen>:1) 9\n",
+        " 4\n",
+    ]
+    cumulative, own, total = tally(raw)
+    assert total == 8
+    assert cumulative["GreenThread.main (g.py:1)"] == 8
+    assert cumulative["handle (s.py:2)"] == 8
+    assert own["execute (e.py:3)"] == 6
+    assert own["handle (s.py:2)"] == 2
+    assert "monkey_patch (p.py:1)" not in cumulative
+
+
+def drain_run(processors, orders_per_second, rss):
+    return {"processors": processors, "orders_per_second": orders_per_second,
+            "wall_seconds": 10, "peak_rss_mb": rss,
+            "cpu_ms_per_order": {"order_processor#1": 1.0, "order_processor#2": 1.5}}
+
+
+RESULTS = {
+    "sizes": {"orders": 100, "latency_seconds": 3, "latency_rate": 100,
+              "latency_source": "inprocess", "metrics_rows": 1000, "concurrency": 4,
+              "load_seconds": 2, "repeat": 3},
+    "machine": {"cpus": 2, "load_before": [0.5, 0.5, 0.5], "load_after": [1, 1, 1]},
+    "drain": {"runs": [
+        drain_run(1, 400, {"order_processor#1": 80}),
+        drain_run(1, 500, {"order_processor#1": 90}),
+        drain_run(1, 900, {"order_processor#1": 85}),
+        drain_run(2, 700, {"order_processor#1": 100, "order_processor#2": 160}),
+        drain_run(2, 800, {"order_generator": 70}),
+        drain_run(2, 1200, {}),
+    ]},
+    "latency": {"runs": [{"created_orders_per_second": 100, "latency": {
+        "p50_ms": 5, "p95_ms": 20, "p99_ms": 40}}]},
+    "metrics_endpoint": {"runs": [{"requests_per_second": 900, "errors": 0, "latency": {
+        "p50_ms": 4, "p99_ms": 12}, "peak_rss_mb": {"gateway": 60}}]},
+}
+
+
+def test_figures_are_medians_and_peaks_per_service():
+    figs = figures(RESULTS)
+    assert figs["drain_1_orders_per_second"] == 500
+    assert figs["drain_2_orders_per_second"] == 800
+    assert figs["drain_ratio"] == pytest.approx(1.6)
+    assert figs["drain_2_order_processor_cpu_ms_per_order"] == pytest.approx(2.5)
+    assert figs["latency_p99_ms"] == 40
+    assert figs["peak_rss_mb"] == {"order_processor": 160, "order_generator": 70,
+                                   "gateway": 60}
+
+
+def test_targets_say_which_are_met():
+    checks = {check["figure"]: check for check in target_checks(figures(RESULTS))}
+    assert checks["drain, 2 processors"]["met"] is False
+    assert checks["drain, 2 processors / 1 processor"]["met"] is True
+    assert checks["latency p99 at the steady rate"]["met"] is True
+    assert checks["GET /metrics p99"]["met"] is False
+    assert checks["peak RSS order_processor"]["met"] is False
+    assert checks["peak RSS gateway"]["met"] is True
+
+
+def test_table_shows_figures_targets_and_missing_scenarios():
+    results = dict(RESULTS)
+    del results["latency"]
+    rows = {}
+    for line in table(results, figures(results)).splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells[1:]
+    assert rows["drain, 2 processors"] == ["800 orders/s", ">= 1000 orders/s", "NO"]
+    assert rows["drain, 2 processors / 1 processor"] == ["1.60 x", ">= 1.6 x", "yes"]
+    assert rows["latency p99"] == ["-", "<= 50 ms"]
+    assert rows["peak RSS gateway"] == ["60 MiB", "< 150 MiB", "yes"]
+
+
+def test_smoke_sizes_are_small_and_explicit_options_win():
+    smoke = parse_args(["--smoke"])
+    full = parse_args([])
+    assert smoke.orders < full.orders == 20_000
+    assert full.metrics_rows == 1_000_000 and full.latency_rate == 100
+    assert parse_args(["--smoke", "--orders", "50"]).orders == 50
+    with pytest.raises(SystemExit):
+        parse_args(["--scenarios", "drain,nope"])
+
+
+class _Running:
+    def __init__(self, pid):
+        self.process = type("Popen", (), {"pid": pid})()
+
+
+def test_process_figures_come_from_proc():
+    assert peak_rss_mb(os.getpid()) > 10
+    assert cpu_seconds(os.getpid()) > 0
+    meter = CpuPerOrder([("me", _Running(os.getpid()))])
+    meter.sample(0)  # nothing processed yet: ignored
+    meter.sample(10)
+    sum(range(10_000_000))  # burn some CPU
+    meter.sample(110)
+    assert meter.ms_per_order()["me"] > 0
+    assert meter.first[0] == 10
