@@ -13,11 +13,18 @@ HOW_TO_ENABLE = ("set GATEWAY_TOKEN to a secret and send it as "
                  "'Authorization: Bearer <token>'")
 
 
+# HTTP's optional whitespace; str.strip() would also drop e.g. U+00A0, so
+# "Bearer <token>\xa0" would pass for the token.
+OWS = " \t"
+
+
 def bearer_token(authorization_header):
-    scheme, _, token = (authorization_header or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    scheme, _, token = (authorization_header or "").strip(OWS).partition(" ")
+    token = token.strip(OWS)
+    if scheme.lower() != "bearer" or not token:
         return None
-    return token.strip()
+    return token
 
 
 def check_token(expected, authorization_header):

@@ -25,10 +25,6 @@ class Forbidden(Exception):
     pass
 
 
-class PayloadTooLarge(Exception):
-    pass
-
-
 ERRORS = {
     BadRequest: (400, "BAD_REQUEST"),
     InvalidOrderId: (400, "BAD_REQUEST"),
@@ -36,7 +32,6 @@ ERRORS = {
     Unauthorized: (401, "UNAUTHORIZED"),
     Forbidden: (403, "FORBIDDEN"),
     NotFound: (404, "NOT_FOUND"),
-    PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
 }
@@ -44,14 +39,22 @@ ERRORS = {
 INTERNAL_ERROR = (500, "INTERNAL_ERROR")
 INTERNAL_ERROR_MESSAGE = "internal error; see the gateway log"
 
-# HTTP errors raised by routing (werkzeug) before any handler runs.
+# HTTP errors raised before any handler runs: by routing (werkzeug) or while
+# reading the request itself (`gateway.protocol`).
 HTTP_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
     414: "URI_TOO_LONG",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    505: "HTTP_VERSION_NOT_SUPPORTED",
 }
+
+
+def http_code(status):
+    """The JSON error code for an HTTP status raised outside the handlers."""
+    return HTTP_CODES.get(status, "HTTP_{}".format(status))
 
 
 def status_and_code(exc):

@@ -5,16 +5,19 @@ and handler exceptions with a plain-text 500 that names the exception. Here
 every response is JSON: handlers return a dict/list (200) or a
 (status, body) pair, and exceptions are mapped by `gateway.errors`.
 """
+import functools
 import json
 import logging
 
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import (
-    ERRORS, HTTP_CODES, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, PayloadTooLarge, status_and_code)
+    ERRORS, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, http_code, status_and_code)
+from gateway.protocol import JsonHttpProtocol
 from order_pipeline.config import setting
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,7 @@ class JsonWsgiApp(WsgiApp):
         except HTTPException as exc:
             headers = [h for h in exc.get_headers() if h[0].lower() == "allow"]
             response = error_response(
-                exc.code, HTTP_CODES.get(exc.code, "HTTP_{}".format(exc.code)),
-                exc.description or exc.name, headers)
+                exc.code, http_code(exc.code), exc.description or exc.name, headers)
         except Exception:
             log.exception("unhandled error routing %s", environ.get("PATH_INFO"))
             response = error_response(*INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
@@ -50,29 +52,47 @@ class JsonWsgiApp(WsgiApp):
 
 
 class JsonWebServer(WebServer):
+    """nameko's web server with JSON errors at every level, and a connection
+    that fails never taking the gateway down with it."""
+
+    # A connection that sends nothing for this long is closed.
+    CLIENT_IDLE_SECONDS = 60
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
+    def get_wsgi_server(self, sock, wsgi_app, protocol=JsonHttpProtocol, debug=False):
+        server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        server.socket_timeout = self.CLIENT_IDLE_SECONDS
+        server.max_request_bytes = setting(
+            self.container.config, "MAX_REQUEST_BYTES", int, minimum=0)
+        return server
+
+    def make_url_map(self):
+        # werkzeug would answer "//status" or "/orders//1" with a redirect;
+        # an API has one spelling per route, anything else is a 404.
+        url_map = Map(merge_slashes=False)
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+    def process_request(self, sock, address):
+        # nameko runs each connection in a managed thread: an exception
+        # escaping it would kill the whole gateway container.
+        try:
+            super().process_request(sock, address)
+        except Exception:
+            log.warning("dropped the connection from %s after an error",
+                        address, exc_info=True)
+            sock.close()
+
 
 class JsonHttpRequestHandler(HttpRequestHandler):
+    """The entrypoint behind `@json_http`; the request body is never read."""
+
     server = JsonWebServer()
-
-    def __init__(self, method, url, **kwargs):
-        # Errors in the table are answers, not faults: log them without a traceback.
-        kwargs.setdefault("expected_exceptions", tuple(ERRORS))
-        super().__init__(method, url, **kwargs)
-
-    def setup(self):
-        super().setup()
-        self.max_request_bytes = setting(
-            self.container.config, "MAX_REQUEST_BYTES", int, minimum=0)
-
-    def handle_request(self, request):
-        length = request.content_length
-        if length is not None and length > self.max_request_bytes:
-            return self.response_from_exception(PayloadTooLarge(
-                "request body over {} bytes".format(self.max_request_bytes)))
-        return super().handle_request(request)
 
     def response_from_result(self, result):
         if isinstance(result, Response):
@@ -83,13 +103,40 @@ class JsonHttpRequestHandler(HttpRequestHandler):
         return json_response(status, result)
 
     def response_from_exception(self, exc):
-        status, code = status_and_code(exc)
-        if status >= 500 and (status, code) == INTERNAL_ERROR:
-            log.error("unhandled %s in gateway: %s", type(exc).__name__, exc)
-            message = INTERNAL_ERROR_MESSAGE
-        else:
-            message = str(exc)
-        return error_response(status, code, message)
+        return response_for_error(exc)
 
 
-json_http = JsonHttpRequestHandler.decorator
+def response_for_error(exc):
+    """The JSON error response for an exception; a fault not in the table
+    is a 500 whose details go to the log only."""
+    status, code = status_and_code(exc)
+    if (status, code) == INTERNAL_ERROR:
+        log.error("unhandled %s in gateway: %s", type(exc).__name__, exc)
+        return error_response(status, code, INTERNAL_ERROR_MESSAGE)
+    if status >= 500:
+        log.warning("answered %s: %s", status, exc)
+    return error_response(status, code, str(exc))
+
+
+def json_http(method, url, **kwargs):
+    """`@json_http("GET", "/orders/<order_id>")` on a handler that returns a
+    JSON-able result (200) or a (status, result) pair, or raises.
+
+    An exception in `gateway.errors.ERRORS` is turned into its JSON error
+    inside the worker: a 404 or a 401 is an answer, and nameko would log
+    each one as a failed worker with a traceback. Anything else is a fault,
+    which nameko logs in full before the client gets a generic 500.
+    """
+    known_errors = tuple(ERRORS)
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def answer(*args, **handler_kwargs):
+            try:
+                return handler(*args, **handler_kwargs)
+            except known_errors as exc:
+                return response_for_error(exc)
+
+        return JsonHttpRequestHandler.decorator(method, url, **kwargs)(answer)
+
+    return decorate

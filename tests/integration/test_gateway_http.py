@@ -1,0 +1,584 @@
+"""The gateway over real HTTP, with the real services behind it.
+
+The three services run in this process as nameko containers (on the real
+RabbitMQ and MariaDB, in the test's own vhost and database), each started
+and stopped on its own, so a test can take one away. Every response any
+test receives goes through `json_body`, which fails the test on a body that
+is not JSON or that shows a traceback, SQL, a host name or an exception's
+module path.
+
+The harness at the top (`InProcessServices`, `LEAKS`, `wait_processed`) is
+shared with test_gateway_fuzz.py and test_rpc_bad_input.py.
+"""
+import json
+import re
+import socket
+import time
+from decimal import Decimal
+
+import eventlet
+import pytest
+import requests
+from eventlet import wsgi
+from nameko.containers import get_container_cls
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from gateway import GatewayService
+from gateway.openapi import openapi_document
+from generator_service.service import OrderGeneratorService
+from order_pipeline.config import load_config
+from processor_service import OrderProcessorService
+from tests.support.checks import order_count, sql_metrics, unprocessed_order_ids
+from tests.support.processes import CONFIG, TEST_TOKEN, free_port, wait_until
+from tests.unit.test_openapi import response_schema, schema_violations
+
+pytestmark = pytest.mark.integration
+
+SERVICE_CLASSES = {
+    "generator": OrderGeneratorService,
+    "processor": OrderProcessorService,
+    "gateway": GatewayService,
+}
+INTERVAL = 0.2
+RPC_TIMEOUT = 1.0
+MAX_REQUEST_BYTES = 4096
+
+# What a response body must never show.
+LEAKS = re.compile("|".join([
+    r"Traceback", r"File \"", r"\bSELECT\b", r"\bINSERT\b", r"\bUPDATE\b",
+    r"sqlalchemy", r"pymysql", r"mysql", r"amqp://", r"127\.0\.0\.1", r"localhost",
+    r"\b" + re.escape(socket.gethostname()) + r"\b",
+    r"\b(nameko|werkzeug|eventlet|gateway|generator_service|processor_service|"
+    r"order_pipeline|builtins)\.\w",
+]), re.IGNORECASE)
+
+
+def in_process_config(db_uri, amqp_uri, **settings):
+    """config.yml's defaults with this test's database, vhost and port."""
+    config = load_config(CONFIG)
+    config.pop("LOGGING")
+    config.update({
+        "AMQP_URI": amqp_uri,
+        "DB_URI": db_uri,
+        "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
+        "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(free_port()),
+        "GATEWAY_TOKEN": TEST_TOKEN,
+        "RPC_TIMEOUT_SECONDS": RPC_TIMEOUT,
+        "ORDER_INTERVAL_SECONDS": INTERVAL,
+        "GENERATE_ON_FIRST_START": False,
+        "MAX_REQUEST_BYTES": MAX_REQUEST_BYTES,
+    })
+    config.update(settings)
+    return config
+
+
+class InProcessServices:
+    """The services as in-process nameko containers, started and stopped
+    one by one, plus an HTTP client for the gateway."""
+
+    def __init__(self, db_uri, amqp_uri, **settings):
+        self.db_uri = db_uri
+        self.amqp_uri = amqp_uri
+        self.config = in_process_config(db_uri, amqp_uri, **settings)
+        self.containers = {}
+        self.port = int(self.config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1])
+        self.base_url = "http://127.0.0.1:{}".format(self.port)
+
+    def start(self, *names, **overrides):
+        for name in names:
+            self.start_as(name, name, **overrides)
+        return self
+
+    def start_as(self, label, name, **overrides):
+        """Start service `name` as another instance, known here as `label`."""
+        config = {**self.config, **overrides}
+        container = get_container_cls(config)(SERVICE_CLASSES[name], config)
+        container.start()
+        self.containers[label] = container
+
+    def stop(self, *names):
+        """Stop these containers, at once (each takes a second or two)."""
+        stopping = eventlet.GreenPile()
+        for name in names:
+            stopping.spawn(self.containers.pop(name).stop)
+        list(stopping)
+
+    def stop_all(self):
+        self.stop(*list(self.containers))
+
+    def rpc(self):
+        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri})
+
+    def request(self, method, path, token=None, **kwargs):
+        """(response, JSON body); fails on a body that is not clean JSON."""
+        kwargs.setdefault("timeout", 10)
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        response = requests.request(method, self.base_url + path, headers=headers, **kwargs)
+        return response, json_body(response)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, token=TEST_TOKEN, **kwargs):
+        return self.request("POST", path, token=token, **kwargs)
+
+
+def json_body(response):
+    """The JSON body of a gateway response, checked for what must not leak."""
+    assert response.headers["Content-Type"] == "application/json", response.headers
+    if response.request.method == "HEAD":
+        assert response.content == b""
+        return None
+    text = response.content.decode("utf-8")
+    if response.request.path_url != "/openapi.json":  # a document about errors
+        assert not LEAKS.search(text), text
+    body = json.loads(text)
+    if response.status_code >= 400 and response.request.path_url != "/health":
+        assert set(body) == {"error", "message"}, body
+        assert isinstance(body["error"], str) and isinstance(body["message"], str)
+    return body
+
+
+def raw_request(port, data, timeout=5):
+    """Send raw bytes; (status, headers, body) of the reply, read to its end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", 0))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def assert_error(response, body, status, code):
+    assert (response.status_code, body["error"]) == (status, code), body
+
+
+def assert_documented(path, method, response, body):
+    """The response fits what gateway/openapi.yaml says for its status."""
+    document = openapi_document()
+    schema = response_schema(document, path, method, response.status_code)
+    assert schema_violations(document, schema, body) == []
+
+
+def create_orders(services, quantities):
+    with services.rpc() as rpc:
+        return [rpc.order_generator.create_order(quantity) for quantity in quantities]
+
+
+def wait_processed(services, timeout=15):
+    wait_until(lambda: not unprocessed_order_ids(services.db_uri), timeout,
+               message="every order processed")
+
+
+@pytest.fixture(scope="module")
+def system(make_database, make_vhost):
+    """All three services, up for the whole module."""
+    services = InProcessServices(make_database(), make_vhost())
+    services.start("generator", "processor", "gateway")
+    yield services
+    services.stop_all()
+
+
+@pytest.fixture
+def services(make_database, make_vhost):
+    """Services for one test, which starts the ones it wants."""
+    running = InProcessServices(make_database(), make_vhost())
+    yield running
+    running.stop_all()
+
+
+# --- not found, bad ids, wrong methods ----------------------------------------
+
+def test_an_unknown_order_is_a_404(system):
+    response, body = system.get("/orders/987654321")
+    assert_error(response, body, 404, "NOT_FOUND")
+    assert "987654321" in body["message"]
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/nope", "/orders", "/orders/", "/orders/1/", "/orders/1/extra", "/orders//1",
+    "/status/", "/STATUS", "/orders/%2F1", "/%00", "/index.html",
+    "/orders/1%2Fprocessing",
+])
+def test_unknown_paths_are_404(system, path):
+    response, body = system.get(path)
+    assert_error(response, body, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("order_id", [
+    "0", "00", "-1", "abc", "1.5", "1e3", "+1", "%201", "1%20", "0x10", "1_000", "1%00",
+    str(2**63), "9" * 30, "9" * 5000, "%D9%A1%D9%A2", "%C2%B2", "%EF%BC%91", "%FF",
+    "%E2%80%8B1",
+])
+def test_malformed_negative_zero_huge_and_non_ascii_ids_are_400(system, order_id):
+    response, body = system.get("/orders/" + order_id)
+    assert_error(response, body, 400, "BAD_REQUEST")
+    assert_documented("/orders/{order_id}", "get", response, body)
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("GET", "/start", {"POST"}),
+    ("PUT", "/stop", {"POST"}),
+    ("DELETE", "/stop", {"POST"}),
+    ("POST", "/status", {"GET", "HEAD"}),
+    ("DELETE", "/orders/1", {"GET", "HEAD"}),
+    ("PATCH", "/metrics", {"GET", "HEAD"}),
+    ("OPTIONS", "/health", {"GET", "HEAD"}),
+    ("POST", "/openapi.json", {"GET", "HEAD"}),
+    ("BREW", "/status", {"GET", "HEAD"}),
+])
+def test_a_wrong_method_is_405_with_allow(system, method, path, allowed):
+    response, body = system.request(method, path)
+    assert_error(response, body, 405, "METHOD_NOT_ALLOWED")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+
+
+def test_head_is_answered_like_get_without_a_body(system):
+    response, _ = system.request("HEAD", "/status")
+    assert response.status_code == 200
+    response, _ = system.request("HEAD", "/orders/987654321")
+    assert response.status_code == 404
+
+
+def test_answers_like_404_and_401_are_not_logged_as_failed_workers(system, caplog):
+    system.get("/orders/987654321")
+    system.get("/orders/abc")
+    system.post("/start", token="wrong")
+    system.post("/start", token=None)
+    failures = [record for record in caplog.records
+                if record.exc_info or "error handling worker" in record.getMessage()]
+    assert failures == []
+
+
+# --- bodies and query strings ---------------------------------------------------
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/stop"), ("GET", "/status"), ("GET", "/nowhere"), ("PUT", "/start"),
+])
+def test_a_body_over_the_limit_is_413_on_any_path(system, method, path):
+    system.post("/start")
+    response, body = system.request(
+        method, path, token=TEST_TOKEN, data=b"x" * (MAX_REQUEST_BYTES + 1))
+    assert_error(response, body, 413, "PAYLOAD_TOO_LARGE")
+    # The refused request did nothing, and the gateway still answers.
+    _, status = system.get("/status")
+    assert status["running"] is True
+    system.post("/stop")
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(system):
+    status, headers, body = raw_request(
+        system.port, b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+    assert status == 413
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_body_at_the_limit_is_accepted_and_ignored(system):
+    response, body = system.post("/stop", data=b"x" * MAX_REQUEST_BYTES)
+    assert response.status_code == 200 and body["running"] is False
+
+
+@pytest.mark.parametrize("data, content_type", [
+    (b"\xff\xfe\x00not json", "application/json"),
+    (b"{\"running\": true", "application/json"),
+    (b"[1, 2, 3]", "application/json"),
+    (b"a=1&b=2", "application/x-www-form-urlencoded"),
+    (b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--",
+     "multipart/form-data; boundary=x"),
+    (b"--broken", "multipart/form-data"),
+])
+def test_bodies_that_are_not_json_are_ignored(system, data, content_type):
+    response, body = system.post("/stop", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == 200 and body["running"] is False
+    response, body = system.get("/status", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == 200
+
+
+def test_a_chunked_body_is_ignored_and_the_connection_closed(system):
+    response, body = system.post("/stop", data=iter([b"x" * 3000] * 5))
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert response.status_code == 200 and body["running"] is False
+    assert response.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize("query", [
+    "?", "?a", "?%ZZ=1", "?a=%FF%FE", "?&&&=&", "?id=1&id=2", "?a=" + "x" * 4000,
+    "?%00=%00", "?a[b][c]=1", "?;;", "?\u00e9=\u00e9",
+])
+def test_junk_query_strings_are_ignored(system, query):
+    response, body = system.get("/status" + query)
+    assert response.status_code == 200 and set(body) == {
+        "running", "interval_seconds", "orders_created"}
+    response, body = system.get("/orders/987654321" + query)
+    assert_error(response, body, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("request_bytes, status, code", [
+    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+     400, "BAD_REQUEST"),
+    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"POST /stop HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"HELLO\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"GET /status HTTP/1.1 extra\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"GET /status HTTP/x.y\r\n\r\n", 400, "BAD_REQUEST"),
+    (b"GET /status HTTP/2.0\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
+    (b"GET /status HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+     431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+    (b"GET /status HTTP/1.1\r\n" + b"X-Many: aaaaaaaaaaaaaaaa\r\n" * 150 + b"\r\n",
+     431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+])
+def test_requests_the_server_cannot_frame_are_refused_in_json(system, request_bytes, status, code):
+    got_status, headers, body = raw_request(system.port, request_bytes)
+    assert got_status == status
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert json.loads(body)["error"] == code
+    assert not LEAKS.search(body.decode())
+    response, _ = system.get("/health")
+    assert response.status_code == 200
+
+
+def test_a_client_that_hangs_up_early_does_not_hurt_the_gateway(system):
+    for data in (b"GET /status HTTP/1.1\r\n",
+                 b"POST /stop HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
+                 b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello
+                 b""):
+        with socket.create_connection(("127.0.0.1", system.port), timeout=5) as sock:
+            sock.sendall(data)
+    response, _ = system.get("/health")
+    assert response.status_code == 200
+
+
+# --- the control token ----------------------------------------------------------
+
+@pytest.mark.parametrize("authorization", [
+    None, "", "Bearer", "Bearer    ", "Basic dGVzdDp0b2tlbg==", TEST_TOKEN,
+    "Token " + TEST_TOKEN, "Bearer" + TEST_TOKEN,
+])
+def test_control_without_a_bearer_token_is_401_and_changes_nothing(system, authorization):
+    system.post("/stop")
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response, body = system.post("/start", token=None, headers=headers)
+    assert_error(response, body, 401, "UNAUTHORIZED")
+    assert_documented("/start", "post", response, body)
+    assert system.get("/status")[1]["running"] is False
+
+
+@pytest.mark.parametrize("token", [
+    "wrong", TEST_TOKEN.upper(), TEST_TOKEN + "x", TEST_TOKEN[:-1], "x" * 2000,
+    TEST_TOKEN + " extra",
+])
+def test_control_with_a_wrong_token_is_403_and_changes_nothing(system, token):
+    system.post("/start")
+    response, body = system.post("/stop", token=token)
+    assert_error(response, body, 403, "FORBIDDEN")
+    assert system.get("/status")[1]["running"] is True
+    system.post("/stop")
+
+
+def test_control_is_403_when_no_token_is_configured(system):
+    port = free_port()
+    system.start_as("tokenless gateway", "gateway", GATEWAY_TOKEN="",
+                    WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port))
+    url = "http://127.0.0.1:{}".format(port)
+    try:
+        system.post("/stop")
+        for authorization in ("Bearer " + TEST_TOKEN, "Bearer ", "Bearer x", None):
+            headers = {} if authorization is None else {"Authorization": authorization}
+            response = requests.post(url + "/start", headers=headers, timeout=10)
+            body = json_body(response)
+            assert (response.status_code, body["error"]) == (403, "FORBIDDEN")
+            assert "GATEWAY_TOKEN" in body["message"]
+        response = requests.get(url + "/status", timeout=10)
+        assert response.status_code == 200 and json_body(response)["running"] is False
+    finally:
+        system.stop("tokenless gateway")
+
+
+def orders_created(system):
+    response, body = system.get("/status")
+    assert response.status_code == 200
+    return body["orders_created"]
+
+
+def test_the_right_token_stops_and_starts_generation(system):
+    response, body = system.post("/start")
+    assert response.status_code == 200 and body["running"] is True
+    assert_documented("/start", "post", response, body)
+    before = orders_created(system)
+    wait_until(lambda: orders_created(system) >= before + 3, 10, message="orders generated")
+
+    response, body = system.post("/stop")
+    assert response.status_code == 200 and body["running"] is False
+    stopped_at = orders_created(system)
+    in_database = order_count(system.db_uri)
+    time.sleep(6 * INTERVAL)
+    assert orders_created(system) == stopped_at
+    assert order_count(system.db_uri) == in_database
+    assert system.get("/status")[1]["running"] is False
+
+    response, body = system.post("/start")
+    assert response.status_code == 200 and body["running"] is True
+    wait_until(lambda: orders_created(system) >= stopped_at + 2, 10, message="orders generated")
+    system.post("/stop")
+
+
+# --- orders, metrics, health -------------------------------------------------------
+
+def test_metrics_match_the_tables(system):
+    system.post("/stop")
+    create_orders(system, [1, 7, 33])
+    wait_processed(system)
+    response, body = system.get("/metrics")
+    assert response.status_code == 200
+    assert body == sql_metrics(system.db_uri)
+    assert body["total_orders_processed"] >= 3
+    assert isinstance(body["average_execution_price"], str)
+    assert Decimal(body["average_execution_price"]) > 0
+    assert_documented("/metrics", "get", response, body)
+
+
+def test_a_processed_order_has_its_processing_result(system):
+    order, = create_orders(system, [12])
+    wait_processed(system)
+    response, body = system.get("/orders/{}".format(order["id"]))
+    assert response.status_code == 200
+    assert_documented("/orders/{order_id}", "get", response, body)
+    assert {key: body[key] for key in order} == order
+    processing = body["processing"]
+    assert processing["order_id"] == order["id"]
+    assert Decimal(processing["execution_price"]) == (
+        12 * Decimal(processing["unit_price"])).quantize(Decimal("0.01"))
+
+
+def test_health_and_status_and_openapi_are_documented_json(system):
+    for path in ("/health", "/status"):
+        response, body = system.get(path)
+        assert response.status_code == 200
+        assert_documented(path, "get", response, body)
+    response, body = system.get("/openapi.json")
+    assert response.status_code == 200 and body == openapi_document()
+
+
+class PriceFeed:
+    """A price feed on a free port that fails until `.price` is set."""
+
+    def __init__(self):
+        self.price = None
+        self.sock = eventlet.listen(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:{}/price".format(self.sock.getsockname()[1])
+        self.thread = eventlet.spawn(
+            wsgi.server, self.sock, self.answer, log_output=False)
+
+    def answer(self, environ, start_response):
+        if self.price is None:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"error": "no price yet"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"price": self.price}).encode()]
+
+    def close(self):
+        self.thread.kill()
+        self.sock.close()
+
+
+def test_an_order_shows_processing_null_until_it_is_processed(services):
+    feed = PriceFeed()
+    try:
+        services.config.update({
+            "PRICE_SOURCE": "http", "PRICE_FEED_URL": feed.url,
+            "RETRY_FIRST_DELAY_SECONDS": 0.2, "RETRY_MAX_DELAY_SECONDS": 0.4})
+        services.start("generator", "processor", "gateway")
+        order, = create_orders(services, [3])
+        time.sleep(1)  # the processor has tried, and failed, to price it
+        response, body = services.get("/orders/{}".format(order["id"]))
+        assert response.status_code == 200
+        assert body == {**order, "processing": None}
+        assert_documented("/orders/{order_id}", "get", response, body)
+
+        feed.price = "101.25"
+        wait_processed(services)
+        response, body = services.get("/orders/{}".format(order["id"]))
+        assert response.status_code == 200
+        assert_documented("/orders/{order_id}", "get", response, body)
+        assert body["processing"]["unit_price"] == "101.2500"
+        assert body["processing"]["execution_price"] == "303.75"
+    finally:
+        feed.close()
+
+
+# --- a service that is not there ------------------------------------------------------
+
+def timed(call, *args, **kwargs):
+    started = time.monotonic()
+    result = call(*args, **kwargs)
+    return result, time.monotonic() - started
+
+
+def assert_unavailable(services, method, path, **kwargs):
+    (response, body), elapsed = timed(services.request, method, path, **kwargs)
+    assert_error(response, body, 503, "SERVICE_UNAVAILABLE")
+    assert elapsed < RPC_TIMEOUT + 1.5, elapsed
+    return body
+
+
+def test_503_when_the_generator_was_never_started(services):
+    services.start("processor", "gateway")
+    for method, path in (("GET", "/status"), ("GET", "/orders/1"), ("POST", "/stop"),
+                         ("POST", "/start")):
+        body = assert_unavailable(services, method, path, token=TEST_TOKEN)
+        assert "order_generator" in body["message"]
+    response, body = services.get("/health")
+    assert response.status_code == 503
+    assert body == {"status": "degraded", "services": {
+        "order_generator": "unavailable", "order_processor": "ok"}}
+    assert_documented("/health", "get", response, body)
+    assert services.get("/metrics")[0].status_code == 200
+
+
+def test_503_within_the_timeout_when_a_running_service_stops(services):
+    services.start("generator", "processor", "gateway")
+    order, = create_orders(services, [5])
+    wait_processed(services)
+    assert services.get("/health")[0].status_code == 200
+
+    services.stop("processor")
+    assert_unavailable(services, "GET", "/metrics")
+    assert_unavailable(services, "GET", "/orders/{}".format(order["id"]))
+    response, body = services.get("/orders/987654321")
+    assert response.status_code == 404  # known missing, whatever the processor says
+
+    services.stop("generator")
+    assert_unavailable(services, "GET", "/status")
+    (response, body), elapsed = timed(services.get, "/health")
+    assert response.status_code == 503
+    assert body["services"] == {"order_generator": "unavailable",
+                                "order_processor": "unavailable"}
+    # Both are asked at once: one timeout, not two.
+    assert RPC_TIMEOUT * 0.9 <= elapsed < RPC_TIMEOUT * 2, elapsed
+
+    services.start("generator", "processor")
+    response, body = services.get("/orders/{}".format(order["id"]))
+    assert response.status_code == 200 and body["processing"]["order_id"] == order["id"]

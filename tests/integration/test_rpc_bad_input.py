@@ -1,0 +1,120 @@
+"""The services' RPC methods under bad input, over real RPC.
+
+A caller that imports `generator_service.exceptions` gets the named error
+type back (not a RemoteError), and a refused call writes nothing.
+"""
+from decimal import Decimal
+
+import pytest
+from nameko.exceptions import IncorrectSignature, RemoteError
+
+from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from tests.integration.test_gateway_http import InProcessServices, wait_processed
+from tests.support.infra import sql
+
+pytestmark = pytest.mark.integration
+
+MAX_ORDER_ID = 2**63 - 1
+MISSING_ID = 987654321
+
+BAD_QUANTITIES = [
+    "5", "", 5.0, 1.5, float("nan"), float("inf"), Decimal("5"), None, True, False,
+    [5], {"quantity": 5}, 0, -1, -10**12, 10**12, 1_000_001, 2**63, 10**40,
+]
+BAD_ORDER_IDS = [
+    "1", "", 1.0, float("nan"), Decimal("1"), None, True, False, [1], {"id": 1},
+    0, -1, MAX_ORDER_ID + 1, 10**40,
+]
+
+
+def written(db_uri):
+    """Everything create_order writes, as counts."""
+    (orders, outbox, created), = sql(
+        db_uri,
+        "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_outbox), "
+        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)")
+    return {"orders": orders, "outbox": outbox, "orders_created": created}
+
+
+@pytest.fixture(scope="module")
+def services(make_database, make_vhost):
+    running = InProcessServices(make_database(), make_vhost())
+    running.start("generator", "processor")
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def rpc(services):
+    with services.rpc() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def processed_order(services, rpc):
+    order = rpc.order_generator.create_order(4)
+    wait_processed(services)
+    return order
+
+
+@pytest.mark.parametrize("quantity", BAD_QUANTITIES, ids=repr)
+def test_create_order_refuses_a_bad_quantity_and_writes_nothing(services, rpc, quantity):
+    before = written(services.db_uri)
+    with pytest.raises(InvalidQuantity):
+        rpc.order_generator.create_order(quantity)
+    with pytest.raises(InvalidQuantity):
+        rpc.order_generator.create_order(quantity=quantity)
+    assert written(services.db_uri) == before
+
+
+def test_create_order_with_the_wrong_arguments_writes_nothing(services, rpc):
+    before = written(services.db_uri)
+    with pytest.raises(IncorrectSignature):
+        rpc.order_generator.create_order()
+    with pytest.raises(IncorrectSignature):
+        rpc.order_generator.create_order(1, 2)
+    with pytest.raises(IncorrectSignature):
+        rpc.order_generator.create_order(amount=1)
+    assert written(services.db_uri) == before
+
+
+def test_a_good_quantity_is_written_once(services, rpc):
+    before = written(services.db_uri)
+    order = rpc.order_generator.create_order(7)
+    assert order["quantity"] == 7
+    after = written(services.db_uri)
+    assert after["orders"] == before["orders"] + 1
+    assert after["orders_created"] == before["orders_created"] + 1
+
+
+def test_bad_quantities_are_invalid_quantity_not_a_generic_remote_error(rpc):
+    with pytest.raises(InvalidQuantity) as raised:
+        rpc.order_generator.create_order("lots")
+    assert not isinstance(raised.value, RemoteError)
+    assert "quantity" in str(raised.value)
+
+
+@pytest.mark.parametrize("order_id", BAD_ORDER_IDS, ids=repr)
+def test_get_order_refuses_a_bad_id(rpc, order_id):
+    with pytest.raises(InvalidOrderId):
+        rpc.order_generator.get_order(order_id)
+
+
+@pytest.mark.parametrize("order_id", BAD_ORDER_IDS, ids=repr)
+def test_get_result_refuses_a_bad_id(rpc, order_id):
+    with pytest.raises(InvalidOrderId):
+        rpc.order_processor.get_result(order_id)
+
+
+@pytest.mark.parametrize("order_id", [MISSING_ID, MAX_ORDER_ID])
+def test_a_missing_order_and_result_are_none(rpc, order_id):
+    assert rpc.order_generator.get_order(order_id) is None
+    assert rpc.order_processor.get_result(order_id) is None
+
+
+def test_an_existing_order_and_its_result_are_returned(rpc, processed_order):
+    assert rpc.order_generator.get_order(processed_order["id"]) == processed_order
+    result = rpc.order_processor.get_result(processed_order["id"])
+    assert result["order_id"] == processed_order["id"]
+    assert Decimal(result["execution_price"]) == (
+        4 * Decimal(result["unit_price"])).quantize(Decimal("0.01"))

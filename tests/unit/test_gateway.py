@@ -1,0 +1,235 @@
+"""The gateway's rules without a server: order ids, the bearer token, body
+framing, the JSON refusals, and what the handlers make of their services'
+answers (the services are mocks here; tests/integration has the real ones)."""
+import json
+import time
+from email.parser import Parser
+from http.client import HTTPMessage
+
+import eventlet
+import pytest
+from nameko.exceptions import RemoteError
+from nameko.testing.services import worker_factory
+
+from gateway.auth import bearer_token, check_token
+from gateway.errors import BadRequest, Forbidden, Unauthorized
+from gateway.http import response_for_error
+from gateway.openapi import openapi_document
+from gateway.protocol import body_framing_error, raw_json_error
+from gateway.service import GatewayService, parse_order_id
+from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+
+MAX_ID = 2**63 - 1
+
+
+@pytest.mark.parametrize("text, order_id", [
+    ("1", 1), ("42", 42), ("007", 7), (str(MAX_ID), MAX_ID),
+])
+def test_order_ids_are_plain_ascii_digits_in_range(text, order_id):
+    assert parse_order_id(text) == order_id
+
+
+@pytest.mark.parametrize("text", [
+    "", "0", "00", "-1", "+1", " 1", "1 ", "1.0", "1e3", "0x1", "abc", "1_000",
+    "\u0661\u0662",         # Arabic-Indic digits: isdigit() but not ASCII
+    "\u00b2", "\uff11",     # superscript two, fullwidth one
+    str(MAX_ID + 1), "9" * 20, "9" * 5000,
+])
+def test_anything_else_is_a_bad_request(text):
+    with pytest.raises(BadRequest):
+        parse_order_id(text)
+
+
+@pytest.mark.parametrize("header, token", [
+    ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER  abc ", "abc"),
+    (None, None), ("", None), ("Bearer", None), ("Bearer   ", None),
+    ("Basic abc", None), ("abc", None), ("Token abc", None), ("Bearer\tabc", None),
+    ("\tBearer abc\t", "abc"), ("Bearer abc\xa0", "abc\xa0"), ("Bearer \u2003", "\u2003"),
+])
+def test_bearer_token_is_read_from_the_authorization_header(header, token):
+    assert bearer_token(header) == token
+
+
+def test_control_is_refused_unless_the_configured_token_is_sent():
+    check_token("secret", "Bearer secret")
+    with pytest.raises(Unauthorized):
+        check_token("secret", None)
+    with pytest.raises(Unauthorized):
+        check_token("secret", "Basic secret")
+    with pytest.raises(Forbidden):
+        check_token("secret", "Bearer wrong")
+    with pytest.raises(Forbidden):
+        check_token("secret", "Bearer s\u00e9cret")
+    with pytest.raises(Forbidden, match="disabled"):
+        check_token("", "Bearer ")
+    with pytest.raises(Forbidden, match="disabled"):
+        check_token("", "Bearer anything")
+
+
+def headers(*lines):
+    return Parser(_class=HTTPMessage).parsestr("".join(line + "\r\n" for line in lines) + "\r\n")
+
+
+@pytest.mark.parametrize("lines, refused", [
+    ((), None),
+    (("Content-Length: 0",), None),
+    (("Content-Length: 100",), None),
+    (("Content-Length: 100", "Content-Length: 100"), None),
+    (("Transfer-Encoding: chunked",), None),
+    (("Transfer-Encoding: Chunked ",), None),
+    (("Content-Length: 101",), 413),
+    (("Content-Length: 99999999999999999999999",), 413),
+    (("Content-Length: -1",), 400),
+    (("Content-Length: +5",), 400),
+    (("Content-Length: 1_0",), 400),
+    (("Content-Length: abc",), 400),
+    (("Content-Length: ",), 400),
+    (("Content-Length: \u0661",), 400),
+    (("Content-Length: 5", "Content-Length: 6"), 400),
+    (("Content-Length: 5", "Transfer-Encoding: chunked"), 400),
+    (("Transfer-Encoding: gzip",), 400),
+    (("Transfer-Encoding: gzip, chunked",), 400),
+    (("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"), 400),
+])
+def test_request_body_framing(lines, refused):
+    problem = body_framing_error(headers(*lines), max_request_bytes=100)
+    assert (problem and problem[0]) == refused
+
+
+def split_response(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("ascii").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in header_lines)
+    return status_line, fields, body
+
+
+def test_refusals_before_routing_are_complete_json_responses():
+    status_line, fields, body = split_response(raw_json_error(414, "request line too long"))
+    assert status_line == "HTTP/1.0 414 Request-URI Too Long"
+    assert fields["Content-Type"] == "application/json"
+    assert fields["Connection"] == "close"
+    assert int(fields["Content-Length"]) == len(body)
+    assert json.loads(body) == {"error": "URI_TOO_LONG", "message": "request line too long"}
+
+
+def test_a_refused_head_request_gets_the_headers_only():
+    raw = raw_json_error(400, "bad", head_only=True)
+    status_line, fields, body = split_response(raw)
+    assert status_line.startswith("HTTP/1.0 400 ") and body == b""
+    assert int(fields["Content-Length"]) > 0
+
+
+def slow(result, seconds=0.3):
+    def call(*args):
+        eventlet.sleep(seconds)
+        return result
+    return call
+
+
+def failing(exc):
+    def call(*args):
+        raise exc
+    return call
+
+
+def test_get_order_adds_the_processing_result():
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.get_order.return_value = {"id": 3, "quantity": 2}
+    gateway.order_processor.get_result.return_value = None
+    assert gateway.get_order(None, "3") == {"id": 3, "quantity": 2, "processing": None}
+    gateway.order_generator.get_order.assert_called_once_with(3)
+    gateway.order_processor.get_result.assert_called_once_with(3)
+
+
+def error_of(response):
+    """(status, JSON body) of an error response a handler returned."""
+    assert response.mimetype == "application/json"
+    return response.status_code, json.loads(response.get_data())
+
+
+def test_get_order_of_a_missing_order_is_not_found_even_if_the_processor_is_down():
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.get_order.return_value = None
+    gateway.order_processor.get_result.side_effect = failing(RpcTimeout("no answer"))
+    assert error_of(gateway.get_order(None, "3")) == (
+        404, {"error": "NOT_FOUND", "message": "order 3 not found"})
+
+
+def test_get_order_asks_both_services_at_once():
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.get_order.side_effect = slow({"id": 3, "quantity": 2})
+    gateway.order_processor.get_result.side_effect = slow({"order_id": 3})
+    started = time.monotonic()
+    assert gateway.get_order(None, "3")["processing"] == {"order_id": 3}
+    assert time.monotonic() - started < 0.5
+
+
+def test_get_order_with_a_bad_id_asks_no_service():
+    gateway = worker_factory(GatewayService)
+    status, body = error_of(gateway.get_order(None, "0"))
+    assert (status, body["error"]) == (400, "BAD_REQUEST")
+    gateway.order_generator.get_order.assert_not_called()
+    gateway.order_processor.get_result.assert_not_called()
+
+
+def test_health_is_ok_when_both_services_answer_and_asks_them_at_once():
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.status.side_effect = slow({"running": True})
+    gateway.order_processor.metrics.side_effect = slow({})
+    started = time.monotonic()
+    status, body = gateway.health(None)
+    assert time.monotonic() - started < 0.5
+    assert status == 200
+    assert body == {"status": "ok",
+                    "services": {"order_generator": "ok", "order_processor": "ok"}}
+
+
+@pytest.mark.parametrize("exc, state", [
+    (RpcTimeout("late"), "unavailable"),
+    (ServiceUnavailable("not running"), "unavailable"),
+    (RemoteError("OperationalError", "(2003) Can't connect to MySQL server"), "error"),
+])
+def test_health_is_503_naming_the_service_that_fails(exc, state):
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.status.return_value = {"running": True}
+    gateway.order_processor.metrics.side_effect = failing(exc)
+    status, body = gateway.health(None)
+    assert status == 503
+    assert body == {"status": "degraded",
+                    "services": {"order_generator": "ok", "order_processor": state}}
+    assert "MySQL" not in json.dumps(body)
+
+
+def test_openapi_json_is_the_yaml_document():
+    assert worker_factory(GatewayService).openapi(None) == openapi_document()
+
+
+@pytest.mark.parametrize("exc, status, code", [
+    (BadRequest("bad id"), 400, "BAD_REQUEST"),
+    (Unauthorized("missing bearer token"), 401, "UNAUTHORIZED"),
+    (Forbidden("invalid token"), 403, "FORBIDDEN"),
+    (ServiceUnavailable("order_generator is not running"), 503, "SERVICE_UNAVAILABLE"),
+    (RpcTimeout("order_generator.status did not answer"), 503, "SERVICE_UNAVAILABLE"),
+])
+def test_known_errors_are_answered_with_their_code_and_message(exc, status, code):
+    assert error_of(response_for_error(exc)) == (status, {"error": code, "message": str(exc)})
+
+
+@pytest.mark.parametrize("exc", [
+    RuntimeError("boom at /srv/app.py"),
+    RemoteError("OperationalError", "(pymysql.err.OperationalError) SELECT 1 on db-host-7"),
+    KeyError("secret"),
+])
+def test_a_fault_is_a_500_that_tells_the_client_nothing(exc):
+    assert error_of(response_for_error(exc)) == (500, {
+        "error": "INTERNAL_ERROR", "message": "internal error; see the gateway log"})
+
+
+def test_table_errors_are_answers_and_other_errors_still_raise():
+    """nameko logs a raising worker with a traceback: only faults should."""
+    gateway = worker_factory(GatewayService)
+    gateway.order_generator.status.side_effect = failing(ServiceUnavailable("down"))
+    assert error_of(gateway.status(None))[0] == 503
+    gateway.order_generator.status.side_effect = failing(RuntimeError("bug"))
+    with pytest.raises(RuntimeError):
+        gateway.status(None)

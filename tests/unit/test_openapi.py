@@ -1,0 +1,212 @@
+"""gateway/openapi.yaml against the code it documents: the same routes and
+methods, the same error codes, and examples that fit their own schemas.
+
+`schema_violations` is a small OpenAPI 3.0 schema checker (the subset the
+document uses); the integration tests use it on real responses too.
+"""
+import inspect
+import re
+
+import pytest
+
+from gateway import errors
+from gateway.http import JsonHttpRequestHandler
+from gateway.openapi import openapi_document
+from gateway.service import GatewayService
+
+METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+JSON_TYPES = {
+    "object": dict, "array": list, "string": str, "boolean": bool,
+    "integer": int, "number": (int, float),
+}
+
+
+def resolve(document, schema):
+    while "$ref" in schema:
+        node = document
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def schema_violations(document, schema, value, where="$"):
+    """Why `value` does not fit the OpenAPI 3.0 `schema` (empty if it does)."""
+    schema = resolve(document, schema)
+    if value is None:
+        return [] if schema.get("nullable") else ["{} is null".format(where)]
+    problems = []
+    for part in schema.get("allOf", []):
+        problems += schema_violations(document, part, value, where)
+    kind = schema.get("type")
+    if kind is not None:
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, JSON_TYPES[kind]) or (is_bool and kind != "boolean"):
+            return problems + ["{} is not {}: {!r}".format(where, kind, value)]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append("{} {!r} not in {}".format(where, value, schema["enum"]))
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        problems.append("{} {!r} does not match {}".format(where, value, schema["pattern"]))
+    if schema.get("format") == "date-time" and not DATE_TIME.match(value):
+        problems.append("{} {!r} is not a date-time".format(where, value))
+    if "minimum" in schema and value < schema["minimum"]:
+        problems.append("{} {!r} below {}".format(where, value, schema["minimum"]))
+    if "maximum" in schema and value > schema["maximum"]:
+        problems.append("{} {!r} above {}".format(where, value, schema["maximum"]))
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append("{} lacks {}".format(where, name))
+        for name, item in value.items():
+            if name in properties:
+                problems += schema_violations(
+                    document, properties[name], item, "{}.{}".format(where, name))
+            elif schema.get("additionalProperties") is False:
+                problems.append("{} has undocumented {}".format(where, name))
+    return problems
+
+
+def response_schema(document, path, method, status):
+    """The schema the document gives for one response."""
+    operation = document["paths"][path][method.lower()]
+    response = resolve(document, operation["responses"][str(status)])
+    return response["content"]["application/json"]["schema"]
+
+
+def routes_in_code():
+    """{(METHOD, "/orders/{order_id}")} from the gateway's entrypoints."""
+    routes = set()
+    for _, method in inspect.getmembers(GatewayService, inspect.isfunction):
+        for entrypoint in getattr(method, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, JsonHttpRequestHandler):
+                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", entrypoint.url)
+                routes.update((verb.strip().upper(), path)
+                              for verb in entrypoint.method.split(","))
+    return routes
+
+
+def routes_in_spec(document):
+    return {(method.upper(), path)
+            for path, item in document["paths"].items()
+            for method in item if method in METHODS}
+
+
+def operations(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def error_codes_in_code():
+    return ({code for _, code in errors.ERRORS.values()}
+            | set(errors.HTTP_CODES.values()) | {errors.INTERNAL_ERROR[1]})
+
+
+def all_refs(node):
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield node["$ref"]
+        for value in node.values():
+            yield from all_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from all_refs(value)
+
+
+@pytest.fixture(scope="module")
+def document():
+    return openapi_document()
+
+
+def test_the_document_is_openapi_3_0(document):
+    assert document["openapi"].startswith("3.0.")
+    assert document["info"]["title"] and document["info"]["version"]
+    assert document["paths"]
+
+
+def test_every_route_in_the_code_is_documented_and_nothing_else(document):
+    assert len(routes_in_code()) >= 7
+    assert routes_in_code() == routes_in_spec(document)
+
+
+def test_path_parameters_are_declared_where_they_appear(document):
+    for path, method, operation in operations(document):
+        in_path = set(re.findall(r"{(\w+)}", path))
+        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+        assert in_path == declared, (method, path)
+
+
+def test_every_reference_resolves(document):
+    refs = set(all_refs(document))
+    assert refs
+    for ref in refs:
+        assert resolve(document, {"$ref": ref}), ref
+
+
+def test_every_operation_answers_200_json_and_lists_only_known_statuses(document):
+    allowed = {200, 400, 401, 403, 404, 405, 413, 500, 503}
+    for path, method, operation in operations(document):
+        statuses = {int(status) for status in operation["responses"]}
+        assert 200 in statuses and statuses <= allowed, (method, path, statuses)
+        assert response_schema(document, path, method, 200)
+
+
+def test_control_operations_need_the_token_and_document_401_and_403(document):
+    for path, method, operation in operations(document):
+        secured = bool(operation.get("security", document.get("security")))
+        statuses = set(operation["responses"])
+        assert secured == (path in ("/start", "/stop")), path
+        assert ({"401", "403"} <= statuses) == secured, path
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+
+
+def test_the_error_codes_are_exactly_those_of_gateway_errors(document):
+    documented = set(document["components"]["schemas"]["Error"]["properties"]["error"]["enum"])
+    assert documented == error_codes_in_code()
+
+
+def test_error_responses_use_the_error_body_and_name_known_codes(document):
+    codes = error_codes_in_code()
+    for name, response in document["components"]["responses"].items():
+        content = response["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/Error"}, name
+        assert content["example"]["error"] in codes, name
+        assert schema_violations(document, content["schema"], content["example"]) == []
+
+
+def test_money_is_a_decimal_string(document):
+    schemas = document["components"]["schemas"]
+    money = [schemas["Metrics"]["properties"]["average_execution_price"],
+             schemas["ProcessingResult"]["properties"]["unit_price"],
+             schemas["ProcessingResult"]["properties"]["execution_price"]]
+    for field in money:
+        assert field["type"] == "string" and field["pattern"]
+    assert schema_violations(document, money[0], 12.5)
+    assert schema_violations(document, money[0], "12.5")
+    assert schema_violations(document, money[0], "12.50") == []
+
+
+def test_schema_examples_fit_their_schemas(document):
+    examples = 0
+    for name, schema in document["components"]["schemas"].items():
+        if "example" in schema:
+            examples += 1
+            assert schema_violations(document, schema, schema["example"]) == [], name
+    assert examples >= 4
+
+
+def test_the_checker_rejects_what_the_schemas_forbid(document):
+    order = {"$ref": "#/components/schemas/Order"}
+    good = {"id": 1, "quantity": 2, "created_at": "2024-05-01T10:00:00.000001Z",
+            "processing": None}
+    assert schema_violations(document, order, good) == []
+    assert schema_violations(document, order, {**good, "id": "1"})
+    assert schema_violations(document, order, {**good, "id": True})
+    assert schema_violations(document, order, {**good, "extra": 1})
+    assert schema_violations(document, order, {**good, "processing": {"order_id": 1}})
+    del good["processing"]
+    assert schema_violations(document, order, good)
