@@ -7,6 +7,7 @@ from gateway.auth import ControlAuth
 from gateway.errors import BadRequest, NotFound
 from gateway.http import json_http
 from gateway.openapi import openapi_document
+from gateway.shared_reads import SharedReads
 from generator_service.events import SERVICE_NAME as GENERATOR
 from generator_service.orders import MAX_ORDER_ID
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
@@ -33,6 +34,7 @@ class GatewayService:
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)
     require_control = ControlAuth()
+    shared_read = SharedReads()
 
     @json_http("POST", "/start")
     def start(self, request):
@@ -48,12 +50,12 @@ class GatewayService:
 
     @json_http("GET", "/status")
     def status(self, request):
-        return self.order_generator.status()
+        return self.shared_read("status", self.order_generator.status)
 
     @json_http("GET", "/metrics")
     def metrics(self, request):
         """{"total_orders_processed": N, "average_execution_price": "12.34"}"""
-        return self.order_processor.metrics()
+        return self.shared_read("metrics", self.order_processor.metrics)
 
     @json_http("GET", "/orders/<order_id>")
     def get_order(self, request, order_id):

@@ -36,10 +36,17 @@ def lock_state(session, running_default):
 
 
 def read_state(session, running_default):
-    ensure_state(session, running_default)
+    state = _select_state(session)
+    if state is None:  # a fresh system: only then write
+        ensure_state(session, running_default)
+        state = _select_state(session)
+    return state
+
+
+def _select_state(session):
     return session.execute(
         select(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .execution_options(populate_existing=True)).scalar_one()
+        .execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def set_running(session, running, running_default):

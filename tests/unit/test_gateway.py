@@ -7,6 +7,7 @@ from email.parser import Parser
 from http.client import HTTPMessage
 
 import eventlet
+import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
@@ -17,6 +18,7 @@ from gateway.http import response_for_error
 from gateway.openapi import openapi_document
 from gateway.protocol import body_framing_error, raw_json_error
 from gateway.service import GatewayService, parse_order_id
+from gateway.shared_reads import SharedReads
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
 
 MAX_ID = 2**63 - 1
@@ -48,6 +50,12 @@ def test_anything_else_is_a_bad_request(text):
 ])
 def test_bearer_token_is_read_from_the_authorization_header(header, token):
     assert bearer_token(header) == token
+
+
+def gateway_worker():
+    """The gateway with mocked RPC proxies; reads are not shared here
+    (SharedReads is tested on its own below)."""
+    return worker_factory(GatewayService, shared_read=lambda key, call: call())
 
 
 def test_control_is_refused_unless_the_configured_token_is_sent():
@@ -133,7 +141,7 @@ def failing(exc):
 
 
 def test_get_order_adds_the_processing_result():
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.get_order.return_value = {"id": 3, "quantity": 2}
     gateway.order_processor.get_result.return_value = None
     assert gateway.get_order(None, "3") == {"id": 3, "quantity": 2, "processing": None}
@@ -148,7 +156,7 @@ def error_of(response):
 
 
 def test_get_order_of_a_missing_order_is_not_found_even_if_the_processor_is_down():
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.get_order.return_value = None
     gateway.order_processor.get_result.side_effect = failing(RpcTimeout("no answer"))
     assert error_of(gateway.get_order(None, "3")) == (
@@ -156,7 +164,7 @@ def test_get_order_of_a_missing_order_is_not_found_even_if_the_processor_is_down
 
 
 def test_get_order_asks_both_services_at_once():
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.get_order.side_effect = slow({"id": 3, "quantity": 2})
     gateway.order_processor.get_result.side_effect = slow({"order_id": 3})
     started = time.monotonic()
@@ -165,7 +173,7 @@ def test_get_order_asks_both_services_at_once():
 
 
 def test_get_order_with_a_bad_id_asks_no_service():
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     status, body = error_of(gateway.get_order(None, "0"))
     assert (status, body["error"]) == (400, "BAD_REQUEST")
     gateway.order_generator.get_order.assert_not_called()
@@ -173,7 +181,7 @@ def test_get_order_with_a_bad_id_asks_no_service():
 
 
 def test_health_is_ok_when_both_services_answer_and_asks_them_at_once():
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.status.side_effect = slow({"running": True})
     gateway.order_processor.metrics.side_effect = slow({})
     started = time.monotonic()
@@ -190,7 +198,7 @@ def test_health_is_ok_when_both_services_answer_and_asks_them_at_once():
     (RemoteError("OperationalError", "(2003) Can't connect to MySQL server"), "error"),
 ])
 def test_health_is_503_naming_the_service_that_fails(exc, state):
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.status.return_value = {"running": True}
     gateway.order_processor.metrics.side_effect = failing(exc)
     status, body = gateway.health(None)
@@ -201,7 +209,7 @@ def test_health_is_503_naming_the_service_that_fails(exc, state):
 
 
 def test_openapi_json_is_the_yaml_document():
-    assert worker_factory(GatewayService).openapi(None) == openapi_document()
+    assert gateway_worker().openapi(None) == openapi_document()
 
 
 @pytest.mark.parametrize("exc, status, code", [
@@ -227,9 +235,63 @@ def test_a_fault_is_a_500_that_tells_the_client_nothing(exc):
 
 def test_table_errors_are_answers_and_other_errors_still_raise():
     """nameko logs a raising worker with a traceback: only faults should."""
-    gateway = worker_factory(GatewayService)
+    gateway = gateway_worker()
     gateway.order_generator.status.side_effect = failing(ServiceUnavailable("down"))
     assert error_of(gateway.status(None))[0] == 503
     gateway.order_generator.status.side_effect = failing(RuntimeError("bug"))
     with pytest.raises(RuntimeError):
         gateway.status(None)
+
+
+class _Container:
+    def spawn_managed_thread(self, run):
+        return eventlet.spawn(run)
+
+
+def shared_reads():
+    reads = SharedReads()
+    reads.container = _Container()
+    reads.setup()
+    return reads.get_dependency(None)
+
+
+def test_concurrent_reads_share_one_call_that_started_after_they_arrived():
+    read = shared_reads()
+    calls = []
+    release = eventlet.event.Event()
+
+    def slow_call():
+        calls.append(len(calls) + 1)
+        release.wait() if len(calls) == 1 else None
+        return {"call": len(calls)}
+
+    first = eventlet.spawn(read, "metrics", slow_call)
+    eventlet.sleep(0)                     # the first call is now in progress
+    later = [eventlet.spawn(read, "metrics", slow_call) for _ in range(5)]
+    eventlet.sleep(0)
+    release.send()
+    assert first.wait() == {"call": 1}
+    # Arrived during call 1, so answered by call 2, which started after them.
+    assert [g.wait() for g in later] == [{"call": 2}] * 5
+    assert calls == [1, 2]
+
+
+def test_a_failed_shared_call_fails_its_waiters_and_the_next_read_tries_again():
+    read = shared_reads()
+    outcomes = iter([RpcTimeout("slow"), {"ok": True}])
+
+    def call():
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RpcTimeout):
+        read("status", call)
+    assert read("status", call) == {"ok": True}
+
+
+def test_different_keys_do_not_share():
+    read = shared_reads()
+    assert read("a", lambda: 1) == 1
+    assert read("b", lambda: 2) == 2
