@@ -4,8 +4,10 @@ nameko 2.14's RpcProxy waits for a reply forever, so a stopped service would
 hang every caller. `TimeoutRpcProxy` waits RPC_TIMEOUT_SECONDS and then
 raises `RpcTimeout`; the request carries the same TTL, so a service that
 comes back later does not act on a request its caller has given up on.
+Requests are not persistent, for the same reason.
 """
 import eventlet
+from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import RpcProxy
 
@@ -33,6 +35,10 @@ class TimeoutRpcProxy(RpcProxy):
             self.container.config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
         # kombu takes the per-message TTL in seconds.
         self.options["expiration"] = self.timeout
+        # A request nobody waits for after the timeout need not survive a
+        # broker restart, and a persistent one in the durable RPC queue makes
+        # the publisher confirm wait for the broker's disk sync.
+        self.options["delivery_mode"] = NON_PERSISTENT
 
     def get_dependency(self, worker_ctx):
         return _TimeoutServiceProxy(super().get_dependency(worker_ctx), self.timeout)
