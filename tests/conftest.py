@@ -10,10 +10,29 @@ import eventlet
 # library (`nameko test` would), so do it before anything else is imported.
 eventlet.monkey_patch()  # noqa: E402
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 from tests.support import infra  # noqa: E402
 from tests.support.processes import Pipeline  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+# The suites: folders under tests/, each also a marker (see pyproject.toml).
+SUITES = {"unit", "integration", "e2e", "faults"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    """Mark every test with its suite, from its folder: tests/unit -> unit,
+    tests/integration -> integration, tests/e2e -> e2e, tests/faults -> faults."""
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:  # a test file outside tests/
+            continue
+        if folder in SUITES:
+            item.add_marker(folder)
 
 
 @pytest.fixture(scope="session")

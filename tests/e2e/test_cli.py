@@ -4,9 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.support.processes import CONFIG, NAMEKO, ROOT, wait_until
-
-pytestmark = pytest.mark.e2e
+from tests.support.processes import CONFIG, NAMEKO, ROOT
 
 
 def run_service(module, timeout=30, **env):

@@ -8,8 +8,6 @@ from tests.support.checks import (
     order_count, processed_count, sql_metrics, unprocessed_order_ids, wrong_prices)
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.e2e
-
 INTERVAL = 0.2
 
 

@@ -12,8 +12,6 @@ from tests.support.checks import order_count, processed_count, wrong_prices
 from tests.support.infra import sql
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.e2e
-
 
 class PriceFeed:
     """A local feed whose answer the test controls."""

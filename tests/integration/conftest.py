@@ -3,8 +3,6 @@ from nameko_sqlalchemy.database import Session
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-pytestmark = pytest.mark.integration
-
 
 class SessionFactory:
     """What the services' `db` dependency offers: get_session(), which

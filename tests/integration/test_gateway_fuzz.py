@@ -19,10 +19,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gateway.errors import ERRORS, HTTP_CODES, INTERNAL_ERROR
 from generator_service.orders import MAX_ORDER_ID
-from tests.integration.test_gateway_http import LEAKS, MAX_REQUEST_BYTES, InProcessServices
 from tests.support.processes import TEST_TOKEN
-
-pytestmark = pytest.mark.integration
+from tests.support.services import LEAKS, MAX_REQUEST_BYTES, InProcessServices
 
 ERROR_CODES = ({code for _, code in ERRORS.values()} | set(HTTP_CODES.values())
                | {INTERNAL_ERROR[1]})

@@ -5,13 +5,9 @@ RabbitMQ and MariaDB, in the test's own vhost and database), each started
 and stopped on its own, so a test can take one away. Every response any
 test receives goes through `json_body`, which fails the test on a body that
 is not JSON or that shows a traceback, SQL, a host name or an exception's
-module path.
-
-The harness at the top (`InProcessServices`, `LEAKS`, `wait_processed`) is
-shared with test_gateway_fuzz.py and test_rpc_bad_input.py.
+module path. That harness is tests/support/services.py.
 """
 import json
-import re
 import socket
 import time
 from decimal import Decimal
@@ -20,125 +16,14 @@ import eventlet
 import pytest
 import requests
 from eventlet import wsgi
-from nameko.containers import get_container_cls
-from nameko.standalone.rpc import ClusterRpcProxy
 
-from gateway import GatewayService
 from gateway.openapi import openapi_document
-from generator_service.service import OrderGeneratorService
-from order_pipeline.config import load_config
-from processor_service import OrderProcessorService
-from tests.support.checks import order_count, sql_metrics, unprocessed_order_ids
-from tests.support.processes import CONFIG, TEST_TOKEN, free_port, wait_until
-from tests.unit.test_openapi import response_schema, schema_violations
-
-pytestmark = pytest.mark.integration
-
-SERVICE_CLASSES = {
-    "generator": OrderGeneratorService,
-    "processor": OrderProcessorService,
-    "gateway": GatewayService,
-}
-INTERVAL = 0.2
-RPC_TIMEOUT = 1.0
-MAX_REQUEST_BYTES = 4096
-
-# What a response body must never show.
-LEAKS = re.compile("|".join([
-    r"Traceback", r"File \"", r"\bSELECT\b", r"\bINSERT\b", r"\bUPDATE\b",
-    r"sqlalchemy", r"pymysql", r"mysql", r"amqp://", r"127\.0\.0\.1", r"localhost",
-    r"\b" + re.escape(socket.gethostname()) + r"\b",
-    r"\b(nameko|werkzeug|eventlet|gateway|generator_service|processor_service|"
-    r"order_pipeline|builtins)\.\w",
-]), re.IGNORECASE)
-
-
-def in_process_config(db_uri, amqp_uri, **settings):
-    """config.yml's defaults with this test's database, vhost and port."""
-    config = load_config(CONFIG)
-    config.pop("LOGGING")
-    config.update({
-        "AMQP_URI": amqp_uri,
-        "DB_URI": db_uri,
-        "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
-        "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(free_port()),
-        "GATEWAY_TOKEN": TEST_TOKEN,
-        "RPC_TIMEOUT_SECONDS": RPC_TIMEOUT,
-        "ORDER_INTERVAL_SECONDS": INTERVAL,
-        "GENERATE_ON_FIRST_START": False,
-        "MAX_REQUEST_BYTES": MAX_REQUEST_BYTES,
-    })
-    config.update(settings)
-    return config
-
-
-class InProcessServices:
-    """The services as in-process nameko containers, started and stopped
-    one by one, plus an HTTP client for the gateway."""
-
-    def __init__(self, db_uri, amqp_uri, **settings):
-        self.db_uri = db_uri
-        self.amqp_uri = amqp_uri
-        self.config = in_process_config(db_uri, amqp_uri, **settings)
-        self.containers = {}
-        self.port = int(self.config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1])
-        self.base_url = "http://127.0.0.1:{}".format(self.port)
-
-    def start(self, *names, **overrides):
-        for name in names:
-            self.start_as(name, name, **overrides)
-        return self
-
-    def start_as(self, label, name, **overrides):
-        """Start service `name` as another instance, known here as `label`."""
-        config = {**self.config, **overrides}
-        container = get_container_cls(config)(SERVICE_CLASSES[name], config)
-        container.start()
-        self.containers[label] = container
-
-    def stop(self, *names):
-        """Stop these containers, at once (each takes a second or two)."""
-        stopping = eventlet.GreenPile()
-        for name in names:
-            stopping.spawn(self.containers.pop(name).stop)
-        list(stopping)
-
-    def stop_all(self):
-        self.stop(*list(self.containers))
-
-    def rpc(self):
-        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri})
-
-    def request(self, method, path, token=None, **kwargs):
-        """(response, JSON body); fails on a body that is not clean JSON."""
-        kwargs.setdefault("timeout", 10)
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = "Bearer " + token
-        response = requests.request(method, self.base_url + path, headers=headers, **kwargs)
-        return response, json_body(response)
-
-    def get(self, path, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path, token=TEST_TOKEN, **kwargs):
-        return self.request("POST", path, token=token, **kwargs)
-
-
-def json_body(response):
-    """The JSON body of a gateway response, checked for what must not leak."""
-    assert response.headers["Content-Type"] == "application/json", response.headers
-    if response.request.method == "HEAD":
-        assert response.content == b""
-        return None
-    text = response.content.decode("utf-8")
-    if response.request.path_url != "/openapi.json":  # a document about errors
-        assert not LEAKS.search(text), text
-    body = json.loads(text)
-    if response.status_code >= 400 and response.request.path_url != "/health":
-        assert set(body) == {"error", "message"}, body
-        assert isinstance(body["error"], str) and isinstance(body["message"], str)
-    return body
+from tests.support.checks import order_count, sql_metrics
+from tests.support.openapi import response_schema, schema_violations
+from tests.support.processes import TEST_TOKEN, free_port, wait_until
+from tests.support.services import (
+    INTERVAL, LEAKS, MAX_REQUEST_BYTES, RPC_TIMEOUT, InProcessServices, json_body,
+    wait_processed)
 
 
 def raw_request(port, data, timeout=5):
@@ -180,11 +65,6 @@ def assert_documented(path, method, response, body):
 def create_orders(services, quantities):
     with services.rpc() as rpc:
         return [rpc.order_generator.create_order(quantity) for quantity in quantities]
-
-
-def wait_processed(services, timeout=15):
-    wait_until(lambda: not unprocessed_order_ids(services.db_uri), timeout,
-               message="every order processed")
 
 
 @pytest.fixture(scope="module")

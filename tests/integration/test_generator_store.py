@@ -4,14 +4,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import pytest
-
 from generator_service import generation, store
 from generator_service.events import ORDER_CREATED
 from generator_service.orders import GeneratorSettings, utc_now
 from tests.support.infra import sql
-
-pytestmark = pytest.mark.integration
 
 SETTINGS = GeneratorSettings(interval_seconds=0.3, generate_on_first_start=True,
                              quantity_min=1, quantity_max=100, outbox_sweep_seconds=1)

@@ -16,8 +16,6 @@ from order_pipeline.reliable_events import PermanentFailure, reliable_event_hand
 from order_pipeline.rpc import TimeoutRpcProxy
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def publisher_for(amqp_uri, service_name="publisher_test"):
     publisher = RoutedEventPublisher()

@@ -3,7 +3,6 @@ the database and brings it to the latest version, repeatably."""
 import subprocess
 import sys
 
-import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
@@ -11,8 +10,6 @@ from order_pipeline.migrations import SERVICE_MIGRATIONS, alembic_config
 from tests.support import infra
 from tests.support.infra import sql
 from tests.support.processes import CONFIG, ROOT
-
-pytestmark = pytest.mark.integration
 
 TABLES = {"orders", "order_outbox", "generator_state", "order_process", "processing_totals",
           "alembic_version_generator", "alembic_version_processor"}

@@ -11,8 +11,6 @@ from processor_service.processing import ProcessingResult, metrics_as_dict
 from tests.support.checks import sql_metrics
 from tests.support.infra import sql
 
-pytestmark = pytest.mark.integration
-
 
 def make_orders(db, quantities):
     with db.get_session() as session:

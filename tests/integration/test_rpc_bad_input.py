@@ -9,12 +9,10 @@ import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
 from generator_service.exceptions import InvalidOrderId, InvalidQuantity
-from tests.integration.test_gateway_http import InProcessServices, wait_processed
+from generator_service.orders import MAX_ORDER_ID
 from tests.support.infra import sql
+from tests.support.services import InProcessServices, wait_processed
 
-pytestmark = pytest.mark.integration
-
-MAX_ORDER_ID = 2**63 - 1
 MISSING_ID = 987654321
 
 BAD_QUANTITIES = [

@@ -1,0 +1,232 @@
+"""Reading the Docker packaging as `docker compose` and `docker build` would,
+for tests/unit/test_deployment.py: YAML without nameko's env expansion,
+compose's variable expansion, Dockerfile instructions and .dockerignore.
+
+`RawLoader` is yaml.safe_load's rules minus the `${VAR:default}` expansion
+that nameko installs into yaml.SafeLoader when a config is loaded, so
+compose's `${VAR:-default}` and config.yml's `${VAR:default}` stay as written.
+"""
+import fnmatch
+import functools
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from nameko.cli.main import ENV_VAR_MATCHER
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_FILE = "config.yml"
+NAMEKO_RUN = ["nameko", "run", "--config", CONFIG_FILE]
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error},
+# $NAME and $$ (a literal $), as compose reads them.
+COMPOSE_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>\w+))")
+
+
+class RawLoader(yaml.SafeLoader):
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def read_yaml(name):
+    return yaml.load((ROOT / name).read_text(), Loader=RawLoader)
+
+
+def read_env_file(name):
+    values = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def strings_in(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings_in(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def config_variables():
+    """{VAR: default} for every `${VAR:default}` config.yml reads."""
+    return {match.group(1): match.group(2) or ""
+            for text in strings_in(read_yaml(CONFIG_FILE))
+            for match in ENV_VAR_MATCHER.finditer(text)}
+
+
+def makefile_services():
+    """The service packages `make run` starts: the list compose must split."""
+    text = (ROOT / "Makefile").read_text()
+    return re.search(r"^SERVICES\s*:=\s*(.+)$", text, re.MULTILINE).group(1).split()
+
+
+def dockerfile_instructions(text):
+    """[(INSTRUCTION, arguments)], continuation lines joined, comments dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in joined.splitlines() if line.strip()]
+
+
+def exec_form(arguments):
+    """A Dockerfile CMD/ENTRYPOINT's JSON list, or None for the shell form."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+@dataclass
+class Deployment:
+    compose: dict
+    env_example: dict
+    dockerfile: str
+    dockerignore: list
+
+    @classmethod
+    def from_files(cls):
+        return cls(read_yaml("compose.yaml"), read_env_file(".env.example"),
+                   (ROOT / "Dockerfile").read_text(),
+                   (ROOT / ".dockerignore").read_text().splitlines())
+
+    def rendered(self, env=None):
+        """compose.yaml as `docker compose` sees it with these variables set
+        (none: no .env, nothing exported)."""
+        return interpolate(self.compose, env or {})
+
+    def services(self, env=None):
+        return self.rendered(env)["services"]
+
+    def app_services(self, env=None):
+        """The services built from our Dockerfile."""
+        return {name: service for name, service in self.services(env).items()
+                if "build" in service}
+
+
+def interpolate(node, env):
+    if isinstance(node, dict):
+        return {key: interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match):
+        if match["escaped"]:
+            return "$"
+        value = env.get(match["name"] or match["bare"])
+        op = match["op"] or ""
+        missing = value is None or (op.startswith(":") and value == "")
+        if missing and op.endswith("-"):
+            return match["arg"]
+        if missing and op.endswith("?"):
+            raise KeyError("required variable {} is not set".format(match["name"]))
+        return value or ""
+
+    return COMPOSE_VARIABLE.sub(replace, node)
+
+
+def compose_variables(deployment):
+    """[(name, operator, default)] for every variable compose.yaml reads."""
+    return [(match["name"] or match["bare"], match["op"] or "", match["arg"] or "")
+            for text in strings_in(deployment.compose)
+            for match in COMPOSE_VARIABLE.finditer(text) if not match["escaped"]]
+
+
+def environment(service):
+    """A service's `environment` as a dict, whichever syntax it uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def nameko_modules(command):
+    """The service modules a `nameko run` command starts, else None."""
+    if isinstance(command, list) and command[:len(NAMEKO_RUN)] == NAMEKO_RUN:
+        return command[len(NAMEKO_RUN):]
+    return None
+
+
+def nameko_services(deployment):
+    """{compose service: [modules it runs]} for the nameko services."""
+    return {name: nameko_modules(service.get("command"))
+            for name, service in deployment.app_services().items()
+            if nameko_modules(service.get("command"))}
+
+
+def container_ports(service):
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append(int(port["target"]))
+        else:
+            ports.append(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+def named_volume(mount):
+    """(volume name or None for a bind mount or anonymous volume, target)."""
+    if isinstance(mount, dict):
+        source, target = mount.get("source", ""), mount.get("target", "")
+    else:
+        parts = mount.split(":")
+        source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+    return (source if source and not source.startswith((".", "/", "~")) else None), target
+
+
+def copied_sources(deployment):
+    sources = []
+    for kind, args in dockerfile_instructions(deployment.dockerfile):
+        if kind in ("COPY", "ADD"):
+            parts = exec_form(args) or args.split()
+            sources += [part.removeprefix("./").rstrip("/") or "."
+                        for part in parts[:-1] if not part.startswith("--")]
+    return sources
+
+
+def ignored(deployment, path):
+    """Whether .dockerignore keeps `path` out of the build context."""
+    result = False
+    for line in deployment.dockerignore:
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/").removeprefix("./")
+        candidates = {pattern, pattern.removeprefix("**/")}
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatch(prefix, candidate)
+               for prefix in prefixes for candidate in candidates):
+            result = not negate
+    return result
+
+
+@functools.cache
+def first_party_packages(*modules):
+    """Our top-level packages that importing `modules` loads, found in a
+    fresh interpreter so other tests' imports do not count."""
+    script = (
+        "import sys, pathlib\n"
+        "root = pathlib.Path.cwd().resolve()\n"
+        "for name in sys.argv[1:]: __import__(name)\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    path = getattr(module, '__file__', None)\n"
+        "    if path and '.' not in name and pathlib.Path(path).resolve().is_relative_to(root)"
+        " and '.venv' not in pathlib.Path(path).parts:\n"
+        "        print(name)\n")
+    output = subprocess.run([sys.executable, "-c", script, *modules], cwd=ROOT,
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    return sorted(output.split())
