@@ -8,6 +8,7 @@ every response is JSON: handlers return a dict/list (200) or a
 import functools
 import json
 import logging
+import socket
 
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -82,6 +83,8 @@ class JsonWebServer(WebServer):
         # nameko runs each connection in a managed thread: an exception
         # escaping it would kill the whole gateway container.
         try:
+            # Small request/response exchanges: send each response at once.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().process_request(sock, address)
         except Exception:
             log.warning("dropped the connection from %s after an error",
