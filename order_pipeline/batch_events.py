@@ -21,15 +21,15 @@ from functools import partial
 
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
-from nameko.messaging import QueueConsumer
 
 from order_pipeline.config import setting
-from order_pipeline.reliable_events import REQUEUE_PAUSE_SECONDS, ReliableEventHandler
+from order_pipeline.reliable_events import (
+    REQUEUE_PAUSE_SECONDS, DeadLetteringQueueConsumer, ReliableEventHandler)
 
 log = logging.getLogger(__name__)
 
 
-class BatchQueueConsumer(QueueConsumer):
+class BatchQueueConsumer(DeadLetteringQueueConsumer):
     """nameko's consumer sets prefetch to max_workers (10), which would cap
     a batch at 10 events; this one prefetches enough for every batch in
     flight plus the next."""

@@ -11,13 +11,16 @@ the queue, where it fails again thousands of times a second. This handler:
 - on any other error publishes it to a delay queue `<queue>.retry.<ms>ms`
   whose TTL sends it back to the handler's queue after 0.5 s, 1 s, 2 s, ...
   (capped at RETRY_MAX_DELAY_SECONDS), then acks; after RETRY_MAX_ATTEMPTS
-  it is dead-lettered instead.
+  it is dead-lettered instead;
+- dead-letters a body that cannot be decoded at all (not JSON, or a content
+  type nameko does not accept), which kombu would otherwise log and drop.
 
 The copy is published with publisher confirms before the original is acked,
 so a crash in between can only duplicate a message, never lose it; the
 handler must therefore be idempotent.
 """
 import logging
+from functools import partial
 
 import eventlet
 from kombu import Connection, Queue
@@ -25,6 +28,7 @@ from kombu.common import maybe_declare
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler
+from nameko.messaging import QueueConsumer
 
 from order_pipeline.broker import check_broker
 from order_pipeline.config import setting
@@ -56,7 +60,27 @@ def delay_for_attempt(delays, attempt):
     return delays[min(attempt, len(delays)) - 1]
 
 
+class DeadLetteringQueueConsumer(QueueConsumer):
+    """nameko's consumer, except that a message whose body cannot be decoded
+    (not JSON, or a content type it does not accept) goes to its handler to
+    be dead-lettered. kombu's default logs it and acks it: the event would
+    be gone without a trace on any queue."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._undecodable, provider)
+        return consumers
+
+    def _undecodable(self, provider, message, exc):
+        # Off the consuming loop: setting it aside waits for the broker.
+        self.container.spawn_managed_thread(
+            partial(provider.handle_undecodable, message, exc))
+
+
 class ReliableEventHandler(EventHandler):
+    queue_consumer = DeadLetteringQueueConsumer()
+
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", PermanentFailure)
         super().__init__(
@@ -105,6 +129,20 @@ class ReliableEventHandler(EventHandler):
             except Exception:
                 log.exception("could not requeue; the broker will redeliver it")
         return result, exc_info
+
+    def handle_undecodable(self, message, exc):
+        """A body that can never be read: dead-letter it, then ack it."""
+        reason = "cannot decode the body ({}): {!r}".format(message.content_type, exc)[:500]
+        try:
+            self._dead_letter(message, _attempt(message) + 1, reason)
+            self.queue_consumer.ack_message(message)
+        except Exception:
+            log.exception("could not set aside an undecodable message; requeueing it")
+            eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
+            try:
+                self.queue_consumer.requeue_message(message)
+            except Exception:
+                log.exception("could not requeue; the broker will redeliver it")
 
     def _set_aside(self, message, exc):
         attempt = _attempt(message) + 1

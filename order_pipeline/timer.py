@@ -3,6 +3,11 @@
 nameko's `@timer(interval=...)` fixes the interval when the class is defined;
 ORDER_INTERVAL_SECONDS must be configurable, so the interval is looked up in
 `setup()` instead.
+
+Stopping it twice is harmless: `nameko run` starts a graceful stop for every
+SIGTERM it receives, and nameko's Timer fails the second one
+("re-send() an already-triggered event"), which left the process hanging
+instead of exiting.
 """
 from nameko.timer import Timer
 
@@ -18,6 +23,11 @@ class ConfiguredTimer(Timer):
         self.interval = setting(
             self.container.config, self.interval_setting, float, minimum=0.001)
         super().setup()
+
+    def stop(self):
+        if not self.should_stop.ready():
+            self.should_stop.send(True)
+        self.gt.wait()
 
 
 configured_timer = ConfiguredTimer.decorator
