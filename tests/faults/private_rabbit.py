@@ -1,0 +1,105 @@
+"""A RabbitMQ node of the suite's own, to stop and start at will.
+
+The machine's RabbitMQ (5672) serves other test runs, so the broker-restart
+scenario runs against a second node: its own name, AMQP and distribution
+ports, Erlang cookie (a private HOME), config, and data in a temporary
+directory. It runs in the foreground as a child process of the test run, in
+its own process group, so stopping it can never touch the shared node.
+"""
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from kombu import Connection
+
+from tests.support.processes import free_port
+
+# The Debian wrapper in /usr/sbin re-runs itself as the rabbitmq user, which
+# would use the shared node's cookie and directories; the real scripts do not.
+RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
+
+
+class PrivateRabbit:
+    def __init__(self, base_dir):
+        self.base_dir = base_dir
+        self.node = "faults_{}@localhost".format(uuid.uuid4().hex[:8])
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.amqp_uri = "amqp://guest:guest@127.0.0.1:{}/".format(self.port)
+        self.log_path = os.path.join(base_dir, "rabbit.log")
+        self.process = None
+        self._write_files()
+
+    def _path(self, name):
+        return os.path.join(self.base_dir, name)
+
+    def _write_files(self):
+        os.makedirs(self._path("home"), exist_ok=True)
+        with open(self._path("rabbitmq-env.conf"), "w") as env_file:
+            env_file.write('export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
+        with open(self._path("rabbitmq.conf"), "w") as conf:
+            conf.write("listeners.tcp.local = 127.0.0.1:{}\n".format(self.port))
+            conf.write("loopback_users = none\n")
+        with open(self._path("enabled_plugins"), "w") as plugins:
+            plugins.write("[].\n")
+
+    def env(self):
+        env = dict(os.environ)
+        env.update({
+            "HOME": self._path("home"),  # its own .erlang.cookie
+            "RABBITMQ_CONF_ENV_FILE": self._path("rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": self._path("rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": self._path("enabled_plugins"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": self._path("mnesia"),
+            "RABBITMQ_LOG_BASE": self._path("log"),
+            "RABBITMQ_PID_FILE": self._path("rabbit.pid"),
+            "RABBITMQ_LOGS": "-",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        })
+        return env
+
+    def start(self, timeout=60):
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [os.path.join(RABBITMQ_BIN, "rabbitmq-server")], cwd=self.base_dir,
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("private RabbitMQ did not start; see {}".format(
+                    self.log_path))
+            time.sleep(0.2)
+        return self
+
+    def answers(self):
+        connection = Connection(self.amqp_uri, connect_timeout=1)
+        try:
+            connection.ensure_connection(max_retries=1)
+            return True
+        except Exception:  # not up yet
+            return False
+        finally:
+            connection.release()
+
+    def stop(self, timeout=30):
+        """Stop the node (SIGTERM: RabbitMQ shuts down cleanly), killing its
+        process group if it does not exit in time. Safe to call twice."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # Not reaped yet, so the group id is still this node's.
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None

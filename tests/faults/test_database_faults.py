@@ -1,0 +1,54 @@
+"""The database goes away while orders are being processed."""
+import signal
+import time
+
+import eventlet
+
+from tests.faults.ledger import audit
+from tests.faults.retry_log import attempts_histogram, attempts_within, expected_delay, retries
+from tests.faults.services import metrics, processor_outputs
+from tests.faults.traffic import create_orders
+
+ORDERS = 40
+OUTAGE_SECONDS = 4
+FIRST_DELAY, MAX_DELAY = 0.25, 2.0
+
+
+def test_database_outage_is_retried_with_back_off_and_then_processed(
+        private_mariadb, make_vhost, make_pipeline, make_ledger):
+    db_uri, amqp_uri = private_mariadb.create_database(), make_vhost()
+    system = make_pipeline(
+        db_uri, amqp_uri, GENERATE_ON_FIRST_START="false",
+        RETRY_FIRST_DELAY_SECONDS=FIRST_DELAY, RETRY_MAX_DELAY_SECONDS=MAX_DELAY).start()
+    ledger = make_ledger(db_uri)
+    # Queue up orders for a paused processor, take the database away, and
+    # let the processor loose on them.
+    system.processor.signal(signal.SIGSTOP)
+    create_orders(amqp_uri, ORDERS)
+    outage_start = time.monotonic()
+    private_mariadb.stop()
+    system.processor.signal(signal.SIGCONT)
+    eventlet.sleep(OUTAGE_SECONDS)
+    private_mariadb.start()
+    outage = time.monotonic() - outage_start
+    fault_end = ledger.fault_ended()
+
+    recovery = ledger.wait_recovered(fault_end)
+    ledger.wait_drained(amqp_uri)
+    figures = audit("MariaDB stopped for {} s".format(OUTAGE_SECONDS), ledger,
+                    metrics(system), processor_outputs(system), recovery)
+    assert figures.committed == ORDERS
+
+    found = retries(processor_outputs(system))
+    assert found, "the failed orders should have been retried"
+    # Growing delays, as configured, for each attempt...
+    for attempt, delay in found:
+        assert delay == expected_delay(attempt, FIRST_DELAY, MAX_DELAY)
+    # ...not a hot loop: each event was retried only as often as back-off
+    # allows in the time it was failing, and no event joined late.
+    most_attempts = attempts_within(outage + recovery, FIRST_DELAY, MAX_DELAY)
+    histogram = attempts_histogram(found)
+    assert max(histogram) <= most_attempts
+    assert histogram[1] <= ORDERS
+    assert all(histogram[n + 1] <= histogram[n] for n in range(1, max(histogram)))
+    assert len(found) <= ORDERS * most_attempts
