@@ -54,12 +54,29 @@ class BatchEventHandler(ReliableEventHandler):
             self.max_batches = max(1, self.container.max_workers - 1)
         self._waiting = []      # (payload, message) not yet in a batch
         self._in_flight = 0
+        self._stopping = False
+
+    def stop(self):
+        # Events not yet in a batch go back to the queue at once rather
+        # than start new work (whose RPC calls may wait for a generator
+        # that is stopping too).
+        self._stopping = True
+        self._requeue_waiting()
+        super().stop()
 
     def handle_message(self, body, message):
         self._waiting.append((body, message))
         self._start_batches()
 
+    def _requeue_waiting(self):
+        waiting, self._waiting = self._waiting, []
+        for _, message in waiting:
+            self.queue_consumer.requeue_message(message)
+
     def _start_batches(self):
+        if self._stopping:
+            self._requeue_waiting()
+            return
         while self._waiting and self._in_flight < self.max_batches:
             batch = self._waiting[:self.batch_size]
             del self._waiting[:self.batch_size]

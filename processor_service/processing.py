@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from sqlalchemy.exc import IntegrityError
+
 from generator_service.orders import MAX_ORDER_ID
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
@@ -41,6 +43,7 @@ def price_order(order, unit_price, processed_at):
 class BatchOutcome:
     stored: list      # ProcessingResults newly stored, in order
     failures: list    # per payload: None (done) or the exception that failed it
+    duplicates: int = 0   # orders that were already processed (redeliveries)
 
 
 def process_order_batch(payloads, get_orders, price_source, db):
@@ -71,11 +74,22 @@ def process_order_batch(payloads, get_orders, price_source, db):
             failures[index] = OrderNotFound("order {} does not exist".format(order_id))
         elif order_id not in results:
             results[order_id] = price_order(order, price_source.unit_price(), processed_at)
-    stored = []
-    if results:
+    stored = store_results(db, list(results.values())) if results else []
+    return BatchOutcome(stored=stored, failures=failures, duplicates=len(results) - len(stored))
+
+
+def store_results(db, results):
+    """Store in one transaction; once more if another processor stored one
+    of these orders between our check and our insert (a concurrent
+    redelivery), which the second check then sees."""
+    try:
         with db.get_session() as session:
-            stored = store.add_results(session, list(results.values()))
-    return BatchOutcome(stored=stored, failures=failures)
+            return store.add_results(session, results)
+    except IntegrityError as exc:
+        if not store.is_duplicate_key(exc):
+            raise
+    with db.get_session() as session:
+        return store.add_results(session, results)
 
 
 def utc_now():

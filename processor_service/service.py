@@ -1,5 +1,7 @@
 """The order_processor nameko service: entrypoints only; the work is in
 `processing` and `store`."""
+import logging
+
 from nameko.rpc import rpc
 
 from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
@@ -11,6 +13,8 @@ from order_pipeline.rpc import TimeoutRpcProxy
 from processor_service import SERVICE_NAME, processing, store
 from processor_service.dependencies import PriceSource
 from processor_service.models import Base
+
+log = logging.getLogger(__name__)
 
 
 class OrderProcessorService:
@@ -31,6 +35,9 @@ class OrderProcessorService:
             payloads, self.order_generator.get_orders, self.prices, self.db)
         if outcome.stored:
             print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
+        if outcome.duplicates:
+            log.info("%d redelivered OrderCreated event(s) for orders already "
+                     "processed: ignored", outcome.duplicates)
         return outcome.failures
 
     @rpc

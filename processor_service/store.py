@@ -6,6 +6,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from processor_service.models import OrderProcess, ProcessingTotals
 
 TOTALS_SHARDS = 16
+MYSQL_DUPLICATE_KEY = 1062
 
 # Core statements (not the ORM's bulk path), built once.
 INSERT_RESULT = insert(OrderProcess.__table__)
@@ -53,6 +54,11 @@ def add_to_totals(session, results):
     session.execute(ADD_TO_TOTALS, [
         {"shard": shard, "orders_processed": count, "execution_price_sum": total}
         for shard, (count, total) in sorted(by_shard.items())])
+
+
+def is_duplicate_key(integrity_error):
+    args = getattr(integrity_error.orig, "args", ())
+    return bool(args) and args[0] == MYSQL_DUPLICATE_KEY
 
 
 def totals(session):

@@ -127,3 +127,39 @@ def test_a_batch_of_only_bad_events_touches_neither_generator_nor_database(monke
 def test_metrics_average_is_a_decimal_string_rounded_half_up(count, total, average):
     assert metrics_as_dict(count, total) == {
         "total_orders_processed": count, "average_execution_price": average}
+
+
+def duplicate_key_error():
+    from pymysql.err import IntegrityError as DriverError
+    from sqlalchemy.exc import IntegrityError
+    return IntegrityError("INSERT", {}, DriverError(1062, "Duplicate entry"))
+
+
+def test_a_concurrent_duplicate_insert_is_checked_again_not_failed(monkeypatch):
+    calls = []
+
+    def add_results(session, results):
+        calls.append(results)
+        if len(calls) == 1:
+            raise duplicate_key_error()   # another processor got there first
+        return []                         # the second check sees it stored
+
+    monkeypatch.setattr(processing.store, "add_results", add_results)
+    outcome = process_order_batch([{"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
+                                  FixedPrice(Decimal("1")), RecordingDb())
+    assert outcome.failures == [None]
+    assert outcome.stored == [] and outcome.duplicates == 1
+    assert len(calls) == 2
+
+
+def test_other_integrity_errors_fail_the_batch(monkeypatch):
+    from pymysql.err import IntegrityError as DriverError
+    from sqlalchemy.exc import IntegrityError
+
+    def add_results(session, results):
+        raise IntegrityError("INSERT", {}, DriverError(1452, "foreign key"))
+
+    monkeypatch.setattr(processing.store, "add_results", add_results)
+    with pytest.raises(IntegrityError):
+        process_order_batch([{"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
+                            FixedPrice(Decimal("1")), RecordingDb())
