@@ -16,7 +16,6 @@ is done, or the exception that failed it. Each event is then settled as
 `ReliableEventHandler` settles one: acked, retried after a delay, or
 dead-lettered. If the method raises, every event in the batch is retried.
 """
-import logging
 from functools import partial
 
 import eventlet
@@ -25,8 +24,6 @@ from nameko.exceptions import ContainerBeingKilled
 from order_pipeline.config import setting
 from order_pipeline.reliable_events import (
     REQUEUE_PAUSE_SECONDS, DeadLetteringQueueConsumer, ReliableEventHandler)
-
-log = logging.getLogger(__name__)
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):
@@ -94,24 +91,10 @@ class BatchEventHandler(ReliableEventHandler):
 
     def _settle_batch(self, messages, worker_ctx, result=None, exc_info=None):
         try:
-            outcomes = _outcomes(messages, result, exc_info)
-            broker_trouble = False
-            for message, error in zip(messages, outcomes):
-                try:
-                    if error is not None:
-                        self._set_aside(message, error)
-                    self.queue_consumer.ack_message(message)
-                except Exception:
-                    # Most likely the broker is gone, and unacked messages
-                    # come back when it returns; requeue in case it is not.
-                    log.exception("could not settle a message; requeueing it")
-                    broker_trouble = True
-                    try:
-                        self.queue_consumer.requeue_message(message)
-                    except Exception:
-                        pass
-            if broker_trouble:
-                eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
+            settled = [self.settle(message, error, pause_on_trouble=False)
+                       for message, error in zip(messages, _outcomes(messages, result, exc_info))]
+            if not all(settled):
+                eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # once per batch, not a hot loop
         finally:
             self._in_flight -= 1
             self._start_batches()

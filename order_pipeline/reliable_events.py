@@ -44,6 +44,10 @@ class PermanentFailure(Exception):
     """Raised by a handler for a message that retrying cannot fix."""
 
 
+class UndecodableBody(PermanentFailure):
+    """The message body is not JSON, or of a content type not accepted."""
+
+
 def retry_delays(first_delay, max_delay):
     """[first, 2*first, 4*first, ..., max_delay]: one delay queue each."""
     delays = []
@@ -115,34 +119,37 @@ class ReliableEventHandler(EventHandler):
         self.publisher = Publisher(amqp_uri, use_confirms=True)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
-        # Whatever happens here must not raise: an exception in a result
-        # handler kills the whole service container.
-        try:
-            if exc_info is not None:
-                self._set_aside(message, exc_info[1])
-            self.queue_consumer.ack_message(message)
-        except Exception:
-            log.exception("could not set aside a failed message; requeueing it")
-            eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
-            try:
-                self.queue_consumer.requeue_message(message)
-            except Exception:
-                log.exception("could not requeue; the broker will redeliver it")
+        self.settle(message, None if exc_info is None else exc_info[1])
         return result, exc_info
 
     def handle_undecodable(self, message, exc):
         """A body that can never be read: dead-letter it, then ack it."""
-        reason = "cannot decode the body ({}): {!r}".format(message.content_type, exc)[:500]
+        self.settle(message, UndecodableBody(
+            "cannot decode the body ({}): {!r}".format(message.content_type, exc)))
+
+    def settle(self, message, error, pause_on_trouble=True):
+        """Ack one message, after setting it aside if `error` failed it.
+
+        Never raises (an exception in a result handler kills the whole
+        service container). Returns False if the broker could not be told,
+        after requeueing the message if possible (or it comes back on
+        reconnection) and, unless asked not to, pausing so that a broker
+        in trouble does not meet a hot loop.
+        """
         try:
-            self._dead_letter(message, _attempt(message) + 1, reason)
+            if error is not None:
+                self._set_aside(message, error)
             self.queue_consumer.ack_message(message)
+            return True
         except Exception:
-            log.exception("could not set aside an undecodable message; requeueing it")
-            eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # not a hot loop
+            log.exception("could not settle a message; requeueing it")
             try:
                 self.queue_consumer.requeue_message(message)
             except Exception:
                 log.exception("could not requeue; the broker will redeliver it")
+            if pause_on_trouble:
+                eventlet.sleep(REQUEUE_PAUSE_SECONDS)
+            return False
 
     def _set_aside(self, message, exc):
         attempt = _attempt(message) + 1
