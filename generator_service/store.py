@@ -73,7 +73,9 @@ def claim_tick(session, interval_seconds, running_default):
     if session.execute(claim, params).rowcount == 1:
         return True
     if session.get(GeneratorState, STATE_ID) is None:
-        ensure_state(session, running_default)
+        # The write lock at once: two instances creating the row together
+        # with INSERT IGNORE would each hold a shared lock and deadlock.
+        lock_state(session, running_default)
         return session.execute(claim, params).rowcount == 1
     return False
 
