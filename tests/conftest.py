@@ -74,24 +74,6 @@ def amqp_uri(make_vhost):
 
 
 @pytest.fixture
-def service_config(db_uri, amqp_uri):
-    """A nameko config for in-process containers, from config.yml's defaults
-    with the test's own database and vhost."""
-    from order_pipeline.config import load_config
-    from tests.support.processes import CONFIG
-
-    config = load_config(CONFIG)
-    config.pop("LOGGING")
-    config.update({
-        "AMQP_URI": amqp_uri,
-        "DB_URI": db_uri,
-        "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
-        "RPC_TIMEOUT_SECONDS": 5,
-    })
-    return config
-
-
-@pytest.fixture
 def pipeline(db_uri, amqp_uri, tmp_path):
     """Factory for a Pipeline of real processes, stopped after the test."""
     pipelines = []
