@@ -23,8 +23,9 @@ migrate: install
 # Without GATEWAY_TOKEN set, a random one is made for this run and printed.
 run: migrate
 	@GATEWAY_TOKEN="$${GATEWAY_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')}"; \
-	echo "Gateway on $${WEB_SERVER_ADDRESS:-0.0.0.0:8000}; control token for this run: $$GATEWAY_TOKEN"; \
-	echo "  curl -X POST -H 'Authorization: Bearer '$$GATEWAY_TOKEN http://localhost:8000/stop"; \
+	ADDRESS="$${WEB_SERVER_ADDRESS:-0.0.0.0:8000}"; \
+	echo "Gateway on $$ADDRESS; control token for this run: $$GATEWAY_TOKEN"; \
+	echo "  curl -X POST -H \"Authorization: Bearer $$GATEWAY_TOKEN\" http://localhost:$${ADDRESS##*:}/stop"; \
 	export GATEWAY_TOKEN; \
 	exec $(BIN)/nameko run --config $(CONFIG) $(SERVICES)
 
