@@ -1,10 +1,11 @@
 """config.yml: one file, every value overridable by an environment variable."""
+import os
 import re
 
 import yaml
 
 from order_pipeline.config import load_config
-from tests.support.processes import CONFIG
+from tests.support.processes import CONFIG, ROOT
 
 ENV_VALUE = re.compile(r"^\$\{([A-Z_]+):(.*)\}$")
 # Keys whose value is structure (a mapping or list) rather than a setting.
@@ -52,3 +53,14 @@ def test_each_environment_variable_is_used_once():
     names = [ENV_VALUE.match(value).group(1) for key, value in raw_settings().items()
              if key not in STRUCTURE]
     assert len(names) == len(set(names))
+
+
+def test_the_readme_documents_every_environment_variable():
+    with open(os.path.join(ROOT, "README.md")) as readme:
+        documented = readme.read()
+    with open(CONFIG) as config_file:
+        settings = "".join(line for line in config_file if not line.lstrip().startswith("#"))
+    names = set(re.findall(r"\$\{([A-Z_]+):", settings))
+    assert len(names) > 20
+    missing = sorted(name for name in names if "`{}`".format(name) not in documented)
+    assert missing == []
