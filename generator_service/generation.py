@@ -40,10 +40,15 @@ def create_order(db, publish, settings, quantity):
     return order
 
 
+def publish_order_created(publish, order_ids):
+    """Publish OrderCreated for each id; return the ids the broker routed."""
+    routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
+    return [order_id for order_id, ok in zip(order_ids, routed) if ok]
+
+
 def announce(db, publish, order_ids):
     """Publish OrderCreated for each id; clear the outbox rows that made it."""
-    routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
-    sent = [order_id for order_id, ok in zip(order_ids, routed) if ok]
+    sent = publish_order_created(publish, order_ids)
     if sent:
         with db.get_session() as session:
             store.clear_outbox(session, sent)
@@ -64,7 +69,6 @@ def relay_outbox(db, publish, now=None):
         order_ids = store.pending_outbox(session, cutoff, OUTBOX_BATCH)
         if not order_ids:
             return 0
-        routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
-        sent = [order_id for order_id, ok in zip(order_ids, routed) if ok]
+        sent = publish_order_created(publish, order_ids)
         store.clear_outbox(session, sent)
     return len(sent)
