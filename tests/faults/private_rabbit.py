@@ -7,13 +7,11 @@ directory. It runs in the foreground as a child process of the test run, in
 its own process group, so stopping it can never touch the shared node.
 """
 import os
-import signal
-import subprocess
-import time
 import uuid
 
 from kombu import Connection
 
+from tests.faults.private_server import PrivateServer
 from tests.support.processes import free_port
 
 # The Debian wrapper in /usr/sbin re-runs itself as the rabbitmq user, which
@@ -21,15 +19,15 @@ from tests.support.processes import free_port
 RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 
 
-class PrivateRabbit:
+class PrivateRabbit(PrivateServer):
+    name = "RabbitMQ"
+
     def __init__(self, base_dir):
-        self.base_dir = base_dir
+        super().__init__(base_dir, "rabbit.log")
         self.node = "faults_{}@localhost".format(uuid.uuid4().hex[:8])
         self.port = free_port()
         self.dist_port = free_port()
         self.amqp_uri = "amqp://guest:guest@127.0.0.1:{}/".format(self.port)
-        self.log_path = os.path.join(base_dir, "rabbit.log")
-        self.process = None
         self._write_files()
 
     def _path(self, name):
@@ -46,7 +44,7 @@ class PrivateRabbit:
             plugins.write("[].\n")
 
     def env(self):
-        env = dict(os.environ)
+        env = super().env()
         env.update({
             "HOME": self._path("home"),  # its own .erlang.cookie
             "RABBITMQ_CONF_ENV_FILE": self._path("rabbitmq-env.conf"),
@@ -63,21 +61,8 @@ class PrivateRabbit:
         })
         return env
 
-    def start(self, timeout=60):
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [os.path.join(RABBITMQ_BIN, "rabbitmq-server")], cwd=self.base_dir,
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("private RabbitMQ did not start; see {}".format(
-                    self.log_path))
-            time.sleep(0.2)
-        return self
+    def command(self):
+        return [os.path.join(RABBITMQ_BIN, "rabbitmq-server")]
 
     def answers(self):
         connection = Connection(self.amqp_uri, connect_timeout=1)
@@ -88,18 +73,3 @@ class PrivateRabbit:
             return False
         finally:
             connection.release()
-
-    def stop(self, timeout=30):
-        """Stop the node (SIGTERM: RabbitMQ shuts down cleanly), killing its
-        process group if it does not exit in time. Safe to call twice."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Not reaped yet, so the group id is still this node's.
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None

@@ -1,0 +1,55 @@
+"""What the suite's private RabbitMQ and MariaDB have in common: a server
+run as a child process in its own process group, started and waited for,
+stopped cleanly (SIGTERM) or killed if that takes too long."""
+import os
+import signal
+import subprocess
+import time
+
+
+class PrivateServer:
+    name = "server"
+    poll_seconds = 0.2
+
+    def __init__(self, base_dir, log_name):
+        self.base_dir = base_dir
+        self.log_path = os.path.join(base_dir, log_name)
+        self.process = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        return dict(os.environ)
+
+    def answers(self):
+        raise NotImplementedError
+
+    def start(self, timeout=60):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.base_dir, env=self.env(),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("private {} did not start; see {}".format(
+                    self.name, self.log_path))
+            time.sleep(self.poll_seconds)
+        return self
+
+    def stop(self, timeout=30):
+        """A clean shutdown (SIGTERM), killing its process group if it does
+        not exit in time. Safe to call twice."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # Not reaped yet, so the group id is still this server's.
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
