@@ -5,7 +5,7 @@ behind the gateway and re-raised here as its own type) to a JSON error is in
 one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from order_contract import InvalidOrderId, InvalidQuantity
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
 
 

@@ -8,10 +8,8 @@ from gateway.errors import BadRequest, NotFound
 from gateway.http import json_http
 from gateway.openapi import openapi_document
 from gateway.shared_reads import SharedReads
-from generator_service.events import SERVICE_NAME as GENERATOR
-from generator_service.orders import MAX_ORDER_ID
+from order_contract import GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
-from processor_service import SERVICE_NAME as PROCESSOR
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,7 @@ def parse_order_id(text):
 
 
 class GatewayService:
-    name = "gateway"
+    name = GATEWAY
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)

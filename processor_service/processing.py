@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from generator_service.orders import MAX_ORDER_ID
+from order_contract import InvalidPayload, OrderCreated
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.pricing import CENT, execution_price
@@ -21,13 +21,12 @@ class ProcessingResult:
 
 
 def parse_order_created(payload):
-    """The order id of an OrderCreated payload, or InvalidEvent."""
-    order_id = payload.get("order_id") if isinstance(payload, dict) else None
-    if isinstance(order_id, bool) or not isinstance(order_id, int) \
-            or not 1 <= order_id <= MAX_ORDER_ID:
-        raise InvalidEvent("OrderCreated needs a positive integer order_id, got {!r:.200}"
-                           .format(payload))
-    return order_id
+    """The order id of an OrderCreated payload, or InvalidEvent (which the
+    handler dead-letters: retrying cannot fix a payload)."""
+    try:
+        return OrderCreated.from_payload(payload).order_id
+    except InvalidPayload as exc:
+        raise InvalidEvent(str(exc)) from None
 
 
 def price_order(order, unit_price, processed_at):

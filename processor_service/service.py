@@ -4,13 +4,11 @@ import logging
 
 from nameko.rpc import rpc
 
-from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
-from generator_service.exceptions import InvalidOrderId
-from generator_service.orders import validate_order_id
+from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR, InvalidOrderId, validate_order_id
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
-from processor_service import SERVICE_NAME, processing, store
+from processor_service import processing, store
 from processor_service.dependencies import PriceSource
 from processor_service.models import Base
 
@@ -18,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class OrderProcessorService:
-    name = SERVICE_NAME
+    name = PROCESSOR
 
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from tests.support.checks import (
+from harness.tables import (
     order_count, processed_count, sql_metrics, unprocessed_order_ids, wrong_prices)
-from tests.support.processes import wait_until
+from harness.processes import wait_until
 
 INTERVAL = 0.2
 
@@ -87,7 +87,7 @@ def test_a_second_generator_instance_does_not_double_the_rate(pipeline, db_uri):
 def test_rpc_calls_as_from_nameko_shell(pipeline, db_uri, amqp_uri):
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from generator_service.exceptions import InvalidQuantity
+    from order_contract import InvalidQuantity
 
     system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL, GENERATE_ON_FIRST_START="false").start()
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as rpc:

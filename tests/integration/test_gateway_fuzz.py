@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gateway.errors import ERRORS, HTTP_CODES, INTERNAL_ERROR
-from generator_service.orders import MAX_ORDER_ID
-from tests.support.processes import TEST_TOKEN
+from order_contract import MAX_ORDER_ID
+from harness.processes import TEST_TOKEN
 from tests.support.services import LEAKS, MAX_REQUEST_BYTES, InProcessServices
 
 ERROR_CODES = ({code for _, code in ERRORS.values()} | set(HTTP_CODES.values())

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
-from generator_service.orders import MAX_ORDER_ID
-from tests.support.infra import sql
+from order_contract import InvalidOrderId, InvalidQuantity
+from order_contract import MAX_ORDER_ID
+from harness.tables import sql
 from tests.support.services import InProcessServices, wait_processed
 
 MISSING_ID = 987654321

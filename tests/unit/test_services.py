@@ -8,7 +8,7 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from generator_service import OrderGeneratorService
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from order_contract import InvalidOrderId, InvalidQuantity
 from processor_service import OrderProcessorService, processing
 from processor_service.exceptions import OrderNotFound
 
