@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import (
     ERRORS, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, http_code, status_and_code)
 from gateway.protocol import JsonHttpProtocol
-from order_pipeline.config import setting
+from order_pipeline.settings import max_request_bytes
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class JsonWebServer(WebServer):
     def get_wsgi_server(self, sock, wsgi_app, protocol=JsonHttpProtocol, debug=False):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
         server.socket_timeout = self.CLIENT_IDLE_SECONDS
-        server.max_request_bytes = setting(
-            self.container.config, "MAX_REQUEST_BYTES", int, minimum=0)
+        server.max_request_bytes = max_request_bytes(self.container.config)
         return server
 
     def make_url_map(self):

@@ -21,9 +21,9 @@ from functools import partial
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
 
-from order_pipeline.config import setting
 from order_pipeline.reliable_events import (
     REQUEUE_PAUSE_SECONDS, DeadLetteringQueueConsumer, ReliableEventHandler)
+from order_pipeline.settings import batch_settings
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):
@@ -33,9 +33,8 @@ class BatchQueueConsumer(DeadLetteringQueueConsumer):
 
     @property
     def prefetch_count(self):
-        config = self.container.config
-        return (setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
-                * (setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1) + 1))
+        batches = batch_settings(self.container.config)
+        return batches.size * (batches.in_flight + 1)
 
 
 class BatchEventHandler(ReliableEventHandler):
@@ -43,9 +42,9 @@ class BatchEventHandler(ReliableEventHandler):
 
     def setup(self):
         super().setup()
-        config = self.container.config
-        self.batch_size = setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
-        self.max_batches = setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1)
+        batches = batch_settings(self.container.config)
+        self.batch_size = batches.size
+        self.max_batches = batches.in_flight
         if self.max_batches >= self.container.max_workers:
             # Leave workers for the service's other entrypoints (its RPC).
             self.max_batches = max(1, self.container.max_workers - 1)

@@ -11,11 +11,12 @@ import logging
 
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
-from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
+from nameko.constants import PERSISTENT
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from order_pipeline.broker import check_broker
+from order_pipeline.settings import amqp_uri
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class RoutedEventPublisher(DependencyProvider):
     def setup(self):
         config = self.container.config
         check_broker(config)
-        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        self.amqp_uri = amqp_uri(config)
         self.exchange = get_event_exchange(self.container.service_name, config)
         # One channel, used by one greenthread at a time.
         self._lock = Semaphore()

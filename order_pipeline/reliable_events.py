@@ -26,12 +26,11 @@ import eventlet
 from kombu import Connection, Queue
 from kombu.common import maybe_declare
 from nameko.amqp.publish import Publisher
-from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.messaging import QueueConsumer
 
 from order_pipeline.broker import check_broker
-from order_pipeline.config import setting
+from order_pipeline.settings import amqp_uri, retry_settings
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +94,9 @@ class ReliableEventHandler(EventHandler):
         config = self.container.config
         check_broker(config)
         super().setup()  # defines self.queue
-        first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
-        max_delay = setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay)
-        self.max_attempts = setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0)
-        self.delays = retry_delays(first_delay, max_delay)
+        retry = retry_settings(config)
+        self.max_attempts = retry.max_attempts
+        self.delays = retry_delays(retry.first_delay_seconds, retry.max_delay_seconds)
         self.retry_queues = {
             delay: Queue(
                 "{}.retry.{}ms".format(self.queue.name, int(delay * 1000)),
@@ -111,12 +109,12 @@ class ReliableEventHandler(EventHandler):
             for delay in self.delays
         }
         self.dead_letter_queue = Queue(self.queue.name + ".dead-letter", durable=True)
-        amqp_uri = config[AMQP_URI_CONFIG_KEY]
-        with Connection(amqp_uri) as connection:
+        broker_uri = amqp_uri(config)
+        with Connection(broker_uri) as connection:
             channel = connection.channel()
             for queue in [self.dead_letter_queue, *self.retry_queues.values()]:
                 maybe_declare(queue, channel)
-        self.publisher = Publisher(amqp_uri, use_confirms=True)
+        self.publisher = Publisher(broker_uri, use_confirms=True)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         self.settle(message, None if exc_info is None else exc_info[1])

@@ -12,7 +12,7 @@ from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import RpcProxy
 
 from order_pipeline.broker import check_broker
-from order_pipeline.config import setting
+from order_pipeline.settings import rpc_timeout_seconds
 
 
 # Registered so that, passed on through another RPC hop, they arrive as
@@ -31,8 +31,7 @@ class TimeoutRpcProxy(RpcProxy):
     def setup(self):
         check_broker(self.container.config)
         super().setup()
-        self.timeout = setting(
-            self.container.config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
+        self.timeout = rpc_timeout_seconds(self.container.config)
         # kombu takes the per-message TTL in seconds.
         self.options["expiration"] = self.timeout
         # A request nobody waits for after the timeout need not survive a

@@ -5,7 +5,7 @@ import re
 import yaml
 
 from order_pipeline.config import load_config
-from tests.support.processes import CONFIG, ROOT
+from harness.processes import CONFIG, ROOT
 
 ENV_VALUE = re.compile(r"^\$\{([A-Z_]+):(.*)\}$")
 # Keys whose value is structure (a mapping or list) rather than a setting.
@@ -28,7 +28,7 @@ def test_every_setting_is_an_environment_variable_with_a_default():
             "{} is not ${{VAR:default}}: {!r}".format(key, value)
 
 
-def test_the_issue_named_settings_exist_with_their_defaults(monkeypatch):
+def test_the_local_defaults_match_the_documented_servers(monkeypatch):
     for name in ("AMQP_URI", "DB_URI", "ORDER_INTERVAL_SECONDS", "WEB_SERVER_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
     config = load_config(CONFIG)
