@@ -5,23 +5,35 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from generator_service import generation, store
-from generator_service.events import ORDER_CREATED
-from generator_service.orders import GeneratorSettings, utc_now
-from tests.support.infra import sql
+from order_contract import ORDER_CREATED
+import pytest
+
+from generator_service.orders import utc_now
+from harness.tables import sql
+from order_pipeline.settings import GeneratorSettings
 
 SETTINGS = GeneratorSettings(interval_seconds=0.3, generate_on_first_start=True,
-                             quantity_min=1, quantity_max=100, outbox_sweep_seconds=1)
+                             quantity_min=1, quantity_max=100)
 
 
-def claim(db, interval=0.3, default=True):
+@pytest.fixture(autouse=True)
+def seeded_state(db):
+    """The state row, as the generator creates it at start-up."""
     with db.get_session() as session:
-        return store.claim_tick(session, interval, default)
+        store.seed_state(session, running=True)
 
 
-def test_a_fresh_system_generates_according_to_config(db):
-    assert claim(db, default=False) is False
-    assert sql(db.uri,
-               "SELECT running FROM generator_state")[0][0] == 0
+def claim(db, interval=0.3):
+    with db.get_session() as session:
+        return store.claim_tick(session, interval)
+
+
+def test_seeding_the_state_keeps_what_is_there(db):
+    with db.get_session() as session:
+        store.set_running(session, False)
+        store.seed_state(session, running=True)
+    assert sql(db.uri, "SELECT running FROM generator_state") == [(0,)]
+    assert claim(db) is False
 
 
 def test_one_tick_per_interval_and_none_while_stopped(db):
@@ -30,16 +42,16 @@ def test_one_tick_per_interval_and_none_while_stopped(db):
     time.sleep(0.3)
     assert claim(db) is True
     with db.get_session() as session:
-        store.set_running(session, False, True)
+        store.set_running(session, False)
     time.sleep(0.3)
     assert claim(db) is False
     with db.get_session() as session:
-        store.set_running(session, True, True)
+        store.set_running(session, True)
     assert claim(db) is True
 
 
 def test_concurrent_instances_get_exactly_one_tick(db):
-    claim(db)  # create the state row
+    claim(db)
     time.sleep(0.3)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: claim(db), range(8)))
@@ -70,11 +82,11 @@ def test_a_tick_commits_an_order_and_publishes_it(db):
     rows = sql(db.uri, "SELECT id, quantity FROM orders")
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
     with db.get_session() as session:
-        assert store.read_state(session, True).orders_created == 1
+        assert store.read_state(session).orders_created == 1
 
 
 def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
-    order = generation.create_order(db, RecordingPublisher(routed=False), SETTINGS, 5)
+    order = generation.create_order(db, RecordingPublisher(routed=False), 5)
     assert outbox(db) == [order["id"]]
 
     # Too young for the relay: the publish after the commit owns it.
@@ -90,7 +102,7 @@ def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
 
 def test_concurrent_relays_do_not_publish_the_same_order_twice(db):
     for quantity in range(1, 41):
-        generation.create_order(db, RecordingPublisher(routed=False), SETTINGS, quantity)
+        generation.create_order(db, RecordingPublisher(routed=False), quantity)
     later = utc_now() + timedelta(seconds=5)
     publishers = [RecordingPublisher() for _ in range(4)]
 
