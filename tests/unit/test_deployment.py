@@ -24,7 +24,7 @@ from tests.support.deployment import (
     nameko_services)
 
 BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
-MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrate", "--config", CONFIG_FILE]
+MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrations", "--config", CONFIG_FILE]
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
 
@@ -236,7 +236,7 @@ def check_image(deployment):
 def needed_at_runtime():
     """What the image must contain: the packages that the services and the
     migration import, config.yml and requirements.txt."""
-    return first_party_packages(*makefile_services(), "order_pipeline.migrate") + [
+    return first_party_packages(*makefile_services(), "order_pipeline.migrations") + [
         CONFIG_FILE, "requirements.txt"]
 
 
