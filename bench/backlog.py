@@ -12,10 +12,11 @@ import time
 
 from sqlalchemy import create_engine, insert
 
-from bench import broker
+from harness import broker
 from generator_service.models import Order
 from generator_service.orders import utc_now
-from tests.support.processes import wait_until
+from order_contract import OrderCreated
+from harness.processes import wait_until
 
 INSERT_BATCH = 5000
 QUANTITY_MAX = 100
@@ -46,7 +47,8 @@ def queue_backlog(pipeline, count):
         raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
     started = time.monotonic()
     order_ids = insert_orders(pipeline.db_uri, count)
-    broker.publish_order_created(pipeline.amqp_uri, order_ids)
+    broker.publish_order_created(
+        pipeline.amqp_uri, [OrderCreated(i).to_payload() for i in order_ids], confirm=False)
     for queue in queues:
         wait_until(lambda: broker.queue_depth(pipeline.amqp_uri, queue) >= count, 60,
                    interval=0.2, message="{} events in {}".format(count, queue))

@@ -15,7 +15,7 @@ from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.profile import profile_drain
 from bench.report import figures, table, target_checks
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
 SCENARIOS = ("drain", "latency", "metrics")

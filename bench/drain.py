@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 
 from bench.backlog import queue_backlog
 from bench.process_stats import CpuPerOrder, peak_rss_by_service
-from bench.sandbox import sandbox, wait_for_rpc
+from harness.sandbox import sandbox, wait_for_rpc
 from bench.stats import rate
 from bench.tables import processed_times, wait_processed
 
@@ -30,8 +30,8 @@ def run_drain(log_dir, orders, processors, start=start_processor):
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
         generator = pipeline.start_service(GENERATOR)
         primer = pipeline.start_service(PROCESSOR)
-        wait_for_rpc(pipeline, "order_generator", "status", [generator])
-        wait_for_rpc(pipeline, "order_processor", "metrics", [primer])
+        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [primer])
         primer.stop()
         backlog = queue_backlog(pipeline, orders)
 

@@ -19,10 +19,10 @@ from sqlalchemy import create_engine
 
 from bench.process_stats import peak_rss_by_service
 from bench.order_source import InProcessGenerator
-from bench.sandbox import rpc_proxy, sandbox, wait_for_rpc
+from harness.sandbox import rpc_proxy, sandbox, wait_for_rpc
 from bench.stats import latency_summary, rate
 from bench.tables import creation_and_processing, wait_processed
-from tests.support.checks import order_count
+from harness.tables import order_count
 
 WARMUP_SECONDS = 2
 LANES = 4
@@ -68,13 +68,13 @@ def run_latency(log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
     with sandbox(log_dir, **settings) as pipeline:
         processor = pipeline.start_service("processor_service")
-        wait_for_rpc(pipeline, "order_processor", "metrics", [processor])
+        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [processor])
         generator = pipeline.start_service("generator_service")
-        wait_for_rpc(pipeline, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
         lateness, errors = None, []
         if timer:
             time.sleep(warmup + seconds)
-            with rpc_proxy(pipeline) as proxy:
+            with rpc_proxy(pipeline.amqp_uri) as proxy:
                 proxy.order_generator.stop()
             created = order_count(pipeline.db_uri)
         else:

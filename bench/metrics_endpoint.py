@@ -16,9 +16,9 @@ import requests
 from sqlalchemy import create_engine, text
 
 from bench.process_stats import peak_rss_by_service
-from bench.sandbox import check_running, sandbox
+from harness.sandbox import check_running, sandbox
 from processor_service.store import TOTALS_SHARDS
-from tests.support.processes import ROOT, wait_until
+from harness.processes import ROOT, wait_until
 
 FILL_CHUNK = 200_000
 # Quantity 1..100 and unit price 90.00..109.99, both varying with the id.

@@ -12,11 +12,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from generator_service import generation
-from generator_service.events import SERVICE_NAME
-from generator_service.settings import parse_settings
+from order_contract import GENERATOR
 from order_pipeline.config import load_config
 from order_pipeline.publisher import RoutedEventPublisher
-from tests.support.processes import CONFIG
+from harness.processes import CONFIG
 
 
 class _Container:
@@ -24,7 +23,7 @@ class _Container:
 
     def __init__(self, config):
         self.config = config
-        self.service_name = SERVICE_NAME
+        self.service_name = GENERATOR
 
 
 class _Database:
@@ -44,7 +43,6 @@ class InProcessGenerator:
     def __init__(self, db_uri, amqp_uri):
         config = load_config(CONFIG)
         config.update({"AMQP_URI": amqp_uri, "GENERATE_ON_FIRST_START": False})
-        self.settings = parse_settings(config)
         self.engine = create_engine(db_uri)
         self.db = _Database(self.engine)
         self.container = _Container(config)
@@ -60,4 +58,4 @@ class InProcessGenerator:
 
     def create_order(self, quantity):
         """The created order as a dict (id, quantity, created_at)."""
-        return generation.create_order(self.db, self.publisher.publish, self.settings, quantity)
+        return generation.create_order(self.db, self.publisher.publish, quantity)

@@ -6,8 +6,8 @@ from datetime import timezone
 
 from sqlalchemy import text
 
-from bench.sandbox import check_running
-from tests.support.processes import wait_until
+from harness.sandbox import check_running
+from harness.processes import wait_until
 
 
 def processed_count(engine):

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
 CONFIG = os.path.join(ROOT, "config.yml")
 TEST_TOKEN = "test-token"
@@ -61,11 +61,8 @@ class NamekoProcess:
             self.terminating |= signum == signal.SIGTERM
 
     def stop(self, timeout=20):
-        """SIGTERM (nameko stops gracefully), SIGKILL if it does not exit.
-
-        Only one SIGTERM: nameko 2.14 starts a second, concurrent shutdown on
-        another SIGTERM, and the two can wait on each other for ever.
-        """
+        """SIGTERM (nameko stops gracefully) unless one was sent already,
+        then SIGKILL and fail if it has not exited within `timeout`."""
         if not self.running:
             return self.process.returncode if self.process else None
         if not self.terminating:

@@ -1,38 +1,84 @@
-"""What the tables say, for comparing with what the services say."""
+"""What the tables say, for comparing with what the services say.
+
+Each function takes `db`: a database URI (answered on a connection of its
+own) or an SQLAlchemy Engine (answered from its pool, for callers that poll).
+"""
+
+from contextlib import contextmanager
 from decimal import ROUND_HALF_UP, Decimal
 
-from tests.support.infra import sql
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+CENT = Decimal("0.01")
 
 
-def sql_metrics(db_uri):
+@contextmanager
+def connected(db):
+    if isinstance(db, Engine):
+        with db.begin() as connection:
+            yield connection
+        return
+    engine = create_engine(db)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def sql(db, statement, **params):
+    """Run one statement and return all its rows (or its rowcount)."""
+    with connected(db) as connection:
+        result = connection.execute(text(statement), params)
+        return result.all() if result.returns_rows else result.rowcount
+
+
+def scalar(db, statement, **params):
+    return sql(db, statement, **params)[0][0]
+
+
+def sql_metrics(db):
     """The metrics the gateway must report, computed from order_process."""
-    (count, total), = sql(db_uri, "SELECT COUNT(*), SUM(execution_price) FROM order_process")
+    ((count, total),) = sql(db, "SELECT COUNT(*), SUM(execution_price) FROM order_process")
     average = None
     if count:
-        average = str((Decimal(total) / count).quantize(Decimal("0.01"), ROUND_HALF_UP))
+        average = str((Decimal(total) / count).quantize(CENT, ROUND_HALF_UP))
     return {"total_orders_processed": count, "average_execution_price": average}
 
 
-def order_count(db_uri):
-    return sql(db_uri, "SELECT COUNT(*) FROM orders")[0][0]
+def order_count(db):
+    return scalar(db, "SELECT COUNT(*) FROM orders")
 
 
-def processed_count(db_uri):
-    return sql(db_uri, "SELECT COUNT(*) FROM order_process")[0][0]
+def processed_count(db):
+    return scalar(db, "SELECT COUNT(*) FROM order_process")
 
 
-def unprocessed_order_ids(db_uri):
-    return [row[0] for row in sql(
-        db_uri,
-        "SELECT o.id FROM orders o LEFT JOIN order_process p ON p.order_id = o.id "
-        "WHERE p.order_id IS NULL ORDER BY o.id")]
+def outbox_size(db):
+    return scalar(db, "SELECT COUNT(*) FROM order_outbox")
 
 
-def wrong_prices(db_uri):
+def unprocessed_order_ids(db):
+    return [
+        row[0]
+        for row in sql(
+            db,
+            "SELECT o.id FROM orders o LEFT JOIN order_process p ON p.order_id = o.id "
+            "WHERE p.order_id IS NULL ORDER BY o.id",
+        )
+    ]
+
+
+def wrong_prices(db):
     """Rows whose execution price is not quantity x unit price, half-up."""
-    rows = sql(db_uri,
-               "SELECT o.id, o.quantity, p.unit_price, p.execution_price "
-               "FROM orders o JOIN order_process p ON p.order_id = o.id")
-    return [row for row in rows
-            if (row.quantity * row.unit_price).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            != row.execution_price]
+    rows = sql(
+        db,
+        "SELECT o.id, o.quantity, p.unit_price, p.execution_price "
+        "FROM orders o JOIN order_process p ON p.order_id = o.id",
+    )
+    return [
+        row
+        for row in rows
+        if (row.quantity * row.unit_price).quantize(CENT, ROUND_HALF_UP) != row.execution_price
+    ]

@@ -14,8 +14,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.support import infra  # noqa: E402
-from tests.support.processes import Pipeline  # noqa: E402
+from harness import sandbox as infra  # noqa: E402
+from harness.processes import Pipeline  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 # The suites: folders under tests/, each also a marker (see pyproject.toml).

@@ -1,17 +1,23 @@
 """The commands from the README, as a user types them."""
 import os
+import signal
 import subprocess
+import sys
 
 import pytest
+import requests
 
-from tests.support.processes import CONFIG, NAMEKO, ROOT
+from harness.processes import CONFIG, NAMEKO, ROOT, free_port, wait_until
+
+# The environment of a user's shell: no PYTHONPATH, no warning filters.
+USER_ENV = {key: value for key, value in os.environ.items()
+            if key not in ("PYTHONPATH", "PYTHONWARNINGS")}
 
 
 def run_service(module, timeout=30, **env):
     return subprocess.run(
         [NAMEKO, "run", "--config", CONFIG, module], cwd=ROOT,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
-        capture_output=True, text=True, timeout=timeout)
+        env={**USER_ENV, **env}, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("module", ["generator_service", "processor_service", "gateway"])
@@ -45,3 +51,101 @@ def test_nameko_shell_reaches_the_services(pipeline, amqp_uri, db_uri):
         env={**os.environ, "AMQP_URI": amqp_uri, "PYTHONWARNINGS": "ignore"})
     assert "created 3" in done.stdout, done.stdout + done.stderr
     assert "missing None" in done.stdout
+
+
+def test_nameko_run_starts_without_deprecation_noise(amqp_uri):
+    """The pkg_resources and eventlet deprecation warnings are silenced by
+    name; the first line a user reads is the service's own."""
+    done = run_service("generator_service", AMQP_URI=amqp_uri,
+                       DB_URI="mysql+pymysql://root@127.0.0.1:1/orders")
+    output = done.stdout + done.stderr
+    assert "deprecated" not in output.lower(), output
+    assert done.stderr.startswith("Error: cannot use the database"), output
+
+
+def test_other_warnings_stay_visible():
+    done = subprocess.run(
+        [sys.executable, "-c", "import warnings; warnings.warn('keep me')"],
+        env=USER_ENV, capture_output=True, text=True, timeout=30)
+    assert "UserWarning: keep me" in done.stderr
+
+
+def test_rpc_errors_arrive_typed_in_nameko_shell_started_anywhere(pipeline, amqp_uri, tmp_path):
+    """The project is installed in the venv: `from order_contract import
+    InvalidQuantity` works in nameko shell outside the project folder."""
+    pipeline(GENERATE_ON_FIRST_START="false").start()
+    script = ("from order_contract import InvalidQuantity\n"
+              "try:\n"
+              "    n.rpc.order_generator.create_order(0)\n"
+              "except InvalidQuantity as error:\n"
+              "    print('caught', type(error).__name__, error)\n\n")
+    done = subprocess.run(
+        [NAMEKO, "shell", "--config", CONFIG, "--interface", "plain"], cwd=tmp_path,
+        input=script, capture_output=True, text=True, timeout=60,
+        env={**USER_ENV, "AMQP_URI": amqp_uri})
+    assert "caught InvalidQuantity quantity must be between 1 and 1000000, got 0" in done.stdout, (
+        done.stdout + done.stderr)
+
+
+def test_the_generator_says_at_start_whether_generation_is_on(pipeline):
+    system = pipeline(GENERATE_ON_FIRST_START="false")
+    generator = system.start_service("generator_service")
+    generator.wait_for_output("order generation is off")
+    assert "POST /start" in generator.output()
+    generator.stop()
+    restarted = system.start_service("generator_service", GENERATE_ON_FIRST_START="true")
+    # The stored state wins over the first-start default.
+    restarted.wait_for_output("order generation is off")
+    restarted.stop()
+
+
+def start_make_run(db_uri, amqp_uri, log_path, **env):
+    """`make run` as a user starts it, in its own process group."""
+    port = free_port()
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**USER_ENV, "DB_URI": db_uri, "AMQP_URI": amqp_uri,
+             "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", **env})
+    log.close()
+    return process, port
+
+
+def stop_process_group(process):
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.mark.parametrize("user_token", [None, "a-token-the-user-chose"])
+def test_make_run_prints_the_token_only_when_it_made_it(db_uri, amqp_uri, tmp_path, user_token):
+    env = {"GATEWAY_TOKEN": user_token} if user_token else {}
+    log_path = tmp_path / "make-run.log"
+    process, port = start_make_run(db_uri, amqp_uri, log_path, **env)
+    try:
+        wait_until(lambda: "starting services" in log_path.read_text(), 60,
+                   message="make run started the services")
+        output = log_path.read_text()
+        assert f"Gateway on http://localhost:{port}" in output
+        if user_token:
+            assert user_token not in output
+            token = user_token
+        else:
+            (line,) = [line for line in output.splitlines() if line.startswith("Control token")]
+            token = line.rsplit(" ", 1)[1]
+        answer = wait_until(lambda: _post_stop(port, token), 30, message="POST /stop answers")
+        assert answer.status_code == 200, answer.text
+    finally:
+        stop_process_group(process)
+
+
+def _post_stop(port, token):
+    try:
+        return requests.post(f"http://127.0.0.1:{port}/stop", timeout=5,
+                             headers={"Authorization": f"Bearer {token}"})
+    except requests.ConnectionError:
+        return None

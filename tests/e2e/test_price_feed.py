@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.checks import order_count, processed_count, wrong_prices
-from tests.support.infra import sql
-from tests.support.processes import wait_until
+from harness.tables import order_count, processed_count, wrong_prices
+from harness.tables import sql
+from harness.processes import wait_until
 
 
 class PriceFeed:

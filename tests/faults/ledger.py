@@ -2,23 +2,17 @@
 and logs: every committed order has exactly one order_process row, nothing
 else does, and /metrics agrees with SQL over the tables."""
 import re
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
-from kombu import Connection
 from sqlalchemy import create_engine, text
 
-from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
-from processor_service import SERVICE_NAME as PROCESSOR
+from harness.broker import HANDLER_QUEUE, queue_depth
 from tests.faults.figures import Figures, record
-from tests.support.checks import sql_metrics
-from tests.support.processes import wait_until
+from harness.tables import sql_metrics
+from harness.processes import wait_until
 
-HANDLER_QUEUE = "evt-{}-{}--{}.handle_order_created".format(GENERATOR, ORDER_CREATED, PROCESSOR)
-DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
 # What the processor prints once per order it stores.
 EXECUTION_LINE = re.compile(r"^Order (\d+) OrderExecutionPrice ", re.MULTILINE)
 
@@ -60,7 +54,8 @@ class Ledger:
             last=through_id if through_id is not None else 2**62)
 
     def orphan_rows(self):
-        """order_process rows without an order (the foreign key forbids them)."""
+        """order_process rows without an order (the processor confirms
+        every order with the generator before storing its result)."""
         return self.scalar(
             "SELECT COUNT(*) FROM order_process p LEFT JOIN orders o ON o.id = p.order_id "
             "WHERE o.id IS NULL")
@@ -90,30 +85,6 @@ class Ledger:
             return (self.unprocessed() == 0 and self.outbox_size() == 0
                     and queue_depth(amqp_uri, HANDLER_QUEUE) == 0)
         wait_until(drained, timeout, interval=0.2, message="pipeline drained")
-
-
-def queue_depth(amqp_uri, queue_name):
-    """Messages ready on a queue (0 if it does not exist)."""
-    with Connection(amqp_uri, connect_timeout=5) as connection:
-        channel = connection.channel()
-        try:
-            return channel.queue_declare(queue=queue_name, passive=True).message_count
-        except Exception as exc:
-            if getattr(exc, "code", None) == 404:
-                return 0
-            raise
-
-
-def handler_queue_messages(amqp_uri):
-    """{queue: messages ready or unacknowledged} for the processor's event
-    queue and its retry and dead-letter queues, on the shared broker."""
-    vhost = unquote(urlsplit(amqp_uri).path[1:]) or "/"
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages",
-         "--no-table-headers"],
-        check=True, capture_output=True, text=True, timeout=60).stdout
-    rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
-    return {name: int(count) for name, count in rows if name.startswith(HANDLER_QUEUE)}
 
 
 def execution_lines(outputs):

@@ -13,9 +13,9 @@ import uuid
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from order_pipeline.migrate import migrate
+from order_pipeline.migrations import migrate
 from tests.faults.private_server import PrivateServer
-from tests.support.processes import free_port
+from harness.processes import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 

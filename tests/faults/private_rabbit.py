@@ -12,7 +12,7 @@ import uuid
 from kombu import Connection
 
 from tests.faults.private_server import PrivateServer
-from tests.support.processes import free_port
+from harness.processes import free_port
 
 # The Debian wrapper in /usr/sbin re-runs itself as the rabbitmq user, which
 # would use the shared node's cookie and directories; the real scripts do not.

@@ -6,13 +6,12 @@ import time
 from kombu import Connection
 
 from order_pipeline.reliable_events import ATTEMPT_HEADER, ERROR_HEADER
-from tests.faults.ledger import (
-    DEAD_LETTER_QUEUE, HANDLER_QUEUE, audit, handler_queue_messages, queue_depth)
+from harness.broker import (
+    DEAD_LETTER_QUEUE, HANDLER_QUEUE, handler_queue_messages, publish_order_created, queue_depth)
+from harness.processes import wait_until
+from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
-from tests.faults.traffic import (
-    commit_orders_without_event, create_orders, publish_order_created,
-    publish_raw_order_created)
-from tests.support.processes import wait_until
+from tests.faults.traffic import commit_orders_without_event, create_orders
 
 def test_orders_whose_event_was_never_sent_are_relayed_from_the_outbox(
         make_pipeline, db_uri, amqp_uri, make_ledger):
@@ -79,7 +78,7 @@ def test_messages_that_can_never_be_processed_are_dead_lettered_once(
     ledger = make_ledger(db_uri)
     processor_pid = system.processor.process.pid
     for _, body, content_type, _ in POISON:
-        publish_raw_order_created(amqp_uri, body, content_type)
+        publish_order_created(amqp_uri, [body], content_type)
     fault_end = ledger.fault_ended()
     # Good orders on either side of the bad ones are still processed.
     create_orders(amqp_uri, 5)

@@ -6,7 +6,7 @@ import eventlet
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs, wait_exited
 from tests.faults.traffic import create_orders, set_generation
-from tests.support.processes import wait_until
+from harness.processes import wait_until
 
 INTERVAL = 0.05
 BURST = 80

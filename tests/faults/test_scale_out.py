@@ -5,7 +5,6 @@ import time
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, outputs, processor_outputs
 from tests.faults.traffic import set_generation
-from tests.support.processes import wait_until
 
 INTERVAL = 0.2
 GENERATING_SECONDS = 3

@@ -18,9 +18,9 @@ import requests
 from eventlet import wsgi
 
 from gateway.openapi import openapi_document
-from tests.support.checks import order_count, sql_metrics
+from harness.tables import order_count, sql_metrics
 from tests.support.openapi import response_schema, schema_violations
-from tests.support.processes import TEST_TOKEN, free_port, wait_until
+from harness.processes import TEST_TOKEN, free_port, wait_until
 from tests.support.services import (
     INTERVAL, LEAKS, MAX_REQUEST_BYTES, RPC_TIMEOUT, InProcessServices, json_body,
     wait_processed)

@@ -14,7 +14,7 @@ from order_pipeline.errors import StartupError
 from order_pipeline.publisher import RoutedEventPublisher
 from order_pipeline.reliable_events import PermanentFailure, reliable_event_handler
 from order_pipeline.rpc import TimeoutRpcProxy
-from tests.support.processes import wait_until
+from harness.processes import wait_until
 
 
 def publisher_for(amqp_uri, service_name="publisher_test"):

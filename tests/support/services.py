@@ -18,8 +18,8 @@ from gateway import GatewayService
 from generator_service.service import OrderGeneratorService
 from order_pipeline.config import load_config
 from processor_service import OrderProcessorService
-from tests.support.checks import unprocessed_order_ids
-from tests.support.processes import CONFIG, TEST_TOKEN, free_port, wait_until
+from harness.tables import unprocessed_order_ids
+from harness.processes import CONFIG, TEST_TOKEN, free_port, wait_until
 
 SERVICE_CLASSES = {
     "generator": OrderGeneratorService,
