@@ -100,6 +100,36 @@ def check_passed_settings_keep_config_defaults(deployment):
     return problems
 
 
+# Settings compose sets itself rather than passing them through, because
+# they must match the containers compose starts: AMQP_URI and DB_URI are
+# built from RABBITMQ_* and DB_* (the credentials the broker and database are
+# created with), and the gateway listens on the port compose publishes
+# (GATEWAY_PORT chooses the host side).
+SET_BY_COMPOSE = {"AMQP_URI", "DB_URI", "WEB_SERVER_ADDRESS"}
+
+
+def check_every_setting_reaches_the_services(deployment):
+    """Every setting config.yml reads, set in .env or the environment,
+    arrives in every container built from our image; left unset or empty
+    (as `.env.example` leaves some), the container gets config.yml's default.
+    The settings compose sets itself are set in every one of them."""
+    problems = []
+    for key, default in config_variables().items():
+        if key in SET_BY_COMPOSE:
+            problems += ["{}: {} is not set".format(name, key)
+                         for name, service in deployment.app_services().items()
+                         if not environment(service).get(key)]
+            continue
+        value = "value-of-" + key.lower()
+        for env, wanted in (({key: value}, value), ({}, default), ({key: ""}, default)):
+            for name, service in deployment.app_services(env).items():
+                got = environment(service).get(key)
+                if got != wanted:
+                    problems.append("{}: with {} the container gets {}={!r}, wanted {!r}".format(
+                        name, env or "nothing set", key, got, wanted))
+    return problems
+
+
 # Three ways to run compose: no .env, .env copied from the example, and every
 # variable set to a value of its own (a literal on one side shows up there).
 def variable_sets(deployment):
@@ -303,7 +333,7 @@ def check_no_secrets(deployment):
 
 
 CHECKS = [check_commands, check_one_service_per_container, check_settings_are_read,
-          check_passed_settings_keep_config_defaults, check_services_reach_broker_and_database,
+          check_passed_settings_keep_config_defaults, check_every_setting_reaches_the_services, check_services_reach_broker_and_database,
           check_only_gateway_published, check_healthchecks, check_start_order,
           check_persistent_data, check_image, check_image_contents,
           check_build_context_is_lean, check_variables_documented, check_no_secrets]
@@ -357,6 +387,16 @@ BREAKAGES = {
     "default differs from config.yml": (check_passed_settings_keep_config_defaults,
                                         lambda d: setting(d, "generator", "ORDER_INTERVAL_SECONDS",
                                                           "${ORDER_INTERVAL_SECONDS:-5}")),
+    "processor misses a setting": (check_every_setting_reaches_the_services, lambda d: service(
+        d, "processor").__setitem__("environment", {key: value for key, value in environment(
+            service(d, "processor")).items() if key != "RETRY_MAX_ATTEMPTS"})),
+    "setting fixed in compose": (check_every_setting_reaches_the_services, lambda d: setting(
+        d, "generator", "MAX_WORKERS", "10")),
+    "empty in .env is not the default": (check_every_setting_reaches_the_services, lambda d: setting(
+        d, "processor", "PRICE_BAND", "${PRICE_BAND-0.10}")),
+    "gateway address not set": (check_every_setting_reaches_the_services, lambda d: service(
+        d, GATEWAY).__setitem__("environment", {key: value for key, value in environment(
+            service(d, GATEWAY)).items() if key != "WEB_SERVER_ADDRESS"})),
     "AMQP_URI on localhost": (check_services_reach_broker_and_database, lambda d: setting(
         d, "processor", "AMQP_URI", "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}"
         "@localhost:5672/")),
