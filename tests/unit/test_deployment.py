@@ -10,13 +10,17 @@ The files are read as compose and docker build read them by
 tests/support/deployment.py (`Deployment`).
 """
 import copy
+import inspect
 import re
 from urllib.parse import urlsplit
 
 import pytest
 from nameko.cli.run import import_service
 from nameko.exceptions import CommandError
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.rpc import Rpc
 
+from order_pipeline import probe
 from tests.support.deployment import (
     COMPOSE_VARIABLE, CONFIG_FILE, NAMEKO_RUN, Deployment, compose_variables, config_variables,
     container_ports, copied_sources, dockerfile_instructions, environment, exec_form,
@@ -27,6 +31,10 @@ BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
 MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrate", "--config", CONFIG_FILE]
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
+PROBE = ["CMD", "python", "-m", "order_pipeline.probe"]
+# What a service's healthcheck may call: it runs every interval, so it must
+# only read (start or stop would switch generation on or off).
+READ_ONLY_RPC = {"status", "metrics"}
 
 
 # --- the checks -----------------------------------------------------------
@@ -184,7 +192,53 @@ def check_only_gateway_published(deployment):
     return problems
 
 
+def seconds(duration):
+    """A compose duration ("1m30s", "10s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def probe_problems(name, health, modules, listens_on):
+    """A service's healthcheck runs order_pipeline.probe: the gateway's GETs
+    its /health, another's calls a read-only RPC method of the service that
+    container runs. The probe gives up before the healthcheck kills it."""
+    test = health.get("test") or []
+    if health.get("disable") or test[:len(PROBE)] != PROBE:
+        return ["{}: healthcheck {} does not run {}".format(name, test, " ".join(PROBE[1:]))]
+    try:
+        args = probe.parse_args(test[len(PROBE):])
+    except SystemExit:
+        return ["{}: the probe does not accept {}".format(name, test[len(PROBE):])]
+    problems = []
+    if args.timeout >= seconds(health.get("timeout", "30s")):
+        problems.append("{}: the probe waits {} s, the healthcheck only {}".format(
+            name, args.timeout, health.get("timeout", "30s")))
+    if name == GATEWAY:
+        url = urlsplit(args.url) if args.kind == "http" else None
+        if not url or (url.hostname, url.port, url.path) != ("127.0.0.1", listens_on, "/health"):
+            problems.append("{}: healthcheck {} is not GET http://127.0.0.1:{}/health".format(
+                name, test, listens_on))
+        return problems
+    services = {cls.name: cls for module in modules for cls in import_service(module)}
+    if args.kind != "rpc" or args.service not in services:
+        return problems + ["{}: healthcheck {} calls none of the services it runs ({})".format(
+            name, test, sorted(services))]
+    method = getattr(services[args.service], args.method, None)
+    entrypoints = getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, set())
+    if not any(isinstance(entrypoint, Rpc) for entrypoint in entrypoints):
+        problems.append("{}: {}.{} is not an RPC method".format(name, args.service, args.method))
+    elif list(inspect.signature(method).parameters) != ["self"] \
+            or args.method not in READ_ONLY_RPC:
+        problems.append("{}: {}.{} is not one of the read-only methods without arguments {}"
+                        .format(name, args.service, args.method, sorted(READ_ONLY_RPC)))
+    return problems
+
+
 def check_healthchecks(deployment):
+    """The broker and database have their images' own checks; every nameko
+    service has one that asks the service itself (see `probe_problems`)."""
     expected = {BROKER: ["CMD", "rabbitmq-diagnostics"],
                 DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]}
     services = deployment.services()
@@ -195,6 +249,10 @@ def check_healthchecks(deployment):
         if health.get("disable") or test[:len(start)] != start:
             problems.append("{}: healthcheck {} (disable: {}) is not on, starting {}".format(
                 name, test, health.get("disable", False), start))
+    address = environment(services.get(GATEWAY, {})).get("WEB_SERVER_ADDRESS", ":0")
+    for name, modules in nameko_services(deployment).items():
+        problems += probe_problems(name, services[name].get("healthcheck") or {}, modules,
+                                   int(address.rsplit(":", 1)[1]))
     return problems
 
 
@@ -265,8 +323,9 @@ def check_image(deployment):
 
 def needed_at_runtime():
     """What the image must contain: the packages that the services and the
-    migration import, config.yml and requirements.txt."""
-    return first_party_packages(*makefile_services(), "order_pipeline.migrate") + [
+    migration and the healthchecks import, config.yml and requirements.txt."""
+    return first_party_packages(
+        *makefile_services(), "order_pipeline.migrate", "order_pipeline.probe") + [
         CONFIG_FILE, "requirements.txt"]
 
 
@@ -333,10 +392,11 @@ def check_no_secrets(deployment):
 
 
 CHECKS = [check_commands, check_one_service_per_container, check_settings_are_read,
-          check_passed_settings_keep_config_defaults, check_every_setting_reaches_the_services, check_services_reach_broker_and_database,
-          check_only_gateway_published, check_healthchecks, check_start_order,
-          check_persistent_data, check_image, check_image_contents,
-          check_build_context_is_lean, check_variables_documented, check_no_secrets]
+          check_passed_settings_keep_config_defaults, check_every_setting_reaches_the_services,
+          check_services_reach_broker_and_database, check_only_gateway_published,
+          check_healthchecks, check_start_order, check_persistent_data, check_image,
+          check_image_contents, check_build_context_is_lean, check_variables_documented,
+          check_no_secrets]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
@@ -392,8 +452,9 @@ BREAKAGES = {
             service(d, "processor")).items() if key != "RETRY_MAX_ATTEMPTS"})),
     "setting fixed in compose": (check_every_setting_reaches_the_services, lambda d: setting(
         d, "generator", "MAX_WORKERS", "10")),
-    "empty in .env is not the default": (check_every_setting_reaches_the_services, lambda d: setting(
-        d, "processor", "PRICE_BAND", "${PRICE_BAND-0.10}")),
+    "empty in .env is not the default": (check_every_setting_reaches_the_services,
+                                         lambda d: setting(d, "processor", "PRICE_BAND",
+                                                           "${PRICE_BAND-0.10}")),
     "gateway address not set": (check_every_setting_reaches_the_services, lambda d: service(
         d, GATEWAY).__setitem__("environment", {key: value for key, value in environment(
             service(d, GATEWAY)).items() if key != "WEB_SERVER_ADDRESS"})),
@@ -411,6 +472,32 @@ BREAKAGES = {
     "no broker healthcheck": (check_healthchecks, lambda d: service(d, BROKER).pop("healthcheck")),
     "database healthcheck disabled": (check_healthchecks, lambda d: service(
         d, DATABASE)["healthcheck"].__setitem__("disable", True)),
+    "processor without a healthcheck": (check_healthchecks, lambda d: service(
+        d, "processor").pop("healthcheck")),
+    "generator probed as the processor": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_processor", "metrics"])),
+    "healthcheck switches generation on": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_generator", "start"])),
+    "healthcheck calls a method that is not RPC": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_generator", "_set_running"])),
+    "probe arguments it does not accept": (check_healthchecks, lambda d: service(
+        d, "processor")["healthcheck"].__setitem__("test", PROBE + [
+            "order_processor", "metrics"])),
+    "gateway probes another path": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", PROBE + [
+            "http", "http://127.0.0.1:8000/openapi.json"])),
+    "gateway probes another port": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", PROBE + [
+            "http", "http://127.0.0.1:8080/health"])),
+    "gateway healthcheck with curl": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", [
+            "CMD", "curl", "-f", "http://127.0.0.1:8000/health"])),
+    "probe outlasts the healthcheck": (check_healthchecks, lambda d: service(
+        d, "processor").__setitem__("healthcheck", {
+            **service(d, "processor")["healthcheck"], "timeout": "3s"})),
     "service does not wait for migrate": (check_start_order, lambda d: service(
         d, "processor").__setitem__("depends_on", {BROKER: {"condition": "service_healthy"},
                                                    DATABASE: {"condition": "service_healthy"},
