@@ -10,13 +10,17 @@ The files are read as compose and docker build read them by
 tests/support/deployment.py (`Deployment`).
 """
 import copy
+import inspect
 import re
 from urllib.parse import urlsplit
 
 import pytest
 from nameko.cli.run import import_service
 from nameko.exceptions import CommandError
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.rpc import Rpc
 
+from order_pipeline import probe
 from tests.support.deployment import (
     COMPOSE_VARIABLE, CONFIG_FILE, NAMEKO_RUN, Deployment, compose_variables, config_variables,
     container_ports, copied_sources, dockerfile_instructions, environment, exec_form,
@@ -27,6 +31,10 @@ BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
 MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrations", "--config", CONFIG_FILE]
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
+PROBE = ["CMD", "python", "-m", "order_pipeline.probe"]
+# What a service's healthcheck may call: it runs every interval, so it must
+# only read (start or stop would switch generation on or off).
+READ_ONLY_RPC = {"status", "metrics"}
 
 
 # --- the checks -----------------------------------------------------------
@@ -100,6 +108,36 @@ def check_passed_settings_keep_config_defaults(deployment):
     return problems
 
 
+# Settings compose sets itself rather than passing them through, because
+# they must match the containers compose starts: AMQP_URI and DB_URI are
+# built from RABBITMQ_* and DB_* (the credentials the broker and database are
+# created with), and the gateway listens on the port compose publishes
+# (GATEWAY_PORT chooses the host side).
+SET_BY_COMPOSE = {"AMQP_URI", "DB_URI", "WEB_SERVER_ADDRESS"}
+
+
+def check_every_setting_reaches_the_services(deployment):
+    """Every setting config.yml reads, set in .env or the environment,
+    arrives in every container built from our image; left unset or empty
+    (as `.env.example` leaves some), the container gets config.yml's default.
+    The settings compose sets itself are set in every one of them."""
+    problems = []
+    for key, default in config_variables().items():
+        if key in SET_BY_COMPOSE:
+            problems += ["{}: {} is not set".format(name, key)
+                         for name, service in deployment.app_services().items()
+                         if not environment(service).get(key)]
+            continue
+        value = "value-of-" + key.lower()
+        for env, wanted in (({key: value}, value), ({}, default), ({key: ""}, default)):
+            for name, service in deployment.app_services(env).items():
+                got = environment(service).get(key)
+                if got != wanted:
+                    problems.append("{}: with {} the container gets {}={!r}, wanted {!r}".format(
+                        name, env or "nothing set", key, got, wanted))
+    return problems
+
+
 # Three ways to run compose: no .env, .env copied from the example, and every
 # variable set to a value of its own (a literal on one side shows up there).
 def variable_sets(deployment):
@@ -154,7 +192,53 @@ def check_only_gateway_published(deployment):
     return problems
 
 
+def seconds(duration):
+    """A compose duration ("1m30s", "10s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def probe_problems(name, health, modules, listens_on):
+    """A service's healthcheck runs order_pipeline.probe: the gateway's GETs
+    its /health, another's calls a read-only RPC method of the service that
+    container runs. The probe gives up before the healthcheck kills it."""
+    test = health.get("test") or []
+    if health.get("disable") or test[:len(PROBE)] != PROBE:
+        return ["{}: healthcheck {} does not run {}".format(name, test, " ".join(PROBE[1:]))]
+    try:
+        args = probe.parse_args(test[len(PROBE):])
+    except SystemExit:
+        return ["{}: the probe does not accept {}".format(name, test[len(PROBE):])]
+    problems = []
+    if args.timeout >= seconds(health.get("timeout", "30s")):
+        problems.append("{}: the probe waits {} s, the healthcheck only {}".format(
+            name, args.timeout, health.get("timeout", "30s")))
+    if name == GATEWAY:
+        url = urlsplit(args.url) if args.kind == "http" else None
+        if not url or (url.hostname, url.port, url.path) != ("127.0.0.1", listens_on, "/health"):
+            problems.append("{}: healthcheck {} is not GET http://127.0.0.1:{}/health".format(
+                name, test, listens_on))
+        return problems
+    services = {cls.name: cls for module in modules for cls in import_service(module)}
+    if args.kind != "rpc" or args.service not in services:
+        return problems + ["{}: healthcheck {} calls none of the services it runs ({})".format(
+            name, test, sorted(services))]
+    method = getattr(services[args.service], args.method, None)
+    entrypoints = getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, set())
+    if not any(isinstance(entrypoint, Rpc) for entrypoint in entrypoints):
+        problems.append("{}: {}.{} is not an RPC method".format(name, args.service, args.method))
+    elif list(inspect.signature(method).parameters) != ["self"] \
+            or args.method not in READ_ONLY_RPC:
+        problems.append("{}: {}.{} is not one of the read-only methods without arguments {}"
+                        .format(name, args.service, args.method, sorted(READ_ONLY_RPC)))
+    return problems
+
+
 def check_healthchecks(deployment):
+    """The broker and database have their images' own checks; every nameko
+    service has one that asks the service itself (see `probe_problems`)."""
     expected = {BROKER: ["CMD", "rabbitmq-diagnostics"],
                 DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]}
     services = deployment.services()
@@ -165,6 +249,10 @@ def check_healthchecks(deployment):
         if health.get("disable") or test[:len(start)] != start:
             problems.append("{}: healthcheck {} (disable: {}) is not on, starting {}".format(
                 name, test, health.get("disable", False), start))
+    address = environment(services.get(GATEWAY, {})).get("WEB_SERVER_ADDRESS", ":0")
+    for name, modules in nameko_services(deployment).items():
+        problems += probe_problems(name, services[name].get("healthcheck") or {}, modules,
+                                   int(address.rsplit(":", 1)[1]))
     return problems
 
 
@@ -235,8 +323,9 @@ def check_image(deployment):
 
 def needed_at_runtime():
     """What the image must contain: the packages that the services and the
-    migration import, config.yml and requirements.txt."""
-    return first_party_packages(*makefile_services(), "order_pipeline.migrations") + [
+    migration and the healthchecks import, config.yml and requirements.txt."""
+    return first_party_packages(
+        *makefile_services(), "order_pipeline.migrations", "order_pipeline.probe") + [
         CONFIG_FILE, "requirements.txt"]
 
 
@@ -303,10 +392,11 @@ def check_no_secrets(deployment):
 
 
 CHECKS = [check_commands, check_one_service_per_container, check_settings_are_read,
-          check_passed_settings_keep_config_defaults, check_services_reach_broker_and_database,
-          check_only_gateway_published, check_healthchecks, check_start_order,
-          check_persistent_data, check_image, check_image_contents,
-          check_build_context_is_lean, check_variables_documented, check_no_secrets]
+          check_passed_settings_keep_config_defaults, check_every_setting_reaches_the_services,
+          check_services_reach_broker_and_database, check_only_gateway_published,
+          check_healthchecks, check_start_order, check_persistent_data, check_image,
+          check_image_contents, check_build_context_is_lean, check_variables_documented,
+          check_no_secrets]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
@@ -357,6 +447,17 @@ BREAKAGES = {
     "default differs from config.yml": (check_passed_settings_keep_config_defaults,
                                         lambda d: setting(d, "generator", "ORDER_INTERVAL_SECONDS",
                                                           "${ORDER_INTERVAL_SECONDS:-5}")),
+    "processor misses a setting": (check_every_setting_reaches_the_services, lambda d: service(
+        d, "processor").__setitem__("environment", {key: value for key, value in environment(
+            service(d, "processor")).items() if key != "RETRY_MAX_ATTEMPTS"})),
+    "setting fixed in compose": (check_every_setting_reaches_the_services, lambda d: setting(
+        d, "generator", "MAX_WORKERS", "10")),
+    "empty in .env is not the default": (check_every_setting_reaches_the_services,
+                                         lambda d: setting(d, "processor", "PRICE_BAND",
+                                                           "${PRICE_BAND-0.10}")),
+    "gateway address not set": (check_every_setting_reaches_the_services, lambda d: service(
+        d, GATEWAY).__setitem__("environment", {key: value for key, value in environment(
+            service(d, GATEWAY)).items() if key != "WEB_SERVER_ADDRESS"})),
     "AMQP_URI on localhost": (check_services_reach_broker_and_database, lambda d: setting(
         d, "processor", "AMQP_URI", "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}"
         "@localhost:5672/")),
@@ -371,6 +472,32 @@ BREAKAGES = {
     "no broker healthcheck": (check_healthchecks, lambda d: service(d, BROKER).pop("healthcheck")),
     "database healthcheck disabled": (check_healthchecks, lambda d: service(
         d, DATABASE)["healthcheck"].__setitem__("disable", True)),
+    "processor without a healthcheck": (check_healthchecks, lambda d: service(
+        d, "processor").pop("healthcheck")),
+    "generator probed as the processor": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_processor", "metrics"])),
+    "healthcheck switches generation on": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_generator", "start"])),
+    "healthcheck calls a method that is not RPC": (check_healthchecks, lambda d: service(
+        d, "generator")["healthcheck"].__setitem__("test", PROBE + [
+            "rpc", "order_generator", "_set_running"])),
+    "probe arguments it does not accept": (check_healthchecks, lambda d: service(
+        d, "processor")["healthcheck"].__setitem__("test", PROBE + [
+            "order_processor", "metrics"])),
+    "gateway probes another path": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", PROBE + [
+            "http", "http://127.0.0.1:8000/openapi.json"])),
+    "gateway probes another port": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", PROBE + [
+            "http", "http://127.0.0.1:8080/health"])),
+    "gateway healthcheck with curl": (check_healthchecks, lambda d: service(
+        d, GATEWAY)["healthcheck"].__setitem__("test", [
+            "CMD", "curl", "-f", "http://127.0.0.1:8000/health"])),
+    "probe outlasts the healthcheck": (check_healthchecks, lambda d: service(
+        d, "processor").__setitem__("healthcheck", {
+            **service(d, "processor")["healthcheck"], "timeout": "3s"})),
     "service does not wait for migrate": (check_start_order, lambda d: service(
         d, "processor").__setitem__("depends_on", {BROKER: {"condition": "service_healthy"},
                                                    DATABASE: {"condition": "service_healthy"},
