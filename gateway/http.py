@@ -18,8 +18,9 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.errors import (
     ERRORS, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, http_code, status_and_code)
+from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol
-from order_pipeline.settings import max_request_bytes
+from order_pipeline.settings import max_request_bytes, web_server_address
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,29 @@ class JsonWebServer(WebServer):
 
     # A connection that sends nothing for this long is closed.
     CLIENT_IDLE_SECONDS = 60
+
+    @property
+    def bind_addr(self):
+        return web_server_address(self.container.config)
+
+    def setup(self):
+        # A malformed WEB_SERVER_ADDRESS stops the service before it starts.
+        web_server_address(self.container.config)
+        super().setup()
+
+    def start(self):
+        # nameko's WebServer.start, line for line, except for the socket:
+        # `gateway.listen` binds it without SO_REUSEPORT and reports a busy
+        # port in one line. nameko has no hook between making the socket and
+        # using it, so this sets the private attributes its run() and stop()
+        # read; tests/unit/test_gateway.py fails if nameko's start() changes.
+        if not self._starting:
+            self._starting = True
+            self._sock = listen(self.container.config)
+            # work around https://github.com/celery/kombu/issues/838
+            self._sock.settimeout(None)
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)

@@ -6,15 +6,17 @@ a service's own group), so each setting has one type, one minimum and one
 error message. A bad value is a StartupError naming the setting, which
 `nameko run` prints as one line before exiting with status 1.
 
-nameko and nameko-sqlalchemy read their own keys (AMQP_URI, DB_URIS,
-max_workers, SERVICE_CONTAINER_CLS, LOGGING, WEB_SERVER_ADDRESS) too.
+nameko and nameko-sqlalchemy read their own keys (DB_URIS, max_workers,
+SERVICE_CONTAINER_CLS, LOGGING), and AMQP_URI and WEB_SERVER_ADDRESS too.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.constants import AMQP_URI_CONFIG_KEY, WEB_SERVER_CONFIG_KEY
+from nameko.exceptions import ConfigurationError
 from nameko.extensions import DependencyProvider
+from nameko.web.server import BindAddress, parse_address
 
 from order_contract import MAX_QUANTITY
 from order_pipeline.config import setting
@@ -22,7 +24,7 @@ from order_pipeline.errors import StartupError
 
 
 def amqp_uri(config: dict) -> str:
-    value = setting(config, AMQP_URI_CONFIG_KEY, str)
+    value = setting(config, "AMQP_URI", str)
     if not value:
         raise StartupError(f"{AMQP_URI_CONFIG_KEY} is not set")
     return value
@@ -143,6 +145,27 @@ def gateway_token(config: dict) -> str:
 
 def max_request_bytes(config: dict) -> int:
     return setting(config, "MAX_REQUEST_BYTES", int, minimum=0)
+
+
+MAX_PORT = 65535
+
+
+def web_server_address(config: dict) -> BindAddress:
+    """WEB_SERVER_ADDRESS (`[host:]port`) as nameko parses it. nameko reads
+    the key itself too; the gateway binds through this reader so that a
+    malformed value is one line at start-up."""
+    # str(): YAML makes a bare `8000` an int.
+    text = setting(config, "WEB_SERVER_ADDRESS", str)
+    try:
+        address = parse_address(text)
+    except ConfigurationError:
+        address = None
+    if address is None or address.port > MAX_PORT:
+        raise StartupError(
+            f"setting {WEB_SERVER_CONFIG_KEY} must be [host:]port with a port from 0 to "
+            f"{MAX_PORT}, got {text!r}"
+        )
+    return address
 
 
 class Settings(DependencyProvider):

@@ -1,6 +1,7 @@
 """The commands from the README, as a user types them."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -39,6 +40,52 @@ def test_an_unusable_database_is_one_line_naming_db_uri(db_uri_value, hint, amqp
     assert "Traceback" not in done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "DB_URI=" + db_uri_value in errors[0] and hint in errors[0]
+
+
+def one_error_line_naming_web_server_address(done):
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output, output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "WEB_SERVER_ADDRESS" in errors[0], output
+    return errors[0]
+
+
+@pytest.mark.parametrize("address", [
+    "localhost", "host:notaport", "", ":8000", "127.0.0.1:", "127.0.0.1:65536",
+])
+def test_a_malformed_web_server_address_is_one_line_naming_it(address, amqp_uri):
+    done = run_service("gateway", AMQP_URI=amqp_uri, WEB_SERVER_ADDRESS=address)
+    one_error_line_naming_web_server_address(done)
+
+
+def test_a_port_held_by_another_program_is_one_line_naming_web_server_address(amqp_uri):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        address = f"127.0.0.1:{holder.getsockname()[1]}"
+        done = run_service("gateway", AMQP_URI=amqp_uri, WEB_SERVER_ADDRESS=address)
+    error = one_error_line_naming_web_server_address(done)
+    assert address in error and "in use" in error
+
+
+def test_a_second_gateway_on_a_busy_port_stops_at_start_up(pipeline):
+    system = pipeline()
+    first = system.start_service("gateway")
+    wait_until(lambda: answers(system.url("/openapi.json")), 30, message="first gateway")
+    # Were the port shared, this gateway would run (the call times out) and
+    # the kernel would hand it part of the first one's requests.
+    done = run_service("gateway", timeout=60, **system.env(GATEWAY_TOKEN="another-token"))
+    error = one_error_line_naming_web_server_address(done)
+    assert f"127.0.0.1:{system.port}" in error
+    assert first.running and answers(system.url("/openapi.json"))
+
+
+def answers(url):
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_nameko_shell_reaches_the_services(pipeline, amqp_uri, db_uri):

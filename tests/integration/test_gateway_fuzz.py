@@ -170,8 +170,12 @@ def test_an_order_id_is_found_missing_or_bad_by_its_value(gateway, order_id):
     document = assert_clean_json("GET", status, headers, body)
     if 1 <= order_id <= MAX_ORDER_ID:
         assert status == 404 or (status == 200 and document["id"] == order_id), document
+    elif order_id < 0:
+        assert status == 400, document
+        assert document["message"] == "order id must be a positive integer", document
     else:
         assert status == 400, document
+        assert document["message"] == f"order id must be between 1 and {MAX_ORDER_ID}", document
 
 
 @FUZZ

@@ -1,7 +1,10 @@
 """The gateway's rules without a server: order ids, the bearer token, body
-framing, the JSON refusals, and what the handlers make of their services'
-answers (the services are mocks here; tests/integration has the real ones)."""
+framing, the JSON refusals, the listening socket, and what the handlers make
+of their services' answers (the services are mocks here; tests/integration
+has the real ones)."""
+import inspect
 import json
+import socket
 import time
 from email.parser import Parser
 from http.client import HTTPMessage
@@ -11,15 +14,20 @@ import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
+from nameko.web.server import BindAddress, WebServer
 
 from gateway.auth import bearer_token, check_token
 from gateway.errors import BadRequest, Forbidden, Unauthorized
-from gateway.http import response_for_error
+from gateway.http import JsonWebServer, response_for_error
+from gateway.listen import listen
+from order_pipeline.settings import web_server_address
 from gateway.openapi import openapi_document
 from gateway.protocol import body_framing_error, raw_json_error
 from gateway.service import GatewayService, parse_order_id
 from gateway.shared_reads import SharedReads
+from order_pipeline.errors import StartupError
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+from harness.processes import free_port
 
 MAX_ID = 2**63 - 1
 
@@ -32,14 +40,25 @@ def test_order_ids_are_plain_ascii_digits_in_range(text, order_id):
 
 
 @pytest.mark.parametrize("text", [
-    "", "0", "00", "-1", "+1", " 1", "1 ", "1.0", "1e3", "0x1", "abc", "1_000",
+    "", "-1", "+1", " 1", "1 ", "1.0", "1e3", "0x1", "abc", "1_000",
     "\u0661\u0662",         # Arabic-Indic digits: isdigit() but not ASCII
     "\u00b2", "\uff11",     # superscript two, fullwidth one
-    str(MAX_ID + 1), "9" * 20, "9" * 5000,
 ])
-def test_anything_else_is_a_bad_request(text):
-    with pytest.raises(BadRequest):
+def test_anything_but_ascii_digits_is_not_a_positive_integer(text):
+    with pytest.raises(BadRequest) as error:
         parse_order_id(text)
+    assert str(error.value) == "order id must be a positive integer"
+
+
+@pytest.mark.parametrize("text", ["0", "00", str(MAX_ID + 1), "9" * 20, "9" * 5000])
+def test_digits_out_of_range_are_told_the_range(text):
+    with pytest.raises(BadRequest) as error:
+        parse_order_id(text)
+    assert str(error.value) == f"order id must be between 1 and {MAX_ID}"
+
+
+def test_leading_zeros_do_not_count_towards_the_range():
+    assert parse_order_id("0" * 30 + "7") == 7
 
 
 @pytest.mark.parametrize("header, token", [
@@ -295,3 +314,75 @@ def test_different_keys_do_not_share():
     read = shared_reads()
     assert read("a", lambda: 1) == 1
     assert read("b", lambda: 2) == 2
+
+
+@pytest.mark.parametrize("config, address", [
+    ({"WEB_SERVER_ADDRESS": "127.0.0.1:8001"}, BindAddress("127.0.0.1", 8001)),
+    ({"WEB_SERVER_ADDRESS": 8000}, BindAddress("", 8000)),  # YAML reads `8000` as an int
+    ({"WEB_SERVER_ADDRESS": "0"}, BindAddress("", 0)),
+])
+def test_web_server_address_is_host_and_port(config, address):
+    assert web_server_address(config) == address
+
+
+@pytest.mark.parametrize("value", [
+    None, "", "localhost", "host:notaport", ":8000", "127.0.0.1:", "1:2:3", "127.0.0.1:65536",
+    "127.0.0.1:-1",
+])
+def test_a_malformed_web_server_address_is_a_startup_error_naming_it(value):
+    with pytest.raises(StartupError) as error:
+        web_server_address({"WEB_SERVER_ADDRESS": value})
+    assert str(error.value).startswith("setting WEB_SERVER_ADDRESS must be [host:]port")
+
+
+def listen_config(port):
+    return {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+
+
+def test_a_busy_port_is_a_startup_error_naming_web_server_address():
+    port = free_port()
+    with listen(listen_config(port)):
+        with pytest.raises(StartupError) as error:
+            listen(listen_config(port))
+    assert str(error.value) == (
+        f"cannot listen on WEB_SERVER_ADDRESS=127.0.0.1:{port}: the port is in use "
+        "(another gateway?); stop what holds it, or set WEB_SERVER_ADDRESS")
+
+
+def test_nothing_can_share_the_gateway_port_even_with_so_reuseport():
+    port = free_port()
+    with listen(listen_config(port)):
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", port))
+
+
+def test_a_restarted_gateway_binds_while_old_connections_linger():
+    port = free_port()
+    server = listen(listen_config(port))
+    client = socket.create_connection(("127.0.0.1", port))
+    connection, _ = server.accept()
+    connection.close()  # the server closes first: its side ends in TIME_WAIT
+    client.close()
+    server.close()
+    with socket.socket() as plain:  # the port is still taken for a socket without SO_REUSEADDR
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    listen(listen_config(port)).close()
+
+
+def code_lines(function):
+    source = inspect.getsource(function)
+    return [line.strip() for line in source.splitlines()
+            if line.strip() and not line.strip().startswith(("#", "def "))]
+
+
+def test_the_gateway_web_server_starts_as_nameko_does_but_for_the_socket():
+    """JsonWebServer.start copies nameko's to replace the socket: if nameko's
+    start() changes, the copy must be looked at again."""
+    nameko_lines = [line.replace("eventlet.listen(self.bind_addr)",
+                                 "listen(self.container.config)")
+                    for line in code_lines(WebServer.start)]
+    assert code_lines(JsonWebServer.start) == nameko_lines

@@ -14,8 +14,7 @@ from order_pipeline.config import load_config
 from order_pipeline.errors import StartupError
 
 # Keys that nameko, nameko-sqlalchemy or the logging set-up read themselves.
-READ_BY_THE_FRAMEWORK = {"DB_URIS", "WEB_SERVER_ADDRESS", "max_workers", "SERVICE_CONTAINER_CLS",
-                         "LOGGING"}
+READ_BY_THE_FRAMEWORK = {"DB_URIS", "max_workers", "SERVICE_CONTAINER_CLS", "LOGGING"}
 FIRST_PARTY = ["order_contract", "order_pipeline", "generator_service", "processor_service",
                "gateway"]
 
@@ -38,7 +37,7 @@ def test_every_setting_is_read_once_and_in_one_module():
     keys = [key for _, key in reads]
     assert {path for path, _ in reads} == {"order_pipeline/settings.py"}
     assert sorted(keys) == sorted(set(keys)), "a setting read by two functions"
-    config_keys = set(load_config(CONFIG)) - READ_BY_THE_FRAMEWORK - {"AMQP_URI"}
+    config_keys = set(load_config(CONFIG)) - READ_BY_THE_FRAMEWORK
     assert config_keys == set(keys)
 
 
