@@ -7,15 +7,16 @@ service does for an RPC call. Calling it in-process lets the latency
 scenario create orders on a precise schedule without an RPC round trip per
 order (~6 ms here even for `status`), whose jitter would blur the rate.
 """
+
 from nameko_sqlalchemy.database import Session
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from generator_service import generation
+from harness.processes import CONFIG
 from order_contract import GENERATOR
 from order_pipeline.config import load_config
 from order_pipeline.publisher import RoutedEventPublisher
-from harness.processes import CONFIG
 
 
 class _Container:

@@ -1,4 +1,5 @@
 """Bearer-token check for the gateway's control endpoints."""
+
 import hmac
 import logging
 
@@ -9,8 +10,7 @@ from order_pipeline.settings import gateway_token
 
 log = logging.getLogger(__name__)
 
-HOW_TO_ENABLE = ("set GATEWAY_TOKEN to a secret and send it as "
-                 "'Authorization: Bearer <token>'")
+HOW_TO_ENABLE = "set GATEWAY_TOKEN to a secret and send it as 'Authorization: Bearer <token>'"
 
 
 # HTTP's optional whitespace; str.strip() would also drop e.g. U+00A0, so

@@ -5,6 +5,7 @@ and handler exceptions with a plain-text 500 that names the exception. Here
 every response is JSON: handlers return a dict/list (200) or a
 (status, body) pair, and exceptions are mapped by `gateway.errors`.
 """
+
 import functools
 import json
 import logging
@@ -17,7 +18,12 @@ from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import (
-    ERRORS, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, http_code, status_and_code)
+    ERRORS,
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_MESSAGE,
+    http_code,
+    status_and_code,
+)
 from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol
 from order_pipeline.settings import max_request_bytes, web_server_address
@@ -27,8 +33,11 @@ log = logging.getLogger(__name__)
 
 def json_response(status, body, headers=None):
     return Response(
-        json.dumps(body, separators=(",", ":")), status=status,
-        headers=headers, mimetype="application/json")
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
 
 
 def error_response(status, code, message, headers=None):
@@ -46,7 +55,8 @@ class JsonWsgiApp(WsgiApp):
         except HTTPException as exc:
             headers = [h for h in exc.get_headers() if h[0].lower() == "allow"]
             response = error_response(
-                exc.code, http_code(exc.code), exc.description or exc.name, headers)
+                exc.code, http_code(exc.code), exc.description or exc.name, headers
+            )
         except Exception:
             log.exception("unhandled error routing %s", environ.get("PATH_INFO"))
             response = error_response(*INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
@@ -110,8 +120,7 @@ class JsonWebServer(WebServer):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().process_request(sock, address)
         except Exception:
-            log.warning("dropped the connection from %s after an error",
-                        address, exc_info=True)
+            log.warning("dropped the connection from %s after an error", address, exc_info=True)
             sock.close()
 
 

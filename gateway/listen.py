@@ -8,6 +8,7 @@ SO_REUSEADDR only. On Linux that never lets two sockets listen on one port, so
 a busy port is a start-up error, yet a restarted gateway still binds while its
 old connections sit in TIME_WAIT.
 """
+
 import errno
 
 import eventlet
@@ -16,6 +17,7 @@ from nameko.constants import WEB_SERVER_CONFIG_KEY
 
 from order_pipeline.errors import StartupError
 from order_pipeline.settings import web_server_address
+
 
 def listen(config: dict) -> GreenSocket:
     """A socket listening on WEB_SERVER_ADDRESS that no other socket shares,
@@ -30,4 +32,5 @@ def listen(config: dict) -> GreenSocket:
             reason = f"{exc.strerror or exc};"
         raise StartupError(
             f"cannot listen on {WEB_SERVER_CONFIG_KEY}={address.address}:{address.port}: "
-            f"{reason} set {WEB_SERVER_CONFIG_KEY}") from None
+            f"{reason} set {WEB_SERVER_CONFIG_KEY}"
+        ) from None

@@ -1,4 +1,5 @@
 """The gateway nameko service: HTTP in, RPC out, JSON everywhere."""
+
 import logging
 
 import eventlet
@@ -24,7 +25,7 @@ def parse_order_id(text):
     digits = text.lstrip("0") or "0"
     order_id = int(digits) if len(digits) <= MAX_ID_DIGITS else None
     if order_id is None or not 1 <= order_id <= MAX_ORDER_ID:
-        raise BadRequest("order id must be between 1 and {}".format(MAX_ORDER_ID))
+        raise BadRequest(f"order id must be between 1 and {MAX_ORDER_ID}")
     return order_id
 
 
@@ -70,7 +71,7 @@ class GatewayService:
             raise
         if order is None:
             processing.kill()
-            raise NotFound("order {} not found".format(order_id))
+            raise NotFound(f"order {order_id} not found")
         order["processing"] = processing.wait()
         return order
 
@@ -80,15 +81,16 @@ class GatewayService:
 
         Both are asked at once, so the answer comes within one RPC timeout.
         """
-        checks = {GENERATOR: self.order_generator.status,
-                  PROCESSOR: self.order_processor.metrics}
+        checks = {GENERATOR: self.order_generator.status, PROCESSOR: self.order_processor.metrics}
         answers = eventlet.GreenPile()
         for name, call in checks.items():
             answers.spawn(service_state, name, call)
         services = dict(zip(checks, answers))
         healthy = all(state == "ok" for state in services.values())
         return (200 if healthy else 503), {
-            "status": "ok" if healthy else "degraded", "services": services}
+            "status": "ok" if healthy else "degraded",
+            "services": services,
+        }
 
     @json_http("GET", "/openapi.json")
     def openapi(self, request):

@@ -7,6 +7,7 @@ is published after the commit and the outbox row is removed only once the
 broker has confirmed and routed it. If publishing fails (broker down, no
 processor queue bound yet), `relay_outbox` publishes it later.
 """
+
 import logging
 from datetime import timedelta
 
@@ -32,9 +33,11 @@ def prepare_state(db, config):
     if running:
         log.info("order generation is on: one order every %s s", settings.interval_seconds)
     else:
-        log.info("order generation is off (the state is kept across restarts); start it "
-                 "with POST /start and the bearer token, or "
-                 "n.rpc.order_generator.start() in nameko shell")
+        log.info(
+            "order generation is off (the state is kept across restarts); start it "
+            "with POST /start and the bearer token, or "
+            "n.rpc.order_generator.start() in nameko shell"
+        )
 
 
 def generate_tick(db, publish, settings, rng):
@@ -42,8 +45,7 @@ def generate_tick(db, publish, settings, rng):
     with db.get_session() as session:
         if not store.claim_tick(session, settings.interval_seconds):
             return None
-        order = order_as_dict(store.add_order(
-            session, random_quantity(rng, settings), utc_now()))
+        order = order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
     announce(db, publish, [order["id"]])
     return order
 

@@ -1,7 +1,7 @@
 """Order rules, free of nameko and SQL: random quantities, timestamps and
 the public shape of an order and of the generator's status."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from order_pipeline.settings import GeneratorSettings
 
@@ -12,7 +12,7 @@ def random_quantity(rng, settings: GeneratorSettings) -> int:
 
 def utc_now() -> datetime:
     """Naive UTC, as stored in DATETIME columns."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def isoformat_utc(moment: datetime) -> str:

@@ -1,5 +1,6 @@
 """SQL for order_generator's tables. Each function takes an open session;
 the caller owns the transaction."""
+
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, text, update
@@ -20,19 +21,22 @@ def seed_state(session, running):
     session.execute(
         mysql_insert(GeneratorState)
         .values(id=STATE_ID, running=running, orders_created=0)
-        .prefix_with("IGNORE"))
+        .prefix_with("IGNORE")
+    )
 
 
 def read_state(session):
     return session.execute(
-        select(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .execution_options(populate_existing=True)).scalar_one()
+        select(GeneratorState)
+        .where(GeneratorState.id == STATE_ID)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def set_running(session, running):
     session.execute(
-        update(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .values(running=running))
+        update(GeneratorState).where(GeneratorState.id == STATE_ID).values(running=running)
+    )
 
 
 def claim_tick(session, interval_seconds):
@@ -47,7 +51,8 @@ def claim_tick(session, interval_seconds):
         "UPDATE generator_state SET last_tick_at = UTC_TIMESTAMP(6) "
         "WHERE id = :id AND running "
         "AND (last_tick_at IS NULL "
-        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)")
+        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)"
+    )
     params = {"id": STATE_ID, "gap_us": int(min_gap.total_seconds() * 1_000_000)}
     return session.execute(claim, params).rowcount == 1
 
@@ -59,8 +64,10 @@ def add_order(session, quantity, created_at):
     session.flush()  # assigns order.id
     session.execute(insert(OrderOutbox).values(order_id=order.id, created_at=created_at))
     session.execute(
-        update(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .values(orders_created=GeneratorState.orders_created + 1))
+        update(GeneratorState)
+        .where(GeneratorState.id == STATE_ID)
+        .values(orders_created=GeneratorState.orders_created + 1)
+    )
     return order
 
 
@@ -80,12 +87,15 @@ def pending_outbox(session, created_before, limit):
     SKIP LOCKED lets several generator instances sweep at once without
     publishing the same rows.
     """
-    return list(session.scalars(
-        select(OrderOutbox.order_id)
-        .where(OrderOutbox.created_at < created_before)
-        .order_by(OrderOutbox.order_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)))
+    return list(
+        session.scalars(
+            select(OrderOutbox.order_id)
+            .where(OrderOutbox.created_at < created_before)
+            .order_by(OrderOutbox.order_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
 
 
 def clear_outbox(session, order_ids):

@@ -41,9 +41,20 @@ def queue_depth(amqp_uri, queue_name):
 def list_queues(amqp_uri):
     """{queue: messages ready or unacknowledged} in the vhost."""
     listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost_of(amqp_uri), "name", "messages",
-         "--no-table-headers"],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            vhost_of(amqp_uri),
+            "name",
+            "messages",
+            "--no-table-headers",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
     return {name: int(count) for name, count in rows}
@@ -63,9 +74,22 @@ def order_created_queues(amqp_uri):
     """Names of the queues bound to the generator's exchange for OrderCreated
     (whatever consumer declared them), from `rabbitmqctl list_bindings`."""
     listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_bindings", "-p", vhost_of(amqp_uri), "--no-table-headers",
-         "source_name", "destination_kind", "destination_name", "routing_key"],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_bindings",
+            "-p",
+            vhost_of(amqp_uri),
+            "--no-table-headers",
+            "source_name",
+            "destination_kind",
+            "destination_name",
+            "routing_key",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     queues = set()
     for line in listing.splitlines():
@@ -97,6 +121,10 @@ def publish_order_created(amqp_uri, bodies, content_type="application/json", con
                 else {"content_type": content_type, "content_encoding": "utf-8"}
             )
             producer.publish(
-                body, routing_key=ORDER_CREATED, delivery_mode=PERSISTENT,
-                declare=[exchange], retry=True, **options,
+                body,
+                routing_key=ORDER_CREATED,
+                delivery_mode=PERSISTENT,
+                declare=[exchange],
+                retry=True,
+                **options,
             )

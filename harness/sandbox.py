@@ -46,9 +46,7 @@ def drop_test_database(db_uri):
 
 
 def rabbitmqctl(*args):
-    subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, timeout=60
-    )
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, timeout=60)
 
 
 def create_test_vhost():

@@ -1,4 +1,5 @@
 """A start-up check that the broker answers, with a one-line error if not."""
+
 from kombu import Connection
 from nameko.utils import sanitize_url
 
@@ -13,7 +14,8 @@ def check_broker(config):
         connection.ensure_connection(max_retries=1)
     except Exception as exc:  # any failure here means: fix the setting
         raise StartupError(
-            "cannot reach the broker at AMQP_URI={} ({}); check that RabbitMQ "
-            "runs, or set AMQP_URI".format(sanitize_url(amqp_uri), exc)) from None
+            f"cannot reach the broker at AMQP_URI={sanitize_url(amqp_uri)} ({exc}); check that RabbitMQ "
+            "runs, or set AMQP_URI"
+        ) from None
     finally:
         connection.release()

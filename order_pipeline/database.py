@@ -6,11 +6,13 @@ database that cannot be reached at start-up stops `nameko run` with a
 one-line error naming DB_URI instead of failing on the first worker, and a
 service can prepare its tables at start-up (`on_setup`).
 """
-from order_pipeline.errors import StartupError
+
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from order_pipeline.errors import StartupError
 
 ENGINE_OPTIONS = {
     # A pooled connection can be dead after a database restart: ping it first.
@@ -32,8 +34,7 @@ def describe_failure(db_uri, exc):
         hint = "run `make migrate` (or `python -m order_pipeline.migrations`)"
     else:
         hint = "check that the server runs, or set DB_URI"
-    return "cannot use the database at DB_URI={} ({}); {}".format(
-        url.render_as_string(hide_password=True), reason, hint)
+    return f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)} ({reason}); {hint}"
 
 
 def check_connection(engine):
@@ -79,9 +80,15 @@ def create_database_if_missing(db_uri):
         with engine.begin() as connection:
             # MariaDB counts one row for a database created, none (and a
             # note) for one that already existed.
-            return connection.execute(text(
-                f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")).rowcount == 1
+            return (
+                connection.execute(
+                    text(
+                        f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+                ).rowcount
+                == 1
+            )
     except SQLAlchemyError as exc:
         raise StartupError(describe_failure(db_uri, exc)) from None
     finally:
@@ -93,6 +100,6 @@ def drop_database(db_uri):
     engine = create_engine(server_url(db_uri))
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS `{}`".format(url.database)))
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
     finally:
         engine.dispose()

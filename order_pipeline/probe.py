@@ -8,6 +8,7 @@ answers, 1 when it does not, and one line saying which.
 (the service must consume its queue, reach its database and reply); `http`
 wants a 2xx answer. Either gives up after --timeout seconds.
 """
+
 import argparse
 import logging
 import sys
@@ -64,9 +65,14 @@ def probe_http(url: str, timeout: float) -> tuple[bool, str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m order_pipeline.probe", description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds to wait for the answer (default {DEFAULT_TIMEOUT:g})")
+        prog="python -m order_pipeline.probe", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for the answer (default {DEFAULT_TIMEOUT:g})",
+    )
     kinds = parser.add_subparsers(dest="kind", required=True)
     rpc = kinds.add_parser("rpc", help="call a nameko service's RPC method over the broker")
     rpc.add_argument("--config", default="config.yml")

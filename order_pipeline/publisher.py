@@ -7,6 +7,7 @@ basic.return (which RabbitMQ sends before the confirm), and reports, per
 event, whether it was both confirmed and routed. Anything not reported as
 routed stays in the caller's outbox and is published again later.
 """
+
 import logging
 
 from eventlet.semaphore import Semaphore
@@ -63,9 +64,12 @@ class RoutedEventPublisher(DependencyProvider):
                     try:
                         routed.append(self._publish_one(event_type, payload))
                     except Exception as exc:
-                        log.warning("broker unavailable, %d %s event(s) left in the "
-                                    "outbox: %s", len(payloads) - len(routed),
-                                    event_type, exc)
+                        log.warning(
+                            "broker unavailable, %d %s event(s) left in the outbox: %s",
+                            len(payloads) - len(routed),
+                            event_type,
+                            exc,
+                        )
                         self._close()
                         break
         return routed + [False] * (len(payloads) - len(routed))
@@ -91,8 +95,8 @@ class RoutedEventPublisher(DependencyProvider):
     def _get_producer(self):
         if self._producer is None:
             self._connection = Connection(
-                self.amqp_uri, connect_timeout=5,
-                transport_options={"confirm_publish": True})
+                self.amqp_uri, connect_timeout=5, transport_options={"confirm_publish": True}
+            )
             # One attempt, no back-off sleep: kombu's retry would sleep 2 s
             # per attempt, and every tick's publish waited 4 s while the
             # broker was down, so ticks (and their orders) were skipped.
@@ -100,8 +104,8 @@ class RoutedEventPublisher(DependencyProvider):
             # what did not go out.
             self._connection.ensure_connection(max_retries=0)
             self._producer = Producer(
-                self._connection.channel(), exchange=self.exchange,
-                on_return=self._on_return)
+                self._connection.channel(), exchange=self.exchange, on_return=self._on_return
+            )
         return self._producer
 
     def _close(self):

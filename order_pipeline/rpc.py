@@ -6,6 +6,7 @@ raises `RpcTimeout`; the request carries the same TTL, so a service that
 comes back later does not act on a request its caller has given up on.
 Requests are not persistent, for the same reason.
 """
+
 import eventlet
 from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService, deserialize_to_instance
@@ -62,11 +63,11 @@ class _TimeoutServiceProxy:
             except eventlet.Timeout:
                 if reply is not None:
                     _forget(method.reply_listener, reply)
-                raise RpcTimeout("{}.{} did not answer within {} s".format(
-                    service_name, method_name, timeout)) from None
+                raise RpcTimeout(
+                    f"{service_name}.{method_name} did not answer within {timeout} s"
+                ) from None
             except UnknownService:
-                raise ServiceUnavailable(
-                    "{} is not running".format(service_name)) from None
+                raise ServiceUnavailable(f"{service_name} is not running") from None
 
         return call
 

@@ -11,8 +11,8 @@ SIGTERM it receives, and nameko's Timer fails the second one
 ("re-send() an already-triggered event"), which left the process hanging
 instead of exiting.
 """
-from nameko.timer import Timer
 
+from nameko.timer import Timer
 
 
 class ConfiguredTimer(Timer):

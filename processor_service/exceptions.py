@@ -1,4 +1,5 @@
 """Errors order_processor raises."""
+
 from order_pipeline.reliable_events import PermanentFailure
 
 

@@ -1,7 +1,8 @@
 """Processing one OrderCreated event, as plain functions (no nameko, no
 broker): parse the payload, confirm the order, price it, store it once."""
+
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -40,9 +41,9 @@ def price_order(order, unit_price, processed_at):
 
 @dataclass
 class BatchOutcome:
-    stored: list      # ProcessingResults newly stored, in order
-    failures: list    # per payload: None (done) or the exception that failed it
-    duplicates: int = 0   # orders that were already processed (redeliveries)
+    stored: list  # ProcessingResults newly stored, in order
+    failures: list  # per payload: None (done) or the exception that failed it
+    duplicates: int = 0  # orders that were already processed (redeliveries)
 
 
 def process_order_batch(payloads, get_orders, price_source, db):
@@ -70,7 +71,7 @@ def process_order_batch(payloads, get_orders, price_source, db):
     for index, order_id in order_ids.items():
         order = orders.get(order_id)
         if order is None:
-            failures[index] = OrderNotFound("order {} does not exist".format(order_id))
+            failures[index] = OrderNotFound(f"order {order_id} does not exist")
         elif order_id not in results:
             results[order_id] = price_order(order, price_source.unit_price(), processed_at)
     stored = store_results(db, list(results.values())) if results else []
@@ -92,12 +93,12 @@ def store_results(db, results):
 
 
 def utc_now():
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def execution_line(result):
     """The line printed for each processed order."""
-    return "Order {} OrderExecutionPrice {}".format(result.order_id, result.execution_price)
+    return f"Order {result.order_id} OrderExecutionPrice {result.execution_price}"
 
 
 def result_as_dict(row):
@@ -112,7 +113,7 @@ def result_as_dict(row):
 def metrics_as_dict(orders_processed, execution_price_sum):
     average = None
     if orders_processed:
-        average = str((Decimal(execution_price_sum) / orders_processed)
-                      .quantize(CENT, rounding=ROUND_HALF_UP))
-    return {"total_orders_processed": int(orders_processed),
-            "average_execution_price": average}
+        average = str(
+            (Decimal(execution_price_sum) / orders_processed).quantize(CENT, rounding=ROUND_HALF_UP)
+        )
+    return {"total_orders_processed": int(orders_processed), "average_execution_price": average}

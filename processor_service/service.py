@@ -1,5 +1,6 @@
 """The order_processor nameko service: entrypoints only; the work is in
 `processing` and `store`."""
+
 import logging
 
 from nameko.rpc import rpc
@@ -30,12 +31,15 @@ class OrderProcessorService:
         the handler acks, retries or dead-letters each accordingly.
         """
         outcome = processing.process_order_batch(
-            payloads, self.order_generator.get_orders, self.prices, self.db)
+            payloads, self.order_generator.get_orders, self.prices, self.db
+        )
         if outcome.stored:
             print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
         if outcome.duplicates:
-            log.info("%d redelivered OrderCreated event(s) for orders already "
-                     "processed: ignored", outcome.duplicates)
+            log.info(
+                "%d redelivered OrderCreated event(s) for orders already processed: ignored",
+                outcome.duplicates,
+            )
         return outcome.failures
 
     @rpc

@@ -4,6 +4,7 @@ Unit tests (tests/unit) need nothing running. Everything else talks to the
 real RabbitMQ and MariaDB, but only inside a database and a vhost that the
 fixtures create for the test run and remove afterwards.
 """
+
 import eventlet
 
 # nameko is built on eventlet; plain pytest does not patch the standard

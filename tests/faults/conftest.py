@@ -7,17 +7,18 @@ serve other test runs. The other scenarios use the shared servers through
 the usual throwaway database and vhost. Each scenario adds a row to the
 figures table printed at the end of the run.
 """
+
 import atexit
 import shutil
 import tempfile
 
 import pytest
 
+from harness.processes import Pipeline
 from tests.faults import figures
 from tests.faults.ledger import Ledger
 from tests.faults.private_mariadb import PrivateMariaDB
 from tests.faults.private_rabbit import PrivateRabbit
-from harness.processes import Pipeline
 
 
 def _private_server(server_class, prefix):

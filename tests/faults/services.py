@@ -14,8 +14,11 @@ def processor_outputs(pipeline):
 
 def wait_exited(processes, timeout=30):
     """The exit codes of `processes`, once all have exited."""
-    wait_until(lambda: not any(process.running for process in processes), timeout,
-               message="every service exited")
+    wait_until(
+        lambda: not any(process.running for process in processes),
+        timeout,
+        message="every service exited",
+    )
     return [process.process.returncode for process in processes]
 
 

@@ -1,18 +1,20 @@
 """The broker goes away, or has nowhere to route events yet."""
+
 import time
 
 import eventlet
 
+from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import set_generation
-from harness.processes import wait_until
 
 INTERVAL = 0.05
 
 
 def test_broker_restart_mid_stream_loses_and_doubles_nothing(
-        private_rabbit, make_database, make_pipeline, make_ledger):
+    private_rabbit, make_database, make_pipeline, make_ledger
+):
     db_uri, amqp_uri = make_database(), private_rabbit.amqp_uri
     system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL).start()
     ledger = make_ledger(db_uri)
@@ -34,12 +36,18 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(
     system.wait_healthy()
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("RabbitMQ restarted mid-stream", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "RabbitMQ restarted mid-stream",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )
 
 
 def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
-        make_pipeline, db_uri, amqp_uri, make_ledger):
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
     # A fresh vhost: no processor has ever bound its queue, so the broker
     # has nowhere to route OrderCreated and returns every event.
     system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL * 2)
@@ -49,7 +57,8 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
     wait_until(lambda: ledger.committed() >= 15, 30, message="orders created")
     eventlet.sleep(2.5)  # long enough for the outbox relay to have tried
     unannounced = ledger.scalar(
-        "SELECT (SELECT COUNT(*) FROM order_outbox) = (SELECT COUNT(*) FROM orders)")
+        "SELECT (SELECT COUNT(*) FROM order_outbox) = (SELECT COUNT(*) FROM orders)"
+    )
     assert unannounced, "an order's outbox row was cleared with no queue to route it"
 
     system.processor = system.start_service("processor_service")
@@ -58,5 +67,10 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
     system.wait_healthy()
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("orders before any processor ran", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "orders before any processor ran",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )

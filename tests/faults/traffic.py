@@ -3,6 +3,7 @@ scenarios need them: over the generator's RPC (as a client would), or
 straight into the generator's tables (an order whose event was never sent).
 Raw events on the broker (duplicates, malformed messages) come from
 harness.broker."""
+
 from contextlib import contextmanager
 
 from nameko.standalone.rpc import ClusterRpcProxy

@@ -1,19 +1,21 @@
 """order_generator's SQL against a real MariaDB database of the test's own."""
+
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from generator_service import generation, store
-from order_contract import ORDER_CREATED
 import pytest
 
+from generator_service import generation, store
 from generator_service.orders import utc_now
 from harness.tables import sql
+from order_contract import ORDER_CREATED
 from order_pipeline.settings import GeneratorSettings
 
-SETTINGS = GeneratorSettings(interval_seconds=0.3, generate_on_first_start=True,
-                             quantity_min=1, quantity_max=100)
+SETTINGS = GeneratorSettings(
+    interval_seconds=0.3, generate_on_first_start=True, quantity_min=1, quantity_max=100
+)
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +40,7 @@ def test_seeding_the_state_keeps_what_is_there(db):
 
 def test_one_tick_per_interval_and_none_while_stopped(db):
     assert claim(db) is True
-    assert claim(db) is False          # same interval: already taken
+    assert claim(db) is False  # same interval: already taken
     time.sleep(0.3)
     assert claim(db) is True
     with db.get_session() as session:
@@ -69,8 +71,7 @@ class RecordingPublisher:
 
 
 def outbox(db):
-    return [row[0] for row in sql(db.uri,
-                                  "SELECT order_id FROM order_outbox ORDER BY order_id")]
+    return [row[0] for row in sql(db.uri, "SELECT order_id FROM order_outbox ORDER BY order_id")]
 
 
 def test_a_tick_commits_an_order_and_publishes_it(db):
@@ -110,6 +111,7 @@ def test_concurrent_relays_do_not_publish_the_same_order_twice(db):
         def publish(event_type, payloads):
             time.sleep(0.2)  # hold the row locks while "publishing"
             return publisher(event_type, payloads)
+
         return publish
 
     with ThreadPoolExecutor(4) as pool:

@@ -19,10 +19,19 @@ from harness.processes import CONFIG, ROOT
 from harness.tables import sql
 from order_pipeline.migrations import VERSION_TABLES, alembic_config, current_revision
 
-TABLES = {"orders", "order_outbox", "generator_state", "order_process", "processing_totals",
-          "alembic_version_generator", "alembic_version_processor"}
-MODELS = {"generator_service": generator_service.models.Base,
-          "processor_service": processor_service.models.Base}
+TABLES = {
+    "orders",
+    "order_outbox",
+    "generator_state",
+    "order_process",
+    "processing_totals",
+    "alembic_version_generator",
+    "alembic_version_processor",
+}
+MODELS = {
+    "generator_service": generator_service.models.Base,
+    "processor_service": processor_service.models.Base,
+}
 
 
 def tables(db_uri):
@@ -32,8 +41,12 @@ def tables(db_uri):
 def run_migrate(db_uri, *args):
     done = subprocess.run(
         [sys.executable, "-m", "order_pipeline.migrations", "--config", CONFIG, *args],
-        cwd=ROOT, env={"DB_URI": db_uri, "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60)
+        cwd=ROOT,
+        env={"DB_URI": db_uri, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -70,9 +83,14 @@ def test_models_and_migrations_agree(db_uri):
     try:
         with engine.connect() as connection:
             for package, base in MODELS.items():
-                context = MigrationContext.configure(connection, opts={
-                    "include_name": lambda name, type_, parent, base=base: (
-                        type_ != "table" or name in base.metadata.tables)})
+                context = MigrationContext.configure(
+                    connection,
+                    opts={
+                        "include_name": lambda name, type_, parent, base=base: (
+                            type_ != "table" or name in base.metadata.tables
+                        )
+                    },
+                )
                 assert compare_metadata(context, base.metadata) == [], package
     finally:
         engine.dispose()

@@ -3,34 +3,64 @@
 A caller that imports `generator_service.exceptions` gets the named error
 type back (not a RemoteError), and a refused call writes nothing.
 """
+
 from decimal import Decimal
 
 import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
-from order_contract import InvalidOrderId, InvalidQuantity
-from order_contract import MAX_ORDER_ID
 from harness.tables import sql
+from order_contract import MAX_ORDER_ID, InvalidOrderId, InvalidQuantity
 from tests.support.services import InProcessServices, wait_processed
 
 MISSING_ID = 987654321
 
 BAD_QUANTITIES = [
-    "5", "", 5.0, 1.5, float("nan"), float("inf"), Decimal("5"), None, True, False,
-    [5], {"quantity": 5}, 0, -1, -10**12, 10**12, 1_000_001, 2**63, 10**40,
+    "5",
+    "",
+    5.0,
+    1.5,
+    float("nan"),
+    float("inf"),
+    Decimal("5"),
+    None,
+    True,
+    False,
+    [5],
+    {"quantity": 5},
+    0,
+    -1,
+    -(10**12),
+    10**12,
+    1_000_001,
+    2**63,
+    10**40,
 ]
 BAD_ORDER_IDS = [
-    "1", "", 1.0, float("nan"), Decimal("1"), None, True, False, [1], {"id": 1},
-    0, -1, MAX_ORDER_ID + 1, 10**40,
+    "1",
+    "",
+    1.0,
+    float("nan"),
+    Decimal("1"),
+    None,
+    True,
+    False,
+    [1],
+    {"id": 1},
+    0,
+    -1,
+    MAX_ORDER_ID + 1,
+    10**40,
 ]
 
 
 def written(db_uri):
     """Everything create_order writes, as counts."""
-    (orders, outbox, created), = sql(
+    ((orders, outbox, created),) = sql(
         db_uri,
         "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_outbox), "
-        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)")
+        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)",
+    )
     return {"orders": orders, "outbox": outbox, "orders_created": created}
 
 
@@ -114,5 +144,6 @@ def test_an_existing_order_and_its_result_are_returned(rpc, processed_order):
     assert rpc.order_generator.get_order(processed_order["id"]) == processed_order
     result = rpc.order_processor.get_result(processed_order["id"])
     assert result["order_id"] == processed_order["id"]
-    assert Decimal(result["execution_price"]) == (
-        4 * Decimal(result["unit_price"])).quantize(Decimal("0.01"))
+    assert Decimal(result["execution_price"]) == (4 * Decimal(result["unit_price"])).quantize(
+        Decimal("0.01")
+    )

@@ -58,7 +58,16 @@ def test_order_created_payload_round_trips():
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, {"order_id": "7"}, {"order_id": 0}, {"order_id": True}, {"order_id": 2**63}, [7], "7", None],
+    [
+        {},
+        {"order_id": "7"},
+        {"order_id": 0},
+        {"order_id": True},
+        {"order_id": 2**63},
+        [7],
+        "7",
+        None,
+    ],
 )
 def test_an_order_created_payload_off_the_schema_is_refused(payload):
     with pytest.raises(InvalidPayload):

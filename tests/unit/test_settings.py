@@ -15,8 +15,13 @@ from order_pipeline.errors import StartupError
 
 # Keys that nameko, nameko-sqlalchemy or the logging set-up read themselves.
 READ_BY_THE_FRAMEWORK = {"DB_URIS", "max_workers", "SERVICE_CONTAINER_CLS", "LOGGING"}
-FIRST_PARTY = ["order_contract", "order_pipeline", "generator_service", "processor_service",
-               "gateway"]
+FIRST_PARTY = [
+    "order_contract",
+    "order_pipeline",
+    "generator_service",
+    "processor_service",
+    "gateway",
+]
 
 
 def setting_reads():
@@ -26,8 +31,12 @@ def setting_reads():
     for package in FIRST_PARTY:
         for path in Path(ROOT, package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setting"
-                        and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "setting"
+                    and len(node.args) > 1
+                    and isinstance(node.args[1], ast.Constant)
+                ):
                     reads.append((path.relative_to(ROOT).as_posix(), node.args[1].value))
     return reads
 
@@ -42,12 +51,17 @@ def test_every_setting_is_read_once_and_in_one_module():
 
 
 def test_default_generator_settings_match_the_documented_ones(monkeypatch):
-    for name in ("ORDER_INTERVAL_SECONDS", "GENERATE_ON_FIRST_START", "ORDER_QUANTITY_MIN",
-                 "ORDER_QUANTITY_MAX"):
+    for name in (
+        "ORDER_INTERVAL_SECONDS",
+        "GENERATE_ON_FIRST_START",
+        "ORDER_QUANTITY_MIN",
+        "ORDER_QUANTITY_MAX",
+    ):
         monkeypatch.delenv(name, raising=False)
     generator = settings.generator_settings(load_config(CONFIG))
     assert generator == settings.GeneratorSettings(
-        interval_seconds=2, generate_on_first_start=True, quantity_min=1, quantity_max=100)
+        interval_seconds=2, generate_on_first_start=True, quantity_min=1, quantity_max=100
+    )
 
 
 def test_settings_come_from_environment_variables(monkeypatch):
@@ -60,24 +74,27 @@ def test_settings_come_from_environment_variables(monkeypatch):
     assert settings.batch_settings(config).size == 7
 
 
-@pytest.mark.parametrize(("reader", "overrides"), [
-    (settings.generator_settings, {"ORDER_INTERVAL_SECONDS": 0}),
-    (settings.generator_settings, {"ORDER_INTERVAL_SECONDS": "often"}),
-    (settings.generator_settings, {"ORDER_QUANTITY_MIN": 10, "ORDER_QUANTITY_MAX": 5}),
-    (settings.generator_settings, {"ORDER_QUANTITY_MAX": MAX_QUANTITY + 1}),
-    (settings.generator_settings, {"GENERATE_ON_FIRST_START": "maybe"}),
-    (settings.outbox_sweep_seconds, {"OUTBOX_SWEEP_SECONDS": 0}),
-    (settings.batch_settings, {"EVENT_BATCH_SIZE": 0}),
-    (settings.batch_settings, {"EVENT_BATCHES_IN_FLIGHT": "two"}),
-    (settings.retry_settings, {"RETRY_FIRST_DELAY_SECONDS": 1, "RETRY_MAX_DELAY_SECONDS": 0.5}),
-    (settings.retry_settings, {"RETRY_MAX_ATTEMPTS": -1}),
-    (settings.rpc_timeout_seconds, {"RPC_TIMEOUT_SECONDS": 0}),
-    (settings.max_request_bytes, {"MAX_REQUEST_BYTES": -1}),
-    (settings.price_settings, {"PRICE_SOURCE": "oracle"}),
-    (settings.price_settings, {"PRICE_SOURCE": "http", "PRICE_FEED_URL": ""}),
-    (settings.price_settings, {"PRICE_BASE": "lots"}),
-    (settings.amqp_uri, {"AMQP_URI": ""}),
-])
+@pytest.mark.parametrize(
+    ("reader", "overrides"),
+    [
+        (settings.generator_settings, {"ORDER_INTERVAL_SECONDS": 0}),
+        (settings.generator_settings, {"ORDER_INTERVAL_SECONDS": "often"}),
+        (settings.generator_settings, {"ORDER_QUANTITY_MIN": 10, "ORDER_QUANTITY_MAX": 5}),
+        (settings.generator_settings, {"ORDER_QUANTITY_MAX": MAX_QUANTITY + 1}),
+        (settings.generator_settings, {"GENERATE_ON_FIRST_START": "maybe"}),
+        (settings.outbox_sweep_seconds, {"OUTBOX_SWEEP_SECONDS": 0}),
+        (settings.batch_settings, {"EVENT_BATCH_SIZE": 0}),
+        (settings.batch_settings, {"EVENT_BATCHES_IN_FLIGHT": "two"}),
+        (settings.retry_settings, {"RETRY_FIRST_DELAY_SECONDS": 1, "RETRY_MAX_DELAY_SECONDS": 0.5}),
+        (settings.retry_settings, {"RETRY_MAX_ATTEMPTS": -1}),
+        (settings.rpc_timeout_seconds, {"RPC_TIMEOUT_SECONDS": 0}),
+        (settings.max_request_bytes, {"MAX_REQUEST_BYTES": -1}),
+        (settings.price_settings, {"PRICE_SOURCE": "oracle"}),
+        (settings.price_settings, {"PRICE_SOURCE": "http", "PRICE_FEED_URL": ""}),
+        (settings.price_settings, {"PRICE_BASE": "lots"}),
+        (settings.amqp_uri, {"AMQP_URI": ""}),
+    ],
+)
 def test_a_bad_value_fails_at_start_naming_the_setting(reader, overrides):
     with pytest.raises(StartupError) as error:
         reader({**load_config(CONFIG), **overrides})

@@ -23,6 +23,4 @@ def upgrade():
 
 
 def downgrade():
-    op.create_foreign_key(
-        "fk_order_process_order", "order_process", "orders", ["order_id"], ["id"]
-    )
+    op.create_foreign_key("fk_order_process_order", "order_process", "orders", ["order_id"], ["id"])
