@@ -1,11 +1,15 @@
 """Database access shared by the services that own tables.
 
-`CheckedDatabase` is nameko-sqlalchemy's `Database` with three changes: the
+`CheckedDatabase` is nameko-sqlalchemy's `Database` with four changes: the
 engine survives a database restart (connections are pinged before use), a
-database that cannot be reached at start-up stops `nameko run` with a
-one-line error naming DB_URI instead of failing on the first worker, and a
-service can prepare its tables at start-up (`on_setup`).
+worker whose connection died with the database does not take the service
+down when its session is closed, a database that cannot be reached at
+start-up stops `nameko run` with a one-line error naming DB_URI instead of
+failing on the first worker, and a service can prepare its tables at
+start-up (`on_setup`).
 """
+
+import logging
 
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from sqlalchemy import create_engine, text
@@ -13,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_pipeline.errors import StartupError
+
+log = logging.getLogger(__name__)
 
 ENGINE_OPTIONS = {
     # A pooled connection can be dead after a database restart: ping it first.
@@ -64,6 +70,17 @@ class CheckedDatabase(Database):
                 self.on_setup(db, self.container.config)
             finally:
                 db.close()
+
+    def worker_teardown(self, worker_ctx):
+        # Closing a session rolls back its open transaction; on a connection
+        # the database dropped (a restart, an outage) that rollback raises,
+        # and nameko kills the whole container for an error in a teardown.
+        # The worker's own error, if any, has already been handled; the pool
+        # discards the dead connection.
+        try:
+            super().worker_teardown(worker_ctx)
+        except SQLAlchemyError as exc:
+            log.warning("closing a worker's database session failed: %s", exc.__class__.__name__)
 
 
 def server_url(db_uri):
