@@ -32,6 +32,8 @@ migration: install
 	@test -n "$(SERVICE)" -a -n "$(MESSAGE)" || \
 		{ echo 'usage: make migration SERVICE=generator_service|processor_service MESSAGE="..."'; exit 2; }
 	$(BIN)/python -m order_pipeline.migrations --config $(CONFIG) revision $(SERVICE) "$(MESSAGE)"
+	$(BIN)/ruff check --fix --quiet $(SERVICE)/migrations/versions
+	$(BIN)/ruff format --quiet $(SERVICE)/migrations/versions
 
 # Migrate, then run the services in one process (Ctrl-C stops them).
 # Without GATEWAY_TOKEN set, a random one is made for this run and printed.

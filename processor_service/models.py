@@ -1,8 +1,8 @@
 """Tables owned by order_processor.
 
-order_process.order_id references orders.id (order_generator's table); the
-foreign key is created by this service's migration, not declared here,
-because the orders table belongs to another service's metadata.
+order_process.order_id is the id of an order_generator order. No foreign key
+crosses the two services' tables: the processor confirms every order with
+the generator over RPC before it stores a result.
 """
 
 from sqlalchemy import BigInteger, Numeric, SmallInteger
