@@ -36,9 +36,12 @@ migration: install
 	$(BIN)/ruff format --quiet $(SERVICE)/migrations/versions
 
 # Migrate, then run the services in one process (Ctrl-C stops them).
-# Without GATEWAY_TOKEN set, a random one is made for this run and printed.
+# The first line it prints is the console's address: open it in a browser.
+# Without GATEWAY_TOKEN set, a random one is made for this run and printed
+# (type it into the console to start and stop generation, replay dead letters).
 run: migrate
 	@ADDRESS="$${WEB_SERVER_ADDRESS:-0.0.0.0:8000}"; PORT="$${ADDRESS##*:}"; \
+	echo "Console: http://localhost:$$PORT/  (open it in a browser; WEB_SERVER_ADDRESS=$$ADDRESS)"; \
 	if [ -z "$$GATEWAY_TOKEN" ]; then \
 		GATEWAY_TOKEN="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; \
 		echo "Control token for this run: $$GATEWAY_TOKEN"; \
@@ -46,7 +49,7 @@ run: migrate
 	else \
 		SHOWN_TOKEN='$$GATEWAY_TOKEN'; \
 	fi; \
-	echo "Gateway on http://localhost:$$PORT (WEB_SERVER_ADDRESS=$$ADDRESS)"; \
+	echo "Gateway API on http://localhost:$$PORT (JSON; see /openapi.json)"; \
 	echo "  curl -X POST -H \"Authorization: Bearer $$SHOWN_TOKEN\" http://localhost:$$PORT/start   (or /stop)"; \
 	export GATEWAY_TOKEN; \
 	exec $(BIN)/nameko run --config $(CONFIG) $(SERVICES)

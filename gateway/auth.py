@@ -45,12 +45,15 @@ def check_token(expected, authorization_header):
 
 class ControlAuth(DependencyProvider):
     """Injects `require(request)`, which raises unless the request may
-    start or stop generation."""
+    start or stop generation, or replay or discard dead letters."""
 
     def setup(self):
         self.token = gateway_token(self.container.config)
         if not self.token:
-            log.warning("POST /start and /stop are refused: %s", HOW_TO_ENABLE)
+            log.warning(
+                "POST /start, /stop and /dead-letters/{replay,discard} are refused: %s",
+                HOW_TO_ENABLE,
+            )
 
     def get_dependency(self, worker_ctx):
         return lambda request: check_token(self.token, request.headers.get("Authorization"))

@@ -6,7 +6,8 @@ one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
 
-from order_contract import InvalidOrderId, InvalidQuantity
+from gateway.event_streams import TooManyStreams
+from order_contract import DeadLettersBusy, InvalidArgument, InvalidOrderId, InvalidQuantity
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
 
 
@@ -30,11 +31,14 @@ ERRORS = {
     BadRequest: (400, "BAD_REQUEST"),
     InvalidOrderId: (400, "BAD_REQUEST"),
     InvalidQuantity: (400, "BAD_REQUEST"),
+    InvalidArgument: (400, "BAD_REQUEST"),
     Unauthorized: (401, "UNAUTHORIZED"),
     Forbidden: (403, "FORBIDDEN"),
     NotFound: (404, "NOT_FOUND"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+    DeadLettersBusy: (503, "SERVICE_UNAVAILABLE"),
+    TooManyStreams: (503, "SERVICE_UNAVAILABLE"),
 }
 
 INTERNAL_ERROR = (500, "INTERNAL_ERROR")

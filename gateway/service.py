@@ -5,16 +5,24 @@ import logging
 import eventlet
 
 from gateway.auth import ControlAuth
+from gateway.console_files import console_asset, console_page
 from gateway.errors import BadRequest, NotFound
+from gateway.event_streams import EventStreams
 from gateway.http import json_http
 from gateway.openapi import openapi_document
+from gateway.queue_figures import QueueFigures
+from gateway.request_body import read_ids
 from gateway.shared_reads import SharedReads
-from order_contract import GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
+from gateway.snapshot import ConsoleSnapshot
+from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
 
 MAX_ID_DIGITS = len(str(MAX_ORDER_ID))
+# The console's pages get one snapshot about this often.
+SNAPSHOT_INTERVAL_SECONDS = 1.0
 
 
 def parse_order_id(text):
@@ -36,6 +44,9 @@ class GatewayService:
     order_processor = TimeoutRpcProxy(PROCESSOR)
     require_control = ControlAuth()
     shared_read = SharedReads()
+    event_streams = EventStreams()
+    console_snapshot = ConsoleSnapshot()
+    queue_figures = QueueFigures()
 
     @json_http("POST", "/start")
     def start(self, request):
@@ -96,6 +107,53 @@ class GatewayService:
     def openapi(self, request):
         """This API described as an OpenAPI 3.0 document."""
         return openapi_document()
+
+    # --- the console -----------------------------------------------------------
+
+    @json_http("GET", "/")
+    def console(self, request):
+        """The console: a page that shows the pipeline live."""
+        return console_page()
+
+    @json_http("GET", "/console/<asset>")
+    def console_file(self, request, asset):
+        return console_asset(asset)
+
+    @json_http("GET", "/events")
+    def events(self, request):
+        """Server-sent events: a `snapshot` about every second. The stream
+        is written outside this worker (see gateway.event_streams)."""
+        return self.event_streams.response(request)
+
+    @configured_timer(read_interval=lambda config: SNAPSHOT_INTERVAL_SECONDS)
+    def publish_snapshot(self):
+        """One read of the services for every open page, none when no page is open."""
+        if self.event_streams.open_count:
+            snapshot = self.console_snapshot(
+                self.order_generator, self.order_processor, self.queue_figures
+            )
+            self.event_streams.publish("snapshot", snapshot)
+
+    # --- dead letters ----------------------------------------------------------
+
+    @json_http("GET", "/dead-letters")
+    def dead_letters(self, request):
+        """{"count": n, "dead_letters": [the first 100, oldest first]}"""
+        return self.order_processor.dead_letter_overview(DEFAULT_DEAD_LETTER_LIMIT)
+
+    @json_http("POST", "/dead-letters/replay")
+    def replay_dead_letters(self, request):
+        """Replay the dead letters named by {"ids": [...]}, all without ids
+        (needs the bearer token): {"replayed": n}."""
+        self.require_control(request)
+        return self.order_processor.replay_dead_letters(read_ids(request, required=False))
+
+    @json_http("POST", "/dead-letters/discard")
+    def discard_dead_letters(self, request):
+        """Discard, for good, the dead letters named by {"ids": [...]}
+        (needs the bearer token): {"discarded": n}."""
+        self.require_control(request)
+        return self.order_processor.discard_dead_letters(read_ids(request, required=True))
 
 
 def service_state(name, call):

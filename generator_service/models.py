@@ -17,7 +17,8 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
-    created_at = mapped_column(Timestamp, nullable=False)
+    # Indexed: the console counts the orders of each of the last seconds.
+    created_at = mapped_column(Timestamp, nullable=False, index=True)
 
 
 class OrderOutbox(Base):

@@ -3,6 +3,8 @@
 
 import logging
 import random
+import time
+from datetime import UTC, datetime
 
 from nameko.rpc import rpc
 
@@ -11,10 +13,14 @@ from generator_service.models import Base
 from generator_service.orders import order_as_dict, status_as_dict
 from order_contract import (
     GENERATOR,
+    RECENT_ORDERS,
+    InvalidArgument,
     InvalidOrderId,
     InvalidQuantity,
     validate_order_id,
     validate_order_ids,
+    validate_recent_limit,
+    validate_since,
 )
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.publisher import RoutedEventPublisher
@@ -86,6 +92,25 @@ class OrderGeneratorService:
         """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
         with self.db.get_session() as session:
             return status_as_dict(store.read_state(session), self.settings)
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def recent_orders(self, limit=RECENT_ORDERS):
+        """The last `limit` orders created, newest first, as get_order gives them."""
+        orders = store.recent_orders(self.db.session, validate_recent_limit(limit))
+        return [order_as_dict(order) for order in orders]
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def created_per_second(self, since):
+        """[[epoch second, orders created], ...] from `since` (an epoch
+        second, at most CHART_SECONDS back) on; empty seconds left out."""
+        since = validate_since(since, time.time())
+        moment = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
+        return [list(row) for row in store.created_per_second(self.db.session, moment)]
+
+    @rpc
+    def outbox_backlog(self):
+        """How many committed orders still wait for the broker to take their event."""
+        return store.outbox_size(self.db.session)
 
     def _set_running(self, running):
         with self.db.get_session() as session:

@@ -3,7 +3,7 @@ the caller owns the transaction."""
 
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from generator_service.models import GeneratorState, Order, OrderOutbox
@@ -101,3 +101,29 @@ def pending_outbox(session, created_before, limit):
 def clear_outbox(session, order_ids):
     if order_ids:
         session.execute(delete(OrderOutbox).where(OrderOutbox.order_id.in_(order_ids)))
+
+
+def recent_orders(session, limit):
+    """The last `limit` orders created, newest first."""
+    return list(session.scalars(select(Order).order_by(Order.id.desc()).limit(limit)))
+
+
+# Seconds since the epoch of a naive UTC DATETIME, with no time zone applied
+# (UNIX_TIMESTAMP would read it in the session's time zone).
+CREATED_PER_SECOND = text(
+    "SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', created_at) AS second, COUNT(*) AS created "
+    "FROM orders WHERE created_at >= :since GROUP BY second ORDER BY second"
+)
+
+
+def created_per_second(session, since):
+    """[(epoch second, orders created in it)] from `since` (naive UTC) on."""
+    return [
+        (int(row.second), int(row.created))
+        for row in session.execute(CREATED_PER_SECOND, {"since": since})
+    ]
+
+
+def outbox_size(session):
+    """Orders whose OrderCreated event the broker has not confirmed yet."""
+    return session.scalar(select(func.count()).select_from(OrderOutbox))

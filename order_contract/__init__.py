@@ -8,7 +8,31 @@ cross an RPC boundary and the limits both sides check.
     from order_contract import GENERATOR, OrderCreated, InvalidQuantity
 """
 
-from order_contract.errors import InvalidOrderId, InvalidPayload, InvalidQuantity
+from order_contract.console import (
+    CHART_SECONDS,
+    LATENCY_PERCENTILES,
+    MAX_RECENT_ORDERS,
+    RECENT_ORDERS,
+    ProcessedSecond,
+    validate_recent_limit,
+    validate_since,
+)
+from order_contract.dead_letters import (
+    DEAD_LETTER_FIELDS,
+    DEFAULT_DEAD_LETTER_LIMIT,
+    MAX_BODY_CHARS,
+    MAX_DEAD_LETTERS_PER_CALL,
+    DeadLetter,
+    validate_dead_letter_ids,
+    validate_limit,
+)
+from order_contract.errors import (
+    DeadLettersBusy,
+    InvalidArgument,
+    InvalidOrderId,
+    InvalidPayload,
+    InvalidQuantity,
+)
 from order_contract.events import ORDER_CREATED, OrderCreated
 from order_contract.limits import (
     MAX_IDS_PER_CALL,
@@ -18,21 +42,40 @@ from order_contract.limits import (
     validate_order_ids,
     validate_quantity,
 )
+from order_contract.queues import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
 from order_contract.services import GATEWAY, GENERATOR, PROCESSOR
 
 __all__ = [
+    "CHART_SECONDS",
+    "DEAD_LETTER_FIELDS",
+    "DEAD_LETTER_QUEUE",
+    "DEFAULT_DEAD_LETTER_LIMIT",
     "GATEWAY",
     "GENERATOR",
+    "LATENCY_PERCENTILES",
+    "MAX_BODY_CHARS",
+    "MAX_DEAD_LETTERS_PER_CALL",
     "MAX_IDS_PER_CALL",
     "MAX_ORDER_ID",
     "MAX_QUANTITY",
+    "MAX_RECENT_ORDERS",
     "ORDER_CREATED",
+    "ORDER_CREATED_QUEUE",
     "PROCESSOR",
+    "RECENT_ORDERS",
+    "DeadLetter",
+    "DeadLettersBusy",
+    "InvalidArgument",
     "InvalidOrderId",
     "InvalidPayload",
     "InvalidQuantity",
     "OrderCreated",
+    "ProcessedSecond",
+    "validate_dead_letter_ids",
+    "validate_limit",
     "validate_order_id",
     "validate_order_ids",
     "validate_quantity",
+    "validate_recent_limit",
+    "validate_since",
 ]

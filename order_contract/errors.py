@@ -20,5 +20,17 @@ class InvalidOrderId(ValueError):
     of them that is not a list or is longer than MAX_IDS_PER_CALL."""
 
 
+@deserialize_to_instance
+class InvalidArgument(ValueError):
+    """Any other RPC argument outside what the contract allows (a limit, a
+    dead-letter id, a moment)."""
+
+
+@deserialize_to_instance
+class DeadLettersBusy(Exception):
+    """Another operation kept the dead-letter queue for longer than a call
+    waits for its turn; trying again later works."""
+
+
 class InvalidPayload(ValueError):
     """An event payload that does not follow its schema."""

@@ -7,7 +7,9 @@ the queue, where it fails again thousands of times a second. This handler:
 - acks on success;
 - on `PermanentFailure` (a message that can never succeed: malformed, or about
   an order that does not exist) publishes the message to the dead-letter
-  queue `<queue>.dead-letter` with the reason in its headers, then acks;
+  queue `<queue>.dead-letter` with the reason, the attempt count, a new id
+  and the time in its headers, then acks (`order_pipeline.dead_letter_queue`
+  lists, replays and discards what is there);
 - on any other error publishes it to a delay queue `<queue>.retry.<ms>ms`
   whose TTL sends it back to the handler's queue after 0.5 s, 1 s, 2 s, ...
   (capped at RETRY_MAX_DELAY_SECONDS), then acks; after RETRY_MAX_ATTEMPTS
@@ -21,6 +23,8 @@ handler must therefore be idempotent.
 """
 
 import logging
+import secrets
+from datetime import UTC, datetime
 from functools import partial
 
 import eventlet
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
 ERROR_HEADER = "x-error"
+# Set each time a message is dead-lettered: a new id for this stay on the
+# dead-letter queue, and when it began (ISO 8601 UTC).
+DEAD_LETTER_ID_HEADER = "x-dead-letter-id"
+DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
 REQUEUE_PAUSE_SECONDS = 1
 
 
@@ -182,11 +190,17 @@ class ReliableEventHandler(EventHandler):
             reason,
             message.body,
         )
-        self._republish(message, self.dead_letter_queue, attempt, reason)
+        self._republish(
+            message,
+            self.dead_letter_queue,
+            attempt,
+            reason,
+            {DEAD_LETTER_ID_HEADER: new_dead_letter_id(), DEAD_LETTERED_AT_HEADER: utc_stamp()},
+        )
 
-    def _republish(self, message, queue, attempt, reason):
+    def _republish(self, message, queue, attempt, reason, extra_headers=None):
         headers = dict(message.headers or {})
-        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: reason})
+        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: reason, **(extra_headers or {})})
         self.publisher.publish(
             message.body,
             exchange="",
@@ -196,6 +210,15 @@ class ReliableEventHandler(EventHandler):
             content_encoding=message.content_encoding,
             declare=[queue],
         )
+
+
+def new_dead_letter_id():
+    """16 lowercase hex digits (64 random bits): the contract's id format."""
+    return secrets.token_hex(8)
+
+
+def utc_stamp():
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _attempt(message):

@@ -1,9 +1,13 @@
-"""order_processor's price source, chosen by config."""
+"""order_processor's price source, chosen by config, and its dead letters."""
+
+import json
 
 from nameko.extensions import DependencyProvider
 
+from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
+from order_pipeline.dead_letter_queue import DeadLetterQueue
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import PriceSettings, price_settings
+from order_pipeline.settings import PriceSettings, amqp_uri, price_settings
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
 
 
@@ -28,3 +32,24 @@ class PriceSource(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.source
+
+
+def order_id_of(body_text: str) -> int | None:
+    """The order a dead-lettered body is about, if it is a readable
+    OrderCreated payload."""
+    try:
+        return OrderCreated.from_payload(json.loads(body_text)).order_id
+    except (ValueError, RecursionError, InvalidPayload):
+        return None
+
+
+class DeadLetters(DependencyProvider):
+    """Injects the DeadLetterQueue of the OrderCreated handler's queue."""
+
+    def setup(self):
+        self.queue = DeadLetterQueue(
+            amqp_uri(self.container.config), DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, order_id_of
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.queue

@@ -19,6 +19,7 @@ class ProcessingResult:
     unit_price: Decimal
     execution_price: Decimal
     processed_at: datetime
+    order_created_at: datetime | None = None  # as the generator reported it
 
 
 def parse_order_created(payload):
@@ -36,7 +37,23 @@ def price_order(order, unit_price, processed_at):
         unit_price=unit_price,
         execution_price=execution_price(order["quantity"], unit_price),
         processed_at=processed_at,
+        order_created_at=parse_utc(order.get("created_at")),
     )
+
+
+def parse_utc(text):
+    """An ISO 8601 UTC time ("2026-11-29T10:00:00.000001Z") as the naive UTC
+    datetime the tables store; None for None or anything unreadable (the
+    latency of that order is then unknown, not wrong)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 @dataclass
@@ -117,3 +134,29 @@ def metrics_as_dict(orders_processed, execution_price_sum):
             (Decimal(execution_price_sum) / orders_processed).quantize(CENT, rounding=ROUND_HALF_UP)
         )
     return {"total_orders_processed": int(orders_processed), "average_execution_price": average}
+
+
+def processed_seconds_as_dicts(per_second):
+    """store.processed_per_second's figures as the contract's ProcessedSecond
+    dicts, oldest second first."""
+    return [
+        {
+            "second": second,
+            "processed": count,
+            "average_execution_price": str(
+                (Decimal(price_sum) / count).quantize(CENT, rounding=ROUND_HALF_UP)
+            ),
+            "latency_p50_ms": microseconds_as_ms(p50),
+            "latency_p95_ms": microseconds_as_ms(p95),
+        }
+        for second, (count, price_sum, p50, p95) in sorted(per_second.items())
+    ]
+
+
+def microseconds_as_ms(microseconds):
+    return None if microseconds is None else round(int(microseconds) / 1000, 1)
+
+
+def epoch_second_as_utc(second):
+    """The naive UTC datetime at an epoch second."""
+    return datetime.fromtimestamp(second, UTC).replace(tzinfo=None)

@@ -2,15 +2,29 @@
 `processing` and `store`."""
 
 import logging
+import time
 
 from nameko.rpc import rpc
 
-from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR, InvalidOrderId, validate_order_id
+from order_contract import (
+    DEFAULT_DEAD_LETTER_LIMIT,
+    GENERATOR,
+    ORDER_CREATED,
+    PROCESSOR,
+    DeadLettersBusy,
+    InvalidArgument,
+    InvalidOrderId,
+    validate_dead_letter_ids,
+    validate_limit,
+    validate_order_id,
+    validate_order_ids,
+    validate_since,
+)
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
 from processor_service import processing, store
-from processor_service.dependencies import PriceSource
+from processor_service.dependencies import DeadLetters, PriceSource
 from processor_service.models import Base
 
 log = logging.getLogger(__name__)
@@ -22,6 +36,7 @@ class OrderProcessorService:
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
+    dead_letter_queue = DeadLetters()
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -52,3 +67,48 @@ class OrderProcessorService:
         """The processing result of an order, or None if not processed yet."""
         row = store.get_result(self.db.session, validate_order_id(order_id))
         return None if row is None else processing.result_as_dict(row)
+
+    @rpc(expected_exceptions=InvalidOrderId)
+    def get_results(self, order_ids):
+        """`get_results([1, 2, 3])` -> the results of those already
+        processed, as get_result gives them, in one query."""
+        rows = store.get_results(self.db.session, validate_order_ids(order_ids))
+        return [processing.result_as_dict(row) for row in rows]
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def processed_per_second(self, since):
+        """Per second since `since` (an epoch second, at most CHART_SECONDS
+        back): [{"second", "processed", "average_execution_price",
+        "latency_p50_ms", "latency_p95_ms"}, ...]; empty seconds left out."""
+        since = processing.epoch_second_as_utc(validate_since(since, time.time()))
+        return processing.processed_seconds_as_dicts(
+            store.processed_per_second(self.db.session, since)
+        )
+
+    # --- dead letters: see order_contract.dead_letters ----------------------
+
+    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    def dead_letters(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
+        """The first `limit` dead letters, oldest first; takes none away."""
+        return self.dead_letter_queue.overview(validate_limit(limit))[1]
+
+    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    def dead_letter_overview(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
+        """{"count": all dead letters, "dead_letters": the first `limit`},
+        both read in one turn on the queue."""
+        count, listed = self.dead_letter_queue.overview(validate_limit(limit))
+        return {"count": count, "dead_letters": listed}
+
+    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    def replay_dead_letters(self, ids=None):
+        """Send the dead letters named (all when None) back to be handled
+        again: {"replayed": n}."""
+        if ids is not None:
+            ids = validate_dead_letter_ids(ids)
+        return {"replayed": self.dead_letter_queue.replay(ids)}
+
+    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    def discard_dead_letters(self, ids):
+        """Remove the dead letters named, for good (each is logged):
+        {"discarded": n}."""
+        return {"discarded": self.dead_letter_queue.discard(validate_dead_letter_ids(ids))}

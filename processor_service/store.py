@@ -1,7 +1,7 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.models import OrderProcess, ProcessingTotals
@@ -47,6 +47,7 @@ def add_results(session, results):
                 "unit_price": result.unit_price,
                 "execution_price": result.execution_price,
                 "processed_at": result.processed_at,
+                "order_created_at": result.order_created_at,
             }
             for result in new
         ],
@@ -89,3 +90,47 @@ def totals(session):
 
 def get_result(session, order_id):
     return session.get(OrderProcess, order_id)
+
+
+def get_results(session, order_ids):
+    if not order_ids:
+        return []
+    return list(session.scalars(select(OrderProcess).where(OrderProcess.order_id.in_(order_ids))))
+
+
+# Seconds since the epoch of a naive UTC DATETIME, with no time zone applied
+# (UNIX_TIMESTAMP would read it in the session's time zone).
+EPOCH_SECOND = "TIMESTAMPDIFF(SECOND, '1970-01-01', processed_at)"
+PROCESSED_PER_SECOND = text(
+    f"SELECT {EPOCH_SECOND} AS second, COUNT(*) AS processed, "
+    "SUM(execution_price) AS price_sum "
+    "FROM order_process WHERE processed_at >= :since GROUP BY second"
+)
+# PERCENTILE_DISC is the nearest-rank percentile: a latency that occurred.
+LATENCY_PERCENTILES_PER_SECOND = text(
+    "SELECT DISTINCT second, "
+    "PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY latency_us) OVER (PARTITION BY second) AS p50, "
+    "PERCENTILE_DISC(0.95) WITHIN GROUP (ORDER BY latency_us) OVER (PARTITION BY second) AS p95 "
+    f"FROM (SELECT {EPOCH_SECOND} AS second, "
+    "TIMESTAMPDIFF(MICROSECOND, order_created_at, processed_at) AS latency_us "
+    "FROM order_process WHERE processed_at >= :since AND order_created_at IS NOT NULL) AS timed"
+)
+
+
+def processed_per_second(session, since):
+    """{second: (processed, sum of execution prices, p50 us, p95 us)} for the
+    orders processed at or after `since` (naive UTC); the percentiles are
+    None for a second none of whose orders has a created_at."""
+    counts = session.execute(PROCESSED_PER_SECOND, {"since": since}).all()
+    latencies = {
+        row.second: (row.p50, row.p95)
+        for row in session.execute(LATENCY_PERCENTILES_PER_SECOND, {"since": since})
+    }
+    return {
+        int(row.second): (
+            int(row.processed),
+            row.price_sum,
+            *latencies.get(row.second, (None, None)),
+        )
+        for row in counts
+    }

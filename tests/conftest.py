@@ -5,7 +5,14 @@ real RabbitMQ and MariaDB, but only inside a database and a vhost that the
 fixtures create for the test run and remove afterwards.
 """
 
-import eventlet
+import os
+
+# trio (which selenium needs, for the browser test) registers a Hypothesis
+# plugin that imports trio, and trio cannot be imported once eventlet has
+# patched the socket module. No test uses Hypothesis plugins.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
+
+import eventlet  # noqa: E402
 
 # nameko is built on eventlet; plain pytest does not patch the standard
 # library (`nameko test` would), so do it before anything else is imported.
@@ -20,13 +27,14 @@ from harness.processes import Pipeline  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 # The suites: folders under tests/, each also a marker (see pyproject.toml).
-SUITES = {"unit", "integration", "e2e", "faults"}
+SUITES = {"unit", "integration", "e2e", "faults", "browser"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items):
     """Mark every test with its suite, from its folder: tests/unit -> unit,
-    tests/integration -> integration, tests/e2e -> e2e, tests/faults -> faults."""
+    tests/integration -> integration, tests/e2e -> e2e, tests/faults -> faults,
+    tests/browser -> browser."""
     for item in items:
         try:
             folder = item.path.resolve().relative_to(TESTS).parts[0]

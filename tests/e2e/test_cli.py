@@ -227,7 +227,11 @@ def test_make_run_prints_the_token_only_when_it_made_it(db_uri, amqp_uri, tmp_pa
             message="make run started the services",
         )
         output = log_path.read_text()
-        assert f"Gateway on http://localhost:{port}" in output
+        # make run's own first line is the console's address (after what
+        # the migration says it did).
+        run_lines = output.split("processor_service: ", 1)[1].splitlines()[1:]
+        assert run_lines[0].startswith(f"Console: http://localhost:{port}/ "), output
+        assert f"Gateway API on http://localhost:{port}" in output
         if user_token:
             assert user_token not in output
             token = user_token
@@ -236,6 +240,8 @@ def test_make_run_prints_the_token_only_when_it_made_it(db_uri, amqp_uri, tmp_pa
             token = line.rsplit(" ", 1)[1]
         answer = wait_until(lambda: _post_stop(port, token), 30, message="POST /stop answers")
         assert answer.status_code == 200, answer.text
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.headers["Content-Type"].startswith("text/html"), page.headers
     finally:
         stop_process_group(process)
 

@@ -1,8 +1,10 @@
 """Generated requests against a real gateway with every service up.
 
 Whatever the method, path, query string, headers or body, the gateway
-answers with JSON, never a 5xx, never a traceback or an internal name, and
-is still healthy afterwards. Requests go out through http.client, which
+answers with JSON (but for a GET or HEAD of the console's page and files),
+never a 5xx, never a traceback or an internal name, and is still healthy
+afterwards. (`GET /events` never ends; tests/integration/test_console_stream.py
+covers it.) Requests go out through http.client, which
 sends the path, headers and body as given (requests would normalise them).
 
 Each property runs FUZZ_EXAMPLES generated requests (200 by default; set
@@ -25,7 +27,26 @@ from order_contract import MAX_ORDER_ID
 from tests.support.services import LEAKS, MAX_REQUEST_BYTES, InProcessServices
 
 ERROR_CODES = {code for _, code in ERRORS.values()} | set(HTTP_CODES.values()) | {INTERNAL_ERROR[1]}
-ROUTES = ["/start", "/stop", "/status", "/metrics", "/health", "/openapi.json", "/orders/1"]
+ROUTES = [
+    "/start",
+    "/stop",
+    "/status",
+    "/metrics",
+    "/health",
+    "/openapi.json",
+    "/orders/1",
+    "/dead-letters",
+    "/dead-letters/replay",
+    "/dead-letters/discard",
+    "/",
+    "/console/console.js",
+]
+# GET or HEAD of these answers the console's files, not JSON.
+CONSOLE_FILES = {
+    "/": "text/html; charset=utf-8",
+    "/console/console.js": "text/javascript; charset=utf-8",
+    "/console/console.css": "text/css; charset=utf-8",
+}
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
     deadline=None,
@@ -97,6 +118,9 @@ paths = st.one_of(
                 "stop",
                 "health",
                 "metrics",
+                "dead-letters",
+                "replay",
+                "console",
                 "",
                 ".",
                 "..",
@@ -250,8 +274,16 @@ def test_any_request_gets_a_clean_json_answer(
     status, response_headers, response_body = send(
         gateway.port, method, path + query, header_list, body
     )
+    if status == 200 and path in CONSOLE_FILES and method in ("GET", "HEAD"):
+        assert response_headers["Content-Type"] == CONSOLE_FILES[path]
+        return
     assert_clean_json(method, status, response_headers, response_body)
-    if status == 200 and path in ("/start", "/stop"):
+    if status == 200 and path in (
+        "/start",
+        "/stop",
+        "/dead-letters/replay",
+        "/dead-letters/discard",
+    ):
         assert authorization is not None and TEST_TOKEN in authorization
 
 

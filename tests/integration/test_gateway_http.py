@@ -103,7 +103,6 @@ def test_an_unknown_order_is_a_404(system):
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
         "/nope",
         "/orders",
         "/orders/",
@@ -115,6 +114,12 @@ def test_an_unknown_order_is_a_404(system):
         "/orders/%2F1",
         "/%00",
         "/index.html",
+        "/console",
+        "/console/",
+        "/console/index.html",
+        "/console/..%2Fopenapi.yaml",
+        "/events/",
+        "/dead-letters/",
         "/orders/1%2Fprocessing",
     ],
 )

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from gateway import errors
+from gateway import console_files, errors
 from gateway.http import JsonHttpRequestHandler
 from gateway.openapi import openapi_document
 from gateway.service import GatewayService
@@ -95,19 +95,39 @@ def test_every_reference_resolves(document):
         assert resolve(document, {"$ref": ref}), ref
 
 
+# The console's page, files and event stream are the only answers not in JSON.
+NOT_JSON = {
+    "/": {"text/html"},
+    "/console/{asset}": {"text/javascript", "text/css"},
+    "/events": {"text/event-stream"},
+}
+SECURED = {"/start", "/stop", "/dead-letters/replay", "/dead-letters/discard"}
+
+
 def test_every_operation_answers_200_json_and_lists_only_known_statuses(document):
     allowed = {200, 400, 401, 403, 404, 405, 413, 500, 503}
     for path, method, operation in operations(document):
         statuses = {int(status) for status in operation["responses"]}
         assert 200 in statuses and statuses <= allowed, (method, path, statuses)
-        assert response_schema(document, path, method, 200)
+        if path in NOT_JSON:
+            assert set(operation["responses"]["200"]["content"]) == NOT_JSON[path], path
+        else:
+            assert response_schema(document, path, method, 200)
+
+
+def test_the_console_files_documented_are_those_served(document):
+    (parameter,) = document["paths"]["/console/{asset}"]["get"]["parameters"]
+    assert set(parameter["schema"]["enum"]) == set(console_files.ASSETS)
+    served = {kind.split(";")[0] for kind in console_files.ASSETS.values()}
+    assert served == NOT_JSON["/console/{asset}"]
+    assert console_files.PAGE[1].split(";")[0] == "text/html"
 
 
 def test_control_operations_need_the_token_and_document_401_and_403(document):
     for path, _, operation in operations(document):
         secured = bool(operation.get("security", document.get("security")))
         statuses = set(operation["responses"])
-        assert secured == (path in ("/start", "/stop")), path
+        assert secured == (path in SECURED), path
         assert ({"401", "403"} <= statuses) == secured, path
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")

@@ -1,0 +1,42 @@
+"""What the broker says about the processor's queues: the console's
+services panel, read by the gateway itself so that it still shows the
+backlog and the consumer count when the processor is down."""
+
+from amqp.exceptions import NotFound
+from kombu import Connection
+from nameko.extensions import DependencyProvider
+
+from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
+from order_pipeline.settings import amqp_uri
+
+CONNECT_TIMEOUT_SECONDS = 2
+
+
+def passive_declare(channel, name):
+    """(messages ready, consumers) of a queue; (0, 0) if it does not exist
+    (a passive declare creates nothing)."""
+    try:
+        declared = channel.queue_declare(queue=name, passive=True)
+    except NotFound:
+        return 0, 0
+    return declared.message_count, declared.consumer_count
+
+
+def read_queue_figures(broker_uri: str) -> dict:
+    """{"queue_depth", "consumers", "dead_letter_depth"} from the broker."""
+    with Connection(broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+        connection.ensure_connection(max_retries=1)
+        # A NotFound closes the channel it happened on: one channel per queue.
+        depth, consumers = passive_declare(connection.channel(), ORDER_CREATED_QUEUE)
+        dead_letters, _ = passive_declare(connection.channel(), DEAD_LETTER_QUEUE)
+    return {"queue_depth": depth, "consumers": consumers, "dead_letter_depth": dead_letters}
+
+
+class QueueFigures(DependencyProvider):
+    """Injects `read() -> dict` (see read_queue_figures)."""
+
+    def setup(self):
+        self.broker_uri = amqp_uri(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return lambda: read_queue_figures(self.broker_uri)

@@ -1,0 +1,35 @@
+"""Reading the one request body the gateway accepts: `{"ids": [...]}` for
+the dead-letter actions.
+
+The body must come with a Content-Length (`gateway.protocol` has already
+refused one over MAX_REQUEST_BYTES). A chunked body is refused rather than
+read as empty: for a replay, an empty body means "all".
+"""
+
+import json
+
+from gateway.errors import BadRequest
+
+ALLOWED_KEYS = {"ids"}
+
+
+def read_ids(request, required: bool) -> list | None:
+    """The body's "ids" (checked against the contract by the processor), or
+    None when the body is empty or has no ids and they are not required."""
+    if request.headers.get("Transfer-Encoding"):
+        raise BadRequest('send the JSON body with a Content-Length, e.g. {"ids": [...]}')
+    raw = request.get_data(cache=False)
+    document = {}
+    if raw.strip():
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise BadRequest('the body must be JSON: {"ids": [...]}') from None
+    if not isinstance(document, dict) or not set(document) <= ALLOWED_KEYS:
+        raise BadRequest('the body must be a JSON object {"ids": [...]}')
+    ids = document.get("ids")
+    if ids is None and required:
+        raise BadRequest('name the dead letters: {"ids": [...]}')
+    if ids is not None and not isinstance(ids, list):
+        raise BadRequest('"ids" must be a list of dead-letter ids')
+    return ids

@@ -1,0 +1,132 @@
+"""The console in a real browser (headless Chromium), against the services
+run as `make run` runs them: the page shows the pipeline live, starts and
+stops generation with the token typed into it, says so when the token is
+wrong, and replays a dead letter. Screenshots go to test-artifacts/."""
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from harness.broker import DEAD_LETTER_QUEUE, publish_order_created, queue_depth
+from harness.processes import TEST_TOKEN, wait_until
+from harness.tables import processed_count, scalar, sql, unprocessed_order_ids
+from tests.support.browser import chromium, save_screenshot
+
+PARKED = 10**9  # an order id the generator does not reach in this test
+TIMEOUT = 60
+
+
+@pytest.fixture
+def running(pipeline):
+    system = pipeline(ORDER_INTERVAL_SECONDS="0.2").start()
+    # An event for an order that does not exist (yet): a dead letter.
+    publish_order_created(system.amqp_uri, [{"order_id": PARKED}])
+    wait_until(lambda: queue_depth(system.amqp_uri, DEAD_LETTER_QUEUE) == 1, 30, message="dlq")
+    return system
+
+
+def text(driver, element_id):
+    return driver.find_element(By.ID, element_id).text
+
+
+def number(driver, element_id):
+    return int(text(driver, element_id).replace(",", ""))
+
+
+def wait_for(driver, condition, message):
+    try:
+        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.2).until(lambda d: condition())
+    except Exception as exc:
+        save_screenshot(driver, "console-failure.png")
+        raise AssertionError(f"the page did not show {message} within {TIMEOUT} s") from exc
+
+
+def generation_on(system):
+    return bool(scalar(system.db_uri, "SELECT running FROM generator_state"))
+
+
+def test_an_operator_runs_the_pipeline_from_the_page(running):
+    system = running
+    with chromium() as driver:
+        driver.get(system.url("/"))
+        wait_for(driver, lambda: text(driver, "live") == "live", "the live stream")
+        wait_for(driver, lambda: text(driver, "generator-state") == "RUNNING", "RUNNING")
+        shown_before = number(driver, "processed-total")
+
+        # A wrong token is refused, in words, and changes nothing.
+        driver.find_element(By.ID, "token").send_keys("not-the-token")
+        driver.find_element(By.ID, "token-save").click()
+        driver.find_element(By.ID, "stop").click()
+        wait_for(driver, lambda: "403" in text(driver, "generator-message"), "the 403")
+        assert "refused the token" in text(driver, "generator-message")
+        assert generation_on(system)
+        driver.find_element(By.ID, "token-forget").click()
+        driver.find_element(By.ID, "token").send_keys(TEST_TOKEN)
+        driver.find_element(By.ID, "token-save").click()
+
+        driver.find_element(By.ID, "stop").click()
+        wait_for(driver, lambda: text(driver, "generator-state") == "STOPPED", "STOPPED")
+        assert not generation_on(system)
+        assert driver.find_element(By.ID, "alarm-stopped").is_displayed()
+
+        # The processed count rises to what the table says once all is done.
+        wait_until(lambda: not unprocessed_order_ids(system.db_uri), TIMEOUT, message="drained")
+        in_sql = processed_count(system.db_uri)
+        wait_for(driver, lambda: number(driver, "processed-total") == in_sql, f"{in_sql} processed")
+        assert in_sql > shown_before
+        assert number(driver, "in-flight") == 0
+
+        driver.find_element(By.ID, "start").click()
+        wait_for(driver, lambda: text(driver, "generator-state") == "RUNNING", "RUNNING again")
+        assert generation_on(system)
+        # Someone else stops it: the page follows.
+        assert system.post("/stop").status_code == 200
+        wait_for(driver, lambda: text(driver, "generator-state") == "STOPPED", "STOPPED by another")
+
+        # The dead letter is listed; its order exists now, so a replay processes it.
+        row = wait_for(
+            driver,
+            lambda: driver.find_elements(By.CSS_SELECTOR, "#dead-letter-rows tr[data-id]"),
+            "the dead letter",
+        )[0]
+        assert f"order #{PARKED}" in row.text and "OrderNotFound" in row.text
+        assert driver.find_element(By.ID, "alarm-dead").is_displayed()
+        save_screenshot(driver, "console-1280x800.png")
+        # The cause goes away: the order is there now.
+        sql(
+            system.db_uri,
+            "INSERT INTO orders (id, quantity, created_at) VALUES (:id, 4, UTC_TIMESTAMP(6))",
+            id=PARKED,
+        )
+        row.find_element(By.CSS_SELECTOR, "button.replay").click()
+        wait_for(
+            driver, lambda: text(driver, "dead-letter-message") == "Replayed 1.", "Replayed 1."
+        )
+        wait_until(
+            lambda: (
+                scalar(
+                    system.db_uri,
+                    "SELECT COUNT(*) FROM order_process WHERE order_id = :id",
+                    id=PARKED,
+                )
+                == 1
+            ),
+            TIMEOUT,
+            message="the replayed order processed",
+        )
+        wait_for(driver, lambda: text(driver, "dead-letter-count") == "0", "no dead letters")
+        assert not driver.find_element(By.ID, "alarm-dead").is_displayed()
+
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, height)
+        save_screenshot(driver, "console-full.png")
+        driver.set_window_size(390, 844)
+        save_screenshot(driver, "console-phone.png")
+
+        # No script error and no blocked resource; the one refusal was ours.
+        problems = [
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and not entry["message"].endswith("403 (FORBIDDEN)")
+        ]
+        assert problems == []
