@@ -11,11 +11,20 @@ from tests.support.infra import sql
 
 SETTINGS = GeneratorSettings(interval_seconds=0.3, generate_on_first_start=True,
                              quantity_min=1, quantity_max=100, outbox_sweep_seconds=1)
+# A tick interval long enough that every claim a test makes falls within one
+# interval, however slow the machine; tests move time on themselves.
+SAME_TICK = 60
 
 
-def claim(db, interval=0.3, default=True):
+def claim(db, default=True):
     with db.get_session() as session:
-        return store.claim_tick(session, interval, default)
+        return store.claim_tick(session, SAME_TICK, default)
+
+
+def an_interval_passes(db):
+    """Move the last tick an interval into the past, as if that long had gone by."""
+    sql(db.uri, "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :s SECOND",
+        s=SAME_TICK)
 
 
 def test_a_fresh_system_generates_according_to_config(db):
@@ -27,11 +36,11 @@ def test_a_fresh_system_generates_according_to_config(db):
 def test_one_tick_per_interval_and_none_while_stopped(db):
     assert claim(db) is True
     assert claim(db) is False          # same interval: already taken
-    time.sleep(0.3)
+    an_interval_passes(db)
     assert claim(db) is True
     with db.get_session() as session:
         store.set_running(session, False, True)
-    time.sleep(0.3)
+    an_interval_passes(db)
     assert claim(db) is False
     with db.get_session() as session:
         store.set_running(session, True, True)
@@ -40,7 +49,7 @@ def test_one_tick_per_interval_and_none_while_stopped(db):
 
 def test_concurrent_instances_get_exactly_one_tick(db):
     claim(db)  # create the state row
-    time.sleep(0.3)
+    an_interval_passes(db)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: claim(db), range(8)))
     assert results.count(True) == 1
