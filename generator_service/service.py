@@ -11,9 +11,9 @@ from generator_service.exceptions import InvalidOrderId, InvalidQuantity
 from generator_service.models import Base
 from generator_service.orders import (
     order_as_dict, status_as_dict, validate_order_id, validate_order_ids)
+from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from generator_service.settings import parse_settings
 from order_pipeline.database import CheckedDatabase
-from order_pipeline.publisher import RoutedEventPublisher
 from order_pipeline.settings import Settings
 from order_pipeline.timer import configured_timer
 
@@ -24,19 +24,21 @@ class OrderGeneratorService:
     name = SERVICE_NAME
 
     db = CheckedDatabase(Base)
-    publish = RoutedEventPublisher()
+    # Publishes OrderCreated for committed orders, off the ticks' path.
+    outbox = BackgroundOutboxPublisher()
     settings = Settings(parse_settings)
     rng = random.SystemRandom()
 
     @configured_timer("ORDER_INTERVAL_SECONDS")
     def generate_order(self):
-        order = generation.generate_tick(self.db, self.publish, self.settings, self.rng)
+        order = generation.generate_tick(self.db, self.settings, self.rng)
         if order is not None:
+            self.outbox.wake()
             print("Order created: id={}".format(order["id"]), flush=True)
 
     @configured_timer("OUTBOX_SWEEP_SECONDS")
     def relay_outbox(self):
-        published = generation.relay_outbox(self.db, self.publish)
+        published = self.outbox.relay()
         if published:
             log.info("outbox relay published %d OrderCreated event(s)", published)
 
@@ -57,8 +59,10 @@ class OrderGeneratorService:
 
     @rpc(expected_exceptions=InvalidQuantity)
     def create_order(self, quantity):
-        """`create_order(5)`: create and announce one order now, on or off."""
-        order = generation.create_order(self.db, self.publish, self.settings, quantity)
+        """`create_order(5)`: create one order now, on or off; its
+        OrderCreated event goes out right after, in the background."""
+        order = generation.create_order(self.db, self.settings, quantity)
+        self.outbox.wake()
         print("Order created: id={}".format(order["id"]), flush=True)
         return order
 
