@@ -3,8 +3,6 @@
 import logging
 import random
 
-from nameko.rpc import rpc
-
 from generator_service import generation, store
 from generator_service.events import SERVICE_NAME
 from generator_service.exceptions import InvalidOrderId, InvalidQuantity
@@ -14,6 +12,7 @@ from generator_service.orders import (
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from generator_service.settings import parse_settings
 from order_pipeline.database import CheckedDatabase
+from order_pipeline.rpc_entrypoint import rpc
 from order_pipeline.settings import Settings
 from order_pipeline.timer import configured_timer
 

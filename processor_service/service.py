@@ -2,14 +2,13 @@
 `processing` and `store`."""
 import logging
 
-from nameko.rpc import rpc
-
 from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
 from generator_service.exceptions import InvalidOrderId
 from generator_service.orders import validate_order_id
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
+from order_pipeline.rpc_entrypoint import rpc
 from processor_service import SERVICE_NAME, processing, store
 from processor_service.dependencies import PriceSource
 from processor_service.models import Base

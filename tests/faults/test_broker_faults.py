@@ -1,7 +1,13 @@
 """The broker goes away, or has nowhere to route events yet."""
+import logging
+
 import eventlet
+from eventlet.event import Event
+from nameko.containers import ServiceContainer
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from generator_service.orders import utc_now
+from order_pipeline.rpc_entrypoint import rpc
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import set_generation
@@ -79,3 +85,44 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
     ledger.wait_drained(amqp_uri)
     audit("orders before any processor ran", ledger, metrics(system),
           processor_outputs(system), recovery)
+
+
+class Napper:
+    """A service whose one call runs until the test lets it finish."""
+    name = "napper"
+    napping = finish = None  # Events
+
+    @rpc
+    def nap(self):
+        if not Napper.napping.ready():
+            Napper.napping.send()
+        Napper.finish.wait()
+        return "rested"
+
+
+def test_a_reply_the_broker_cannot_take_does_not_stop_the_service(private_rabbit, caplog):
+    Napper.napping, Napper.finish = Event(), Event()
+    config = {"AMQP_URI": private_rabbit.amqp_uri}
+    container = ServiceContainer(Napper, config)
+    container.start()
+    ended = eventlet.spawn(container.wait)  # returns (or raises) once the service is dead
+    try:
+        with ClusterRpcProxy(config) as cluster:
+            cluster.napper.nap.call_async()
+            with eventlet.Timeout(30):
+                Napper.napping.wait()
+        private_rabbit.stop()
+        with caplog.at_level(logging.WARNING):
+            Napper.finish.send()  # the call ends with the broker away
+            wait_until(lambda: ended.dead or "its reply could not be sent" in caplog.text, 60,
+                       message="the reply given up (or the service dead)")
+        assert not ended.dead, "the service stopped"
+        private_rabbit.start()
+        # It reconnects by itself and answers the next call.
+        with ClusterRpcProxy(config, timeout=60) as cluster:
+            assert cluster.napper.nap() == "rested"
+    finally:
+        with eventlet.Timeout(30, False):  # a dead container's kill can hang
+            container.kill()
+        if private_rabbit.process is None:  # left stopped: the next scenario needs it
+            private_rabbit.start()
