@@ -1,15 +1,21 @@
 """Database access shared by the services that own tables.
 
-`CheckedDatabase` is nameko-sqlalchemy's `Database` with two changes: the
-engine survives a database restart (connections are pinged before use), and a
+`CheckedDatabase` is nameko-sqlalchemy's `Database` with three changes: the
+engine survives a database restart (connections are pinged before use), a
 database that cannot be reached at start-up stops `nameko run` with a
-one-line error naming DB_URI instead of failing on the first worker.
+one-line error naming DB_URI instead of failing on the first worker, and a
+worker's sessions that cannot be closed cleanly (the database dropped the
+connection) do not stop the service.
 """
+import logging
+
 from order_pipeline.errors import StartupError
 from nameko_sqlalchemy import Database
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
 
 ENGINE_OPTIONS = {
     # A pooled connection can be dead after a database restart: ping it first.
@@ -51,6 +57,16 @@ class CheckedDatabase(Database):
     def setup(self):
         super().setup()
         check_connection(self.engine)
+
+    def worker_teardown(self, worker_ctx):
+        # Closing a session rolls back what it left open. On a connection the
+        # database has dropped (a restart) that fails, and an exception in a
+        # worker's teardown makes nameko kill the whole service. The
+        # connection is discarded either way, so the failure is only logged.
+        try:
+            super().worker_teardown(worker_ctx)
+        except SQLAlchemyError as exc:
+            log.warning("%s: closing its database session failed: %s", worker_ctx, exc)
 
 
 def server_url(db_uri):
