@@ -44,6 +44,7 @@ def test_a_duplicated_order_created_event_is_processed_once(
     # are handled together or at the same time...
     system.processor.signal(signal.SIGSTOP)
     order_ids = create_orders(amqp_uri, 30)
+    wait_until(lambda: ledger.outbox_size() == 0, 30, message="every OrderCreated published")
     publish_order_created(amqp_uri, [{"order_id": order_id} for order_id in order_ids])
     system.processor.signal(signal.SIGCONT)
     fault_end = ledger.fault_ended()
