@@ -20,6 +20,7 @@ COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY config.yml ./
+COPY order_contract ./order_contract
 COPY order_pipeline ./order_pipeline
 COPY generator_service ./generator_service
 COPY processor_service ./processor_service
@@ -34,5 +35,5 @@ EXPOSE 8000
 # Exec form, so nameko is PID 1 and gets SIGTERM from `docker stop`.
 # Without compose this runs all three services in one process (like
 # `make run`); the database schema must exist first:
-#   docker run ... order-pipeline python -m order_pipeline.migrate --config config.yml
+#   docker run ... order-pipeline python -m order_pipeline.migrations --config config.yml
 CMD ["nameko", "run", "--config", "config.yml", "generator_service", "processor_service", "gateway"]

@@ -6,35 +6,70 @@ BIN := $(VENV)/bin
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate run test test-fast bench bench-smoke clean
+.PHONY: install migrate migration run shell test test-fast lint format bench bench-smoke clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The pinned requirements, then this project as an editable package (so
+# `import order_contract` works from any shell in the venv), then a .pth
+# file that silences, by name, the two deprecation warnings nameko 2.14's
+# stack prints on every start (pkg_resources and eventlet): they would stand
+# in front of the one useful line. Other warnings stay visible.
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml order_pipeline/quiet_warnings.pth
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	cp order_pipeline/quiet_warnings.pth "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 	touch $@
 
 install: $(BIN)/.installed
 
 # Create the database if missing and apply every service's migrations.
 migrate: install
-	$(BIN)/python -W ignore -m order_pipeline.migrate --config $(CONFIG)
+	$(BIN)/python -m order_pipeline.migrations --config $(CONFIG)
 
-# Migrate, then run all three services in one process (Ctrl-C stops them).
+# A new migration for one service, from its models against the database:
+#   make migration SERVICE=generator_service MESSAGE="add orders.note"
+migration: install
+	@test -n "$(SERVICE)" -a -n "$(MESSAGE)" || \
+		{ echo 'usage: make migration SERVICE=generator_service|processor_service MESSAGE="..."'; exit 2; }
+	$(BIN)/python -m order_pipeline.migrations --config $(CONFIG) revision $(SERVICE) "$(MESSAGE)"
+
+# Migrate, then run the services in one process (Ctrl-C stops them).
 # Without GATEWAY_TOKEN set, a random one is made for this run and printed.
 run: migrate
-	@GATEWAY_TOKEN="$${GATEWAY_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')}"; \
-	ADDRESS="$${WEB_SERVER_ADDRESS:-0.0.0.0:8000}"; \
-	echo "Gateway on $$ADDRESS; control token for this run: $$GATEWAY_TOKEN"; \
-	echo "  curl -X POST -H \"Authorization: Bearer $$GATEWAY_TOKEN\" http://localhost:$${ADDRESS##*:}/stop"; \
+	@ADDRESS="$${WEB_SERVER_ADDRESS:-0.0.0.0:8000}"; PORT="$${ADDRESS##*:}"; \
+	if [ -z "$$GATEWAY_TOKEN" ]; then \
+		GATEWAY_TOKEN="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; \
+		echo "Control token for this run: $$GATEWAY_TOKEN"; \
+		SHOWN_TOKEN="$$GATEWAY_TOKEN"; \
+	else \
+		SHOWN_TOKEN='$$GATEWAY_TOKEN'; \
+	fi; \
+	echo "Gateway on http://localhost:$$PORT (WEB_SERVER_ADDRESS=$$ADDRESS)"; \
+	echo "  curl -X POST -H \"Authorization: Bearer $$SHOWN_TOKEN\" http://localhost:$$PORT/start   (or /stop)"; \
 	export GATEWAY_TOKEN; \
 	exec $(BIN)/nameko run --config $(CONFIG) $(SERVICES)
 
-test: install
+# nameko shell on the configured broker: n.rpc.order_generator.get_order(1)
+shell: install
+	$(BIN)/nameko shell --config $(CONFIG)
+
+# Lint, format check, the import contract, then every test suite.
+test: lint
 	$(BIN)/pytest
 
 # Unit tests only: no broker or database needed.
 test-fast: install
 	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+# Fix what ruff can fix, and format.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The benchmark against the local RabbitMQ and MariaDB, each scenario in a
 # throwaway database and vhost; prints a table, writes bench-results/latest.json.
@@ -47,4 +82,4 @@ bench-smoke: install
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

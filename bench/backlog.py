@@ -7,15 +7,17 @@ exchange, routed to whatever queue the processor bound there. No outbox
 rows are written: each event is published once, here, so the generator's
 outbox relay has nothing to re-send.
 """
+
 import random
 import time
 
 from sqlalchemy import create_engine, insert
 
-from bench import broker
 from generator_service.models import Order
 from generator_service.orders import utc_now
-from tests.support.processes import wait_until
+from harness import broker
+from harness.processes import wait_until
+from order_contract import OrderCreated
 
 INSERT_BATCH = 5000
 QUANTITY_MAX = 100
@@ -30,9 +32,17 @@ def insert_orders(db_uri, count, seed=1):
             ids = range(first, min(first + INSERT_BATCH, count + 1))
             now = utc_now()
             with engine.begin() as connection:
-                connection.execute(insert(Order), [
-                    {"id": order_id, "quantity": rng.randint(1, QUANTITY_MAX),
-                     "created_at": now} for order_id in ids])
+                connection.execute(
+                    insert(Order),
+                    [
+                        {
+                            "id": order_id,
+                            "quantity": rng.randint(1, QUANTITY_MAX),
+                            "created_at": now,
+                        }
+                        for order_id in ids
+                    ],
+                )
     finally:
         engine.dispose()
     return list(range(1, count + 1))
@@ -46,8 +56,14 @@ def queue_backlog(pipeline, count):
         raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
     started = time.monotonic()
     order_ids = insert_orders(pipeline.db_uri, count)
-    broker.publish_order_created(pipeline.amqp_uri, order_ids)
+    broker.publish_order_created(
+        pipeline.amqp_uri, [OrderCreated(i).to_payload() for i in order_ids], confirm=False
+    )
     for queue in queues:
-        wait_until(lambda: broker.queue_depth(pipeline.amqp_uri, queue) >= count, 60,
-                   interval=0.2, message="{} events in {}".format(count, queue))
+        wait_until(
+            lambda: broker.queue_depth(pipeline.amqp_uri, queue) >= count,
+            60,
+            interval=0.2,
+            message=f"{count} events in {queue}",
+        )
     return {"queues": queues, "seconds": time.monotonic() - started}

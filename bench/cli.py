@@ -1,4 +1,5 @@
 """`python -m bench`: run the scenarios, print the table, write the JSON."""
+
 import argparse
 import datetime
 import json
@@ -15,7 +16,7 @@ from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.profile import profile_drain
 from bench.report import figures, table, target_checks
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
 SCENARIOS = ("drain", "latency", "metrics")
@@ -32,24 +33,38 @@ SIZES = {
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Benchmark the order pipeline.")
+        prog="python -m bench", description="Benchmark the order pipeline."
+    )
     parser.add_argument("--orders", type=int, help="backlog size for the drain (20000)")
-    parser.add_argument("--latency-seconds", type=float,
-                        help="measured seconds at the steady rate (30)")
+    parser.add_argument(
+        "--latency-seconds", type=float, help="measured seconds at the steady rate (30)"
+    )
     parser.add_argument("--latency-rate", type=float, help="orders per second (100)")
-    parser.add_argument("--latency-source", choices=SOURCES, default="inprocess",
-                        help="who creates the orders for the latency run")
-    parser.add_argument("--metrics-rows", type=int,
-                        help="processed orders in the tables for /metrics (1000000)")
+    parser.add_argument(
+        "--latency-source",
+        choices=SOURCES,
+        default="inprocess",
+        help="who creates the orders for the latency run",
+    )
+    parser.add_argument(
+        "--metrics-rows", type=int, help="processed orders in the tables for /metrics (1000000)"
+    )
     parser.add_argument("--load-seconds", type=float, help="seconds of /metrics load (10)")
     parser.add_argument("--concurrency", type=int, help="concurrent /metrics clients (16)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help="comma-separated subset of " + ",".join(SCENARIOS))
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes (a check that the bench works; figures mean little)")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead: one drain with the processor under py-spy")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated subset of " + ",".join(SCENARIOS),
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes (a check that the bench works; figures mean little)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="instead: one drain with the processor under py-spy"
+    )
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"))
     args = parser.parse_args(argv)
     for key, (full, smoke) in SIZES.items():
@@ -68,10 +83,19 @@ def say(text):
 
 def git_revision():
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+uncommitted changes" if dirty else "")
@@ -82,24 +106,45 @@ def plan(args, logs):
     for n in range(1, args.repeat + 1):
         if "drain" in args.scenarios:
             for processors in (1, 2):
-                yield ("drain", "drain with {} processor(s), {} orders".format(
-                    processors, args.orders), partial(
-                    run_drain, os.path.join(logs, "drain-{}p-{}".format(processors, n)),
-                    args.orders, processors))
+                yield (
+                    "drain",
+                    f"drain with {processors} processor(s), {args.orders} orders",
+                    partial(
+                        run_drain,
+                        os.path.join(logs, f"drain-{processors}p-{n}"),
+                        args.orders,
+                        processors,
+                    ),
+                )
         if "latency" in args.scenarios:
-            yield ("latency", "latency at {:g} orders/s for {:g} s".format(
-                args.latency_rate, args.latency_seconds), partial(
-                run_latency, os.path.join(logs, "latency-{}".format(n)),
-                args.latency_rate, args.latency_seconds, args.latency_source))
+            yield (
+                "latency",
+                f"latency at {args.latency_rate:g} orders/s for {args.latency_seconds:g} s",
+                partial(
+                    run_latency,
+                    os.path.join(logs, f"latency-{n}"),
+                    args.latency_rate,
+                    args.latency_seconds,
+                    args.latency_source,
+                ),
+            )
         if "metrics" in args.scenarios:
-            yield ("metrics_endpoint", "GET /metrics with {:,} rows".format(args.metrics_rows),
-                   partial(run_metrics_load, os.path.join(logs, "metrics-{}".format(n)),
-                           args.metrics_rows, args.concurrency, args.load_seconds))
+            yield (
+                "metrics_endpoint",
+                f"GET /metrics with {args.metrics_rows:,} rows",
+                partial(
+                    run_metrics_load,
+                    os.path.join(logs, f"metrics-{n}"),
+                    args.metrics_rows,
+                    args.concurrency,
+                    args.load_seconds,
+                ),
+            )
 
 
 def run_scenarios(args, logs):
     results = {
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "git": git_revision(),
         "machine": {"cpus": os.cpu_count(), "load_before": list(os.getloadavg())},
         "sizes": {key: getattr(args, key) for key in SIZES}
@@ -112,7 +157,7 @@ def run_scenarios(args, logs):
             outcome = run()
         except Exception as exc:  # report it, run the rest, fail at the end
             traceback.print_exc()
-            results["errors"][scenario] = "{}: {}".format(type(exc).__name__, exc)
+            results["errors"][scenario] = f"{type(exc).__name__}: {exc}"
             continue
         results.setdefault(scenario, {"runs": []})["runs"].append(outcome)
     results["machine"]["load_after"] = list(os.getloadavg())
@@ -124,14 +169,17 @@ def run_scenarios(args, logs):
 
 def run_profile(args, logs):
     raw_path = os.path.join(RESULTS_DIR, "processor-profile.raw.txt")
-    say("... drain with 1 processor under py-spy, {} orders".format(args.orders))
+    say(f"... drain with 1 processor under py-spy, {args.orders} orders")
     drain, text = profile_drain(logs, args.orders, raw_path)
     say(text)
-    say("\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
-        drain["orders_per_second"], drain["cpu_ms_per_order"].get("order_processor#1", 0)))
+    say(
+        "\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
+            drain["orders_per_second"], drain["cpu_ms_per_order"].get("order_processor#1", 0)
+        )
+    )
     with open(os.path.join(RESULTS_DIR, "processor-profile.txt"), "w") as out:
         out.write(text + "\n")
-    say("(written to bench-results/processor-profile.txt; raw stacks in {})".format(raw_path))
+    say(f"(written to bench-results/processor-profile.txt; raw stacks in {raw_path})")
 
 
 def main(argv=None):
@@ -151,7 +199,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
         json.dump(results, out, indent=2)
-    say("\nresults: {}; service logs: {}".format(os.path.relpath(args.output, ROOT),
-                                                 os.path.relpath(logs, ROOT)))
+    say(
+        f"\nresults: {os.path.relpath(args.output, ROOT)}; service logs: {os.path.relpath(logs, ROOT)}"
+    )
     if results["errors"]:
         sys.exit(1)

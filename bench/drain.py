@@ -6,15 +6,16 @@ stopping it (so the harness declares nothing of the processor's own); the
 backlog is then committed and queued, and K fresh processors are started
 with the generator running to answer their get_order calls.
 """
+
 import time
 
 from sqlalchemy import create_engine
 
 from bench.backlog import queue_backlog
 from bench.process_stats import CpuPerOrder, peak_rss_by_service
-from bench.sandbox import sandbox, wait_for_rpc
 from bench.stats import rate
 from bench.tables import processed_times, wait_processed
+from harness.sandbox import sandbox, wait_for_rpc
 
 GENERATOR = "generator_service"
 PROCESSOR = "processor_service"
@@ -30,15 +31,16 @@ def run_drain(log_dir, orders, processors, start=start_processor):
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
         generator = pipeline.start_service(GENERATOR)
         primer = pipeline.start_service(PROCESSOR)
-        wait_for_rpc(pipeline, "order_generator", "status", [generator])
-        wait_for_rpc(pipeline, "order_processor", "metrics", [primer])
+        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [primer])
         primer.stop()
         backlog = queue_backlog(pipeline, orders)
 
         launched = time.time()
         workers = [start(pipeline) for _ in range(processors)]
         services = [("order_generator", generator)] + [
-            ("order_processor#{}".format(n), worker) for n, worker in enumerate(workers, 1)]
+            (f"order_processor#{n}", worker) for n, worker in enumerate(workers, 1)
+        ]
         cpu = CpuPerOrder(services)
         engine = create_engine(pipeline.db_uri)
         try:
@@ -49,8 +51,9 @@ def run_drain(log_dir, orders, processors, start=start_processor):
         memory = peak_rss_by_service(services)
         for worker in workers:
             worker.stop()
-    return summarise(orders, processors, times, launched, finished, backlog, memory,
-                     cpu.ms_per_order())
+    return summarise(
+        orders, processors, times, launched, finished, backlog, memory, cpu.ms_per_order()
+    )
 
 
 def summarise(orders, processors, times, launched, finished, backlog, memory, cpu):

@@ -8,6 +8,7 @@ GET requests back to back. Requests started during the warm-up are not
 counted. Prints one JSON object: requests/s, latency percentiles, errors
 and the CPU time this client used (to see whether it was the bottleneck).
 """
+
 import argparse
 import http.client
 import json
@@ -31,11 +32,12 @@ def hammer(url, measure_from, stop_at, latencies, errors):
         try:
             if connection is None:
                 connection = http.client.HTTPConnection(
-                    parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+                    parts.hostname, parts.port, timeout=TIMEOUT_SECONDS
+                )
             connection.request("GET", parts.path)
             response = connection.getresponse()
             response.read()
-            failure = None if response.status == 200 else "HTTP {}".format(response.status)
+            failure = None if response.status == 200 else f"HTTP {response.status}"
         except (OSError, http.client.HTTPException) as exc:
             failure = type(exc).__name__
             connection.close()
@@ -54,8 +56,10 @@ def run_load(url, concurrency, seconds, warmup):
     measure_from = time.perf_counter() + warmup
     stop_at = measure_from + seconds
     cpu_before = os.times()
-    threads = [threading.Thread(target=hammer, args=(url, measure_from, stop_at, latencies, errors))
-               for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=hammer, args=(url, measure_from, stop_at, latencies, errors))
+        for _ in range(concurrency)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -69,7 +73,7 @@ def run_load(url, concurrency, seconds, warmup):
         "first_errors": sorted(set(errors))[:3],
         "requests_per_second": len(latencies) / seconds,
         "client_cpu_seconds": (cpu_after.user - cpu_before.user)
-                              + (cpu_after.system - cpu_before.system),
+        + (cpu_after.system - cpu_before.system),
     }
     if latencies:
         result["latency"] = latency_summary(latencies)

@@ -10,6 +10,7 @@ processor run as `nameko run` processes. The orders come from one of:
   1 / rate. It skips ticks that come early, so it falls short of the rate
   (about 80 orders/s at 0.01 s here); the achieved rate is reported.
 """
+
 import random
 import threading
 import time
@@ -17,12 +18,12 @@ from contextlib import ExitStack
 
 from sqlalchemy import create_engine
 
-from bench.process_stats import peak_rss_by_service
 from bench.order_source import InProcessGenerator
-from bench.sandbox import rpc_proxy, sandbox, wait_for_rpc
+from bench.process_stats import peak_rss_by_service
 from bench.stats import latency_summary, rate
 from bench.tables import creation_and_processing, wait_processed
-from tests.support.checks import order_count
+from harness.sandbox import rpc_proxy, sandbox, wait_for_rpc
+from harness.tables import order_count
 
 WARMUP_SECONDS = 2
 LANES = 4
@@ -50,10 +51,12 @@ def paced_orders(creators, per_second, seconds, seed=1):
             try:
                 create_order(rng.randint(1, 100))
             except Exception as exc:  # counted and reported, the schedule goes on
-                errors.append("{}: {}".format(type(exc).__name__, exc)[:300])
+                errors.append(f"{type(exc).__name__}: {exc}"[:300])
 
-    threads = [threading.Thread(target=lane, args=(index, create_order))
-               for index, create_order in enumerate(creators)]
+    threads = [
+        threading.Thread(target=lane, args=(index, create_order))
+        for index, create_order in enumerate(creators)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -68,20 +71,21 @@ def run_latency(log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
     with sandbox(log_dir, **settings) as pipeline:
         processor = pipeline.start_service("processor_service")
-        wait_for_rpc(pipeline, "order_processor", "metrics", [processor])
+        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [processor])
         generator = pipeline.start_service("generator_service")
-        wait_for_rpc(pipeline, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
         lateness, errors = None, []
         if timer:
             time.sleep(warmup + seconds)
-            with rpc_proxy(pipeline) as proxy:
+            with rpc_proxy(pipeline.amqp_uri) as proxy:
                 proxy.order_generator.stop()
             created = order_count(pipeline.db_uri)
         else:
             with ExitStack() as stack:
-                creators = [stack.enter_context(
-                    InProcessGenerator(pipeline.db_uri, pipeline.amqp_uri))
-                    for _ in range(LANES)]
+                creators = [
+                    stack.enter_context(InProcessGenerator(pipeline.db_uri, pipeline.amqp_uri))
+                    for _ in range(LANES)
+                ]
                 lateness, errors = paced_orders(creators, per_second, warmup + seconds)
             created = int(per_second * (warmup + seconds)) - len(errors)
         engine = create_engine(pipeline.db_uri)
@@ -91,7 +95,8 @@ def run_latency(log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_
         finally:
             engine.dispose()
         memory = peak_rss_by_service(
-            [("order_generator", generator), ("order_processor", processor)])
+            [("order_generator", generator), ("order_processor", processor)]
+        )
     return summarise(rows, per_second, seconds, warmup, source, lateness, errors, memory)
 
 

@@ -6,6 +6,7 @@ quantity x unit price rounded half-up, and `processing_totals` holding the
 sums per shard. Then a processor and the gateway start, /metrics is checked
 against the tables, and a separate process loads it over HTTP.
 """
+
 import json
 import subprocess
 import sys
@@ -16,24 +17,27 @@ import requests
 from sqlalchemy import create_engine, text
 
 from bench.process_stats import peak_rss_by_service
-from bench.sandbox import check_running, sandbox
+from harness.processes import ROOT, wait_until
+from harness.sandbox import check_running, sandbox
 from processor_service.store import TOTALS_SHARDS
-from tests.support.processes import ROOT, wait_until
 
 FILL_CHUNK = 200_000
 # Quantity 1..100 and unit price 90.00..109.99, both varying with the id.
 FILL_ORDERS = (
     "INSERT INTO orders (id, quantity, created_at) "
-    "SELECT seq, 1 + seq % 100, UTC_TIMESTAMP(6) FROM seq_{first}_to_{last}")
+    "SELECT seq, 1 + seq % 100, UTC_TIMESTAMP(6) FROM seq_{first}_to_{last}"
+)
 FILL_ORDER_PROCESS = (
     "INSERT INTO order_process (order_id, unit_price, execution_price, processed_at) "
     "SELECT seq, 90 + (seq % 2000) / 100, "
     "ROUND((1 + seq % 100) * (90 + (seq % 2000) / 100), 2), UTC_TIMESTAMP(6) "
-    "FROM seq_{first}_to_{last}")
+    "FROM seq_{first}_to_{last}"
+)
 FILL_TOTALS = (
     "INSERT INTO processing_totals (shard, orders_processed, execution_price_sum) "
     "SELECT order_id % {shards}, COUNT(*), SUM(execution_price) FROM order_process "
-    "GROUP BY order_id % {shards}")
+    "GROUP BY order_id % {shards}"
+)
 
 
 def fill_processed_orders(db_uri, rows):
@@ -48,8 +52,9 @@ def fill_processed_orders(db_uri, rows):
                 connection.execute(text(FILL_ORDER_PROCESS.format(first=first, last=last)))
         with engine.begin() as connection:
             connection.execute(text(FILL_TOTALS.format(shards=TOTALS_SHARDS)))
-            count, total = connection.execute(text(
-                "SELECT COUNT(*), SUM(execution_price) FROM order_process")).one()
+            count, total = connection.execute(
+                text("SELECT COUNT(*), SUM(execution_price) FROM order_process")
+            ).one()
     finally:
         engine.dispose()
     average = (Decimal(total) / count).quantize(Decimal("0.01"), ROUND_HALF_UP)
@@ -63,18 +68,40 @@ def run_metrics_load(log_dir, rows, concurrency, seconds, warmup=1):
         fill_seconds = time.monotonic() - started
         processor = pipeline.start_service("processor_service")
         gateway = pipeline.start_service("gateway")
-        answer = wait_until(lambda: _metrics(pipeline, [processor, gateway]), 60,
-                            interval=0.2, message="GET /metrics")
+        answer = wait_until(
+            lambda: _metrics(pipeline, [processor, gateway]),
+            60,
+            interval=0.2,
+            message="GET /metrics",
+        )
         if answer != expected:
-            raise RuntimeError("/metrics says {}, the tables say {}".format(answer, expected))
+            raise RuntimeError(f"/metrics says {answer}, the tables say {expected}")
         load = subprocess.run(
-            [sys.executable, "-m", "bench.http_load", pipeline.url("/metrics"),
-             "--concurrency", str(concurrency), "--seconds", str(seconds),
-             "--warmup", str(warmup)],
-            cwd=ROOT, check=True, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "bench.http_load",
+                pipeline.url("/metrics"),
+                "--concurrency",
+                str(concurrency),
+                "--seconds",
+                str(seconds),
+                "--warmup",
+                str(warmup),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         memory = peak_rss_by_service([("order_processor", processor), ("gateway", gateway)])
-    return {"rows": rows, "fill_seconds": fill_seconds, "metrics": answer,
-            **json.loads(load.stdout), "peak_rss_mb": memory}
+    return {
+        "rows": rows,
+        "fill_seconds": fill_seconds,
+        "metrics": answer,
+        **json.loads(load.stdout),
+        "peak_rss_mb": memory,
+    }
 
 
 def _metrics(pipeline, processes):

@@ -9,16 +9,16 @@ Calling it in-process lets the latency scenario create orders on a precise
 schedule without an RPC round trip per order (~6 ms here even for
 `status`), whose jitter would blur the rate.
 """
+
 from nameko_sqlalchemy.database import Session
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from generator_service import generation
-from generator_service.events import SERVICE_NAME
-from generator_service.settings import parse_settings
+from harness.processes import CONFIG
+from order_contract import GENERATOR
 from order_pipeline.config import load_config
 from order_pipeline.publisher import RoutedEventPublisher
-from tests.support.processes import CONFIG
 
 
 class _Container:
@@ -26,7 +26,7 @@ class _Container:
 
     def __init__(self, config):
         self.config = config
-        self.service_name = SERVICE_NAME
+        self.service_name = GENERATOR
 
 
 class _Database:
@@ -46,7 +46,6 @@ class InProcessGenerator:
     def __init__(self, db_uri, amqp_uri):
         config = load_config(CONFIG)
         config.update({"AMQP_URI": amqp_uri, "GENERATE_ON_FIRST_START": False})
-        self.settings = parse_settings(config)
         self.engine = create_engine(db_uri)
         self.db = _Database(self.engine)
         self.container = _Container(config)
@@ -62,6 +61,6 @@ class InProcessGenerator:
 
     def create_order(self, quantity):
         """The created order as a dict (id, quantity, created_at)."""
-        order = generation.create_order(self.db, self.settings, quantity)
+        order = generation.create_order(self.db, quantity)
         generation.publish_outbox(self.db, self.publisher.publish)
         return order

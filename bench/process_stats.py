@@ -1,5 +1,6 @@
 """What a running process costs, from /proc (Linux): peak resident memory
 and CPU time."""
+
 import os
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -9,7 +10,7 @@ def peak_rss_mb(pid):
     """VmHWM (the peak resident set size so far) in MiB, or None if the
     process is gone."""
     try:
-        with open("/proc/{}/status".format(pid)) as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
@@ -21,7 +22,7 @@ def peak_rss_mb(pid):
 def cpu_seconds(pid):
     """User + system CPU time used so far, or None if the process is gone."""
     try:
-        with open("/proc/{}/stat".format(pid)) as stat:
+        with open(f"/proc/{pid}/stat") as stat:
             # The command name may hold spaces; the fields after it do not.
             fields = stat.read().rsplit(")", 1)[1].split()
     except FileNotFoundError:
@@ -47,8 +48,10 @@ class CpuPerOrder:
     def sample(self, processed):
         if processed == 0:
             return
-        reading = (processed, {label: cpu_seconds(process.process.pid)
-                               for label, process in self.named_processes})
+        reading = (
+            processed,
+            {label: cpu_seconds(process.process.pid) for label, process in self.named_processes},
+        )
         if self.first is None:
             self.first = reading
         self.last = reading
@@ -57,6 +60,8 @@ class CpuPerOrder:
         if self.first is None or self.last[0] == self.first[0]:
             return {}
         orders = self.last[0] - self.first[0]
-        return {label: (self.last[1][label] - self.first[1][label]) / orders * 1000
-                for label, _ in self.named_processes
-                if self.first[1][label] is not None and self.last[1][label] is not None}
+        return {
+            label: (self.last[1][label] - self.first[1][label]) / orders * 1000
+            for label, _ in self.named_processes
+            if self.first[1][label] is not None and self.last[1][label] is not None
+        }

@@ -14,6 +14,7 @@ orders_per_second to see how much of an order's time is waiting.
 (cProfile is not used: it follows one call stack per thread, so greenthread
 switches corrupt its cumulative times.)
 """
+
 import collections
 import os
 import shutil
@@ -47,11 +48,26 @@ def profile_drain(log_dir, orders, raw_path):
     def start(pipeline):
         process = pipeline.start_service("processor_service")
         with open(os.path.join(log_dir, "py-spy.log"), "ab") as log:
-            spies.append(subprocess.Popen(
-                [spy_command, "record", "--pid", str(process.process.pid), "--format", "raw",
-                 "--function", "--gil", "--rate", str(SAMPLES_PER_SECOND),
-                 "--output", raw_path],
-                stdout=log, stderr=subprocess.STDOUT))
+            spies.append(
+                subprocess.Popen(
+                    [
+                        spy_command,
+                        "record",
+                        "--pid",
+                        str(process.process.pid),
+                        "--format",
+                        "raw",
+                        "--function",
+                        "--gil",
+                        "--rate",
+                        str(SAMPLES_PER_SECOND),
+                        "--output",
+                        raw_path,
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         return process
 
     try:
@@ -85,12 +101,18 @@ def tally(lines):
 
 def report(cumulative, own, total, orders, top=TOP):
     cpu_seconds = total / SAMPLES_PER_SECOND
-    lines = ["Processor CPU in Python code while draining {} orders: ~{:.1f} s sampled, "
-             "~{:.2f} ms per order".format(orders, cpu_seconds, cpu_seconds / orders * 1000)]
+    lines = [
+        f"Processor CPU in Python code while draining {orders} orders: ~{cpu_seconds:.1f} s sampled, "
+        f"~{cpu_seconds / orders * 1000:.2f} ms per order"
+    ]
     for title, counts in (("cumulative", cumulative), ("self", own)):
-        lines += ["", "== top {} by {} CPU ==".format(top, title),
-                  "{:>7} {:>9}  function".format("share", "ms/order")]
+        lines += [
+            "",
+            f"== top {top} by {title} CPU ==",
+            "{:>7} {:>9}  function".format("share", "ms/order"),
+        ]
         for frame, count in counts.most_common(top):
-            lines.append("{:>6.1f}% {:>9.3f}  {}".format(
-                100 * count / total, count / SAMPLES_PER_SECOND / orders * 1000, frame))
+            lines.append(
+                f"{100 * count / total:>6.1f}% {count / SAMPLES_PER_SECOND / orders * 1000:>9.3f}  {frame}"
+            )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Turning scenario runs into the figures, the targets beside them, and the
 printed table. Targets are shown, not enforced."""
+
 import operator
 
 from bench.stats import median_of
@@ -17,7 +18,7 @@ SYMBOLS = {operator.ge: ">=", operator.le: "<="}
 
 
 def service_of(label):
-    """"order_processor#2" -> "order_processor"."""
+    """ "order_processor#2" -> "order_processor"."""
     return label.split("#")[0]
 
 
@@ -27,21 +28,23 @@ def figures(results):
     drain = results.get("drain", {})
     for processors in (1, 2):
         runs = [run for run in drain.get("runs", []) if run["processors"] == processors]
-        out["drain_{}_orders_per_second".format(processors)] = median_of(runs, "orders_per_second")
-        out["drain_{}_wall_seconds".format(processors)] = median_of(runs, "wall_seconds")
+        out[f"drain_{processors}_orders_per_second"] = median_of(runs, "orders_per_second")
+        out[f"drain_{processors}_wall_seconds"] = median_of(runs, "wall_seconds")
         for service in ("order_processor", "order_generator"):
-            out["drain_{}_{}_cpu_ms_per_order".format(processors, service)] = _median_cpu(
-                runs, service)
+            out[f"drain_{processors}_{service}_cpu_ms_per_order"] = _median_cpu(runs, service)
     if out.get("drain_1_orders_per_second") and out.get("drain_2_orders_per_second"):
         out["drain_ratio"] = out["drain_2_orders_per_second"] / out["drain_1_orders_per_second"]
-    latency_runs = [dict(run["latency"], rate=run["created_orders_per_second"])
-                    for run in results.get("latency", {}).get("runs", [])]
+    latency_runs = [
+        dict(run["latency"], rate=run["created_orders_per_second"])
+        for run in results.get("latency", {}).get("runs", [])
+    ]
     for key in ("p50_ms", "p95_ms", "p99_ms"):
         out["latency_" + key] = median_of(latency_runs, key)
     out["latency_created_orders_per_second"] = median_of(latency_runs, "rate")
-    metrics_runs = [dict(run.get("latency", {}), rps=run["requests_per_second"],
-                         errors=run["errors"])
-                    for run in results.get("metrics_endpoint", {}).get("runs", [])]
+    metrics_runs = [
+        dict(run.get("latency", {}), rps=run["requests_per_second"], errors=run["errors"])
+        for run in results.get("metrics_endpoint", {}).get("runs", [])
+    ]
     out["metrics_p50_ms"] = median_of(metrics_runs, "p50_ms")
     out["metrics_p99_ms"] = median_of(metrics_runs, "p99_ms")
     out["metrics_requests_per_second"] = median_of(metrics_runs, "rps")
@@ -54,8 +57,11 @@ def _median_cpu(runs, service):
     """Median over runs of the mean CPU ms/order of that service's processes."""
     per_run = []
     for run in runs:
-        values = [ms for label, ms in run.get("cpu_ms_per_order", {}).items()
-                  if service_of(label) == service]
+        values = [
+            ms
+            for label, ms in run.get("cpu_ms_per_order", {}).items()
+            if service_of(label) == service
+        ]
         if values:
             per_run.append({"ms": sum(values)})
     return median_of(per_run, "ms")
@@ -77,12 +83,25 @@ def target_checks(figs):
     checks = []
     for key, label, compare, threshold, unit in TARGETS:
         value = figs.get(key)
-        checks.append({"figure": label, "value": value, "unit": unit,
-                       "target": "{} {}".format(SYMBOLS[compare], threshold),
-                       "met": None if value is None else bool(compare(value, threshold))})
+        checks.append(
+            {
+                "figure": label,
+                "value": value,
+                "unit": unit,
+                "target": f"{SYMBOLS[compare]} {threshold}",
+                "met": None if value is None else bool(compare(value, threshold)),
+            }
+        )
     for service, mb in sorted(figs["peak_rss_mb"].items()):
-        checks.append({"figure": "peak RSS " + service, "value": mb, "unit": "MiB",
-                       "target": "< {}".format(RSS_TARGET_MB), "met": mb < RSS_TARGET_MB})
+        checks.append(
+            {
+                "figure": "peak RSS " + service,
+                "value": mb,
+                "unit": "MiB",
+                "target": f"< {RSS_TARGET_MB}",
+                "met": mb < RSS_TARGET_MB,
+            }
+        )
     return checks
 
 
@@ -94,28 +113,43 @@ def table(results, figs):
 
     def row(label, value, unit="", fmt="{:.1f}", target_label=None):
         check = targets.get(target_label or label)
-        text = "-" if value is None else "{} {}".format(fmt.format(value), unit).strip()
-        met = "" if check is None or check["met"] is None else (
-            "yes" if check["met"] else "NO")
-        rows.append((label, text,
-                     check["target"] + " " + check["unit"] if check else "", met))
+        text = "-" if value is None else f"{fmt.format(value)} {unit}".strip()
+        met = "" if check is None or check["met"] is None else ("yes" if check["met"] else "NO")
+        rows.append((label, text, check["target"] + " " + check["unit"] if check else "", met))
 
     for n in (1, 2):
-        row("drain, {} processor{}".format(n, "s" if n > 1 else ""),
-            figs.get("drain_{}_orders_per_second".format(n)), "orders/s", "{:.0f}")
+        row(
+            "drain, {} processor{}".format(n, "s" if n > 1 else ""),
+            figs.get(f"drain_{n}_orders_per_second"),
+            "orders/s",
+            "{:.0f}",
+        )
     row("drain, 2 processors / 1 processor", figs.get("drain_ratio"), "x", "{:.2f}")
     for n in (1, 2):
         for service in ("order_processor", "order_generator"):
-            row("  CPU per order, {} ({}p)".format(service, n),
-                figs.get("drain_{}_{}_cpu_ms_per_order".format(n, service)), "ms", "{:.2f}")
-    row("latency rate achieved", figs.get("latency_created_orders_per_second"),
-        "orders/s", "{:.0f}")
+            row(
+                f"  CPU per order, {service} ({n}p)",
+                figs.get(f"drain_{n}_{service}_cpu_ms_per_order"),
+                "ms",
+                "{:.2f}",
+            )
+    row(
+        "latency rate achieved", figs.get("latency_created_orders_per_second"), "orders/s", "{:.0f}"
+    )
     for pct in ("p50", "p95", "p99"):
-        row("latency {}".format(pct), figs.get("latency_{}_ms".format(pct)), "ms",
-            target_label="latency p99 at the steady rate" if pct == "p99" else None)
+        row(
+            f"latency {pct}",
+            figs.get(f"latency_{pct}_ms"),
+            "ms",
+            target_label="latency p99 at the steady rate" if pct == "p99" else None,
+        )
     for pct in ("p50", "p99"):
-        row("GET /metrics {}".format(pct), figs.get("metrics_{}_ms".format(pct)), "ms",
-            target_label="GET /metrics p99" if pct == "p99" else None)
+        row(
+            f"GET /metrics {pct}",
+            figs.get(f"metrics_{pct}_ms"),
+            "ms",
+            target_label="GET /metrics p99" if pct == "p99" else None,
+        )
     row("GET /metrics throughput", figs.get("metrics_requests_per_second"), "req/s", "{:.0f}")
     row("GET /metrics errors", figs.get("metrics_errors"), "", "{}")
     for service, mb in sorted(figs["peak_rss_mb"].items()):
@@ -130,14 +164,14 @@ def table(results, figs):
         "medians shown".format(**sizes),
         "machine: {cpus} CPUs, load average before {before}, after {after}".format(
             cpus=results["machine"]["cpus"],
-            before=" ".join("{:.2f}".format(x) for x in results["machine"]["load_before"]),
-            after=" ".join("{:.2f}".format(x) for x in results["machine"].get(
-                "load_after", []))),
+            before=" ".join(f"{x:.2f}" for x in results["machine"]["load_before"]),
+            after=" ".join(f"{x:.2f}" for x in results["machine"].get("load_after", [])),
+        ),
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
         "  ".join("-" * w for w in widths),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     for scenario, error in results.get("errors", {}).items():
-        lines.append("FAILED {}: {}".format(scenario, error))
+        lines.append(f"FAILED {scenario}: {error}")
     return "\n".join(lines)

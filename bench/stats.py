@@ -1,4 +1,5 @@
 """Percentiles, medians and rates: plain functions of lists of numbers."""
+
 import math
 import statistics
 

@@ -1,16 +1,16 @@
 """Bearer-token check for the gateway's control endpoints."""
+
 import hmac
 import logging
 
 from nameko.extensions import DependencyProvider
 
 from gateway.errors import Forbidden, Unauthorized
-from order_pipeline.config import setting
+from order_pipeline.settings import gateway_token
 
 log = logging.getLogger(__name__)
 
-HOW_TO_ENABLE = ("set GATEWAY_TOKEN to a secret and send it as "
-                 "'Authorization: Bearer <token>'")
+HOW_TO_ENABLE = "set GATEWAY_TOKEN to a secret and send it as 'Authorization: Bearer <token>'"
 
 
 # HTTP's optional whitespace; str.strip() would also drop e.g. U+00A0, so
@@ -48,7 +48,7 @@ class ControlAuth(DependencyProvider):
     start or stop generation."""
 
     def setup(self):
-        self.token = setting(self.container.config, "GATEWAY_TOKEN", str)
+        self.token = gateway_token(self.container.config)
         if not self.token:
             log.warning("POST /start and /stop are refused: %s", HOW_TO_ENABLE)
 

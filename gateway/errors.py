@@ -5,7 +5,8 @@ behind the gateway and re-raised here as its own type) to a JSON error is in
 one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+
+from order_contract import InvalidOrderId, InvalidQuantity
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
 
 
@@ -54,7 +55,7 @@ HTTP_CODES = {
 
 def http_code(status):
     """The JSON error code for an HTTP status raised outside the handlers."""
-    return HTTP_CODES.get(status, "HTTP_{}".format(status))
+    return HTTP_CODES.get(status, f"HTTP_{status}")
 
 
 def status_and_code(exc):

@@ -5,6 +5,7 @@ and handler exceptions with a plain-text 500 that names the exception. Here
 every response is JSON: handlers return a dict/list (200) or a
 (status, body) pair, and exceptions are mapped by `gateway.errors`.
 """
+
 import functools
 import json
 import logging
@@ -17,17 +18,26 @@ from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import (
-    ERRORS, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, http_code, status_and_code)
+    ERRORS,
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_MESSAGE,
+    http_code,
+    status_and_code,
+)
+from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol
-from order_pipeline.config import setting
+from order_pipeline.settings import max_request_bytes, web_server_address
 
 log = logging.getLogger(__name__)
 
 
 def json_response(status, body, headers=None):
     return Response(
-        json.dumps(body, separators=(",", ":")), status=status,
-        headers=headers, mimetype="application/json")
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
 
 
 def error_response(status, code, message, headers=None):
@@ -45,7 +55,8 @@ class JsonWsgiApp(WsgiApp):
         except HTTPException as exc:
             headers = [h for h in exc.get_headers() if h[0].lower() == "allow"]
             response = error_response(
-                exc.code, http_code(exc.code), exc.description or exc.name, headers)
+                exc.code, http_code(exc.code), exc.description or exc.name, headers
+            )
         except Exception:
             log.exception("unhandled error routing %s", environ.get("PATH_INFO"))
             response = error_response(*INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
@@ -59,14 +70,36 @@ class JsonWebServer(WebServer):
     # A connection that sends nothing for this long is closed.
     CLIENT_IDLE_SECONDS = 60
 
+    @property
+    def bind_addr(self):
+        return web_server_address(self.container.config)
+
+    def setup(self):
+        # A malformed WEB_SERVER_ADDRESS stops the service before it starts.
+        web_server_address(self.container.config)
+        super().setup()
+
+    def start(self):
+        # nameko's WebServer.start, line for line, except for the socket:
+        # `gateway.listen` binds it without SO_REUSEPORT and reports a busy
+        # port in one line. nameko has no hook between making the socket and
+        # using it, so this sets the private attributes its run() and stop()
+        # read; tests/unit/test_gateway.py fails if nameko's start() changes.
+        if not self._starting:
+            self._starting = True
+            self._sock = listen(self.container.config)
+            # work around https://github.com/celery/kombu/issues/838
+            self._sock.settimeout(None)
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=JsonHttpProtocol, debug=False):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
         server.socket_timeout = self.CLIENT_IDLE_SECONDS
-        server.max_request_bytes = setting(
-            self.container.config, "MAX_REQUEST_BYTES", int, minimum=0)
+        server.max_request_bytes = max_request_bytes(self.container.config)
         return server
 
     def make_url_map(self):
@@ -87,8 +120,7 @@ class JsonWebServer(WebServer):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().process_request(sock, address)
         except Exception:
-            log.warning("dropped the connection from %s after an error",
-                        address, exc_info=True)
+            log.warning("dropped the connection from %s after an error", address, exc_info=True)
             sock.close()
 
 

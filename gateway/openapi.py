@@ -1,4 +1,5 @@
 """The gateway's OpenAPI document (`gateway/openapi.yaml`), read once."""
+
 import functools
 import os
 

@@ -18,6 +18,7 @@ unread, the socket is half-closed and drained for a moment before it is
 closed (a "lingering close"), so the client gets the response rather than a
 connection reset.
 """
+
 import json
 import socket
 import time
@@ -35,11 +36,13 @@ LINGER_BYTES = 1 << 20
 
 def raw_json_error(status, message, head_only=False):
     """A complete HTTP/1.0 error response that closes the connection."""
-    body = json.dumps({"error": http_code(status), "message": message},
-                      separators=(",", ":")).encode("utf-8")
-    head = ("HTTP/1.0 {} {}\r\nContent-Type: application/json\r\n"
-            "Content-Length: {}\r\nConnection: close\r\n\r\n").format(
-                status, HTTPStatus(status).phrase, len(body)).encode("ascii")
+    body = json.dumps(
+        {"error": http_code(status), "message": message}, separators=(",", ":")
+    ).encode("utf-8")
+    head = (
+        f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode("ascii")
     return head if head_only else head + body
 
 
@@ -59,7 +62,7 @@ def body_framing_error(headers, max_request_bytes):
     if len(values) != 1 or not all(v.isascii() and v.isdigit() for v in values):
         return 400, "Content-Length must be one non-negative integer"
     if int(values.pop()) > max_request_bytes:
-        return 413, "request body over {} bytes".format(max_request_bytes)
+        return 413, f"request body over {max_request_bytes} bytes"
     return None
 
 
@@ -74,8 +77,7 @@ class JsonHttpProtocol(HttpOnlyProtocol):
         line = super()._read_request_line()
         if len(line) >= self.server.url_length_limit:
             self.command = None  # not a HEAD left over from the last request
-            self.refuse(414, "request line over {} bytes".format(
-                self.server.url_length_limit))
+            self.refuse(414, f"request line over {self.server.url_length_limit} bytes")
             return ""
         return line
 

@@ -1,4 +1,5 @@
 """The gateway nameko service: HTTP in, RPC out, JSON everywhere."""
+
 import logging
 
 import eventlet
@@ -8,10 +9,8 @@ from gateway.errors import BadRequest, NotFound
 from gateway.http import json_http
 from gateway.openapi import openapi_document
 from gateway.shared_reads import SharedReads
-from generator_service.events import SERVICE_NAME as GENERATOR
-from generator_service.orders import MAX_ORDER_ID
+from order_contract import GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
-from processor_service import SERVICE_NAME as PROCESSOR
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +19,18 @@ MAX_ID_DIGITS = len(str(MAX_ORDER_ID))
 
 def parse_order_id(text):
     """A path segment as an order id, or BadRequest."""
-    if not (text.isascii() and text.isdigit()) or len(text) > MAX_ID_DIGITS:
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest("order id must be a positive integer")
-    order_id = int(text)
-    if not 1 <= order_id <= MAX_ORDER_ID:
-        raise BadRequest("order id must be between 1 and {}".format(MAX_ORDER_ID))
+    # Counting digits first keeps int() away from a path of thousands of them.
+    digits = text.lstrip("0") or "0"
+    order_id = int(digits) if len(digits) <= MAX_ID_DIGITS else None
+    if order_id is None or not 1 <= order_id <= MAX_ORDER_ID:
+        raise BadRequest(f"order id must be between 1 and {MAX_ORDER_ID}")
     return order_id
 
 
 class GatewayService:
-    name = "gateway"
+    name = GATEWAY
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)
@@ -70,7 +71,7 @@ class GatewayService:
             raise
         if order is None:
             processing.kill()
-            raise NotFound("order {} not found".format(order_id))
+            raise NotFound(f"order {order_id} not found")
         order["processing"] = processing.wait()
         return order
 
@@ -80,15 +81,16 @@ class GatewayService:
 
         Both are asked at once, so the answer comes within one RPC timeout.
         """
-        checks = {GENERATOR: self.order_generator.status,
-                  PROCESSOR: self.order_processor.metrics}
+        checks = {GENERATOR: self.order_generator.status, PROCESSOR: self.order_processor.metrics}
         answers = eventlet.GreenPile()
         for name, call in checks.items():
             answers.spawn(service_state, name, call)
         services = dict(zip(checks, answers))
         healthy = all(state == "ok" for state in services.values())
         return (200 if healthy else 503), {
-            "status": "ok" if healthy else "degraded", "services": services}
+            "status": "ok" if healthy else "degraded",
+            "services": services,
+        }
 
     @json_http("GET", "/openapi.json")
     def openapi(self, request):

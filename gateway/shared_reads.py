@@ -8,13 +8,14 @@ comes from a read that started after its request arrived (nothing is
 cached), while the number of RPC calls stays at about one per round trip
 however many clients there are.
 """
+
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 
 
 class _Round:
     def __init__(self, call):
-        self.call = call          # made by a caller that waits for this round
+        self.call = call  # made by a caller that waits for this round
         self.answer = Event()
 
 
@@ -23,8 +24,8 @@ class SharedReads(DependencyProvider):
     concurrent caller of the same key."""
 
     def setup(self):
-        self._next_round = {}     # key -> _Round waiting to start
-        self._running = set()     # keys with a round in progress
+        self._next_round = {}  # key -> _Round waiting to start
+        self._running = set()  # keys with a round in progress
 
     def get_dependency(self, worker_ctx):
         return self.read

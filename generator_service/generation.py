@@ -18,11 +18,16 @@ at once, and an order is never left without either its event or its outbox
 row. If that delete fails after the publish, the event goes out again later:
 the processor stores an order once whatever it is sent.
 """
+
+import logging
 from datetime import timedelta
 
 from generator_service import store
-from generator_service.events import ORDER_CREATED, order_created_payload
-from generator_service.orders import order_as_dict, random_quantity, utc_now, validate_quantity
+from generator_service.orders import order_as_dict, random_quantity, utc_now
+from order_contract import ORDER_CREATED, OrderCreated, validate_quantity
+from order_pipeline.settings import generator_settings
+
+log = logging.getLogger(__name__)
 
 # The relay leaves young rows to the background publisher, which takes them
 # as soon as they commit.
@@ -30,27 +35,41 @@ OUTBOX_GRACE = timedelta(seconds=2)
 OUTBOX_BATCH = 500
 
 
+def prepare_state(db, config):
+    """At start-up: create the generator_state row on a fresh system, and
+    say whether generation is on, since that survives restarts."""
+    settings = generator_settings(config)
+    with db.get_session() as session:
+        store.seed_state(session, settings.generate_on_first_start)
+        running = store.read_state(session).running
+    if running:
+        log.info("order generation is on: one order every %s s", settings.interval_seconds)
+    else:
+        log.info(
+            "order generation is off (the state is kept across restarts); start it "
+            "with POST /start and the bearer token, or "
+            "n.rpc.order_generator.start() in nameko shell"
+        )
+
+
 def generate_tick(db, settings, rng):
     """Create this tick's order if generation is on and the tick is ours."""
     with db.get_session() as session:
-        if not store.claim_tick(session, settings.interval_seconds,
-                                settings.generate_on_first_start):
+        if not store.claim_tick(session, settings.interval_seconds):
             return None
-        return order_as_dict(store.add_order(
-            session, random_quantity(rng, settings), utc_now()))
+        return order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
 
 
-def create_order(db, settings, quantity):
+def create_order(db, quantity):
     """Create one order now, whatever the on/off state."""
     validate_quantity(quantity)
     with db.get_session() as session:
-        store.lock_state(session, settings.generate_on_first_start)
         return order_as_dict(store.add_order(session, quantity, utc_now()))
 
 
 def publish_order_created(publish, order_ids):
     """Publish OrderCreated for each id; return the ids the broker routed."""
-    routed = publish(ORDER_CREATED, [order_created_payload(i) for i in order_ids])
+    routed = publish(ORDER_CREATED, [OrderCreated(i).to_payload() for i in order_ids])
     return [order_id for order_id, ok in zip(order_ids, routed) if ok]
 
 

@@ -1,4 +1,5 @@
 """Tables owned by order_generator. Other services reach them only over RPC."""
+
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,10 +27,12 @@ class OrderOutbox(Base):
     confirmed and routed the event: an order is never committed without
     either its event or a row here (the transactional outbox pattern).
     """
+
     __tablename__ = "order_outbox"
 
     order_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
     created_at = mapped_column(Timestamp, nullable=False)
 
 
@@ -39,6 +42,7 @@ class GeneratorState(Base):
     Kept in the database so that on/off survives a restart, and so that any
     number of generator instances agree on whose tick creates the order.
     """
+
     __tablename__ = "generator_state"
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)

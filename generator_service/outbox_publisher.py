@@ -8,6 +8,7 @@ its lock taken once per batch), and deletes the rows whose events the broker
 confirmed and routed (generation.publish_outbox). The periodic relay runs
 through the same publisher and connection (`relay()`).
 """
+
 import logging
 
 from eventlet.event import Event
@@ -15,9 +16,9 @@ from nameko.extensions import DependencyProvider
 
 from generator_service import generation
 from generator_service.models import Base
-from order_pipeline.config import setting
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.settings import outbox_sweep_seconds
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,12 @@ class OutboxPublisher:
                 if taken < generation.OUTBOX_BATCH:
                     return True
         except Exception:  # the rows stay in the outbox; nothing is lost
-            log.warning("publishing the outbox failed; its events wait there "
-                        "(next attempt in %s s at the earliest)",
-                        self.pause_seconds, exc_info=True)
+            log.warning(
+                "publishing the outbox failed; its events wait there "
+                "(next attempt in %s s at the earliest)",
+                self.pause_seconds,
+                exc_info=True,
+            )
             return False
 
 
@@ -120,12 +124,13 @@ class BackgroundOutboxPublisher(DependencyProvider):
         database = CheckedDatabase(Base).bind(container, "outbox_database")
         database.setup()
         self.database = database
-        pause = setting(container.config, "OUTBOX_SWEEP_SECONDS", float, minimum=0.01)
+        pause = outbox_sweep_seconds(container.config)
         self.outbox = OutboxPublisher(_Sessions(database), broker.publish, pause)
 
     def start(self):
         self.thread = self.container.spawn_managed_thread(
-            self.outbox.run, identifier="outbox publisher")
+            self.outbox.run, identifier="outbox publisher"
+        )
 
     def stop(self):
         # nameko stops dependencies once every worker has finished.

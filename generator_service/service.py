@@ -1,41 +1,50 @@
 """The order_generator nameko service: entrypoints only; the work is in
 `generation` and `store`."""
+
 import logging
 import random
 
 from generator_service import generation, store
-from generator_service.events import SERVICE_NAME
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
 from generator_service.models import Base
-from generator_service.orders import (
-    order_as_dict, status_as_dict, validate_order_id, validate_order_ids)
+from generator_service.orders import order_as_dict, status_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
-from generator_service.settings import parse_settings
+from order_contract import (
+    GENERATOR,
+    InvalidOrderId,
+    InvalidQuantity,
+    validate_order_id,
+    validate_order_ids,
+)
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc_entrypoint import rpc
-from order_pipeline.settings import Settings
+from order_pipeline.settings import (
+    Settings,
+    generator_settings,
+    order_interval_seconds,
+    outbox_sweep_seconds,
+)
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
 
 
 class OrderGeneratorService:
-    name = SERVICE_NAME
+    name = GENERATOR
 
-    db = CheckedDatabase(Base)
+    db = CheckedDatabase(Base, on_setup=generation.prepare_state)
     # Publishes OrderCreated for committed orders, off the ticks' path.
     outbox = BackgroundOutboxPublisher()
-    settings = Settings(parse_settings)
+    settings = Settings(generator_settings)
     rng = random.SystemRandom()
 
-    @configured_timer("ORDER_INTERVAL_SECONDS")
+    @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):
         order = generation.generate_tick(self.db, self.settings, self.rng)
         if order is not None:
             self.outbox.wake()
-            print("Order created: id={}".format(order["id"]), flush=True)
+            print(f"Order created: id={order['id']}", flush=True)
 
-    @configured_timer("OUTBOX_SWEEP_SECONDS")
+    @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):
         published = self.outbox.relay()
         if published:
@@ -60,9 +69,9 @@ class OrderGeneratorService:
     def create_order(self, quantity):
         """`create_order(5)`: create one order now, on or off; its
         OrderCreated event goes out right after, in the background."""
-        order = generation.create_order(self.db, self.settings, quantity)
+        order = generation.create_order(self.db, quantity)
         self.outbox.wake()
-        print("Order created: id={}".format(order["id"]), flush=True)
+        print(f"Order created: id={order['id']}", flush=True)
         return order
 
     @rpc
@@ -79,12 +88,11 @@ class OrderGeneratorService:
     def status(self):
         """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
         with self.db.get_session() as session:
-            state = store.read_state(session, self.settings.generate_on_first_start)
-            return status_as_dict(state, self.settings)
+            return status_as_dict(store.read_state(session), self.settings)
 
     def _set_running(self, running):
         with self.db.get_session() as session:
-            store.set_running(session, running, self.settings.generate_on_first_start)
-            state = store.read_state(session, self.settings.generate_on_first_start)
+            store.set_running(session, running)
+            state = store.read_state(session)
             log.info("order generation %s", "started" if running else "stopped")
             return status_as_dict(state, self.settings)

@@ -1,5 +1,6 @@
 """SQL for order_generator's tables. Each function takes an open session;
 the caller owns the transaction."""
+
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, text, update
@@ -13,50 +14,32 @@ STATE_ID = 1
 TICK_SLACK = 0.9
 
 
-def ensure_state(session, running_default):
-    """Create the state row on a fresh system; a no-op afterwards."""
+def seed_state(session, running):
+    """Create the state row on a fresh system (generation on or off as
+    `running` says); a no-op once it exists. The generator calls it at
+    start-up, so every other function here can rely on the row."""
     session.execute(
         mysql_insert(GeneratorState)
-        .values(id=STATE_ID, running=running_default, orders_created=0)
-        .prefix_with("IGNORE"))
+        .values(id=STATE_ID, running=running, orders_created=0)
+        .prefix_with("IGNORE")
+    )
 
 
-def lock_state(session, running_default):
-    """Create the state row on a fresh system, and hold its write lock until
-    the transaction ends.
-
-    INSERT ... ON DUPLICATE KEY UPDATE locks an existing row exclusively at
-    once. INSERT IGNORE would take a shared lock, and two transactions that
-    each hold it and then update the row deadlock (concurrent create_order).
-    """
-    session.execute(
-        mysql_insert(GeneratorState)
-        .values(id=STATE_ID, running=running_default, orders_created=0)
-        .on_duplicate_key_update(id=GeneratorState.id))
-
-
-def read_state(session, running_default):
-    state = _select_state(session)
-    if state is None:  # a fresh system: only then write
-        ensure_state(session, running_default)
-        state = _select_state(session)
-    return state
-
-
-def _select_state(session):
+def read_state(session):
     return session.execute(
-        select(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .execution_options(populate_existing=True)).scalar_one_or_none()
+        select(GeneratorState)
+        .where(GeneratorState.id == STATE_ID)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
-def set_running(session, running, running_default):
-    lock_state(session, running_default)
+def set_running(session, running):
     session.execute(
-        update(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .values(running=running))
+        update(GeneratorState).where(GeneratorState.id == STATE_ID).values(running=running)
+    )
 
 
-def claim_tick(session, interval_seconds, running_default):
+def claim_tick(session, interval_seconds):
     """Take this tick for the calling instance; False if generation is off or
     another instance already created this tick's order.
 
@@ -68,16 +51,10 @@ def claim_tick(session, interval_seconds, running_default):
         "UPDATE generator_state SET last_tick_at = UTC_TIMESTAMP(6) "
         "WHERE id = :id AND running "
         "AND (last_tick_at IS NULL "
-        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)")
+        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)"
+    )
     params = {"id": STATE_ID, "gap_us": int(min_gap.total_seconds() * 1_000_000)}
-    if session.execute(claim, params).rowcount == 1:
-        return True
-    if session.get(GeneratorState, STATE_ID) is None:
-        # The write lock at once: two instances creating the row together
-        # with INSERT IGNORE would each hold a shared lock and deadlock.
-        lock_state(session, running_default)
-        return session.execute(claim, params).rowcount == 1
-    return False
+    return session.execute(claim, params).rowcount == 1
 
 
 def add_order(session, quantity, created_at):
@@ -87,8 +64,10 @@ def add_order(session, quantity, created_at):
     session.flush()  # assigns order.id
     session.execute(insert(OrderOutbox).values(order_id=order.id, created_at=created_at))
     session.execute(
-        update(GeneratorState).where(GeneratorState.id == STATE_ID)
-        .values(orders_created=GeneratorState.orders_created + 1))
+        update(GeneratorState)
+        .where(GeneratorState.id == STATE_ID)
+        .values(orders_created=GeneratorState.orders_created + 1)
+    )
     return order
 
 
@@ -113,8 +92,11 @@ def pending_outbox(session, limit, created_before=None):
     query = select(OrderOutbox.order_id)
     if created_before is not None:
         query = query.where(OrderOutbox.created_at < created_before)
-    return list(session.scalars(
-        query.order_by(OrderOutbox.order_id).limit(limit).with_for_update(skip_locked=True)))
+    return list(
+        session.scalars(
+            query.order_by(OrderOutbox.order_id).limit(limit).with_for_update(skip_locked=True)
+        )
+    )
 
 
 def clear_outbox(session, order_ids):

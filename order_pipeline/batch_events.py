@@ -16,14 +16,18 @@ is done, or the exception that failed it. Each event is then settled as
 `ReliableEventHandler` settles one: acked, retried after a delay, or
 dead-lettered. If the method raises, every event in the batch is retried.
 """
+
 from functools import partial
 
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
 
-from order_pipeline.config import setting
 from order_pipeline.reliable_events import (
-    REQUEUE_PAUSE_SECONDS, DeadLetteringQueueConsumer, ReliableEventHandler)
+    REQUEUE_PAUSE_SECONDS,
+    DeadLetteringQueueConsumer,
+    ReliableEventHandler,
+)
+from order_pipeline.settings import batch_settings
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):
@@ -33,9 +37,8 @@ class BatchQueueConsumer(DeadLetteringQueueConsumer):
 
     @property
     def prefetch_count(self):
-        config = self.container.config
-        return (setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
-                * (setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1) + 1))
+        batches = batch_settings(self.container.config)
+        return batches.size * (batches.in_flight + 1)
 
 
 class BatchEventHandler(ReliableEventHandler):
@@ -43,13 +46,13 @@ class BatchEventHandler(ReliableEventHandler):
 
     def setup(self):
         super().setup()
-        config = self.container.config
-        self.batch_size = setting(config, "EVENT_BATCH_SIZE", int, minimum=1)
-        self.max_batches = setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1)
+        batches = batch_settings(self.container.config)
+        self.batch_size = batches.size
+        self.max_batches = batches.in_flight
         if self.max_batches >= self.container.max_workers:
             # Leave workers for the service's other entrypoints (its RPC).
             self.max_batches = max(1, self.container.max_workers - 1)
-        self._waiting = []      # (payload, message) not yet in a batch
+        self._waiting = []  # (payload, message) not yet in a batch
         self._in_flight = 0
         self._stopping = False
 
@@ -75,15 +78,15 @@ class BatchEventHandler(ReliableEventHandler):
             self._requeue_waiting()
             return
         while self._waiting and self._in_flight < self.max_batches:
-            batch = self._waiting[:self.batch_size]
-            del self._waiting[:self.batch_size]
+            batch = self._waiting[: self.batch_size]
+            del self._waiting[: self.batch_size]
             payloads = [payload for payload, _ in batch]
             messages = [message for _, message in batch]
             self._in_flight += 1
             try:
                 self.container.spawn_worker(
-                    self, (payloads,), {},
-                    handle_result=partial(self._settle_batch, messages))
+                    self, (payloads,), {}, handle_result=partial(self._settle_batch, messages)
+                )
             except ContainerBeingKilled:
                 self._in_flight -= 1
                 for message in messages:
@@ -91,8 +94,10 @@ class BatchEventHandler(ReliableEventHandler):
 
     def _settle_batch(self, messages, worker_ctx, result=None, exc_info=None):
         try:
-            settled = [self.settle(message, error, pause_on_trouble=False)
-                       for message, error in zip(messages, _outcomes(messages, result, exc_info))]
+            settled = [
+                self.settle(message, error, pause_on_trouble=False)
+                for message, error in zip(messages, _outcomes(messages, result, exc_info))
+            ]
             if not all(settled):
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # once per batch, not a hot loop
         finally:
@@ -106,8 +111,7 @@ def _outcomes(messages, result, exc_info):
     if exc_info is not None:
         return [exc_info[1]] * len(messages)
     if not isinstance(result, (list, tuple)) or len(result) != len(messages):
-        error = TypeError("a batch handler must return one outcome per event, got {!r:.100}"
-                          .format(result))
+        error = TypeError(f"a batch handler must return one outcome per event, got {result!r:.100}")
         return [error] * len(messages)
     return list(result)
 

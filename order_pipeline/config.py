@@ -4,10 +4,12 @@ nameko's CLI expands `${VAR:default}` while it loads YAML; plain
 `yaml.safe_load` does not, so everything that is not started by the CLI loads
 the file through `load_config` to see the same values the services see.
 """
+
 from decimal import Decimal
 
 import yaml
 from nameko.cli.main import setup_yaml_parser
+
 from order_pipeline.errors import StartupError
 
 _parser_ready = False
@@ -30,7 +32,7 @@ def setting(config, key, kind, minimum=None):
     StartupError that names the setting.
     """
     if key not in config:
-        raise StartupError("missing setting {}".format(key))
+        raise StartupError(f"missing setting {key}")
     raw = config[key]
     try:
         if kind is bool:
@@ -42,11 +44,9 @@ def setting(config, key, kind, minimum=None):
         else:
             value = kind(raw)
     except (TypeError, ValueError, ArithmeticError):
-        raise StartupError(
-            "setting {} must be {}, got {!r}".format(key, kind.__name__, raw))
+        raise StartupError(f"setting {key} must be {kind.__name__}, got {raw!r}")
     if minimum is not None and value < minimum:
-        raise StartupError(
-            "setting {} must be at least {}, got {!r}".format(key, minimum, raw))
+        raise StartupError(f"setting {key} must be at least {minimum}, got {raw!r}")
     return value
 
 

@@ -8,6 +8,7 @@ hanging. Here a second `stop()` waits for the first to finish instead.
 
 Selected in config.yml with `SERVICE_CONTAINER_CLS`.
 """
+
 from nameko.containers import ServiceContainer
 
 

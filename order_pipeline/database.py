@@ -1,19 +1,22 @@
 """Database access shared by the services that own tables.
 
-`CheckedDatabase` is nameko-sqlalchemy's `Database` with three changes: the
+`CheckedDatabase` is nameko-sqlalchemy's `Database` with four changes: the
 engine survives a database restart (connections are pinged before use), a
-database that cannot be reached at start-up stops `nameko run` with a
-one-line error naming DB_URI instead of failing on the first worker, and a
-worker's sessions that cannot be closed cleanly (the database dropped the
-connection) do not stop the service.
+worker whose connection died with the database does not take the service
+down when its session is closed, a database that cannot be reached at
+start-up stops `nameko run` with a one-line error naming DB_URI instead of
+failing on the first worker, and a service can prepare its tables at
+start-up (`on_setup`).
 """
+
 import logging
 
-from order_pipeline.errors import StartupError
-from nameko_sqlalchemy import Database
+from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from order_pipeline.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +37,10 @@ def describe_failure(db_uri, exc):
     url = make_url(db_uri)
     reason = getattr(exc, "orig", exc)
     if "Unknown database" in str(reason):
-        hint = "run `make migrate` (or `python -m order_pipeline.migrate`)"
+        hint = "run `make migrate` (or `python -m order_pipeline.migrations`)"
     else:
         hint = "check that the server runs, or set DB_URI"
-    return "cannot use the database at DB_URI={} ({}); {}".format(
-        url.render_as_string(hide_password=True), reason, hint)
+    return f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)} ({reason}); {hint}"
 
 
 def check_connection(engine):
@@ -50,13 +52,24 @@ def check_connection(engine):
 
 
 class CheckedDatabase(Database):
-    def __init__(self, declarative_base, **kwargs):
+    """`db = CheckedDatabase(Base, on_setup=prepare)`: `prepare(db, config)`
+    runs once the database answers, before any entrypoint starts, with the
+    same `db` (get_session()) that workers get."""
+
+    def __init__(self, declarative_base, on_setup=None, **kwargs):
         kwargs.setdefault("engine_options", dict(ENGINE_OPTIONS))
         super().__init__(declarative_base, **kwargs)
+        self.on_setup = on_setup
 
     def setup(self):
         super().setup()
         check_connection(self.engine)
+        if self.on_setup is not None:
+            db = DatabaseWrapper(self.Session)
+            try:
+                self.on_setup(db, self.container.config)
+            finally:
+                db.close()
 
     def worker_teardown(self, worker_ctx):
         # Closing a session rolls back what it left open. On a connection the
@@ -76,14 +89,22 @@ def server_url(db_uri):
 
 
 def create_database_if_missing(db_uri):
+    """Create DB_URI's database unless it exists; True if it was created."""
     url = make_url(db_uri)
     engine = create_engine(server_url(db_uri), connect_args={"connect_timeout": 5})
     try:
         with engine.begin() as connection:
-            connection.execute(text(
-                "CREATE DATABASE IF NOT EXISTS `{}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci".format(
-                    url.database)))
+            # MariaDB counts one row for a database created, none (and a
+            # note) for one that already existed.
+            return (
+                connection.execute(
+                    text(
+                        f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+                ).rowcount
+                == 1
+            )
     except SQLAlchemyError as exc:
         raise StartupError(describe_failure(db_uri, exc)) from None
     finally:
@@ -95,6 +116,6 @@ def drop_database(db_uri):
     engine = create_engine(server_url(db_uri))
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS `{}`".format(url.database)))
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
     finally:
         engine.dispose()

@@ -7,15 +7,17 @@ basic.return (which RabbitMQ sends before the confirm), and reports, per
 event, whether it was both confirmed and routed. Anything not reported as
 routed stays in the caller's outbox and is published again later.
 """
+
 import logging
 
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
-from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
+from nameko.constants import PERSISTENT
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from order_pipeline.broker import check_broker
+from order_pipeline.settings import amqp_uri
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ class RoutedEventPublisher(DependencyProvider):
     def setup(self):
         config = self.container.config
         check_broker(config)
-        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        self.amqp_uri = amqp_uri(config)
         self.exchange = get_event_exchange(self.container.service_name, config)
         # One channel, used by one greenthread at a time.
         self._lock = Semaphore()
@@ -62,9 +64,12 @@ class RoutedEventPublisher(DependencyProvider):
                     try:
                         routed.append(self._publish_one(event_type, payload))
                     except Exception as exc:
-                        log.warning("broker unavailable, %d %s event(s) left in the "
-                                    "outbox: %s", len(payloads) - len(routed),
-                                    event_type, exc)
+                        log.warning(
+                            "broker unavailable, %d %s event(s) left in the outbox: %s",
+                            len(payloads) - len(routed),
+                            event_type,
+                            exc,
+                        )
                         self._close()
                         break
         return routed + [False] * (len(payloads) - len(routed))
@@ -90,16 +95,16 @@ class RoutedEventPublisher(DependencyProvider):
     def _get_producer(self):
         if self._producer is None:
             self._connection = Connection(
-                self.amqp_uri, connect_timeout=5,
-                transport_options={"confirm_publish": True})
+                self.amqp_uri, connect_timeout=5, transport_options={"confirm_publish": True}
+            )
             # One attempt, no back-off sleep: kombu's retry would sleep 2 s
             # per attempt while the broker is down, with the channel's lock
             # (and the caller's outbox rows) held. `publish` already tries a
             # second time, and the outbox keeps what did not go out.
             self._connection.ensure_connection(max_retries=0)
             self._producer = Producer(
-                self._connection.channel(), exchange=self.exchange,
-                on_return=self._on_return)
+                self._connection.channel(), exchange=self.exchange, on_return=self._on_return
+            )
         return self._producer
 
     def _close(self):

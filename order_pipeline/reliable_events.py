@@ -19,6 +19,7 @@ The copy is published with publisher confirms before the original is acked,
 so a crash in between can only duplicate a message, never lose it; the
 handler must therefore be idempotent.
 """
+
 import logging
 from functools import partial
 
@@ -26,12 +27,11 @@ import eventlet
 from kombu import Connection, Queue
 from kombu.common import maybe_declare
 from nameko.amqp.publish import Publisher
-from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.messaging import QueueConsumer
 
 from order_pipeline.broker import check_broker
-from order_pipeline.config import setting
+from order_pipeline.settings import amqp_uri, retry_settings
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ class DeadLetteringQueueConsumer(QueueConsumer):
 
     def _undecodable(self, provider, message, exc):
         # Off the consuming loop: setting it aside waits for the broker.
-        self.container.spawn_managed_thread(
-            partial(provider.handle_undecodable, message, exc))
+        self.container.spawn_managed_thread(partial(provider.handle_undecodable, message, exc))
 
 
 class ReliableEventHandler(EventHandler):
@@ -88,35 +87,40 @@ class ReliableEventHandler(EventHandler):
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", PermanentFailure)
         super().__init__(
-            source_service, event_type, handler_type=SERVICE_POOL,
-            reliable_delivery=True, requeue_on_error=False, **kwargs)
+            source_service,
+            event_type,
+            handler_type=SERVICE_POOL,
+            reliable_delivery=True,
+            requeue_on_error=False,
+            **kwargs,
+        )
 
     def setup(self):
         config = self.container.config
         check_broker(config)
         super().setup()  # defines self.queue
-        first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
-        max_delay = setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay)
-        self.max_attempts = setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0)
-        self.delays = retry_delays(first_delay, max_delay)
+        retry = retry_settings(config)
+        self.max_attempts = retry.max_attempts
+        self.delays = retry_delays(retry.first_delay_seconds, retry.max_delay_seconds)
         self.retry_queues = {
             delay: Queue(
-                "{}.retry.{}ms".format(self.queue.name, int(delay * 1000)),
+                f"{self.queue.name}.retry.{int(delay * 1000)}ms",
                 durable=True,
                 queue_arguments={
                     "x-message-ttl": int(delay * 1000),
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": self.queue.name,
-                })
+                },
+            )
             for delay in self.delays
         }
         self.dead_letter_queue = Queue(self.queue.name + ".dead-letter", durable=True)
-        amqp_uri = config[AMQP_URI_CONFIG_KEY]
-        with Connection(amqp_uri) as connection:
+        broker_uri = amqp_uri(config)
+        with Connection(broker_uri) as connection:
             channel = connection.channel()
             for queue in [self.dead_letter_queue, *self.retry_queues.values()]:
                 maybe_declare(queue, channel)
-        self.publisher = Publisher(amqp_uri, use_confirms=True)
+        self.publisher = Publisher(broker_uri, use_confirms=True)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         self.settle(message, None if exc_info is None else exc_info[1])
@@ -124,8 +128,9 @@ class ReliableEventHandler(EventHandler):
 
     def handle_undecodable(self, message, exc):
         """A body that can never be read: dead-letter it, then ack it."""
-        self.settle(message, UndecodableBody(
-            "cannot decode the body ({}): {!r}".format(message.content_type, exc)))
+        self.settle(
+            message, UndecodableBody(f"cannot decode the body ({message.content_type}): {exc!r}")
+        )
 
     def settle(self, message, error, pause_on_trouble=True):
         """Ack one message, after setting it aside if `error` failed it.
@@ -153,21 +158,30 @@ class ReliableEventHandler(EventHandler):
 
     def _set_aside(self, message, exc):
         attempt = _attempt(message) + 1
-        reason = "{}: {}".format(type(exc).__name__, exc)[:500]
+        reason = f"{type(exc).__name__}: {exc}"[:500]
         if isinstance(exc, PermanentFailure):
             self._dead_letter(message, attempt, reason)
         elif self.max_attempts and attempt >= self.max_attempts:
-            self._dead_letter(
-                message, attempt, "gave up after {} attempts: {}".format(attempt, reason))
+            self._dead_letter(message, attempt, f"gave up after {attempt} attempts: {reason}")
         else:
             delay = delay_for_attempt(self.delays, attempt)
-            log.warning("%s failed (attempt %d: %s); retrying in %s s",
-                        self.queue.name, attempt, reason, delay)
+            log.warning(
+                "%s failed (attempt %d: %s); retrying in %s s",
+                self.queue.name,
+                attempt,
+                reason,
+                delay,
+            )
             self._republish(message, self.retry_queues[delay], attempt, reason)
 
     def _dead_letter(self, message, attempt, reason):
-        log.error("%s: message set aside on %s: %s; payload %.200r",
-                  self.queue.name, self.dead_letter_queue.name, reason, message.body)
+        log.error(
+            "%s: message set aside on %s: %s; payload %.200r",
+            self.queue.name,
+            self.dead_letter_queue.name,
+            reason,
+            message.body,
+        )
         self._republish(message, self.dead_letter_queue, attempt, reason)
 
     def _republish(self, message, queue, attempt, reason):

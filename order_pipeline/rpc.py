@@ -6,13 +6,14 @@ raises `RpcTimeout`; the request carries the same TTL, so a service that
 comes back later does not act on a request its caller has given up on.
 Requests are not persistent, for the same reason.
 """
+
 import eventlet
 from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import RpcProxy
 
 from order_pipeline.broker import check_broker
-from order_pipeline.config import setting
+from order_pipeline.settings import rpc_timeout_seconds
 
 
 # Registered so that, passed on through another RPC hop, they arrive as
@@ -31,8 +32,7 @@ class TimeoutRpcProxy(RpcProxy):
     def setup(self):
         check_broker(self.container.config)
         super().setup()
-        self.timeout = setting(
-            self.container.config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
+        self.timeout = rpc_timeout_seconds(self.container.config)
         # kombu takes the per-message TTL in seconds.
         self.options["expiration"] = self.timeout
         # A request nobody waits for after the timeout need not survive a
@@ -63,11 +63,11 @@ class _TimeoutServiceProxy:
             except eventlet.Timeout:
                 if reply is not None:
                     _forget(method.reply_listener, reply)
-                raise RpcTimeout("{}.{} did not answer within {} s".format(
-                    service_name, method_name, timeout)) from None
+                raise RpcTimeout(
+                    f"{service_name}.{method_name} did not answer within {timeout} s"
+                ) from None
             except UnknownService:
-                raise ServiceUnavailable(
-                    "{} is not running".format(service_name)) from None
+                raise ServiceUnavailable(f"{service_name} is not running") from None
 
         return call
 

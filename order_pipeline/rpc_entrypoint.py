@@ -8,6 +8,7 @@ nameko kills the whole container: a broker outage that caught a call in
 flight stopped the service for good. Here that failure is logged instead;
 the caller gets no reply (it times out, as it would have anyway).
 """
+
 import logging
 
 from nameko.rpc import Rpc
@@ -20,8 +21,12 @@ class ReplyTolerantRpc(Rpc):
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)
         except Exception as exc:  # whatever it is, it is no reason to stop
-            log.warning("%s ran, but its reply could not be sent: %s: %s",
-                        worker_ctx, type(exc).__name__, exc)
+            log.warning(
+                "%s ran, but its reply could not be sent: %s: %s",
+                worker_ctx,
+                type(exc).__name__,
+                exc,
+            )
             # The call has run: take the request off the queue rather than
             # run it again (a no-op if its connection is gone, in which case
             # the broker gives the request back, or drops it once expired).

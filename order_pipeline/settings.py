@@ -1,20 +1,183 @@
-"""Inject settings parsed once from config, so a bad value fails at start-up."""
+"""Every setting config.yml holds is read here, by one function each.
+
+Services and extensions never index the config for a setting themselves:
+they call these readers (directly, or through the `Settings` dependency for
+a service's own group), so each setting has one type, one minimum and one
+error message. A bad value is a StartupError naming the setting, which
+`nameko run` prints as one line before exiting with status 1.
+
+nameko and nameko-sqlalchemy read their own keys (DB_URIS, max_workers,
+SERVICE_CONTAINER_CLS, LOGGING), and AMQP_URI and WEB_SERVER_ADDRESS too.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from nameko.constants import AMQP_URI_CONFIG_KEY, WEB_SERVER_CONFIG_KEY
+from nameko.exceptions import ConfigurationError
 from nameko.extensions import DependencyProvider
+from nameko.web.server import BindAddress, parse_address
+
+from order_contract import MAX_QUANTITY
+from order_pipeline.config import setting
+from order_pipeline.errors import StartupError
+
+
+def amqp_uri(config: dict) -> str:
+    value = setting(config, "AMQP_URI", str)
+    if not value:
+        raise StartupError(f"{AMQP_URI_CONFIG_KEY} is not set")
+    return value
+
+
+def db_uri(config: dict) -> str:
+    return setting(config, "DB_URI", str)
+
+
+def rpc_timeout_seconds(config: dict) -> float:
+    return setting(config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
+
+
+# --- order generator -----------------------------------------------------
+
+
+def order_interval_seconds(config: dict) -> float:
+    return setting(config, "ORDER_INTERVAL_SECONDS", float, minimum=0.001)
+
+
+def outbox_sweep_seconds(config: dict) -> float:
+    return setting(config, "OUTBOX_SWEEP_SECONDS", float, minimum=0.01)
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    interval_seconds: float
+    generate_on_first_start: bool
+    quantity_min: int
+    quantity_max: int
+
+
+def generator_settings(config: dict) -> GeneratorSettings:
+    settings = GeneratorSettings(
+        interval_seconds=order_interval_seconds(config),
+        generate_on_first_start=setting(config, "GENERATE_ON_FIRST_START", bool),
+        quantity_min=setting(config, "ORDER_QUANTITY_MIN", int, minimum=1),
+        quantity_max=setting(config, "ORDER_QUANTITY_MAX", int, minimum=1),
+    )
+    if not settings.quantity_min <= settings.quantity_max <= MAX_QUANTITY:
+        raise StartupError(
+            "ORDER_QUANTITY_MIN must not exceed ORDER_QUANTITY_MAX, "
+            f"which must not exceed {MAX_QUANTITY}"
+        )
+    return settings
+
+
+# --- order processor -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceSettings:
+    source: str  # "simulated" or "http"
+    base: Decimal
+    max_step: Decimal
+    band: Decimal
+    seed: str | None
+    feed_url: str
+    feed_timeout_seconds: float
+
+
+PRICE_SOURCES = ("simulated", "http")
+
+
+def price_settings(config: dict) -> PriceSettings:
+    source = setting(config, "PRICE_SOURCE", str).strip().lower()
+    if source not in PRICE_SOURCES:
+        raise StartupError(f"PRICE_SOURCE must be 'simulated' or 'http', got {source!r}")
+    feed_url = setting(config, "PRICE_FEED_URL", str)
+    if source == "http" and not feed_url.startswith(("http://", "https://")):
+        raise StartupError("PRICE_SOURCE=http needs PRICE_FEED_URL (http:// or https://)")
+    return PriceSettings(
+        source=source,
+        base=setting(config, "PRICE_BASE", Decimal),
+        max_step=setting(config, "PRICE_MAX_STEP", Decimal),
+        band=setting(config, "PRICE_BAND", Decimal),
+        seed=setting(config, "PRICE_SEED", str) or None,
+        feed_url=feed_url,
+        feed_timeout_seconds=setting(config, "PRICE_FEED_TIMEOUT_SECONDS", float, minimum=0.001),
+    )
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    size: int  # events per batch
+    in_flight: int  # batches handled at once per processor
+
+
+def batch_settings(config: dict) -> BatchSettings:
+    return BatchSettings(
+        size=setting(config, "EVENT_BATCH_SIZE", int, minimum=1),
+        in_flight=setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1),
+    )
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    first_delay_seconds: float
+    max_delay_seconds: float
+    max_attempts: int  # 0: never dead-letter a message for its attempts
+
+
+def retry_settings(config: dict) -> RetrySettings:
+    first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
+    return RetrySettings(
+        first_delay_seconds=first_delay,
+        max_delay_seconds=setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay),
+        max_attempts=setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0),
+    )
+
+
+# --- gateway ---------------------------------------------------------------
+
+
+def gateway_token(config: dict) -> str:
+    return setting(config, "GATEWAY_TOKEN", str)
+
+
+def max_request_bytes(config: dict) -> int:
+    return setting(config, "MAX_REQUEST_BYTES", int, minimum=0)
+
+
+MAX_PORT = 65535
+
+
+def web_server_address(config: dict) -> BindAddress:
+    """WEB_SERVER_ADDRESS (`[host:]port`) as nameko parses it. nameko reads
+    the key itself too; the gateway binds through this reader so that a
+    malformed value is one line at start-up."""
+    # str(): YAML makes a bare `8000` an int.
+    text = setting(config, "WEB_SERVER_ADDRESS", str)
+    try:
+        address = parse_address(text)
+    except ConfigurationError:
+        address = None
+    if address is None or address.port > MAX_PORT:
+        raise StartupError(
+            f"setting {WEB_SERVER_CONFIG_KEY} must be [host:]port with a port from 0 to "
+            f"{MAX_PORT}, got {text!r}"
+        )
+    return address
 
 
 class Settings(DependencyProvider):
-    """`settings = Settings(parse)`: the worker gets `parse(config)`.
+    """`settings = Settings(generator_settings)`: the worker gets the
+    reader's result, parsed once in `setup()`, so a bad value stops the
+    service at start-up rather than failing its first worker."""
 
-    `parse` is a plain function from the config dict to an immutable settings
-    object; it runs once in `setup()` and raises StartupError on a bad
-    value, which `nameko run` prints as a one-line error.
-    """
-
-    def __init__(self, parse):
-        self.parse = parse
+    def __init__(self, read):
+        self.read = read
 
     def setup(self):
-        self.value = self.parse(self.container.config)
+        self.value = self.read(self.container.config)
 
     def get_dependency(self, worker_ctx):
         return self.value

@@ -1,6 +1,5 @@
 """order_processor: prices each created order and stores the result."""
-SERVICE_NAME = "order_processor"
 
-from processor_service.service import OrderProcessorService  # noqa: E402
+from processor_service.service import OrderProcessorService
 
-__all__ = ["OrderProcessorService", "SERVICE_NAME"]
+__all__ = ["OrderProcessorService"]

@@ -1,9 +1,10 @@
 """Errors order_processor raises."""
+
 from order_pipeline.reliable_events import PermanentFailure
 
 
 class InvalidEvent(PermanentFailure):
-    """An OrderCreated payload without a usable order_id."""
+    """An OrderCreated payload that does not follow the contract's schema."""
 
 
 class OrderNotFound(PermanentFailure):

@@ -4,6 +4,7 @@ order_process.order_id references orders.id (order_generator's table); the
 foreign key is created by this service's migration, not declared here,
 because the orders table belongs to another service's metadata.
 """
+
 from sqlalchemy import BigInteger, Numeric, SmallInteger
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -15,6 +16,7 @@ class Base(DeclarativeBase):
 
 class OrderProcess(Base):
     """One row per processed order: the order's price at execution."""
+
     __tablename__ = "order_process"
 
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -28,6 +30,7 @@ class ProcessingTotals(Base):
     transaction as each order_process insert so /metrics reads a few rows
     instead of scanning the table. Spread over shards (order_id modulo) so
     concurrent processors do not queue on one row lock."""
+
     __tablename__ = "processing_totals"
 
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)

@@ -1,4 +1,5 @@
 """Where unit prices come from, and how an execution price is computed."""
+
 import random
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -52,10 +53,14 @@ class HttpPriceFeed:
             response = self.session.get(self.url, timeout=self.timeout)
             response.raise_for_status()
             price = Decimal(str(response.json(parse_float=Decimal)["price"]))
-        except (requests.RequestException, ValueError, KeyError, TypeError,
-                InvalidOperation) as exc:
-            raise PriceUnavailable("price feed {} failed: {}".format(self.url, exc)) from None
+        except (
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            TypeError,
+            InvalidOperation,
+        ) as exc:
+            raise PriceUnavailable(f"price feed {self.url} failed: {exc}") from None
         if not price.is_finite() or not 0 < price <= MAX_UNIT_PRICE:
-            raise PriceUnavailable("price feed {} gave an unusable price {}".format(
-                self.url, price))
+            raise PriceUnavailable(f"price feed {self.url} gave an unusable price {price}")
         return price.quantize(UNIT_PRICE_STEP, rounding=ROUND_HALF_UP)

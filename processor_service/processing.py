@@ -1,12 +1,13 @@
 """Processing one OrderCreated event, as plain functions (no nameko, no
 broker): parse the payload, confirm the order, price it, store it once."""
+
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from generator_service.orders import MAX_ORDER_ID
+from order_contract import InvalidPayload, OrderCreated
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.pricing import CENT, execution_price
@@ -21,13 +22,12 @@ class ProcessingResult:
 
 
 def parse_order_created(payload):
-    """The order id of an OrderCreated payload, or InvalidEvent."""
-    order_id = payload.get("order_id") if isinstance(payload, dict) else None
-    if isinstance(order_id, bool) or not isinstance(order_id, int) \
-            or not 1 <= order_id <= MAX_ORDER_ID:
-        raise InvalidEvent("OrderCreated needs a positive integer order_id, got {!r:.200}"
-                           .format(payload))
-    return order_id
+    """The order id of an OrderCreated payload, or InvalidEvent (which the
+    handler dead-letters: retrying cannot fix a payload)."""
+    try:
+        return OrderCreated.from_payload(payload).order_id
+    except InvalidPayload as exc:
+        raise InvalidEvent(str(exc)) from None
 
 
 def price_order(order, unit_price, processed_at):
@@ -41,9 +41,9 @@ def price_order(order, unit_price, processed_at):
 
 @dataclass
 class BatchOutcome:
-    stored: list      # ProcessingResults newly stored, in order
-    failures: list    # per payload: None (done) or the exception that failed it
-    duplicates: int = 0   # orders that were already processed (redeliveries)
+    stored: list  # ProcessingResults newly stored, in order
+    failures: list  # per payload: None (done) or the exception that failed it
+    duplicates: int = 0  # orders that were already processed (redeliveries)
 
 
 def process_order_batch(payloads, get_orders, price_source, db):
@@ -71,7 +71,7 @@ def process_order_batch(payloads, get_orders, price_source, db):
     for index, order_id in order_ids.items():
         order = orders.get(order_id)
         if order is None:
-            failures[index] = OrderNotFound("order {} does not exist".format(order_id))
+            failures[index] = OrderNotFound(f"order {order_id} does not exist")
         elif order_id not in results:
             results[order_id] = price_order(order, price_source.unit_price(), processed_at)
     stored = store_results(db, list(results.values())) if results else []
@@ -93,12 +93,12 @@ def store_results(db, results):
 
 
 def utc_now():
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def execution_line(result):
     """The line printed for each processed order."""
-    return "Order {} OrderExecutionPrice {}".format(result.order_id, result.execution_price)
+    return f"Order {result.order_id} OrderExecutionPrice {result.execution_price}"
 
 
 def result_as_dict(row):
@@ -113,7 +113,7 @@ def result_as_dict(row):
 def metrics_as_dict(orders_processed, execution_price_sum):
     average = None
     if orders_processed:
-        average = str((Decimal(execution_price_sum) / orders_processed)
-                      .quantize(CENT, rounding=ROUND_HALF_UP))
-    return {"total_orders_processed": int(orders_processed),
-            "average_execution_price": average}
+        average = str(
+            (Decimal(execution_price_sum) / orders_processed).quantize(CENT, rounding=ROUND_HALF_UP)
+        )
+    return {"total_orders_processed": int(orders_processed), "average_execution_price": average}

@@ -1,15 +1,14 @@
 """The order_processor nameko service: entrypoints only; the work is in
 `processing` and `store`."""
+
 import logging
 
-from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
-from generator_service.exceptions import InvalidOrderId
-from generator_service.orders import validate_order_id
+from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR, InvalidOrderId, validate_order_id
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
 from order_pipeline.rpc_entrypoint import rpc
-from processor_service import SERVICE_NAME, processing, store
+from processor_service import processing, store
 from processor_service.dependencies import PriceSource
 from processor_service.models import Base
 
@@ -17,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class OrderProcessorService:
-    name = SERVICE_NAME
+    name = PROCESSOR
 
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
@@ -31,12 +30,15 @@ class OrderProcessorService:
         the handler acks, retries or dead-letters each accordingly.
         """
         outcome = processing.process_order_batch(
-            payloads, self.order_generator.get_orders, self.prices, self.db)
+            payloads, self.order_generator.get_orders, self.prices, self.db
+        )
         if outcome.stored:
             print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
         if outcome.duplicates:
-            log.info("%d redelivered OrderCreated event(s) for orders already "
-                     "processed: ignored", outcome.duplicates)
+            log.info(
+                "%d redelivered OrderCreated event(s) for orders already processed: ignored",
+                outcome.duplicates,
+            )
         return outcome.failures
 
     @rpc

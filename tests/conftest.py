@@ -4,6 +4,7 @@ Unit tests (tests/unit) need nothing running. Everything else talks to the
 real RabbitMQ and MariaDB, but only inside a database and a vhost that the
 fixtures create for the test run and remove afterwards.
 """
+
 import eventlet
 
 # nameko is built on eventlet; plain pytest does not patch the standard
@@ -14,8 +15,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.support import infra  # noqa: E402
-from tests.support.processes import Pipeline  # noqa: E402
+from harness import sandbox as infra  # noqa: E402
+from harness.processes import Pipeline  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 # The suites: folders under tests/, each also a marker (see pyproject.toml).

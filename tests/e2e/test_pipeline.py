@@ -1,13 +1,19 @@
 """The whole system as a user runs it: three `nameko run` processes on the
 real broker and database, driven over HTTP and RPC."""
+
 import time
 
 import pytest
 
 from generator_service.store import TICK_SLACK
-from tests.support.checks import (
-    order_count, processed_count, sql_metrics, unprocessed_order_ids, wrong_prices)
-from tests.support.processes import wait_until
+from harness.processes import wait_until
+from harness.tables import (
+    order_count,
+    processed_count,
+    sql_metrics,
+    unprocessed_order_ids,
+    wrong_prices,
+)
 
 INTERVAL = 0.2
 
@@ -20,8 +26,11 @@ def most_orders(seconds):
 
 
 def wait_all_processed(db_uri, timeout=60):
-    wait_until(lambda: order_count(db_uri) and not unprocessed_order_ids(db_uri),
-               timeout, message="every order processed")
+    wait_until(
+        lambda: order_count(db_uri) and not unprocessed_order_ids(db_uri),
+        timeout,
+        message="every order processed",
+    )
 
 
 def test_orders_flow_and_are_each_processed_once_at_the_right_price(pipeline, db_uri):
@@ -39,7 +48,7 @@ def test_orders_flow_and_are_each_processed_once_at_the_right_price(pipeline, db
     assert system.get("/metrics").json() == sql_metrics(db_uri)
     printed = system.processor.output()
     for order_id in range(1, created + 1):
-        assert "Order {} OrderExecutionPrice ".format(order_id) in printed
+        assert f"Order {order_id} OrderExecutionPrice " in printed
 
 
 def test_generation_stops_and_starts_again_over_http(pipeline, db_uri):
@@ -56,7 +65,10 @@ def test_generation_stops_and_starts_again_over_http(pipeline, db_uri):
     time.sleep(INTERVAL * 8)
     assert order_count(db_uri) == after_stop
     assert system.get("/status").json() == {
-        "running": False, "interval_seconds": INTERVAL, "orders_created": after_stop}
+        "running": False,
+        "interval_seconds": INTERVAL,
+        "orders_created": after_stop,
+    }
 
     started = system.post("/start")
     assert started.json()["running"] is True
@@ -98,18 +110,19 @@ def test_a_second_generator_instance_does_not_double_the_rate(pipeline, db_uri):
 def test_rpc_calls_as_from_nameko_shell(pipeline, db_uri, amqp_uri):
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from generator_service.exceptions import InvalidQuantity
+    from order_contract import InvalidQuantity
 
     system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL, GENERATE_ON_FIRST_START="false").start()
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as rpc:
         assert rpc.order_generator.get_order(1) is None
-        order = rpc.order_generator.create_order(7)   # works while generation is off
+        order = rpc.order_generator.create_order(7)  # works while generation is off
         assert order["quantity"] == 7
         assert rpc.order_generator.get_order(order["id"]) == order
         with pytest.raises(InvalidQuantity):
             rpc.order_generator.create_order(0)
-        result = wait_until(lambda: rpc.order_processor.get_result(order["id"]), 30,
-                            message="processing result")
+        result = wait_until(
+            lambda: rpc.order_processor.get_result(order["id"]), 30, message="processing result"
+        )
         assert result["order_id"] == order["id"]
         assert rpc.order_processor.metrics() == sql_metrics(db_uri)
         assert rpc.order_generator.status()["orders_created"] == 1

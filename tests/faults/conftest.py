@@ -7,18 +7,18 @@ serve other test runs. The other scenarios use the shared servers through
 the usual throwaway database and vhost. Each scenario adds a row to the
 figures table printed at the end of the run.
 """
+
 import atexit
 import shutil
 import tempfile
 
 import pytest
 
+from harness.processes import Pipeline
 from tests.faults import figures
 from tests.faults.ledger import Ledger
 from tests.faults.private_mariadb import PrivateMariaDB
 from tests.faults.private_rabbit import PrivateRabbit
-from tests.faults.services import stop_pipeline
-from tests.support.processes import Pipeline
 
 
 def _private_server(server_class, prefix):
@@ -56,7 +56,7 @@ def private_mariadb():
 @pytest.fixture
 def make_pipeline(tmp_path):
     """Factory for a Pipeline on any database and broker; every process it
-    started is stopped (one SIGTERM each) after the test."""
+    started is stopped after the test (Pipeline.stop)."""
     pipelines = []
 
     def make(db_uri, amqp_uri, **settings):
@@ -65,7 +65,7 @@ def make_pipeline(tmp_path):
 
     yield make
     for pipeline in pipelines:
-        stop_pipeline(pipeline)
+        pipeline.stop()
 
 
 @pytest.fixture

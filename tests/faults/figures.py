@@ -1,5 +1,6 @@
 """The table each fault scenario adds a row to, printed at the end of the run
 (tests/faults/conftest.py) so it shows in plain `pytest` output."""
+
 from dataclasses import dataclass
 
 COLUMNS = ("scenario", "committed", "processed", "lost", "duplicated", "recovery s")
@@ -17,8 +18,14 @@ class Figures:
     recovery_seconds: float
 
     def cells(self):
-        return (self.scenario, str(self.committed), str(self.processed), str(self.lost),
-                str(self.duplicated), "{:.1f}".format(self.recovery_seconds))
+        return (
+            self.scenario,
+            str(self.committed),
+            str(self.processed),
+            str(self.lost),
+            str(self.duplicated),
+            f"{self.recovery_seconds:.1f}",
+        )
 
 
 RECORDED = []
@@ -34,8 +41,10 @@ def format_table(rows):
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
 
     def render(line):
-        return "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
-                         for i, (cell, width) in enumerate(zip(line, widths)))
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths))
+        )
 
     rendered = [render(line) for line in lines]
     rendered.insert(1, "-" * len(rendered[0]))

@@ -1,24 +1,19 @@
 """What the fault scenarios promise, as checks on the real tables, queues
 and logs: every committed order has exactly one order_process row, nothing
 else does, and /metrics agrees with SQL over the tables."""
+
 import re
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
-from kombu import Connection
 from sqlalchemy import create_engine, text
 
-from generator_service.events import ORDER_CREATED, SERVICE_NAME as GENERATOR
-from processor_service import SERVICE_NAME as PROCESSOR
+from harness.broker import HANDLER_QUEUE, queue_depth
+from harness.processes import wait_until
+from harness.tables import sql_metrics
 from tests.faults.figures import Figures, record
-from tests.support.checks import sql_metrics
-from tests.support.processes import wait_until
 
-HANDLER_QUEUE = "evt-{}-{}--{}.handle_order_created".format(GENERATOR, ORDER_CREATED, PROCESSOR)
-DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
 # What the processor prints once per order it stores.
 EXECUTION_LINE = re.compile(r"^Order (\d+) OrderExecutionPrice ", re.MULTILINE)
 
@@ -26,6 +21,7 @@ EXECUTION_LINE = re.compile(r"^Order (\d+) OrderExecutionPrice ", re.MULTILINE)
 @dataclass(frozen=True)
 class FaultEnd:
     """When a fault was lifted, and the newest order committed by then."""
+
     at: float
     last_order_id: int
 
@@ -57,18 +53,20 @@ class Ledger:
         return self.scalar(
             "SELECT COUNT(*) FROM orders o LEFT JOIN order_process p ON p.order_id = o.id "
             "WHERE p.order_id IS NULL AND o.id <= :last",
-            last=through_id if through_id is not None else 2**62)
+            last=through_id if through_id is not None else 2**62,
+        )
 
     def orphan_rows(self):
-        """order_process rows without an order (the foreign key forbids them)."""
+        """order_process rows without an order (the processor confirms
+        every order with the generator before storing its result)."""
         return self.scalar(
             "SELECT COUNT(*) FROM order_process p LEFT JOIN orders o ON o.id = p.order_id "
-            "WHERE o.id IS NULL")
+            "WHERE o.id IS NULL"
+        )
 
     def totals_count(self):
         """Orders counted in the running totals behind /metrics."""
-        return int(self.scalar(
-            "SELECT COALESCE(SUM(orders_processed), 0) FROM processing_totals"))
+        return int(self.scalar("SELECT COALESCE(SUM(orders_processed), 0) FROM processing_totals"))
 
     def outbox_size(self):
         return self.scalar("SELECT COUNT(*) FROM order_outbox")
@@ -77,9 +75,15 @@ class Ledger:
         """created_at of the orders created between two naive UTC moments,
         in order."""
         with self.engine.connect() as connection:
-            return list(connection.execute(text(
-                "SELECT created_at FROM orders WHERE created_at BETWEEN :since AND :until "
-                "ORDER BY created_at"), {"since": since, "until": until}).scalars())
+            return list(
+                connection.execute(
+                    text(
+                        "SELECT created_at FROM orders WHERE created_at BETWEEN :since AND :until "
+                        "ORDER BY created_at"
+                    ),
+                    {"since": since, "until": until},
+                ).scalars()
+            )
 
     def fault_ended(self):
         return FaultEnd(time.monotonic(), self.last_order_id())
@@ -87,47 +91,31 @@ class Ledger:
     def wait_recovered(self, fault_end, timeout=30):
         """Seconds from the fault's end until every order committed by then
         has been processed."""
-        wait_until(lambda: self.unprocessed(fault_end.last_order_id) == 0, timeout,
-                   message="orders up to {} processed after the fault".format(
-                       fault_end.last_order_id))
+        wait_until(
+            lambda: self.unprocessed(fault_end.last_order_id) == 0,
+            timeout,
+            message=f"orders up to {fault_end.last_order_id} processed after the fault",
+        )
         return time.monotonic() - fault_end.at
 
     def wait_drained(self, amqp_uri, timeout=60):
         """Every order processed, no event left in the outbox or the queue."""
+
         def drained():
-            return (self.unprocessed() == 0 and self.outbox_size() == 0
-                    and queue_depth(amqp_uri, HANDLER_QUEUE) == 0)
+            return (
+                self.unprocessed() == 0
+                and self.outbox_size() == 0
+                and queue_depth(amqp_uri, HANDLER_QUEUE) == 0
+            )
+
         wait_until(drained, timeout, interval=0.2, message="pipeline drained")
-
-
-def queue_depth(amqp_uri, queue_name):
-    """Messages ready on a queue (0 if it does not exist)."""
-    with Connection(amqp_uri, connect_timeout=5) as connection:
-        channel = connection.channel()
-        try:
-            return channel.queue_declare(queue=queue_name, passive=True).message_count
-        except Exception as exc:
-            if getattr(exc, "code", None) == 404:
-                return 0
-            raise
-
-
-def handler_queue_messages(amqp_uri):
-    """{queue: messages ready or unacknowledged} for the processor's event
-    queue and its retry and dead-letter queues, on the shared broker."""
-    vhost = unquote(urlsplit(amqp_uri).path[1:]) or "/"
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages",
-         "--no-table-headers"],
-        check=True, capture_output=True, text=True, timeout=60).stdout
-    rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
-    return {name: int(count) for name, count in rows if name.startswith(HANDLER_QUEUE)}
 
 
 def execution_lines(outputs):
     """How many times each order id was printed as executed."""
-    return Counter(int(order_id) for output in outputs
-                   for order_id in EXECUTION_LINE.findall(output))
+    return Counter(
+        int(order_id) for output in outputs for order_id in EXECUTION_LINE.findall(output)
+    )
 
 
 def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds):
@@ -138,16 +126,21 @@ def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds):
     doubled_prints = sum(count - 1 for count in printed.values() if count > 1)
     doubled_totals = max(0, ledger.totals_count() - processed)
     figures = Figures(
-        scenario=scenario, committed=committed, processed=processed,
-        lost=ledger.unprocessed(), duplicated=doubled_prints + doubled_totals,
-        recovery_seconds=recovery_seconds)
+        scenario=scenario,
+        committed=committed,
+        processed=processed,
+        lost=ledger.unprocessed(),
+        duplicated=doubled_prints + doubled_totals,
+        recovery_seconds=recovery_seconds,
+    )
     record(figures)
 
     assert committed > 0
     assert figures.lost == 0, "committed orders without an order_process row"
     assert ledger.orphan_rows() == 0, "order_process rows without an order"
-    assert doubled_prints == 0, "orders executed more than once: {}".format(
-        {order_id: count for order_id, count in printed.items() if count > 1})
+    assert doubled_prints == 0, (
+        f"orders executed more than once: { ({order_id: count for order_id, count in printed.items() if count > 1}) }"
+    )
     assert ledger.totals_count() == processed, "processing_totals out of step with rows"
     assert metrics == sql_metrics(ledger.db_uri)
     return figures

@@ -6,6 +6,7 @@ mariadb-install-db in a temporary directory, its own port and socket, root
 without a password over TCP (what DB_URI expects). It runs as a child process
 of the test run, in its own process group.
 """
+
 import os
 import subprocess
 import uuid
@@ -13,9 +14,9 @@ import uuid
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from order_pipeline.migrate import migrate
+from harness.processes import free_port
+from order_pipeline.migrations import migrate
 from tests.faults.private_server import PrivateServer
-from tests.support.processes import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 
@@ -28,21 +29,36 @@ class PrivateMariaDB(PrivateServer):
         super().__init__(base_dir, "mariadb.log")
         self.datadir = os.path.join(base_dir, "data")
         self.port = free_port()
-        self.server_uri = "mysql+pymysql://root@127.0.0.1:{}/".format(self.port)
+        self.server_uri = f"mysql+pymysql://root@127.0.0.1:{self.port}/"
         subprocess.run(
-            ["mariadb-install-db", "--no-defaults", "--datadir=" + self.datadir,
-             "--auth-root-authentication-method=normal", "--skip-test-db",
-             "--user=root"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                "--datadir=" + self.datadir,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
 
     def command(self):
-        return [MARIADBD, "--no-defaults", "--user=root",
-                "--datadir=" + self.datadir,
-                "--bind-address=127.0.0.1", "--port={}".format(self.port),
-                "--socket=" + os.path.join(self.base_dir, "mariadb.sock"),
-                "--pid-file=" + os.path.join(self.base_dir, "mariadb.pid"),
-                "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
-                "--max-connections=500"]
+        return [
+            MARIADBD,
+            "--no-defaults",
+            "--user=root",
+            "--datadir=" + self.datadir,
+            "--bind-address=127.0.0.1",
+            f"--port={self.port}",
+            "--socket=" + os.path.join(self.base_dir, "mariadb.sock"),
+            "--pid-file=" + os.path.join(self.base_dir, "mariadb.pid"),
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=32M",
+            "--max-connections=500",
+        ]
 
     def answers(self):
         engine = create_engine(self.server_uri, connect_args={"connect_timeout": 1})
@@ -57,7 +73,8 @@ class PrivateMariaDB(PrivateServer):
 
     def create_database(self):
         """A new, migrated database on this server; returns its URI."""
-        db_uri = str(make_url(self.server_uri).set(
-            database="orders_faults_" + uuid.uuid4().hex[:10]))
+        db_uri = str(
+            make_url(self.server_uri).set(database="orders_faults_" + uuid.uuid4().hex[:10])
+        )
         migrate(db_uri)
         return db_uri

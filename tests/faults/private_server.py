@@ -2,6 +2,7 @@
 run as a child process in its own process group, started and waited for,
 frozen and thawed (a server that hangs), stopped cleanly (SIGTERM) or killed
 if that takes too long."""
+
 import os
 import signal
 import subprocess
@@ -29,14 +30,18 @@ class PrivateServer:
     def start(self, timeout=60):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command(), cwd=self.base_dir, env=self.env(),
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self.command(),
+                cwd=self.base_dir,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("private {} did not start; see {}".format(
-                    self.name, self.log_path))
+                raise RuntimeError(f"private {self.name} did not start; see {self.log_path}")
             time.sleep(self.poll_seconds)
         return self
 

@@ -1,6 +1,7 @@
 """Reading the processor's retry warnings back, to tell back-off from a
 hot loop. Each line is `<queue> failed (attempt N: <reason>); retrying in D s`
 (order_pipeline.reliable_events)."""
+
 import re
 from collections import Counter
 
@@ -11,8 +12,11 @@ RETRY_LINE = re.compile(r" failed \(attempt (\d+): .*?\); retrying in ([\d.]+) s
 
 def retries(outputs):
     """[(attempt, delay seconds)] for every retry the logs show."""
-    return [(int(attempt), float(delay)) for output in outputs
-            for attempt, delay in RETRY_LINE.findall(output)]
+    return [
+        (int(attempt), float(delay))
+        for output in outputs
+        for attempt, delay in RETRY_LINE.findall(output)
+    ]
 
 
 def expected_delay(attempt, first_delay, max_delay):

@@ -1,4 +1,5 @@
 """The broker goes away, or has nowhere to route events yet."""
+
 import logging
 
 import eventlet
@@ -7,11 +8,11 @@ from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from generator_service.orders import utc_now
+from harness.processes import wait_until
 from order_pipeline.rpc_entrypoint import rpc
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import set_generation
-from tests.support.processes import wait_until
 
 INTERVAL = 0.05
 OUTAGE_INTERVAL = 0.5
@@ -24,12 +25,14 @@ MAX_GAP_SECONDS = 3 * OUTAGE_INTERVAL + 1
 
 def longest_gap(moments):
     """(seconds, start) of the longest gap between consecutive moments."""
-    return max(((later - earlier).total_seconds(), earlier)
-               for earlier, later in zip(moments, moments[1:]))
+    return max(
+        ((later - earlier).total_seconds(), earlier) for earlier, later in zip(moments, moments[1:])
+    )
 
 
 def test_broker_hung_then_restarted_mid_stream_delays_no_order_and_loses_none(
-        private_rabbit, make_database, make_pipeline, make_ledger):
+    private_rabbit, make_database, make_pipeline, make_ledger
+):
     db_uri, amqp_uri = make_database(), private_rabbit.amqp_uri
     system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=OUTAGE_INTERVAL).start()
     ledger = make_ledger(db_uri)
@@ -52,19 +55,26 @@ def test_broker_hung_then_restarted_mid_stream_delays_no_order_and_loses_none(
     # on the broker.
     created = ledger.creation_times(outage_start, outage_end)
     gap, after = longest_gap([outage_start, *created, outage_end])
-    assert gap <= MAX_GAP_SECONDS, "no order for {:.1f} s from {} (outage {} to {})".format(
-        gap, after, outage_start, outage_end)
+    assert gap <= MAX_GAP_SECONDS, (
+        f"no order for {gap:.1f} s from {after} (outage {outage_start} to {outage_end})"
+    )
     # Nobody restarts the services: they reconnect by themselves.
     recovery = ledger.wait_recovered(fault_end, timeout=60)
     system.wait_healthy()
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("RabbitMQ hung, then restarted", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "RabbitMQ hung, then restarted",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )
 
 
 def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
-        make_pipeline, db_uri, amqp_uri, make_ledger):
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
     # A fresh vhost: no processor has ever bound its queue, so the broker
     # has nowhere to route OrderCreated and returns every event.
     system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL * 2)
@@ -74,7 +84,8 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
     wait_until(lambda: ledger.committed() >= 15, 30, message="orders created")
     eventlet.sleep(2.5)  # long enough for the outbox relay to have tried
     unannounced = ledger.scalar(
-        "SELECT (SELECT COUNT(*) FROM order_outbox) = (SELECT COUNT(*) FROM orders)")
+        "SELECT (SELECT COUNT(*) FROM order_outbox) = (SELECT COUNT(*) FROM orders)"
+    )
     assert unannounced, "an order's outbox row was cleared with no queue to route it"
 
     system.processor = system.start_service("processor_service")
@@ -83,12 +94,18 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
     system.wait_healthy()
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("orders before any processor ran", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "orders before any processor ran",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )
 
 
 class Napper:
     """A service whose one call runs until the test lets it finish."""
+
     name = "napper"
     napping = finish = None  # Events
 
@@ -114,8 +131,11 @@ def test_a_reply_the_broker_cannot_take_does_not_stop_the_service(private_rabbit
         private_rabbit.stop()
         with caplog.at_level(logging.WARNING):
             Napper.finish.send()  # the call ends with the broker away
-            wait_until(lambda: ended.dead or "its reply could not be sent" in caplog.text, 60,
-                       message="the reply given up (or the service dead)")
+            wait_until(
+                lambda: ended.dead or "its reply could not be sent" in caplog.text,
+                60,
+                message="the reply given up (or the service dead)",
+            )
         assert not ended.dead, "the service stopped"
         private_rabbit.start()
         # It reconnects by itself and answers the next call.

@@ -1,14 +1,15 @@
 """The database goes away while orders are being processed."""
+
 import signal
 import time
 
 import eventlet
 
+from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.retry_log import attempts_histogram, attempts_within, expected_delay, retries
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import create_orders
-from tests.support.processes import wait_until
 
 ORDERS = 40
 OUTAGE_SECONDS = 4
@@ -16,11 +17,16 @@ FIRST_DELAY, MAX_DELAY = 0.25, 2.0
 
 
 def test_database_outage_is_retried_with_back_off_and_then_processed(
-        private_mariadb, make_vhost, make_pipeline, make_ledger):
+    private_mariadb, make_vhost, make_pipeline, make_ledger
+):
     db_uri, amqp_uri = private_mariadb.create_database(), make_vhost()
     system = make_pipeline(
-        db_uri, amqp_uri, GENERATE_ON_FIRST_START="false",
-        RETRY_FIRST_DELAY_SECONDS=FIRST_DELAY, RETRY_MAX_DELAY_SECONDS=MAX_DELAY).start()
+        db_uri,
+        amqp_uri,
+        GENERATE_ON_FIRST_START="false",
+        RETRY_FIRST_DELAY_SECONDS=FIRST_DELAY,
+        RETRY_MAX_DELAY_SECONDS=MAX_DELAY,
+    ).start()
     ledger = make_ledger(db_uri)
     # Queue up orders for a paused processor, take the database away, and
     # let the processor loose on them.
@@ -38,8 +44,13 @@ def test_database_outage_is_retried_with_back_off_and_then_processed(
 
     recovery = ledger.wait_recovered(fault_end)
     ledger.wait_drained(amqp_uri)
-    figures = audit("MariaDB stopped for {} s".format(OUTAGE_SECONDS), ledger,
-                    metrics(system), processor_outputs(system), recovery)
+    figures = audit(
+        f"MariaDB stopped for {OUTAGE_SECONDS} s",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )
     assert figures.committed == ORDERS
 
     found = retries(processor_outputs(system))

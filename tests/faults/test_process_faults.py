@@ -1,19 +1,21 @@
 """Services killed or stopped in the middle of a stream of orders."""
+
 import signal
 
 import eventlet
 
+from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs, wait_exited
 from tests.faults.traffic import create_orders, set_generation
-from tests.support.processes import wait_until
 
 INTERVAL = 0.05
 BURST = 80
 
 
 def test_processor_killed_mid_stream_loses_and_doubles_nothing(
-        make_pipeline, db_uri, amqp_uri, make_ledger):
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
     system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL).start()
     ledger = make_ledger(db_uri)
     # The timer's stream plus a burst over RPC. The processor is paused
@@ -35,14 +37,17 @@ def test_processor_killed_mid_stream_loses_and_doubles_nothing(
     recovery = ledger.wait_recovered(fault_end)
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("processor SIGKILL mid-stream", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "processor SIGKILL mid-stream", ledger, metrics(system), processor_outputs(system), recovery
+    )
 
 
 def test_sigterm_to_every_service_mid_stream_leaves_no_partial_work(
-        make_pipeline, db_uri, amqp_uri, make_ledger):
-    system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL,
-                           RPC_TIMEOUT_SECONDS=2).start()
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
+    system = make_pipeline(
+        db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL, RPC_TIMEOUT_SECONDS=2
+    ).start()
     ledger = make_ledger(db_uri)
     # Callers still waiting on create_order get their answer after the restart.
     burst = eventlet.spawn(create_orders, amqp_uri, BURST)
@@ -67,5 +72,10 @@ def test_sigterm_to_every_service_mid_stream_leaves_no_partial_work(
     assert len(burst.wait()) == BURST
     set_generation(amqp_uri, False)
     ledger.wait_drained(amqp_uri)
-    audit("SIGTERM to all services mid-stream", ledger, metrics(system),
-          processor_outputs(system), recovery)
+    audit(
+        "SIGTERM to all services mid-stream",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
+    )

@@ -1,21 +1,24 @@
 """Several instances of each service at once: the database decides whose
 tick creates the order, and the broker shares the events out."""
+
 import time
 
 from generator_service.store import TICK_SLACK
+from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, outputs, processor_outputs
 from tests.faults.traffic import set_generation
-from tests.support.processes import wait_until
 
 INTERVAL = 0.2
 ORDERS = 15
 
 
 def test_two_generators_and_three_processors_keep_one_order_per_tick(
-        make_pipeline, db_uri, amqp_uri, make_ledger):
-    system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL,
-                           GENERATE_ON_FIRST_START="false")
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
+    system = make_pipeline(
+        db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL, GENERATE_ON_FIRST_START="false"
+    )
     modules = ["generator_service"] * 2 + ["processor_service"] * 3 + ["gateway"]
     services = [system.start_service(module) for module in modules]
     for service in services:
@@ -38,9 +41,14 @@ def test_two_generators_and_three_processors_keep_one_order_per_tick(
 
     recovery = ledger.wait_recovered(fault_end)
     ledger.wait_drained(amqp_uri)
-    audit("2 generators + 3 processors", ledger, metrics(system),
-          processor_outputs(system), recovery)
-    print("orders created per generator:",
-          [output.count("Order created: id=") for output in outputs(system, "generator_service")])
-    print("orders executed per processor:",
-          [output.count(" OrderExecutionPrice ") for output in processor_outputs(system)])
+    audit(
+        "2 generators + 3 processors", ledger, metrics(system), processor_outputs(system), recovery
+    )
+    print(
+        "orders created per generator:",
+        [output.count("Order created: id=") for output in outputs(system, "generator_service")],
+    )
+    print(
+        "orders executed per processor:",
+        [output.count(" OrderExecutionPrice ") for output in processor_outputs(system)],
+    )

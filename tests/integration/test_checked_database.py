@@ -1,14 +1,15 @@
 """The services' database dependency in a running service, against a real
 MariaDB database (and RabbitMQ vhost) of the test's own."""
+
 import eventlet
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 
 from generator_service.models import Base
+from harness.tables import sql
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc_entrypoint import rpc
-from tests.support.infra import sql
 
 
 class Reader:

@@ -8,6 +8,7 @@ sends the path, headers and body as given (requests would normalise them).
 Each property runs FUZZ_EXAMPLES generated requests (200 by default; set
 the environment variable for a longer hunt).
 """
+
 import http.client
 import json
 import os
@@ -15,19 +16,21 @@ import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import ERRORS, HTTP_CODES, INTERNAL_ERROR
-from generator_service.orders import MAX_ORDER_ID
-from tests.support.processes import TEST_TOKEN
+from harness.processes import TEST_TOKEN
+from order_contract import MAX_ORDER_ID
 from tests.support.services import LEAKS, MAX_REQUEST_BYTES, InProcessServices
 
-ERROR_CODES = ({code for _, code in ERRORS.values()} | set(HTTP_CODES.values())
-               | {INTERNAL_ERROR[1]})
+ERROR_CODES = {code for _, code in ERRORS.values()} | set(HTTP_CODES.values()) | {INTERNAL_ERROR[1]}
 ROUTES = ["/start", "/stop", "/status", "/metrics", "/health", "/openapi.json", "/orders/1"]
 FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # --- what to send ------------------------------------------------------------------
 
@@ -37,28 +40,73 @@ raw_path_chars = "".join(c for c in map(chr, range(33, 127)) if c not in "#?")
 header_value_chars = st.characters(codec="latin-1", exclude_characters="\r\n")
 
 methods = st.one_of(
-    st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
-                     "TRACE", "CONNECT", "PROPFIND", "get", "Post"]),
+    st.sampled_from(
+        [
+            "GET",
+            "POST",
+            "PUT",
+            "DELETE",
+            "PATCH",
+            "HEAD",
+            "OPTIONS",
+            "TRACE",
+            "CONNECT",
+            "PROPFIND",
+            "get",
+            "Post",
+        ]
+    ),
     st.text(token_chars, min_size=1, max_size=12),
 )
 
 order_segments = st.one_of(
-    st.integers(min_value=-10**30, max_value=10**30).map(str),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.integers(min_value=MAX_ORDER_ID - 5, max_value=MAX_ORDER_ID + 5).map(str),
     st.text(max_size=40).map(lambda text: quote(text, safe="")),
     st.text(raw_path_chars, max_size=40),
     st.text("0123456789", min_size=15, max_size=3000),
-    st.binary(max_size=20).map(lambda raw: "".join("%{:02X}".format(b) for b in raw)),
-    st.sampled_from(["\u0661", "\uff11", "\u00b2", "1\u200b", "%", "%2", "%zz", "%00",
-                     "..", ".", "%2e%2e", "1;x=1", "1%2F2"]).map(lambda t: quote(t, safe="%;.")),
+    st.binary(max_size=20).map(lambda raw: "".join(f"%{b:02X}" for b in raw)),
+    st.sampled_from(
+        [
+            "\u0661",
+            "\uff11",
+            "\u00b2",
+            "1\u200b",
+            "%",
+            "%2",
+            "%zz",
+            "%00",
+            "..",
+            ".",
+            "%2e%2e",
+            "1;x=1",
+            "1%2F2",
+        ]
+    ).map(lambda t: quote(t, safe="%;.")),
 )
 
 paths = st.one_of(
     st.sampled_from(ROUTES),
     order_segments.map(lambda segment: "/orders/" + segment),
-    st.lists(st.sampled_from(["orders", "status", "start", "stop", "health", "metrics",
-                              "", ".", "..", "1", "%2F", "openapi.json"]),
-             max_size=5).map(lambda parts: "/" + "/".join(parts)),
+    st.lists(
+        st.sampled_from(
+            [
+                "orders",
+                "status",
+                "start",
+                "stop",
+                "health",
+                "metrics",
+                "",
+                ".",
+                "..",
+                "1",
+                "%2F",
+                "openapi.json",
+            ]
+        ),
+        max_size=5,
+    ).map(lambda parts: "/" + "/".join(parts)),
     st.text(max_size=60).map(lambda text: "/" + quote(text, safe="/")),
     st.text(raw_path_chars, max_size=60).map(lambda text: "/" + text),
 )
@@ -67,7 +115,8 @@ queries = st.one_of(
     st.just(""),
     st.text(raw_path_chars + "?", max_size=200).map(lambda text: "?" + text),
     st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4).map(
-        lambda pairs: "?" + "&".join(quote(k) + "=" + quote(v) for k, v in pairs.items())),
+        lambda pairs: "?" + "&".join(quote(k) + "=" + quote(v) for k, v in pairs.items())
+    ),
 )
 
 authorizations = st.one_of(
@@ -75,18 +124,54 @@ authorizations = st.one_of(
     st.just("Bearer " + TEST_TOKEN),
     st.text(header_value_chars, max_size=50).map(lambda text: "Bearer " + text),
     st.text(header_value_chars, max_size=100),
-    st.sampled_from(["Bearer", "bearer  ", "Basic Zm9vOmJhcg==", "Bearer " + TEST_TOKEN + "x",
-                     "Bearer " + TEST_TOKEN.upper(), "Bearer\t" + TEST_TOKEN]),
+    st.sampled_from(
+        [
+            "Bearer",
+            "bearer  ",
+            "Basic Zm9vOmJhcg==",
+            "Bearer " + TEST_TOKEN + "x",
+            "Bearer " + TEST_TOKEN.upper(),
+            "Bearer\t" + TEST_TOKEN,
+        ]
+    ),
 )
 
 extra_headers = st.dictionaries(
-    st.one_of(st.text(token_chars, min_size=1, max_size=20),
-              st.sampled_from(["Content-Type", "Content-Length", "Transfer-Encoding", "Expect",
-                               "Host", "Connection", "Accept", "X-Forwarded-For", "Cookie",
-                               "Content-Encoding", "Range"])),
-    st.one_of(st.text(header_value_chars, max_size=60),
-              st.sampled_from(["chunked", "gzip", "100-continue", "close", "-1", "abc",
-                               "99999999999999999999", "application/json", "0", "\u00ff"])),
+    st.one_of(
+        st.text(token_chars, min_size=1, max_size=20),
+        st.sampled_from(
+            [
+                "Content-Type",
+                "Content-Length",
+                "Transfer-Encoding",
+                "Expect",
+                "Host",
+                "Connection",
+                "Accept",
+                "X-Forwarded-For",
+                "Cookie",
+                "Content-Encoding",
+                "Range",
+            ]
+        ),
+    ),
+    st.one_of(
+        st.text(header_value_chars, max_size=60),
+        st.sampled_from(
+            [
+                "chunked",
+                "gzip",
+                "100-continue",
+                "close",
+                "-1",
+                "abc",
+                "99999999999999999999",
+                "application/json",
+                "0",
+                "\u00ff",
+            ]
+        ),
+    ),
     max_size=4,
 )
 
@@ -101,6 +186,7 @@ bodies = st.one_of(
 
 
 # --- how to send it ------------------------------------------------------------------
+
 
 def send(port, method, target, headers, body):
     """(status, headers, body bytes); http.client sends everything as given."""
@@ -139,8 +225,9 @@ def gateway(make_database, make_vhost):
     # Generated POST /start requests may turn generation on: keep it slow.
     # Any answer may take a while on a busy machine: a 503 from an RPC
     # timeout would read as a server error.
-    services = InProcessServices(make_database(), make_vhost(), ORDER_INTERVAL_SECONDS=2,
-                                 RPC_TIMEOUT_SECONDS=5)
+    services = InProcessServices(
+        make_database(), make_vhost(), ORDER_INTERVAL_SECONDS=2, RPC_TIMEOUT_SECONDS=5
+    )
     services.start("generator", "processor", "gateway")
     yield services
     services.stop_all()
@@ -148,33 +235,49 @@ def gateway(make_database, make_vhost):
 
 # --- the properties -----------------------------------------------------------------
 
+
 @FUZZ
-@given(method=methods, path=paths, query=queries, authorization=authorizations,
-       headers=extra_headers, body=bodies)
-def test_any_request_gets_a_clean_json_answer(gateway, method, path, query, authorization,
-                                              headers, body):
+@given(
+    method=methods,
+    path=paths,
+    query=queries,
+    authorization=authorizations,
+    headers=extra_headers,
+    body=bodies,
+)
+def test_any_request_gets_a_clean_json_answer(
+    gateway, method, path, query, authorization, headers, body
+):
     header_list = list(headers.items())
     if authorization is not None:
         header_list.append(("Authorization", authorization))
     status, response_headers, response_body = send(
-        gateway.port, method, path + query, header_list, body)
+        gateway.port, method, path + query, header_list, body
+    )
     assert_clean_json(method, status, response_headers, response_body)
     if status == 200 and path in ("/start", "/stop"):
         assert authorization is not None and TEST_TOKEN in authorization
 
 
 @FUZZ
-@given(order_id=st.one_of(
-    st.integers(min_value=-10**25, max_value=10**25),
-    st.integers(min_value=MAX_ORDER_ID - 3, max_value=MAX_ORDER_ID + 3),
-    st.integers(min_value=0, max_value=3)))
+@given(
+    order_id=st.one_of(
+        st.integers(min_value=-(10**25), max_value=10**25),
+        st.integers(min_value=MAX_ORDER_ID - 3, max_value=MAX_ORDER_ID + 3),
+        st.integers(min_value=0, max_value=3),
+    )
+)
 def test_an_order_id_is_found_missing_or_bad_by_its_value(gateway, order_id):
-    status, headers, body = send(gateway.port, "GET", "/orders/{}".format(order_id), [], None)
+    status, headers, body = send(gateway.port, "GET", f"/orders/{order_id}", [], None)
     document = assert_clean_json("GET", status, headers, body)
     if 1 <= order_id <= MAX_ORDER_ID:
         assert status == 404 or (status == 200 and document["id"] == order_id), document
+    elif order_id < 0:
+        assert status == 400, document
+        assert document["message"] == "order id must be a positive integer", document
     else:
         assert status == 400, document
+        assert document["message"] == f"order id must be between 1 and {MAX_ORDER_ID}", document
 
 
 @FUZZ

@@ -7,6 +7,7 @@ test receives goes through `json_body`, which fails the test on a body that
 is not JSON or that shows a traceback, SQL, a host name or an exception's
 module path. That harness is tests/support/services.py.
 """
+
 import json
 import socket
 import time
@@ -18,12 +19,18 @@ import requests
 from eventlet import wsgi
 
 from gateway.openapi import openapi_document
-from tests.support.checks import order_count, sql_metrics
+from harness.processes import TEST_TOKEN, free_port, wait_until
+from harness.tables import order_count, sql_metrics
 from tests.support.openapi import response_schema, schema_violations
-from tests.support.processes import TEST_TOKEN, free_port, wait_until
 from tests.support.services import (
-    INTERVAL, LEAKS, MAX_REQUEST_BYTES, RPC_TIMEOUT, InProcessServices, json_body,
-    wait_processed)
+    INTERVAL,
+    LEAKS,
+    MAX_REQUEST_BYTES,
+    RPC_TIMEOUT,
+    InProcessServices,
+    json_body,
+    wait_processed,
+)
 
 
 def raw_request(port, data, timeout=5):
@@ -80,8 +87,9 @@ def create_orders(services, quantities):
 @pytest.fixture(scope="module")
 def system(make_database, make_vhost):
     """All three services, up for the whole module."""
-    services = InProcessServices(make_database(), make_vhost(),
-                                 RPC_TIMEOUT_SECONDS=PATIENT_RPC_TIMEOUT)
+    services = InProcessServices(
+        make_database(), make_vhost(), RPC_TIMEOUT_SECONDS=PATIENT_RPC_TIMEOUT
+    )
     services.start("generator", "processor", "gateway")
     yield services
     services.stop_all()
@@ -97,44 +105,81 @@ def services(make_database, make_vhost):
 
 # --- not found, bad ids, wrong methods ----------------------------------------
 
+
 def test_an_unknown_order_is_a_404(system):
     response, body = system.get("/orders/987654321")
     assert_error(response, body, 404, "NOT_FOUND")
     assert "987654321" in body["message"]
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/nope", "/orders", "/orders/", "/orders/1/", "/orders/1/extra", "/orders//1",
-    "/status/", "/STATUS", "/orders/%2F1", "/%00", "/index.html",
-    "/orders/1%2Fprocessing",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/nope",
+        "/orders",
+        "/orders/",
+        "/orders/1/",
+        "/orders/1/extra",
+        "/orders//1",
+        "/status/",
+        "/STATUS",
+        "/orders/%2F1",
+        "/%00",
+        "/index.html",
+        "/orders/1%2Fprocessing",
+    ],
+)
 def test_unknown_paths_are_404(system, path):
     response, body = system.get(path)
     assert_error(response, body, 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize("order_id", [
-    "0", "00", "-1", "abc", "1.5", "1e3", "+1", "%201", "1%20", "0x10", "1_000", "1%00",
-    str(2**63), "9" * 30, "9" * 5000, "%D9%A1%D9%A2", "%C2%B2", "%EF%BC%91", "%FF",
-    "%E2%80%8B1",
-])
+@pytest.mark.parametrize(
+    "order_id",
+    [
+        "0",
+        "00",
+        "-1",
+        "abc",
+        "1.5",
+        "1e3",
+        "+1",
+        "%201",
+        "1%20",
+        "0x10",
+        "1_000",
+        "1%00",
+        str(2**63),
+        "9" * 30,
+        "9" * 5000,
+        "%D9%A1%D9%A2",
+        "%C2%B2",
+        "%EF%BC%91",
+        "%FF",
+        "%E2%80%8B1",
+    ],
+)
 def test_malformed_negative_zero_huge_and_non_ascii_ids_are_400(system, order_id):
     response, body = system.get("/orders/" + order_id)
     assert_error(response, body, 400, "BAD_REQUEST")
     assert_documented("/orders/{order_id}", "get", response, body)
 
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("GET", "/start", {"POST"}),
-    ("PUT", "/stop", {"POST"}),
-    ("DELETE", "/stop", {"POST"}),
-    ("POST", "/status", {"GET", "HEAD"}),
-    ("DELETE", "/orders/1", {"GET", "HEAD"}),
-    ("PATCH", "/metrics", {"GET", "HEAD"}),
-    ("OPTIONS", "/health", {"GET", "HEAD"}),
-    ("POST", "/openapi.json", {"GET", "HEAD"}),
-    ("BREW", "/status", {"GET", "HEAD"}),
-])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("GET", "/start", {"POST"}),
+        ("PUT", "/stop", {"POST"}),
+        ("DELETE", "/stop", {"POST"}),
+        ("POST", "/status", {"GET", "HEAD"}),
+        ("DELETE", "/orders/1", {"GET", "HEAD"}),
+        ("PATCH", "/metrics", {"GET", "HEAD"}),
+        ("OPTIONS", "/health", {"GET", "HEAD"}),
+        ("POST", "/openapi.json", {"GET", "HEAD"}),
+        ("BREW", "/status", {"GET", "HEAD"}),
+    ],
+)
 def test_a_wrong_method_is_405_with_allow(system, method, path, allowed):
     response, body = system.request(method, path)
     assert_error(response, body, 405, "METHOD_NOT_ALLOWED")
@@ -153,20 +198,31 @@ def test_answers_like_404_and_401_are_not_logged_as_failed_workers(system, caplo
     system.get("/orders/abc")
     system.post("/start", token="wrong")
     system.post("/start", token=None)
-    failures = [record for record in caplog.records
-                if record.exc_info or "error handling worker" in record.getMessage()]
+    failures = [
+        record
+        for record in caplog.records
+        if record.exc_info or "error handling worker" in record.getMessage()
+    ]
     assert failures == []
 
 
 # --- bodies and query strings ---------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [
-    ("POST", "/stop"), ("GET", "/status"), ("GET", "/nowhere"), ("PUT", "/start"),
-])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/stop"),
+        ("GET", "/status"),
+        ("GET", "/nowhere"),
+        ("PUT", "/start"),
+    ],
+)
 def test_a_body_over_the_limit_is_413_on_any_path(system, method, path):
     system.post("/start")
     response, body = system.request(
-        method, path, token=TEST_TOKEN, data=b"x" * (MAX_REQUEST_BYTES + 1))
+        method, path, token=TEST_TOKEN, data=b"x" * (MAX_REQUEST_BYTES + 1)
+    )
     assert_error(response, body, 413, "PAYLOAD_TOO_LARGE")
     # The refused request did nothing, and the gateway still answers.
     _, status = system.get("/status")
@@ -176,7 +232,8 @@ def test_a_body_over_the_limit_is_413_on_any_path(system, method, path):
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(system):
     status, headers, body = raw_request(
-        system.port, b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+        system.port, b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n"
+    )
     assert status == 413
     assert headers["content-type"] == "application/json"
     assert json.loads(body)["error"] == "PAYLOAD_TOO_LARGE"
@@ -187,15 +244,20 @@ def test_a_body_at_the_limit_is_accepted_and_ignored(system):
     assert response.status_code == 200 and body["running"] is False
 
 
-@pytest.mark.parametrize("data, content_type", [
-    (b"\xff\xfe\x00not json", "application/json"),
-    (b"{\"running\": true", "application/json"),
-    (b"[1, 2, 3]", "application/json"),
-    (b"a=1&b=2", "application/x-www-form-urlencoded"),
-    (b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--",
-     "multipart/form-data; boundary=x"),
-    (b"--broken", "multipart/form-data"),
-])
+@pytest.mark.parametrize(
+    "data, content_type",
+    [
+        (b"\xff\xfe\x00not json", "application/json"),
+        (b'{"running": true', "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b"a=1&b=2", "application/x-www-form-urlencoded"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--',
+            "multipart/form-data; boundary=x",
+        ),
+        (b"--broken", "multipart/form-data"),
+    ],
+)
 def test_bodies_that_are_not_json_are_ignored(system, data, content_type):
     response, body = system.post("/stop", data=data, headers={"Content-Type": content_type})
     assert response.status_code == 200 and body["running"] is False
@@ -210,36 +272,67 @@ def test_a_chunked_body_is_ignored_and_the_connection_closed(system):
     assert response.headers["Connection"] == "close"
 
 
-@pytest.mark.parametrize("query", [
-    "?", "?a", "?%ZZ=1", "?a=%FF%FE", "?&&&=&", "?id=1&id=2", "?a=" + "x" * 4000,
-    "?%00=%00", "?a[b][c]=1", "?;;", "?\u00e9=\u00e9",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?",
+        "?a",
+        "?%ZZ=1",
+        "?a=%FF%FE",
+        "?&&&=&",
+        "?id=1&id=2",
+        "?a=" + "x" * 4000,
+        "?%00=%00",
+        "?a[b][c]=1",
+        "?;;",
+        "?\u00e9=\u00e9",
+    ],
+)
 def test_junk_query_strings_are_ignored(system, query):
     response, body = system.get("/status" + query)
     assert response.status_code == 200 and set(body) == {
-        "running", "interval_seconds", "orders_created"}
+        "running",
+        "interval_seconds",
+        "orders_created",
+    }
     response, body = system.get("/orders/987654321" + query)
     assert_error(response, body, 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize("request_bytes, status, code", [
-    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-     400, "BAD_REQUEST"),
-    (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"POST /stop HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"HELLO\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"GET /status HTTP/1.1 extra\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"GET /status HTTP/x.y\r\n\r\n", 400, "BAD_REQUEST"),
-    (b"GET /status HTTP/2.0\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED"),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
-    (b"GET /status HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
-     431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
-    (b"GET /status HTTP/1.1\r\n" + b"X-Many: aaaaaaaaaaaaaaaa\r\n" * 150 + b"\r\n",
-     431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
-])
+@pytest.mark.parametrize(
+    "request_bytes, status, code",
+    [
+        (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "BAD_REQUEST"),
+        (
+            b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "BAD_REQUEST",
+        ),
+        (b"POST /stop HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"HELLO\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"GET /status HTTP/1.1 extra\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"GET /status HTTP/x.y\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"GET /status HTTP/2.0\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
+        (
+            b"GET /status HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+            431,
+            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        ),
+        (
+            b"GET /status HTTP/1.1\r\n" + b"X-Many: aaaaaaaaaaaaaaaa\r\n" * 150 + b"\r\n",
+            431,
+            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        ),
+    ],
+)
 def test_requests_the_server_cannot_frame_are_refused_in_json(system, request_bytes, status, code):
     got_status, headers, body = raw_request(system.port, request_bytes)
     assert got_status == status
@@ -252,10 +345,12 @@ def test_requests_the_server_cannot_frame_are_refused_in_json(system, request_by
 
 
 def test_a_client_that_hangs_up_early_does_not_hurt_the_gateway(system):
-    for data in (b"GET /status HTTP/1.1\r\n",
-                 b"POST /stop HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
-                 b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello
-                 b""):
+    for data in (
+        b"GET /status HTTP/1.1\r\n",
+        b"POST /stop HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello
+        b"",
+    ):
         with socket.create_connection(("127.0.0.1", system.port), timeout=5) as sock:
             sock.sendall(data)
     response, _ = system.get("/health")
@@ -264,10 +359,20 @@ def test_a_client_that_hangs_up_early_does_not_hurt_the_gateway(system):
 
 # --- the control token ----------------------------------------------------------
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", "Bearer    ", "Basic dGVzdDp0b2tlbg==", TEST_TOKEN,
-    "Token " + TEST_TOKEN, "Bearer" + TEST_TOKEN,
-])
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer    ",
+        "Basic dGVzdDp0b2tlbg==",
+        TEST_TOKEN,
+        "Token " + TEST_TOKEN,
+        "Bearer" + TEST_TOKEN,
+    ],
+)
 def test_control_without_a_bearer_token_is_401_and_changes_nothing(system, authorization):
     system.post("/stop")
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -277,10 +382,17 @@ def test_control_without_a_bearer_token_is_401_and_changes_nothing(system, autho
     assert system.get("/status")[1]["running"] is False
 
 
-@pytest.mark.parametrize("token", [
-    "wrong", TEST_TOKEN.upper(), TEST_TOKEN + "x", TEST_TOKEN[:-1], "x" * 2000,
-    TEST_TOKEN + " extra",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "wrong",
+        TEST_TOKEN.upper(),
+        TEST_TOKEN + "x",
+        TEST_TOKEN[:-1],
+        "x" * 2000,
+        TEST_TOKEN + " extra",
+    ],
+)
 def test_control_with_a_wrong_token_is_403_and_changes_nothing(system, token):
     system.post("/start")
     response, body = system.post("/stop", token=token)
@@ -291,9 +403,10 @@ def test_control_with_a_wrong_token_is_403_and_changes_nothing(system, token):
 
 def test_control_is_403_when_no_token_is_configured(system):
     port = free_port()
-    system.start_as("tokenless gateway", "gateway", GATEWAY_TOKEN="",
-                    WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port))
-    url = "http://127.0.0.1:{}".format(port)
+    system.start_as(
+        "tokenless gateway", "gateway", GATEWAY_TOKEN="", WEB_SERVER_ADDRESS=f"127.0.0.1:{port}"
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
         system.post("/stop")
         for authorization in ("Bearer " + TEST_TOKEN, "Bearer ", "Bearer x", None):
@@ -338,6 +451,7 @@ def test_the_right_token_stops_and_starts_generation(system):
 
 # --- orders, metrics, health -------------------------------------------------------
 
+
 def test_metrics_match_the_tables(system):
     system.post("/stop")
     create_orders(system, [1, 7, 33])
@@ -352,7 +466,7 @@ def test_metrics_match_the_tables(system):
 
 
 def test_a_processed_order_has_its_processing_result(system):
-    order, = create_orders(system, [12])
+    (order,) = create_orders(system, [12])
     wait_processed(system)
     response, body = system.get("/orders/{}".format(order["id"]))
     assert response.status_code == 200
@@ -361,7 +475,8 @@ def test_a_processed_order_has_its_processing_result(system):
     processing = body["processing"]
     assert processing["order_id"] == order["id"]
     assert Decimal(processing["execution_price"]) == (
-        12 * Decimal(processing["unit_price"])).quantize(Decimal("0.01"))
+        12 * Decimal(processing["unit_price"])
+    ).quantize(Decimal("0.01"))
 
 
 def test_health_and_status_and_openapi_are_documented_json(system):
@@ -380,9 +495,8 @@ class PriceFeed:
         self.price = None
         self.requests = 0
         self.sock = eventlet.listen(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:{}/price".format(self.sock.getsockname()[1])
-        self.thread = eventlet.spawn(
-            wsgi.server, self.sock, self.answer, log_output=False)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/price"
+        self.thread = eventlet.spawn(wsgi.server, self.sock, self.answer, log_output=False)
 
     def answer(self, environ, start_response):
         self.requests += 1
@@ -400,14 +514,22 @@ class PriceFeed:
 def test_an_order_shows_processing_null_until_it_is_processed(services):
     feed = PriceFeed()
     try:
-        services.config.update({
-            "PRICE_SOURCE": "http", "PRICE_FEED_URL": feed.url,
-            "RETRY_FIRST_DELAY_SECONDS": 0.2, "RETRY_MAX_DELAY_SECONDS": 0.4,
-            "RPC_TIMEOUT_SECONDS": PATIENT_RPC_TIMEOUT})
+        services.config.update(
+            {
+                "PRICE_SOURCE": "http",
+                "PRICE_FEED_URL": feed.url,
+                "RETRY_FIRST_DELAY_SECONDS": 0.2,
+                "RETRY_MAX_DELAY_SECONDS": 0.4,
+                "RPC_TIMEOUT_SECONDS": PATIENT_RPC_TIMEOUT,
+            }
+        )
         services.start("generator", "processor", "gateway")
-        order, = create_orders(services, [3])
-        wait_until(lambda: feed.requests >= 2, 30,
-                   message="the processor trying, and failing, to price the order")
+        (order,) = create_orders(services, [3])
+        wait_until(
+            lambda: feed.requests >= 2,
+            30,
+            message="the processor trying, and failing, to price the order",
+        )
         response, body = services.get("/orders/{}".format(order["id"]))
         assert response.status_code == 200
         assert body == {**order, "processing": None}
@@ -425,6 +547,7 @@ def test_an_order_shows_processing_null_until_it_is_processed(services):
 
 
 # --- a service that is not there ------------------------------------------------------
+
 
 def timed(call, *args, **kwargs):
     started = time.monotonic()
@@ -451,21 +574,27 @@ def wait_answering(services, path):
 
 def test_503_when_the_generator_was_never_started(services):
     services.start("processor", "gateway")
-    for method, path in (("GET", "/status"), ("GET", "/orders/1"), ("POST", "/stop"),
-                         ("POST", "/start")):
+    for method, path in (
+        ("GET", "/status"),
+        ("GET", "/orders/1"),
+        ("POST", "/stop"),
+        ("POST", "/start"),
+    ):
         body = assert_unavailable(services, method, path, token=TEST_TOKEN)
         assert "order_generator" in body["message"]
     response, body = services.get("/health")
     assert response.status_code == 503
-    assert body == {"status": "degraded", "services": {
-        "order_generator": "unavailable", "order_processor": "ok"}}
+    assert body == {
+        "status": "degraded",
+        "services": {"order_generator": "unavailable", "order_processor": "ok"},
+    }
     assert_documented("/health", "get", response, body)
     wait_answering(services, "/metrics")
 
 
 def test_503_within_the_timeout_when_a_running_service_stops(services):
     services.start("generator", "processor", "gateway")
-    order, = create_orders(services, [5])
+    (order,) = create_orders(services, [5])
     wait_processed(services)
     wait_answering(services, "/health")
 
@@ -479,8 +608,7 @@ def test_503_within_the_timeout_when_a_running_service_stops(services):
     assert_unavailable(services, "GET", "/status")
     (response, body), elapsed = timed(services.get, "/health")
     assert response.status_code == 503
-    assert body["services"] == {"order_generator": "unavailable",
-                                "order_processor": "unavailable"}
+    assert body["services"] == {"order_generator": "unavailable", "order_processor": "unavailable"}
     # It waited for the services' answers, and then gave up. (That both are
     # asked at once, one timeout rather than two, is tests/unit's to show.)
     assert RPC_TIMEOUT * 0.9 <= elapsed < RPC_TIMEOUT + ANSWER_SLACK, elapsed

@@ -1,56 +1,72 @@
 """order_generator's SQL against a real MariaDB database of the test's own."""
+
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import eventlet
+import pytest
 from eventlet.event import Event
 
 from generator_service import generation, store
-from generator_service.events import ORDER_CREATED
-from generator_service.orders import GeneratorSettings, utc_now
-from tests.support.infra import sql
+from generator_service.orders import utc_now
+from harness.tables import sql
+from order_contract import ORDER_CREATED
+from order_pipeline.settings import GeneratorSettings
 
-SETTINGS = GeneratorSettings(interval_seconds=0.3, generate_on_first_start=True,
-                             quantity_min=1, quantity_max=100, outbox_sweep_seconds=1)
+SETTINGS = GeneratorSettings(
+    interval_seconds=0.3, generate_on_first_start=True, quantity_min=1, quantity_max=100
+)
 # A tick interval long enough that every claim a test makes falls within one
 # interval, however slow the machine; tests move time on themselves.
 SAME_TICK = 60
 
 
-def claim(db, default=True):
+@pytest.fixture(autouse=True)
+def seeded_state(db):
+    """The state row, as the generator creates it at start-up."""
     with db.get_session() as session:
-        return store.claim_tick(session, SAME_TICK, default)
+        store.seed_state(session, running=True)
+
+
+def claim(db):
+    with db.get_session() as session:
+        return store.claim_tick(session, SAME_TICK)
 
 
 def an_interval_passes(db):
     """Move the last tick an interval into the past, as if that long had gone by."""
-    sql(db.uri, "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :s SECOND",
-        s=SAME_TICK)
+    sql(
+        db.uri,
+        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :s SECOND",
+        s=SAME_TICK,
+    )
 
 
-def test_a_fresh_system_generates_according_to_config(db):
-    assert claim(db, default=False) is False
-    assert sql(db.uri,
-               "SELECT running FROM generator_state")[0][0] == 0
+def test_seeding_the_state_keeps_what_is_there(db):
+    with db.get_session() as session:
+        store.set_running(session, False)
+        store.seed_state(session, running=True)
+    assert sql(db.uri, "SELECT running FROM generator_state") == [(0,)]
+    assert claim(db) is False
 
 
 def test_one_tick_per_interval_and_none_while_stopped(db):
     assert claim(db) is True
-    assert claim(db) is False          # same interval: already taken
+    assert claim(db) is False  # same interval: already taken
     an_interval_passes(db)
     assert claim(db) is True
     with db.get_session() as session:
-        store.set_running(session, False, True)
+        store.set_running(session, False)
     an_interval_passes(db)
     assert claim(db) is False
     with db.get_session() as session:
-        store.set_running(session, True, True)
+        store.set_running(session, True)
     assert claim(db) is True
 
 
 def test_concurrent_instances_get_exactly_one_tick(db):
-    claim(db)  # create the state row
+    claim(db)
     an_interval_passes(db)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: claim(db), range(8)))
@@ -73,8 +89,7 @@ class RecordingPublisher:
 
 
 def outbox(db):
-    return [row[0] for row in sql(db.uri,
-                                  "SELECT order_id FROM order_outbox ORDER BY order_id")]
+    return [row[0] for row in sql(db.uri, "SELECT order_id FROM order_outbox ORDER BY order_id")]
 
 
 def test_a_tick_commits_an_order_with_its_outbox_row(db):
@@ -84,7 +99,7 @@ def test_a_tick_commits_an_order_with_its_outbox_row(db):
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
     assert outbox(db) == [order["id"]]
     with db.get_session() as session:
-        assert store.read_state(session, True).orders_created == 1
+        assert store.read_state(session).orders_created == 1
 
     publish = RecordingPublisher()
     assert generation.publish_outbox(db, publish) == (1, 1)
@@ -94,7 +109,7 @@ def test_a_tick_commits_an_order_with_its_outbox_row(db):
 
 
 def test_the_outbox_is_published_in_batches_oldest_first(db):
-    ids = [generation.create_order(db, SETTINGS, quantity)["id"] for quantity in range(1, 8)]
+    ids = [generation.create_order(db, quantity)["id"] for quantity in range(1, 8)]
     publish = RecordingPublisher()
     assert generation.publish_outbox(db, publish, limit=5) == (5, 5)
     assert publish.calls == 1
@@ -104,7 +119,7 @@ def test_the_outbox_is_published_in_batches_oldest_first(db):
 
 
 def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
-    order = generation.create_order(db, SETTINGS, 5)
+    order = generation.create_order(db, 5)
     assert generation.publish_outbox(db, RecordingPublisher(routed=False)) == (1, 0)
     assert outbox(db) == [order["id"]]
 
@@ -120,7 +135,7 @@ def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
 
 
 def test_publishers_at_work_together_never_send_the_same_order(db):
-    held = [generation.create_order(db, SETTINGS, quantity)["id"] for quantity in range(1, 41)]
+    held = [generation.create_order(db, quantity)["id"] for quantity in range(1, 41)]
     later = utc_now() + timedelta(seconds=5)
     first, taken, release = RecordingPublisher(), Event(), Event()
 
@@ -139,7 +154,7 @@ def test_publishers_at_work_together_never_send_the_same_order(db):
             assert generation.publish_outbox(db, others) == (0, 0)
             assert generation.relay_outbox(db, others, now=later) == 0
             # ...and new orders commit meanwhile, whose rows they do take.
-            new = [generation.create_order(db, SETTINGS, quantity)["id"] for quantity in (1, 2)]
+            new = [generation.create_order(db, quantity)["id"] for quantity in (1, 2)]
             assert generation.publish_outbox(db, others) == (2, 2)
     finally:
         release.send()  # whatever happened, end the first pass's transaction

@@ -1,6 +1,7 @@
 """The messaging extensions against a real RabbitMQ vhost of the test's own:
 the routed-event publisher, the retrying, dead-lettering handler, and the
 RPC proxy that gives up."""
+
 import time
 from types import SimpleNamespace
 
@@ -11,18 +12,17 @@ from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 
+from harness.processes import wait_until
 from order_pipeline.errors import StartupError
 from order_pipeline.publisher import RoutedEventPublisher
 from order_pipeline.reliable_events import PermanentFailure, reliable_event_handler
 from order_pipeline.rpc import TimeoutRpcProxy
 from tests.faults.retry_log import retries
-from tests.support.processes import wait_until
 
 
 def publisher_for(amqp_uri, service_name="publisher_test"):
     publisher = RoutedEventPublisher()
-    publisher.container = SimpleNamespace(
-        config={"AMQP_URI": amqp_uri}, service_name=service_name)
+    publisher.container = SimpleNamespace(config={"AMQP_URI": amqp_uri}, service_name=service_name)
     publisher.setup()
     return publisher
 
@@ -54,8 +54,12 @@ def test_an_event_with_a_bound_queue_is_reported_routed_and_arrives(amqp_uri):
     publisher = publisher_for(amqp_uri)
     try:
         with Connection(amqp_uri) as connection:
-            Queue("listener", Exchange("publisher_test.events", type="topic"),
-                  routing_key="Thing", durable=True)(connection.channel()).declare()
+            Queue(
+                "listener",
+                Exchange("publisher_test.events", type="topic"),
+                routing_key="Thing",
+                durable=True,
+            )(connection.channel()).declare()
         assert publisher.publish("Thing", [{"n": 1}, {"n": 2}]) == [True, True]
         assert [m.payload for m in get_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
         # Unroutable and routed events interleave without confusing the confirms.
@@ -75,6 +79,7 @@ def test_an_unreachable_broker_is_a_one_line_configuration_error():
 
 class FlakyService:
     """Fails transiently twice for "transient", always for "permanent"."""
+
     name = "flaky"
     calls = []
 
@@ -96,8 +101,12 @@ QUEUE = "evt-source-Thing--flaky.handle"
 @pytest.fixture
 def flaky(amqp_uri):
     FlakyService.calls = []
-    config = {"AMQP_URI": amqp_uri, "RETRY_FIRST_DELAY_SECONDS": 0.2,
-              "RETRY_MAX_DELAY_SECONDS": 0.4, "RETRY_MAX_ATTEMPTS": 4}
+    config = {
+        "AMQP_URI": amqp_uri,
+        "RETRY_FIRST_DELAY_SECONDS": 0.2,
+        "RETRY_MAX_DELAY_SECONDS": 0.4,
+        "RETRY_MAX_ATTEMPTS": 4,
+    }
     container = ServiceContainer(FlakyService, config)
     container.start()
     yield lambda kind: event_dispatcher(config)("source", "Thing", {"kind": kind})
@@ -117,14 +126,15 @@ def test_a_transient_failure_is_retried_with_growing_delays(flaky, amqp_uri, cap
     assert second - first >= 0.2
     assert third - second >= 0.4
     time.sleep(0.5)
-    assert len(calls("transient")) == 3          # succeeded, not retried again
+    assert len(calls("transient")) == 3  # succeeded, not retried again
     assert get_messages(amqp_uri, QUEUE + ".dead-letter") == []
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amqp_uri):
     flaky("permanent")
-    messages = wait_until(lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30,
-                          message="dead-lettered message")
+    messages = wait_until(
+        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="dead-lettered message"
+    )
     assert len(calls("permanent")) == 1
     assert [m.payload for m in messages] == [{"kind": "permanent"}]
     assert messages[0].headers["x-error"] == "PermanentFailure: can never work"
@@ -132,8 +142,9 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amq
 
 def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, amqp_uri):
     flaky("forever")
-    messages = wait_until(lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30,
-                          message="parked message")
+    messages = wait_until(
+        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
+    )
     assert len(calls("forever")) == 4
     assert messages[0].headers["x-error"].startswith("gave up after 4 attempts")
     # Not a hot loop: four attempts took at least 0.2 + 0.4 + 0.4 s.

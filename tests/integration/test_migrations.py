@@ -1,59 +1,123 @@
 """Schema management: no manual create_all; the migration command creates
-the database and brings it to the latest version, repeatably."""
+the database, brings every service's schema to its latest version, says
+what it did, and can be run again."""
+
 import subprocess
 import sys
+from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from order_pipeline.migrations import SERVICE_MIGRATIONS, alembic_config
-from tests.support import infra
-from tests.support.infra import sql
-from tests.support.processes import CONFIG, ROOT
+import generator_service.models
+import processor_service.models
+from harness import sandbox
+from harness.processes import CONFIG, ROOT
+from harness.tables import sql
+from order_pipeline.migrations import VERSION_TABLES, alembic_config, current_revision
 
-TABLES = {"orders", "order_outbox", "generator_state", "order_process", "processing_totals",
-          "alembic_version_generator", "alembic_version_processor"}
+TABLES = {
+    "orders",
+    "order_outbox",
+    "generator_state",
+    "order_process",
+    "processing_totals",
+    "alembic_version_generator",
+    "alembic_version_processor",
+}
+MODELS = {
+    "generator_service": generator_service.models.Base,
+    "processor_service": processor_service.models.Base,
+}
 
 
 def tables(db_uri):
     return {row[0] for row in sql(db_uri, "SHOW TABLES")}
 
 
-def test_the_migrate_command_creates_the_database_and_is_repeatable():
-    db_uri = str(make_url(infra.DB_SERVER_URI).set(database=infra.unique_name()))
-    env = {"DB_URI": db_uri, "PATH": "/usr/bin:/bin"}
+def run_migrate(db_uri, *args):
+    done = subprocess.run(
+        [sys.executable, "-m", "order_pipeline.migrations", "--config", CONFIG, *args],
+        cwd=ROOT,
+        env={"DB_URI": db_uri, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_migrate_command_says_what_it_did_and_is_repeatable():
+    db_uri = make_url(sandbox.DB_SERVER_URI).set(database=sandbox.unique_name())
+    db_uri = db_uri.render_as_string(hide_password=False)
     try:
-        for _ in range(2):
-            done = subprocess.run(
-                [sys.executable, "-m", "order_pipeline.migrate", "--config", CONFIG],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
-            assert "schema is up to date" in done.stdout
+        first = run_migrate(db_uri)
+        assert first.splitlines() == [
+            "created the database",
+            "generator_service: applied g0001",
+            "processor_service: applied p0001, p0002",
+        ]
+        again = run_migrate(db_uri)
+        assert again.splitlines() == [
+            "generator_service: already at g0001",
+            "processor_service: already at p0002",
+        ]
         assert tables(db_uri) == TABLES
     finally:
-        infra.drop_test_database(db_uri)
+        sandbox.drop_test_database(db_uri)
 
 
 def test_each_service_records_its_own_schema_version(db_uri):
-    for package, version_table in SERVICE_MIGRATIONS:
-        (version,), = sql(db_uri, "SELECT version_num FROM {}".format(version_table))
-        assert version
+    for package, version_table in VERSION_TABLES.items():
+        ((version,),) = sql(db_uri, f"SELECT version_num FROM {version_table}")
+        assert version == current_revision(package, db_uri)
+
+
+def test_models_and_migrations_agree(db_uri):
+    """What `make migration` would write for an unchanged model: nothing."""
+    engine = create_engine(db_uri)
+    try:
+        with engine.connect() as connection:
+            for package, base in MODELS.items():
+                context = MigrationContext.configure(
+                    connection,
+                    opts={
+                        "include_name": lambda name, type_, parent, base=base: (
+                            type_ != "table" or name in base.metadata.tables
+                        )
+                    },
+                )
+                assert compare_metadata(context, base.metadata) == [], package
+    finally:
+        engine.dispose()
 
 
 def test_migrations_downgrade_and_upgrade_cleanly(db_uri):
     sql(db_uri, "INSERT INTO generator_state (id, running, orders_created) VALUES (1, 1, 0)")
-    for package, _ in reversed(SERVICE_MIGRATIONS):
+    for package in reversed(list(VERSION_TABLES)):
         command.downgrade(alembic_config(package, db_uri), "base")
     assert tables(db_uri) == {"alembic_version_generator", "alembic_version_processor"}
-    for package, _ in SERVICE_MIGRATIONS:
+    for package in VERSION_TABLES:
         command.upgrade(alembic_config(package, db_uri), "head")
     assert tables(db_uri) == TABLES
 
 
-def test_order_process_references_orders(db_uri):
-    rows = sql(db_uri,
-               "SELECT referenced_table_name, referenced_column_name "
-               "FROM information_schema.key_column_usage WHERE table_schema = DATABASE() "
-               "AND table_name = 'order_process' AND column_name = 'order_id' "
-               "AND referenced_table_name IS NOT NULL")
-    assert [tuple(r) for r in rows] == [("orders", "id")]
+def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):
+    """`make migration SERVICE=... MESSAGE=...`, against a database at head
+    with unchanged models: a new, empty revision after the service's head."""
+    versions = Path(ROOT, "generator_service", "migrations", "versions")
+    before = set(versions.glob("*.py"))
+    try:
+        run_migrate(db_uri, "revision", "generator_service", "nothing changed")
+        (written,) = set(versions.glob("*.py")) - before
+        text = written.read_text()
+        assert '"""nothing changed' in text
+        assert "down_revision = 'g0001'" in text or 'down_revision = "g0001"' in text
+        assert "op." not in text.split("def upgrade")[1].split("def downgrade")[0]
+    finally:
+        for path in set(versions.glob("*.py")) - before:
+            path.unlink()

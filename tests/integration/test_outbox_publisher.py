@@ -1,6 +1,7 @@
 """The generator's background publisher: OrderCreated goes out after the
 commit, from a greenthread of its own, against a real MariaDB database (and,
 in the service, a real RabbitMQ vhost) of the test's own."""
+
 import logging
 import time
 from contextlib import contextmanager
@@ -9,13 +10,13 @@ import eventlet
 from kombu import Connection, Exchange, Queue
 
 from generator_service import generation, store
-from generator_service.events import ORDER_CREATED, SERVICE_NAME
 from generator_service.orders import utc_now
 from generator_service.outbox_publisher import OutboxPublisher
+from harness.processes import wait_until
+from harness.tables import sql
+from order_contract import GENERATOR, ORDER_CREATED
 from tests.integration.conftest import SessionFactory
-from tests.integration.test_generator_store import SETTINGS, RecordingPublisher, outbox
-from tests.support.infra import sql
-from tests.support.processes import wait_until
+from tests.integration.test_generator_store import RecordingPublisher, outbox
 from tests.support.services import InProcessServices
 
 # A pause no test waits out: the publisher must not need it.
@@ -35,7 +36,7 @@ def running(publisher):
 
 
 def ordered(db, count=1):
-    return [generation.create_order(db, SETTINGS, 3)["id"] for _ in range(count)]
+    return [generation.create_order(db, 3)["id"] for _ in range(count)]
 
 
 def test_a_woken_publisher_publishes_the_outbox_once(db):
@@ -50,14 +51,15 @@ def test_a_woken_publisher_publishes_the_outbox_once(db):
         publisher.wake()
         wait_until(lambda: outbox(db) == [], 30, message="outbox published")
     assert [(event, payload["order_id"]) for event, payload in publish.published] == [
-        (ORDER_CREATED, order_id) for order_id in order_ids]
+        (ORDER_CREATED, order_id) for order_id in order_ids
+    ]
 
 
 def test_after_a_failed_pass_it_pauses_however_often_it_is_woken(db):
     pause = 0.5
     publish = RecordingPublisher(routed=False)  # no queue to route to yet
     publisher = OutboxPublisher(db, publish, pause)
-    order_id, = ordered(db)
+    (order_id,) = ordered(db)
     started = time.monotonic()
     with running(publisher):
         publisher.wake()
@@ -81,16 +83,18 @@ def test_a_database_failure_does_not_end_the_publisher(db, caplog):
     publish = RecordingPublisher()
     unreachable = SessionFactory("mysql+pymysql://root@127.0.0.1:1/orders")
     publisher = OutboxPublisher(unreachable, publish, 0.1)
-    order_id, = ordered(db)
+    (order_id,) = ordered(db)
     try:
         with running(publisher) as thread, caplog.at_level(logging.WARNING):
             publisher.wake()
-            wait_until(lambda: "publishing the outbox failed" in caplog.text, 30,
-                       message="the failure logged")
+            wait_until(
+                lambda: "publishing the outbox failed" in caplog.text,
+                30,
+                message="the failure logged",
+            )
             assert not thread.dead
             publisher.db = db  # the database is back
-            wait_until(lambda: publisher.wake() or outbox(db) == [], 30,
-                       message="outbox published")
+            wait_until(lambda: publisher.wake() or outbox(db) == [], 30, message="outbox published")
     finally:
         unreachable.engine.dispose()
     assert publish.published == [(ORDER_CREATED, {"order_id": order_id})]
@@ -114,12 +118,14 @@ def test_stopping_makes_a_last_pass_and_leaves_the_rest_in_the_outbox(db):
 
 # --- in the service, on the real broker ---------------------------------------------
 
+
 def listen_for_order_created(amqp_uri, queue_name="order_created_listener"):
     """Bind a queue to OrderCreated, as a processor would; returns its name."""
-    exchange = Exchange("{}.events".format(SERVICE_NAME), type="topic", durable=True)
+    exchange = Exchange(f"{GENERATOR}.events", type="topic", durable=True)
     with Connection(amqp_uri) as connection:
         Queue(queue_name, exchange, routing_key=ORDER_CREATED, durable=True)(
-            connection.channel()).declare()
+            connection.channel()
+        ).declare()
     return queue_name
 
 
@@ -147,14 +153,18 @@ def test_the_service_publishes_an_order_as_it_commits_not_at_the_relay(db, db_ur
         with services.rpc() as rpc:
             order = rpc.order_generator.create_order(6)
             assert order["quantity"] == 6
-            events = wait_until(lambda: received(amqp_uri, queue), 30,
-                                message="OrderCreated for the RPC's order")
+            events = wait_until(
+                lambda: received(amqp_uri, queue), 30, message="OrderCreated for the RPC's order"
+            )
             assert events == [{"order_id": order["id"]}]
 
             rpc.order_generator.start()  # the timer's ticks are published as well
             ticked = []
-            wait_until(lambda: ticked.extend(received(amqp_uri, queue)) or len(ticked) >= 2,
-                       30, message="OrderCreated for ticks")
+            wait_until(
+                lambda: ticked.extend(received(amqp_uri, queue)) or len(ticked) >= 2,
+                30,
+                message="OrderCreated for ticks",
+            )
             rpc.order_generator.stop()
     finally:
         services.stop_all()

@@ -1,27 +1,56 @@
 """The services' RPC methods under bad input, over real RPC.
 
-A caller that imports `generator_service.exceptions` gets the named error
+A caller that imports `order_contract` gets the named error
 type back (not a RemoteError), and a refused call writes nothing.
 """
+
 from decimal import Decimal
 
 import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
-from generator_service.orders import MAX_ORDER_ID
-from tests.support.infra import sql
+from harness.tables import sql
+from order_contract import MAX_ORDER_ID, InvalidOrderId, InvalidQuantity
 from tests.support.services import InProcessServices, wait_processed
 
 MISSING_ID = 987654321
 
 BAD_QUANTITIES = [
-    "5", "", 5.0, 1.5, float("nan"), float("inf"), Decimal("5"), None, True, False,
-    [5], {"quantity": 5}, 0, -1, -10**12, 10**12, 1_000_001, 2**63, 10**40,
+    "5",
+    "",
+    5.0,
+    1.5,
+    float("nan"),
+    float("inf"),
+    Decimal("5"),
+    None,
+    True,
+    False,
+    [5],
+    {"quantity": 5},
+    0,
+    -1,
+    -(10**12),
+    10**12,
+    1_000_001,
+    2**63,
+    10**40,
 ]
 BAD_ORDER_IDS = [
-    "1", "", 1.0, float("nan"), Decimal("1"), None, True, False, [1], {"id": 1},
-    0, -1, MAX_ORDER_ID + 1, 10**40,
+    "1",
+    "",
+    1.0,
+    float("nan"),
+    Decimal("1"),
+    None,
+    True,
+    False,
+    [1],
+    {"id": 1},
+    0,
+    -1,
+    MAX_ORDER_ID + 1,
+    10**40,
 ]
 
 
@@ -29,10 +58,11 @@ def written(db_uri):
     """What create_order writes, as counts: orders and the count of them.
     (Its outbox row cannot exist without the order, and is deleted in the
     background once the event is out.)"""
-    (orders, created), = sql(
+    ((orders, created),) = sql(
         db_uri,
         "SELECT (SELECT COUNT(*) FROM orders), "
-        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)")
+        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)",
+    )
     return {"orders": orders, "orders_created": created}
 
 
@@ -116,5 +146,6 @@ def test_an_existing_order_and_its_result_are_returned(rpc, processed_order):
     assert rpc.order_generator.get_order(processed_order["id"]) == processed_order
     result = rpc.order_processor.get_result(processed_order["id"])
     assert result["order_id"] == processed_order["id"]
-    assert Decimal(result["execution_price"]) == (
-        4 * Decimal(result["unit_price"])).quantize(Decimal("0.01"))
+    assert Decimal(result["execution_price"]) == (4 * Decimal(result["unit_price"])).quantize(
+        Decimal("0.01")
+    )

@@ -6,6 +6,7 @@ compose's variable expansion, Dockerfile instructions and .dockerignore.
 that nameko installs into yaml.SafeLoader when a config is loaded, so
 compose's `${VAR:-default}` and config.yml's `${VAR:default}` stay as written.
 """
+
 import fnmatch
 import functools
 import json
@@ -24,13 +25,15 @@ NAMEKO_RUN = ["nameko", "run", "--config", CONFIG_FILE]
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error},
 # $NAME and $$ (a literal $), as compose reads them.
 COMPOSE_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>\w+))")
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>\w+))"
+)
 
 
 class RawLoader(yaml.SafeLoader):
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "!env_var"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 def read_yaml(name):
@@ -59,9 +62,11 @@ def strings_in(node):
 
 def config_variables():
     """{VAR: default} for every `${VAR:default}` config.yml reads."""
-    return {match.group(1): match.group(2) or ""
-            for text in strings_in(read_yaml(CONFIG_FILE))
-            for match in ENV_VAR_MATCHER.finditer(text)}
+    return {
+        match.group(1): match.group(2) or ""
+        for text in strings_in(read_yaml(CONFIG_FILE))
+        for match in ENV_VAR_MATCHER.finditer(text)
+    }
 
 
 def makefile_services():
@@ -74,8 +79,11 @@ def dockerfile_instructions(text):
     """[(INSTRUCTION, arguments)], continuation lines joined, comments dropped."""
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     joined = re.sub(r"\\\n", " ", "\n".join(lines))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
-            for line in joined.splitlines() if line.strip()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+        for line in joined.splitlines()
+        if line.strip()
+    ]
 
 
 def exec_form(arguments):
@@ -96,9 +104,12 @@ class Deployment:
 
     @classmethod
     def from_files(cls):
-        return cls(read_yaml("compose.yaml"), read_env_file(".env.example"),
-                   (ROOT / "Dockerfile").read_text(),
-                   (ROOT / ".dockerignore").read_text().splitlines())
+        return cls(
+            read_yaml("compose.yaml"),
+            read_env_file(".env.example"),
+            (ROOT / "Dockerfile").read_text(),
+            (ROOT / ".dockerignore").read_text().splitlines(),
+        )
 
     def rendered(self, env=None):
         """compose.yaml as `docker compose` sees it with these variables set
@@ -110,8 +121,7 @@ class Deployment:
 
     def app_services(self, env=None):
         """The services built from our Dockerfile."""
-        return {name: service for name, service in self.services(env).items()
-                if "build" in service}
+        return {name: service for name, service in self.services(env).items() if "build" in service}
 
 
 def interpolate(node, env):
@@ -139,9 +149,12 @@ def interpolate(node, env):
 
 def compose_variables(deployment):
     """[(name, operator, default)] for every variable compose.yaml reads."""
-    return [(match["name"] or match["bare"], match["op"] or "", match["arg"] or "")
-            for text in strings_in(deployment.compose)
-            for match in COMPOSE_VARIABLE.finditer(text) if not match["escaped"]]
+    return [
+        (match["name"] or match["bare"], match["op"] or "", match["arg"] or "")
+        for text in strings_in(deployment.compose)
+        for match in COMPOSE_VARIABLE.finditer(text)
+        if not match["escaped"]
+    ]
 
 
 def environment(service):
@@ -154,16 +167,18 @@ def environment(service):
 
 def nameko_modules(command):
     """The service modules a `nameko run` command starts, else None."""
-    if isinstance(command, list) and command[:len(NAMEKO_RUN)] == NAMEKO_RUN:
-        return command[len(NAMEKO_RUN):]
+    if isinstance(command, list) and command[: len(NAMEKO_RUN)] == NAMEKO_RUN:
+        return command[len(NAMEKO_RUN) :]
     return None
 
 
 def nameko_services(deployment):
     """{compose service: [modules it runs]} for the nameko services."""
-    return {name: nameko_modules(service.get("command"))
-            for name, service in deployment.app_services().items()
-            if nameko_modules(service.get("command"))}
+    return {
+        name: nameko_modules(service.get("command"))
+        for name, service in deployment.app_services().items()
+        if nameko_modules(service.get("command"))
+    }
 
 
 def container_ports(service):
@@ -191,8 +206,11 @@ def copied_sources(deployment):
     for kind, args in dockerfile_instructions(deployment.dockerfile):
         if kind in ("COPY", "ADD"):
             parts = exec_form(args) or args.split()
-            sources += [part.removeprefix("./").rstrip("/") or "."
-                        for part in parts[:-1] if not part.startswith("--")]
+            sources += [
+                part.removeprefix("./").rstrip("/") or "."
+                for part in parts[:-1]
+                if not part.startswith("--")
+            ]
     return sources
 
 
@@ -208,8 +226,9 @@ def ignored(deployment, path):
         candidates = {pattern, pattern.removeprefix("**/")}
         parts = path.split("/")
         prefixes = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
-        if any(fnmatch.fnmatch(prefix, candidate)
-               for prefix in prefixes for candidate in candidates):
+        if any(
+            fnmatch.fnmatch(prefix, candidate) for prefix in prefixes for candidate in candidates
+        ):
             result = not negate
     return result
 
@@ -226,7 +245,14 @@ def first_party_packages(*modules):
         "    path = getattr(module, '__file__', None)\n"
         "    if path and '.' not in name and pathlib.Path(path).resolve().is_relative_to(root)"
         " and '.venv' not in pathlib.Path(path).parts:\n"
-        "        print(name)\n")
-    output = subprocess.run([sys.executable, "-c", script, *modules], cwd=ROOT,
-                            capture_output=True, text=True, check=True, timeout=120).stdout
+        "        print(name)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     return sorted(output.split())

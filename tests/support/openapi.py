@@ -1,11 +1,16 @@
 """A small OpenAPI 3.0 schema checker (the subset gateway/openapi.yaml uses),
 for the document's own examples and for real gateway responses."""
+
 import re
 
 DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 JSON_TYPES = {
-    "object": dict, "array": list, "string": str, "boolean": bool,
-    "integer": int, "number": (int, float),
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
 }
 
 
@@ -22,7 +27,7 @@ def schema_violations(document, schema, value, where="$"):
     """Why `value` does not fit the OpenAPI 3.0 `schema` (empty if it does)."""
     schema = resolve(document, schema)
     if value is None:
-        return [] if schema.get("nullable") else ["{} is null".format(where)]
+        return [] if schema.get("nullable") else [f"{where} is null"]
     problems = []
     for part in schema.get("allOf", []):
         problems += schema_violations(document, part, value, where)
@@ -30,13 +35,13 @@ def schema_violations(document, schema, value, where="$"):
     if kind is not None:
         is_bool = isinstance(value, bool)
         if not isinstance(value, JSON_TYPES[kind]) or (is_bool and kind != "boolean"):
-            return problems + ["{} is not {}: {!r}".format(where, kind, value)]
+            return problems + [f"{where} is not {kind}: {value!r}"]
     if "enum" in schema and value not in schema["enum"]:
         problems.append("{} {!r} not in {}".format(where, value, schema["enum"]))
     if "pattern" in schema and not re.search(schema["pattern"], value):
         problems.append("{} {!r} does not match {}".format(where, value, schema["pattern"]))
     if schema.get("format") == "date-time" and not DATE_TIME.match(value):
-        problems.append("{} {!r} is not a date-time".format(where, value))
+        problems.append(f"{where} {value!r} is not a date-time")
     if "minimum" in schema and value < schema["minimum"]:
         problems.append("{} {!r} below {}".format(where, value, schema["minimum"]))
     if "maximum" in schema and value > schema["maximum"]:
@@ -45,13 +50,12 @@ def schema_violations(document, schema, value, where="$"):
         properties = schema.get("properties", {})
         for name in schema.get("required", []):
             if name not in value:
-                problems.append("{} lacks {}".format(where, name))
+                problems.append(f"{where} lacks {name}")
         for name, item in value.items():
             if name in properties:
-                problems += schema_violations(
-                    document, properties[name], item, "{}.{}".format(where, name))
+                problems += schema_violations(document, properties[name], item, f"{where}.{name}")
             elif schema.get("additionalProperties") is False:
-                problems.append("{} has undocumented {}".format(where, name))
+                problems.append(f"{where} has undocumented {name}")
     return problems
 
 

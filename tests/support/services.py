@@ -5,6 +5,7 @@ gateway whose every response goes through `json_body`, which fails the test
 on a body that is not JSON or that shows a traceback, SQL, a host name or an
 exception's module path (`LEAKS`).
 """
+
 import json
 import re
 import socket
@@ -16,10 +17,10 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from gateway import GatewayService
 from generator_service.service import OrderGeneratorService
+from harness.processes import CONFIG, TEST_TOKEN, free_port, wait_until
+from harness.tables import unprocessed_order_ids
 from order_pipeline.config import load_config
 from processor_service import OrderProcessorService
-from tests.support.checks import unprocessed_order_ids
-from tests.support.processes import CONFIG, TEST_TOKEN, free_port, wait_until
 
 SERVICE_CLASSES = {
     "generator": OrderGeneratorService,
@@ -31,30 +32,46 @@ RPC_TIMEOUT = 1.0
 MAX_REQUEST_BYTES = 4096
 
 # What a response body must never show.
-LEAKS = re.compile("|".join([
-    r"Traceback", r"File \"", r"\bSELECT\b", r"\bINSERT\b", r"\bUPDATE\b",
-    r"sqlalchemy", r"pymysql", r"mysql", r"amqp://", r"127\.0\.0\.1", r"localhost",
-    r"\b" + re.escape(socket.gethostname()) + r"\b",
-    r"\b(nameko|werkzeug|eventlet|gateway|generator_service|processor_service|"
-    r"order_pipeline|builtins)\.\w",
-]), re.IGNORECASE)
+LEAKS = re.compile(
+    "|".join(
+        [
+            r"Traceback",
+            r"File \"",
+            r"\bSELECT\b",
+            r"\bINSERT\b",
+            r"\bUPDATE\b",
+            r"sqlalchemy",
+            r"pymysql",
+            r"mysql",
+            r"amqp://",
+            r"127\.0\.0\.1",
+            r"localhost",
+            r"\b" + re.escape(socket.gethostname()) + r"\b",
+            r"\b(nameko|werkzeug|eventlet|gateway|generator_service|processor_service|"
+            r"order_pipeline|builtins)\.\w",
+        ]
+    ),
+    re.IGNORECASE,
+)
 
 
 def in_process_config(db_uri, amqp_uri, **settings):
     """config.yml's defaults with this test's database, vhost and port."""
     config = load_config(CONFIG)
     config.pop("LOGGING")
-    config.update({
-        "AMQP_URI": amqp_uri,
-        "DB_URI": db_uri,
-        "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
-        "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(free_port()),
-        "GATEWAY_TOKEN": TEST_TOKEN,
-        "RPC_TIMEOUT_SECONDS": RPC_TIMEOUT,
-        "ORDER_INTERVAL_SECONDS": INTERVAL,
-        "GENERATE_ON_FIRST_START": False,
-        "MAX_REQUEST_BYTES": MAX_REQUEST_BYTES,
-    })
+    config.update(
+        {
+            "AMQP_URI": amqp_uri,
+            "DB_URI": db_uri,
+            "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "GATEWAY_TOKEN": TEST_TOKEN,
+            "RPC_TIMEOUT_SECONDS": RPC_TIMEOUT,
+            "ORDER_INTERVAL_SECONDS": INTERVAL,
+            "GENERATE_ON_FIRST_START": False,
+            "MAX_REQUEST_BYTES": MAX_REQUEST_BYTES,
+        }
+    )
     config.update(settings)
     return config
 
@@ -69,7 +86,7 @@ class InProcessServices:
         self.config = in_process_config(db_uri, amqp_uri, **settings)
         self.containers = {}
         self.port = int(self.config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1])
-        self.base_url = "http://127.0.0.1:{}".format(self.port)
+        self.base_url = f"http://127.0.0.1:{self.port}"
 
     def start(self, *names, **overrides):
         for name in names:
@@ -129,5 +146,6 @@ def json_body(response):
 
 
 def wait_processed(services, timeout=15):
-    wait_until(lambda: not unprocessed_order_ids(services.db_uri), timeout,
-               message="every order processed")
+    wait_until(
+        lambda: not unprocessed_order_ids(services.db_uri), timeout, message="every order processed"
+    )

@@ -1,6 +1,7 @@
 """The benchmark's arithmetic and reporting: percentiles, rates, the
 profile's tallies, the figures and targets. (The scenarios themselves run
 against the real services: `make bench-smoke`.)"""
+
 import os
 import re
 
@@ -43,9 +44,16 @@ def test_rate_counts_intervals_between_first_and_last_event():
 
 def test_drain_rate_comes_from_processed_times_not_startup():
     times = [1000.0 + n / 500 for n in range(1000)]  # 500 orders/s
-    result = summarise_drain(1000, 2, times, launched=990.0, finished=1003.0,
-                             backlog={"seconds": 1.0, "queues": ["q"]},
-                             memory={}, cpu={})
+    result = summarise_drain(
+        1000,
+        2,
+        times,
+        launched=990.0,
+        finished=1003.0,
+        backlog={"seconds": 1.0, "queues": ["q"]},
+        memory={},
+        cpu={},
+    )
     assert result["orders_per_second"] == pytest.approx(500)
     assert result["steady_orders_per_second"] == pytest.approx(500)
     assert result["startup_seconds"] == pytest.approx(10)
@@ -79,28 +87,52 @@ def test_profile_tally_counts_each_frame_once_per_stack_and_skips_startup():
 
 
 def drain_run(processors, orders_per_second, rss):
-    return {"processors": processors, "orders_per_second": orders_per_second,
-            "wall_seconds": 10, "peak_rss_mb": rss,
-            "cpu_ms_per_order": {"order_processor#1": 1.0, "order_processor#2": 1.5}}
+    return {
+        "processors": processors,
+        "orders_per_second": orders_per_second,
+        "wall_seconds": 10,
+        "peak_rss_mb": rss,
+        "cpu_ms_per_order": {"order_processor#1": 1.0, "order_processor#2": 1.5},
+    }
 
 
 RESULTS = {
-    "sizes": {"orders": 100, "latency_seconds": 3, "latency_rate": 100,
-              "latency_source": "inprocess", "metrics_rows": 1000, "concurrency": 4,
-              "load_seconds": 2, "repeat": 3},
+    "sizes": {
+        "orders": 100,
+        "latency_seconds": 3,
+        "latency_rate": 100,
+        "latency_source": "inprocess",
+        "metrics_rows": 1000,
+        "concurrency": 4,
+        "load_seconds": 2,
+        "repeat": 3,
+    },
     "machine": {"cpus": 2, "load_before": [0.5, 0.5, 0.5], "load_after": [1, 1, 1]},
-    "drain": {"runs": [
-        drain_run(1, 400, {"order_processor#1": 80}),
-        drain_run(1, 500, {"order_processor#1": 90}),
-        drain_run(1, 900, {"order_processor#1": 85}),
-        drain_run(2, 700, {"order_processor#1": 100, "order_processor#2": 160}),
-        drain_run(2, 800, {"order_generator": 70}),
-        drain_run(2, 1200, {}),
-    ]},
-    "latency": {"runs": [{"created_orders_per_second": 100, "latency": {
-        "p50_ms": 5, "p95_ms": 20, "p99_ms": 40}}]},
-    "metrics_endpoint": {"runs": [{"requests_per_second": 900, "errors": 0, "latency": {
-        "p50_ms": 4, "p99_ms": 12}, "peak_rss_mb": {"gateway": 60}}]},
+    "drain": {
+        "runs": [
+            drain_run(1, 400, {"order_processor#1": 80}),
+            drain_run(1, 500, {"order_processor#1": 90}),
+            drain_run(1, 900, {"order_processor#1": 85}),
+            drain_run(2, 700, {"order_processor#1": 100, "order_processor#2": 160}),
+            drain_run(2, 800, {"order_generator": 70}),
+            drain_run(2, 1200, {}),
+        ]
+    },
+    "latency": {
+        "runs": [
+            {"created_orders_per_second": 100, "latency": {"p50_ms": 5, "p95_ms": 20, "p99_ms": 40}}
+        ]
+    },
+    "metrics_endpoint": {
+        "runs": [
+            {
+                "requests_per_second": 900,
+                "errors": 0,
+                "latency": {"p50_ms": 4, "p99_ms": 12},
+                "peak_rss_mb": {"gateway": 60},
+            }
+        ]
+    },
 }
 
 
@@ -111,8 +143,7 @@ def test_figures_are_medians_and_peaks_per_service():
     assert figs["drain_ratio"] == pytest.approx(1.6)
     assert figs["drain_2_order_processor_cpu_ms_per_order"] == pytest.approx(2.5)
     assert figs["latency_p99_ms"] == 40
-    assert figs["peak_rss_mb"] == {"order_processor": 160, "order_generator": 70,
-                                   "gateway": 60}
+    assert figs["peak_rss_mb"] == {"order_processor": 160, "order_generator": 70, "gateway": 60}
 
 
 def test_targets_say_which_are_met():

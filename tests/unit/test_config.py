@@ -1,11 +1,12 @@
 """config.yml: one file, every value overridable by an environment variable."""
+
 import os
 import re
 
 import yaml
 
+from harness.processes import CONFIG, ROOT
 from order_pipeline.config import load_config
-from tests.support.processes import CONFIG, ROOT
 
 ENV_VALUE = re.compile(r"^\$\{([A-Z_]+):(.*)\}$")
 # Keys whose value is structure (a mapping or list) rather than a setting.
@@ -24,11 +25,12 @@ def test_every_setting_is_an_environment_variable_with_a_default():
     for key, value in raw.items():
         if key in STRUCTURE:
             continue
-        assert isinstance(value, str) and ENV_VALUE.match(value), \
-            "{} is not ${{VAR:default}}: {!r}".format(key, value)
+        assert isinstance(value, str) and ENV_VALUE.match(value), (
+            f"{key} is not ${{VAR:default}}: {value!r}"
+        )
 
 
-def test_the_issue_named_settings_exist_with_their_defaults(monkeypatch):
+def test_the_local_defaults_match_the_documented_servers(monkeypatch):
     for name in ("AMQP_URI", "DB_URI", "ORDER_INTERVAL_SECONDS", "WEB_SERVER_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
     config = load_config(CONFIG)
@@ -50,8 +52,11 @@ def test_environment_overrides_reach_every_service(monkeypatch):
 
 
 def test_each_environment_variable_is_used_once():
-    names = [ENV_VALUE.match(value).group(1) for key, value in raw_settings().items()
-             if key not in STRUCTURE]
+    names = [
+        ENV_VALUE.match(value).group(1)
+        for key, value in raw_settings().items()
+        if key not in STRUCTURE
+    ]
     assert len(names) == len(set(names))
 
 
@@ -62,5 +67,5 @@ def test_the_readme_documents_every_environment_variable():
         settings = "".join(line for line in config_file if not line.lstrip().startswith("#"))
     names = set(re.findall(r"\$\{([A-Z_]+):", settings))
     assert len(names) > 20
-    missing = sorted(name for name in names if "`{}`".format(name) not in documented)
+    missing = sorted(name for name in names if f"`{name}`" not in documented)
     assert missing == []

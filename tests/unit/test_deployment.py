@@ -9,45 +9,71 @@ against, so every check is shown to be able to fail.
 The files are read as compose and docker build read them by
 tests/support/deployment.py (`Deployment`).
 """
+
 import copy
+import inspect
 import re
 from urllib.parse import urlsplit
 
 import pytest
 from nameko.cli.run import import_service
 from nameko.exceptions import CommandError
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.rpc import Rpc
 
+from order_pipeline import probe
 from tests.support.deployment import (
-    COMPOSE_VARIABLE, CONFIG_FILE, NAMEKO_RUN, Deployment, compose_variables, config_variables,
-    container_ports, copied_sources, dockerfile_instructions, environment, exec_form,
-    first_party_packages, ignored, makefile_services, named_volume, nameko_modules,
-    nameko_services)
+    COMPOSE_VARIABLE,
+    CONFIG_FILE,
+    NAMEKO_RUN,
+    Deployment,
+    compose_variables,
+    config_variables,
+    container_ports,
+    copied_sources,
+    dockerfile_instructions,
+    environment,
+    exec_form,
+    first_party_packages,
+    ignored,
+    makefile_services,
+    named_volume,
+    nameko_modules,
+    nameko_services,
+)
 
 BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
-MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrate", "--config", CONFIG_FILE]
+MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrations", "--config", CONFIG_FILE]
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
+PROBE = ["CMD", "python", "-m", "order_pipeline.probe"]
+# What a service's healthcheck may call: it runs every interval, so it must
+# only read (start or stop would switch generation on or off).
+READ_ONLY_RPC = {"status", "metrics"}
 
 
 # --- the checks -----------------------------------------------------------
 
+
 def command_problems(where, command):
     """A command must be exec form and start only things that exist."""
     if not isinstance(command, list):
-        return ["{}: command {!r} is not exec form (a list)".format(where, command)]
+        return [f"{where}: command {command!r} is not exec form (a list)"]
     if command == MIGRATE_COMMAND:
         return []
     modules = nameko_modules(command)
     if not modules:
-        return ["{}: {} is neither `{}` nor `{} <service>...`".format(
-            where, command, " ".join(MIGRATE_COMMAND), " ".join(NAMEKO_RUN))]
+        return [
+            "{}: {} is neither `{}` nor `{} <service>...`".format(
+                where, command, " ".join(MIGRATE_COMMAND), " ".join(NAMEKO_RUN)
+            )
+        ]
     problems = []
     for module in modules:
         try:
             import_service(module)
         except (CommandError, ImportError) as exc:
-            problems.append("{}: `nameko run {}` finds no service: {}".format(
-                where, module, exc))
+            problems.append(f"{where}: `nameko run {module}` finds no service: {exc}")
     return problems
 
 
@@ -56,23 +82,25 @@ def check_commands(deployment):
     for name, service in deployment.services().items():
         for key in ("command", "entrypoint"):
             if key in service and not isinstance(service[key], list):
-                problems.append("{}: {} is not exec form".format(name, key))
+                problems.append(f"{name}: {key} is not exec form")
     for name, service in deployment.app_services().items():
         problems += command_problems(name, service.get("command"))
     if deployment.app_services().get(MIGRATE, {}).get("command") != MIGRATE_COMMAND:
-        problems.append("{} does not run {}".format(MIGRATE, MIGRATE_COMMAND))
+        problems.append(f"{MIGRATE} does not run {MIGRATE_COMMAND}")
     return problems
 
 
 def check_one_service_per_container(deployment):
     """Each package `make run` starts runs in a compose service of its own."""
     running = nameko_services(deployment)
-    problems = ["{} runs {} services in one container".format(name, modules)
-                for name, modules in running.items() if len(modules) != 1]
+    problems = [
+        f"{name} runs {modules} services in one container"
+        for name, modules in running.items()
+        if len(modules) != 1
+    ]
     started = sorted(module for modules in running.values() for module in modules)
     if started != sorted(makefile_services()):
-        problems.append("compose starts {}, make run starts {}".format(
-            started, sorted(makefile_services())))
+        problems.append(f"compose starts {started}, make run starts {sorted(makefile_services())}")
     return problems
 
 
@@ -80,9 +108,12 @@ def check_settings_are_read(deployment):
     """An app service sets only variables config.yml reads (no typo'd
     setting silently ignored)."""
     known = config_variables()
-    return ["{}: sets {}, which config.yml never reads".format(name, key)
-            for name, service in deployment.app_services().items()
-            for key in environment(service) if key not in known]
+    return [
+        f"{name}: sets {key}, which config.yml never reads"
+        for name, service in deployment.app_services().items()
+        for key in environment(service)
+        if key not in known
+    ]
 
 
 def check_passed_settings_keep_config_defaults(deployment):
@@ -95,8 +126,46 @@ def check_passed_settings_keep_config_defaults(deployment):
             match = COMPOSE_VARIABLE.fullmatch(raw)
             if key in defaults and match and match["name"] == key:
                 if match["arg"] != defaults[key]:
-                    problems.append("{}: {} defaults to {!r}, config.yml to {!r}".format(
-                        name, key, match["arg"], defaults[key]))
+                    problems.append(
+                        "{}: {} defaults to {!r}, config.yml to {!r}".format(
+                            name, key, match["arg"], defaults[key]
+                        )
+                    )
+    return problems
+
+
+# Settings compose sets itself rather than passing them through, because
+# they must match the containers compose starts: AMQP_URI and DB_URI are
+# built from RABBITMQ_* and DB_* (the credentials the broker and database are
+# created with), and the gateway listens on the port compose publishes
+# (GATEWAY_PORT chooses the host side).
+SET_BY_COMPOSE = {"AMQP_URI", "DB_URI", "WEB_SERVER_ADDRESS"}
+
+
+def check_every_setting_reaches_the_services(deployment):
+    """Every setting config.yml reads, set in .env or the environment,
+    arrives in every container built from our image; left unset or empty
+    (as `.env.example` leaves some), the container gets config.yml's default.
+    The settings compose sets itself are set in every one of them."""
+    problems = []
+    for key, default in config_variables().items():
+        if key in SET_BY_COMPOSE:
+            problems += [
+                f"{name}: {key} is not set"
+                for name, service in deployment.app_services().items()
+                if not environment(service).get(key)
+            ]
+            continue
+        value = "value-of-" + key.lower()
+        for env, wanted in (({key: value}, value), ({}, default), ({key: ""}, default)):
+            for name, service in deployment.app_services(env).items():
+                got = environment(service).get(key)
+                if got != wanted:
+                    problems.append(
+                        "{}: with {} the container gets {}={!r}, wanted {!r}".format(
+                            name, env or "nothing set", key, got, wanted
+                        )
+                    )
     return problems
 
 
@@ -104,8 +173,11 @@ def check_passed_settings_keep_config_defaults(deployment):
 # variable set to a value of its own (a literal on one side shows up there).
 def variable_sets(deployment):
     names = {name for name, _, _ in compose_variables(deployment)}
-    return {"no .env": {}, ".env.example": dict(deployment.env_example),
-            "all set": {name: "set-" + name.lower() for name in names}}
+    return {
+        "no .env": {},
+        ".env.example": dict(deployment.env_example),
+        "all set": {name: "set-" + name.lower() for name in names},
+    }
 
 
 def check_services_reach_broker_and_database(deployment):
@@ -121,17 +193,25 @@ def check_services_reach_broker_and_database(deployment):
             if name != MIGRATE or "AMQP_URI" in settings:
                 amqp = urlsplit(settings.get("AMQP_URI", ""))
                 if (amqp.scheme, amqp.hostname, amqp.port) != ("amqp", BROKER, 5672) or (
-                        amqp.username, amqp.password) != (
-                        broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
-                    problems.append("{} ({}): AMQP_URI {} does not match service {}".format(
-                        name, label, amqp.geturl(), BROKER))
+                    amqp.username,
+                    amqp.password,
+                ) != (broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
+                    problems.append(
+                        f"{name} ({label}): AMQP_URI {amqp.geturl()} does not match service {BROKER}"
+                    )
             db = urlsplit(settings.get("DB_URI", ""))
             if (db.scheme, db.hostname, db.port, db.path.lstrip("/")) != (
-                    "mysql+pymysql", DATABASE, 3306, database.get("MARIADB_DATABASE")) or (
-                    db.username, db.password) != (
-                    database.get("MARIADB_USER"), database.get("MARIADB_PASSWORD")):
-                problems.append("{} ({}): DB_URI {} does not match service {}".format(
-                    name, label, db.geturl(), DATABASE))
+                "mysql+pymysql",
+                DATABASE,
+                3306,
+                database.get("MARIADB_DATABASE"),
+            ) or (db.username, db.password) != (
+                database.get("MARIADB_USER"),
+                database.get("MARIADB_PASSWORD"),
+            ):
+                problems.append(
+                    f"{name} ({label}): DB_URI {db.geturl()} does not match service {DATABASE}"
+                )
     return problems
 
 
@@ -140,49 +220,120 @@ def check_only_gateway_published(deployment):
     one, and no container is named, so any service can be scaled."""
     services = deployment.services()
     address = environment(services.get(GATEWAY, {})).get(
-        "WEB_SERVER_ADDRESS", config_variables()["WEB_SERVER_ADDRESS"])
+        "WEB_SERVER_ADDRESS", config_variables()["WEB_SERVER_ADDRESS"]
+    )
     listens_on = int(address.rsplit(":", 1)[1])
     problems = []
     if container_ports(services.get(GATEWAY, {})) != [listens_on]:
-        problems.append("gateway publishes {}, listens on {}".format(
-            container_ports(services.get(GATEWAY, {})), listens_on))
+        problems.append(
+            f"gateway publishes {container_ports(services.get(GATEWAY, {}))}, listens on {listens_on}"
+        )
     for name, service in services.items():
         if name != GATEWAY and service.get("ports"):
-            problems.append("{} publishes a port, so it cannot be scaled".format(name))
+            problems.append(f"{name} publishes a port, so it cannot be scaled")
         if "container_name" in service:
-            problems.append("{} has a container_name, so it cannot be scaled".format(name))
+            problems.append(f"{name} has a container_name, so it cannot be scaled")
+    return problems
+
+
+def seconds(duration):
+    """A compose duration ("1m30s", "10s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def probe_problems(name, health, modules, listens_on):
+    """A service's healthcheck runs order_pipeline.probe: the gateway's GETs
+    its /health, another's calls a read-only RPC method of the service that
+    container runs. The probe gives up before the healthcheck kills it."""
+    test = health.get("test") or []
+    if health.get("disable") or test[: len(PROBE)] != PROBE:
+        return ["{}: healthcheck {} does not run {}".format(name, test, " ".join(PROBE[1:]))]
+    try:
+        args = probe.parse_args(test[len(PROBE) :])
+    except SystemExit:
+        return [f"{name}: the probe does not accept {test[len(PROBE) :]}"]
+    problems = []
+    if args.timeout >= seconds(health.get("timeout", "30s")):
+        problems.append(
+            "{}: the probe waits {} s, the healthcheck only {}".format(
+                name, args.timeout, health.get("timeout", "30s")
+            )
+        )
+    if name == GATEWAY:
+        url = urlsplit(args.url) if args.kind == "http" else None
+        if not url or (url.hostname, url.port, url.path) != ("127.0.0.1", listens_on, "/health"):
+            problems.append(
+                f"{name}: healthcheck {test} is not GET http://127.0.0.1:{listens_on}/health"
+            )
+        return problems
+    services = {cls.name: cls for module in modules for cls in import_service(module)}
+    if args.kind != "rpc" or args.service not in services:
+        return problems + [
+            f"{name}: healthcheck {test} calls none of the services it runs ({sorted(services)})"
+        ]
+    method = getattr(services[args.service], args.method, None)
+    entrypoints = getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, set())
+    if not any(isinstance(entrypoint, Rpc) for entrypoint in entrypoints):
+        problems.append(f"{name}: {args.service}.{args.method} is not an RPC method")
+    elif list(inspect.signature(method).parameters) != ["self"] or args.method not in READ_ONLY_RPC:
+        problems.append(
+            f"{name}: {args.service}.{args.method} is not one of the read-only methods without arguments {sorted(READ_ONLY_RPC)}"
+        )
     return problems
 
 
 def check_healthchecks(deployment):
-    expected = {BROKER: ["CMD", "rabbitmq-diagnostics"],
-                DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]}
+    """The broker and database have their images' own checks; every nameko
+    service has one that asks the service itself (see `probe_problems`)."""
+    expected = {
+        BROKER: ["CMD", "rabbitmq-diagnostics"],
+        DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
+    }
     services = deployment.services()
     problems = []
     for name, start in expected.items():
         health = services.get(name, {}).get("healthcheck") or {}
         test = health.get("test") or []
-        if health.get("disable") or test[:len(start)] != start:
-            problems.append("{}: healthcheck {} (disable: {}) is not on, starting {}".format(
-                name, test, health.get("disable", False), start))
+        if health.get("disable") or test[: len(start)] != start:
+            problems.append(
+                "{}: healthcheck {} (disable: {}) is not on, starting {}".format(
+                    name, test, health.get("disable", False), start
+                )
+            )
+    address = environment(services.get(GATEWAY, {})).get("WEB_SERVER_ADDRESS", ":0")
+    for name, modules in nameko_services(deployment).items():
+        problems += probe_problems(
+            name, services[name].get("healthcheck") or {}, modules, int(address.rsplit(":", 1)[1])
+        )
     return problems
 
 
 def check_start_order(deployment):
     """Services wait for a healthy broker and database and a finished
     migration; the migration waits for the database and runs once."""
-    wanted = {BROKER: "service_healthy", DATABASE: "service_healthy",
-              MIGRATE: "service_completed_successfully"}
+    wanted = {
+        BROKER: "service_healthy",
+        DATABASE: "service_healthy",
+        MIGRATE: "service_completed_successfully",
+    }
     services = deployment.services()
     problems = []
     for name in nameko_services(deployment):
         depends = services[name].get("depends_on") or {}
-        got = {dependency: (depends.get(dependency) or {}).get("condition")
-               for dependency in wanted} if isinstance(depends, dict) else {}
+        got = (
+            {dependency: (depends.get(dependency) or {}).get("condition") for dependency in wanted}
+            if isinstance(depends, dict)
+            else {}
+        )
         if got != wanted:
-            problems.append("{}: depends_on {}, wanted {}".format(name, depends, wanted))
+            problems.append(f"{name}: depends_on {depends}, wanted {wanted}")
     migrate = services.get(MIGRATE, {})
-    if ((migrate.get("depends_on") or {}).get(DATABASE) or {}).get("condition") != "service_healthy":
+    if ((migrate.get("depends_on") or {}).get(DATABASE) or {}).get(
+        "condition"
+    ) != "service_healthy":
         problems.append("migrate does not wait for a healthy database")
     if migrate.get("restart", "no") not in ("no", "on-failure"):
         problems.append("migrate restarts after success ({})".format(migrate["restart"]))
@@ -198,14 +349,18 @@ def check_persistent_data(deployment):
     if not rendered["services"].get(BROKER, {}).get("hostname"):
         problems.append("rabbitmq has no fixed hostname")
     for name, data_dir in ((BROKER, "/var/lib/rabbitmq"), (DATABASE, "/var/lib/mysql")):
-        mounts = {target: volume for volume, target in map(
-            named_volume, rendered["services"].get(name, {}).get("volumes", []))}
+        mounts = {
+            target: volume
+            for volume, target in map(
+                named_volume, rendered["services"].get(name, {}).get("volumes", [])
+            )
+        }
         if not mounts.get(data_dir):
-            problems.append("{}: {} is not on a named volume".format(name, data_dir))
+            problems.append(f"{name}: {data_dir} is not on a named volume")
     for name, service in rendered["services"].items():
         for volume, _ in map(named_volume, service.get("volumes", [])):
             if volume and volume not in declared:
-                problems.append("{}: volume {} is not declared".format(name, volume))
+                problems.append(f"{name}: volume {volume} is not declared")
     return problems
 
 
@@ -235,27 +390,44 @@ def check_image(deployment):
 
 def needed_at_runtime():
     """What the image must contain: the packages that the services and the
-    migration import, config.yml and requirements.txt."""
-    return first_party_packages(*makefile_services(), "order_pipeline.migrate") + [
-        CONFIG_FILE, "requirements.txt"]
+    migration and the healthchecks import, config.yml and requirements.txt."""
+    return first_party_packages(
+        *makefile_services(), "order_pipeline.migrations", "order_pipeline.probe"
+    ) + [CONFIG_FILE, "requirements.txt"]
 
 
 def check_image_contents(deployment):
     """COPY brings in every package the commands import (and config.yml), and
     .dockerignore does not keep any of them out of the build context."""
     sources = copied_sources(deployment)
-    problems = ["{} is not copied into the image".format(path)
-                for path in needed_at_runtime() if path not in sources and "." not in sources]
-    problems += ["{} is copied, but .dockerignore excludes it".format(path)
-                 for path in needed_at_runtime() if ignored(deployment, path)]
+    problems = [
+        f"{path} is not copied into the image"
+        for path in needed_at_runtime()
+        if path not in sources and "." not in sources
+    ]
+    problems += [
+        f"{path} is copied, but .dockerignore excludes it"
+        for path in needed_at_runtime()
+        if ignored(deployment, path)
+    ]
     return problems
 
 
 def check_build_context_is_lean(deployment):
-    must_ignore = [".git", ".venv", ".env", ".pytest_cache", ".hypothesis",
-                   "order_pipeline/__pycache__", "bench-results"]
-    return [".dockerignore does not exclude {}".format(path)
-            for path in must_ignore if not ignored(deployment, path)]
+    must_ignore = [
+        ".git",
+        ".venv",
+        ".env",
+        ".pytest_cache",
+        ".hypothesis",
+        "order_pipeline/__pycache__",
+        "bench-results",
+    ]
+    return [
+        f".dockerignore does not exclude {path}"
+        for path in must_ignore
+        if not ignored(deployment, path)
+    ]
 
 
 def check_variables_documented(deployment):
@@ -265,15 +437,19 @@ def check_variables_documented(deployment):
     problems = []
     for name, op, default in sorted(set(compose_variables(deployment))):
         if name not in example:
-            problems.append("{} is read by compose.yaml but not in .env.example".format(name))
+            problems.append(f"{name} is read by compose.yaml but not in .env.example")
         elif op.endswith("?"):
-            problems.append("{} is required, so compose fails without a .env".format(name))
+            problems.append(f"{name} is required, so compose fails without a .env")
         elif default != example[name]:
-            problems.append("{} defaults to {!r} in compose.yaml, {!r} in .env.example".format(
-                name, default, example[name]))
+            problems.append(
+                f"{name} defaults to {default!r} in compose.yaml, {example[name]!r} in .env.example"
+            )
     read = {name for name, _, _ in compose_variables(deployment)}
-    problems += ["{} is in .env.example but compose.yaml ignores it".format(name)
-                 for name in example if name not in read]
+    problems += [
+        f"{name} is in .env.example but compose.yaml ignores it"
+        for name in example
+        if name not in read
+    ]
     return problems
 
 
@@ -284,29 +460,44 @@ def check_no_secrets(deployment):
     problems = []
     for name, service in deployment.compose["services"].items():
         for key, raw in environment(service).items():
-            if SECRET_NAME.search(key) and raw.lower() not in FLAG_VALUES \
-                    and not COMPOSE_VARIABLE.fullmatch(raw):
-                problems.append("{}: {} is a literal, not a variable".format(name, key))
+            if (
+                SECRET_NAME.search(key)
+                and raw.lower() not in FLAG_VALUES
+                and not COMPOSE_VARIABLE.fullmatch(raw)
+            ):
+                problems.append(f"{name}: {key} is a literal, not a variable")
             # Variables masked first: their `:-` is not the user:password colon.
             userinfo = re.match(r"\w[\w+.-]*://([^@/]*)@", COMPOSE_VARIABLE.sub("<var>", raw))
             password = userinfo and userinfo.group(1).partition(":")[2]
             if password and password != "<var>":
-                problems.append("{}: {} has a literal password".format(name, key))
+                problems.append(f"{name}: {key} has a literal password")
     for name, value in deployment.env_example.items():
         if re.search(r"TOKEN|SECRET", name) and value:
-            problems.append(".env.example ships a value for {}".format(name))
+            problems.append(f".env.example ships a value for {name}")
     for kind, args in dockerfile_instructions(deployment.dockerfile):
         names = re.findall(r"(\w+)=", args) or args.split()[:1]
         if kind in ("ENV", "ARG") and any(SECRET_NAME.search(name) for name in names):
-            problems.append("Dockerfile {} {} looks like a secret".format(kind, args))
+            problems.append(f"Dockerfile {kind} {args} looks like a secret")
     return problems
 
 
-CHECKS = [check_commands, check_one_service_per_container, check_settings_are_read,
-          check_passed_settings_keep_config_defaults, check_services_reach_broker_and_database,
-          check_only_gateway_published, check_healthchecks, check_start_order,
-          check_persistent_data, check_image, check_image_contents,
-          check_build_context_is_lean, check_variables_documented, check_no_secrets]
+CHECKS = [
+    check_commands,
+    check_one_service_per_container,
+    check_settings_are_read,
+    check_passed_settings_keep_config_defaults,
+    check_every_setting_reaches_the_services,
+    check_services_reach_broker_and_database,
+    check_only_gateway_published,
+    check_healthchecks,
+    check_start_order,
+    check_persistent_data,
+    check_image,
+    check_image_contents,
+    check_build_context_is_lean,
+    check_variables_documented,
+    check_no_secrets,
+]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
@@ -317,97 +508,260 @@ def test_deployment_holds(check):
 def test_runtime_packages_are_found():
     """The image-contents check has something to check: the packages the
     services import, found from the code rather than listed by hand."""
-    assert {"order_pipeline", "generator_service", "processor_service",
-            "gateway"} <= set(needed_at_runtime())
+    assert {"order_pipeline", "generator_service", "processor_service", "gateway"} <= set(
+        needed_at_runtime()
+    )
 
 
 # --- each check can fail ----------------------------------------------------
+
 
 def service(deployment, name):
     return deployment.compose["services"][name]
 
 
 def setting(deployment, name, key, value):
-    service(deployment, name)["environment"] = {**environment(service(deployment, name)),
-                                                key: value}
+    service(deployment, name)["environment"] = {
+        **environment(service(deployment, name)),
+        key: value,
+    }
 
 
 def replace_in_dockerfile(old, new):
     def mutate(deployment):
         assert old in deployment.dockerfile
         deployment.dockerfile = deployment.dockerfile.replace(old, new)
+
     return mutate
 
 
 BREAKAGES = {
-    "misspelt service module": (check_commands, lambda d: service(d, "processor")[
-        "command"].__setitem__(-1, "processor_servce")),
-    "module without a service": (check_commands, lambda d: service(d, "processor")[
-        "command"].__setitem__(-1, "order_pipeline.config")),
-    "shell-form command": (check_commands, lambda d: service(d, "gateway").__setitem__(
-        "command", "nameko run --config config.yml gateway")),
-    "migrate runs something else": (check_commands, lambda d: service(d, MIGRATE).__setitem__(
-        "command", NAMEKO_RUN + ["gateway"])),
-    "two services in one container": (check_one_service_per_container, lambda d: service(
-        d, "processor")["command"].append("gateway")),
-    "a service not started": (check_one_service_per_container,
-                              lambda d: d.compose["services"].pop("generator")),
-    "typo'd setting": (check_settings_are_read, lambda d: setting(
-        d, "generator", "ORDER_INTERVAL_SECOND", "1")),
-    "default differs from config.yml": (check_passed_settings_keep_config_defaults,
-                                        lambda d: setting(d, "generator", "ORDER_INTERVAL_SECONDS",
-                                                          "${ORDER_INTERVAL_SECONDS:-5}")),
-    "AMQP_URI on localhost": (check_services_reach_broker_and_database, lambda d: setting(
-        d, "processor", "AMQP_URI", "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}"
-        "@localhost:5672/")),
-    "DB password not the database's": (check_services_reach_broker_and_database, lambda d: setting(
-        d, DATABASE, "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}")),
-    "gateway publishes the wrong port": (check_only_gateway_published, lambda d: service(
-        d, GATEWAY).__setitem__("ports", ["8000:8080"])),
-    "processor publishes a port": (check_only_gateway_published, lambda d: service(
-        d, "processor").__setitem__("ports", ["9000:8000"])),
-    "processor has a container_name": (check_only_gateway_published, lambda d: service(
-        d, "processor").__setitem__("container_name", "processor")),
+    "misspelt service module": (
+        check_commands,
+        lambda d: service(d, "processor")["command"].__setitem__(-1, "processor_servce"),
+    ),
+    "module without a service": (
+        check_commands,
+        lambda d: service(d, "processor")["command"].__setitem__(-1, "order_pipeline.config"),
+    ),
+    "shell-form command": (
+        check_commands,
+        lambda d: service(d, "gateway").__setitem__(
+            "command", "nameko run --config config.yml gateway"
+        ),
+    ),
+    "migrate runs something else": (
+        check_commands,
+        lambda d: service(d, MIGRATE).__setitem__("command", NAMEKO_RUN + ["gateway"]),
+    ),
+    "two services in one container": (
+        check_one_service_per_container,
+        lambda d: service(d, "processor")["command"].append("gateway"),
+    ),
+    "a service not started": (
+        check_one_service_per_container,
+        lambda d: d.compose["services"].pop("generator"),
+    ),
+    "typo'd setting": (
+        check_settings_are_read,
+        lambda d: setting(d, "generator", "ORDER_INTERVAL_SECOND", "1"),
+    ),
+    "default differs from config.yml": (
+        check_passed_settings_keep_config_defaults,
+        lambda d: setting(d, "generator", "ORDER_INTERVAL_SECONDS", "${ORDER_INTERVAL_SECONDS:-5}"),
+    ),
+    "processor misses a setting": (
+        check_every_setting_reaches_the_services,
+        lambda d: service(d, "processor").__setitem__(
+            "environment",
+            {
+                key: value
+                for key, value in environment(service(d, "processor")).items()
+                if key != "RETRY_MAX_ATTEMPTS"
+            },
+        ),
+    ),
+    "setting fixed in compose": (
+        check_every_setting_reaches_the_services,
+        lambda d: setting(d, "generator", "MAX_WORKERS", "10"),
+    ),
+    "empty in .env is not the default": (
+        check_every_setting_reaches_the_services,
+        lambda d: setting(d, "processor", "PRICE_BAND", "${PRICE_BAND-0.10}"),
+    ),
+    "gateway address not set": (
+        check_every_setting_reaches_the_services,
+        lambda d: service(d, GATEWAY).__setitem__(
+            "environment",
+            {
+                key: value
+                for key, value in environment(service(d, GATEWAY)).items()
+                if key != "WEB_SERVER_ADDRESS"
+            },
+        ),
+    ),
+    "AMQP_URI on localhost": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "processor",
+            "AMQP_URI",
+            "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}@localhost:5672/",
+        ),
+    ),
+    "DB password not the database's": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(d, DATABASE, "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}"),
+    ),
+    "gateway publishes the wrong port": (
+        check_only_gateway_published,
+        lambda d: service(d, GATEWAY).__setitem__("ports", ["8000:8080"]),
+    ),
+    "processor publishes a port": (
+        check_only_gateway_published,
+        lambda d: service(d, "processor").__setitem__("ports", ["9000:8000"]),
+    ),
+    "processor has a container_name": (
+        check_only_gateway_published,
+        lambda d: service(d, "processor").__setitem__("container_name", "processor"),
+    ),
     "no broker healthcheck": (check_healthchecks, lambda d: service(d, BROKER).pop("healthcheck")),
-    "database healthcheck disabled": (check_healthchecks, lambda d: service(
-        d, DATABASE)["healthcheck"].__setitem__("disable", True)),
-    "service does not wait for migrate": (check_start_order, lambda d: service(
-        d, "processor").__setitem__("depends_on", {BROKER: {"condition": "service_healthy"},
-                                                   DATABASE: {"condition": "service_healthy"},
-                                                   MIGRATE: {"condition": "service_started"}})),
-    "migrate restarts forever": (check_start_order, lambda d: service(d, MIGRATE).__setitem__(
-        "restart", "unless-stopped")),
-    "broker without hostname": (check_persistent_data, lambda d: service(d, BROKER).pop(
-        "hostname")),
-    "database on an anonymous volume": (check_persistent_data, lambda d: service(
-        d, DATABASE).__setitem__("volumes", ["/var/lib/mysql"])),
+    "database healthcheck disabled": (
+        check_healthchecks,
+        lambda d: service(d, DATABASE)["healthcheck"].__setitem__("disable", True),
+    ),
+    "processor without a healthcheck": (
+        check_healthchecks,
+        lambda d: service(d, "processor").pop("healthcheck"),
+    ),
+    "generator probed as the processor": (
+        check_healthchecks,
+        lambda d: service(d, "generator")["healthcheck"].__setitem__(
+            "test", PROBE + ["rpc", "order_processor", "metrics"]
+        ),
+    ),
+    "healthcheck switches generation on": (
+        check_healthchecks,
+        lambda d: service(d, "generator")["healthcheck"].__setitem__(
+            "test", PROBE + ["rpc", "order_generator", "start"]
+        ),
+    ),
+    "healthcheck calls a method that is not RPC": (
+        check_healthchecks,
+        lambda d: service(d, "generator")["healthcheck"].__setitem__(
+            "test", PROBE + ["rpc", "order_generator", "_set_running"]
+        ),
+    ),
+    "probe arguments it does not accept": (
+        check_healthchecks,
+        lambda d: service(d, "processor")["healthcheck"].__setitem__(
+            "test", PROBE + ["order_processor", "metrics"]
+        ),
+    ),
+    "gateway probes another path": (
+        check_healthchecks,
+        lambda d: service(d, GATEWAY)["healthcheck"].__setitem__(
+            "test", PROBE + ["http", "http://127.0.0.1:8000/openapi.json"]
+        ),
+    ),
+    "gateway probes another port": (
+        check_healthchecks,
+        lambda d: service(d, GATEWAY)["healthcheck"].__setitem__(
+            "test", PROBE + ["http", "http://127.0.0.1:8080/health"]
+        ),
+    ),
+    "gateway healthcheck with curl": (
+        check_healthchecks,
+        lambda d: service(d, GATEWAY)["healthcheck"].__setitem__(
+            "test", ["CMD", "curl", "-f", "http://127.0.0.1:8000/health"]
+        ),
+    ),
+    "probe outlasts the healthcheck": (
+        check_healthchecks,
+        lambda d: service(d, "processor").__setitem__(
+            "healthcheck", {**service(d, "processor")["healthcheck"], "timeout": "3s"}
+        ),
+    ),
+    "service does not wait for migrate": (
+        check_start_order,
+        lambda d: service(d, "processor").__setitem__(
+            "depends_on",
+            {
+                BROKER: {"condition": "service_healthy"},
+                DATABASE: {"condition": "service_healthy"},
+                MIGRATE: {"condition": "service_started"},
+            },
+        ),
+    ),
+    "migrate restarts forever": (
+        check_start_order,
+        lambda d: service(d, MIGRATE).__setitem__("restart", "unless-stopped"),
+    ),
+    "broker without hostname": (
+        check_persistent_data,
+        lambda d: service(d, BROKER).pop("hostname"),
+    ),
+    "database on an anonymous volume": (
+        check_persistent_data,
+        lambda d: service(d, DATABASE).__setitem__("volumes", ["/var/lib/mysql"]),
+    ),
     "volume not declared": (check_persistent_data, lambda d: d.compose["volumes"].pop("db-data")),
     "wrong base image": (check_image, replace_in_dockerfile("python:3.11-slim", "python:3.12")),
     "runs as root": (check_image, replace_in_dockerfile("USER 10001:10001", "USER root")),
-    "dev requirements installed": (check_image, replace_in_dockerfile(
-        "-r requirements.txt", "-r requirements-dev.txt")),
-    "buffered output": (check_image, replace_in_dockerfile("PYTHONUNBUFFERED=1", "PYTHONOPTIMIZE=1")),
-    "shell-form CMD": (check_image, replace_in_dockerfile(
-        'CMD ["nameko", "run", "--config", "config.yml", "generator_service", '
-        '"processor_service", "gateway"]', "CMD nameko run --config config.yml gateway")),
-    "package not copied": (check_image_contents, replace_in_dockerfile(
-        "COPY order_pipeline ./order_pipeline\n", "")),
-    "package excluded from the context": (check_image_contents,
-                                          lambda d: d.dockerignore.append("gateway/")),
-    ".venv sent to the builder": (check_build_context_is_lean,
-                                  lambda d: d.dockerignore.remove(".venv")),
-    "variable not documented": (check_variables_documented,
-                                lambda d: d.env_example.pop("DB_PASSWORD")),
-    "undocumented default": (check_variables_documented, lambda d: setting(
-        d, BROKER, "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}")),
-    "required variable": (check_variables_documented, lambda d: setting(
-        d, GATEWAY, "GATEWAY_TOKEN", "${GATEWAY_TOKEN:?set a token}")),
-    "literal password": (check_no_secrets, lambda d: setting(
-        d, BROKER, "RABBITMQ_DEFAULT_PASS", "hunter2")),
-    "literal password in a URI": (check_no_secrets, lambda d: setting(
-        d, "processor", "DB_URI", "mysql+pymysql://orders:hunter2@db:3306/orders")),
-    "shipped token": (check_no_secrets, lambda d: d.env_example.__setitem__(
-        "GATEWAY_TOKEN", "s3cr3t")),
+    "dev requirements installed": (
+        check_image,
+        replace_in_dockerfile("-r requirements.txt", "-r requirements-dev.txt"),
+    ),
+    "buffered output": (
+        check_image,
+        replace_in_dockerfile("PYTHONUNBUFFERED=1", "PYTHONOPTIMIZE=1"),
+    ),
+    "shell-form CMD": (
+        check_image,
+        replace_in_dockerfile(
+            'CMD ["nameko", "run", "--config", "config.yml", "generator_service", '
+            '"processor_service", "gateway"]',
+            "CMD nameko run --config config.yml gateway",
+        ),
+    ),
+    "package not copied": (
+        check_image_contents,
+        replace_in_dockerfile("COPY order_pipeline ./order_pipeline\n", ""),
+    ),
+    "package excluded from the context": (
+        check_image_contents,
+        lambda d: d.dockerignore.append("gateway/"),
+    ),
+    ".venv sent to the builder": (
+        check_build_context_is_lean,
+        lambda d: d.dockerignore.remove(".venv"),
+    ),
+    "variable not documented": (
+        check_variables_documented,
+        lambda d: d.env_example.pop("DB_PASSWORD"),
+    ),
+    "undocumented default": (
+        check_variables_documented,
+        lambda d: setting(d, BROKER, "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}"),
+    ),
+    "required variable": (
+        check_variables_documented,
+        lambda d: setting(d, GATEWAY, "GATEWAY_TOKEN", "${GATEWAY_TOKEN:?set a token}"),
+    ),
+    "literal password": (
+        check_no_secrets,
+        lambda d: setting(d, BROKER, "RABBITMQ_DEFAULT_PASS", "hunter2"),
+    ),
+    "literal password in a URI": (
+        check_no_secrets,
+        lambda d: setting(
+            d, "processor", "DB_URI", "mysql+pymysql://orders:hunter2@db:3306/orders"
+        ),
+    ),
+    "shipped token": (
+        check_no_secrets,
+        lambda d: d.env_example.__setitem__("GATEWAY_TOKEN", "s3cr3t"),
+    ),
 }
 
 

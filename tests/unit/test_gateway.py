@@ -1,7 +1,11 @@
 """The gateway's rules without a server: order ids, the bearer token, body
-framing, the JSON refusals, and what the handlers make of their services'
-answers (the services are mocks here; tests/integration has the real ones)."""
+framing, the JSON refusals, the listening socket, and what the handlers make
+of their services' answers (the services are mocks here; tests/integration
+has the real ones)."""
+
+import inspect
 import json
+import socket
 from email.parser import Parser
 from http.client import HTTPMessage
 
@@ -10,43 +14,91 @@ import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
+from nameko.web.server import BindAddress, WebServer
 
 from gateway.auth import bearer_token, check_token
 from gateway.errors import BadRequest, Forbidden, Unauthorized
-from gateway.http import response_for_error
+from gateway.http import JsonWebServer, response_for_error
+from gateway.listen import listen
 from gateway.openapi import openapi_document
 from gateway.protocol import body_framing_error, raw_json_error
 from gateway.service import GatewayService, parse_order_id
 from gateway.shared_reads import SharedReads
+from harness.processes import free_port
+from order_pipeline.errors import StartupError
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+from order_pipeline.settings import web_server_address
 
 MAX_ID = 2**63 - 1
 
 
-@pytest.mark.parametrize("text, order_id", [
-    ("1", 1), ("42", 42), ("007", 7), (str(MAX_ID), MAX_ID),
-])
+@pytest.mark.parametrize(
+    "text, order_id",
+    [
+        ("1", 1),
+        ("42", 42),
+        ("007", 7),
+        (str(MAX_ID), MAX_ID),
+    ],
+)
 def test_order_ids_are_plain_ascii_digits_in_range(text, order_id):
     assert parse_order_id(text) == order_id
 
 
-@pytest.mark.parametrize("text", [
-    "", "0", "00", "-1", "+1", " 1", "1 ", "1.0", "1e3", "0x1", "abc", "1_000",
-    "\u0661\u0662",         # Arabic-Indic digits: isdigit() but not ASCII
-    "\u00b2", "\uff11",     # superscript two, fullwidth one
-    str(MAX_ID + 1), "9" * 20, "9" * 5000,
-])
-def test_anything_else_is_a_bad_request(text):
-    with pytest.raises(BadRequest):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1.0",
+        "1e3",
+        "0x1",
+        "abc",
+        "1_000",
+        "\u0661\u0662",  # Arabic-Indic digits: isdigit() but not ASCII
+        "\u00b2",
+        "\uff11",  # superscript two, fullwidth one
+    ],
+)
+def test_anything_but_ascii_digits_is_not_a_positive_integer(text):
+    with pytest.raises(BadRequest) as error:
         parse_order_id(text)
+    assert str(error.value) == "order id must be a positive integer"
 
 
-@pytest.mark.parametrize("header, token", [
-    ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER  abc ", "abc"),
-    (None, None), ("", None), ("Bearer", None), ("Bearer   ", None),
-    ("Basic abc", None), ("abc", None), ("Token abc", None), ("Bearer\tabc", None),
-    ("\tBearer abc\t", "abc"), ("Bearer abc\xa0", "abc\xa0"), ("Bearer \u2003", "\u2003"),
-])
+@pytest.mark.parametrize("text", ["0", "00", str(MAX_ID + 1), "9" * 20, "9" * 5000])
+def test_digits_out_of_range_are_told_the_range(text):
+    with pytest.raises(BadRequest) as error:
+        parse_order_id(text)
+    assert str(error.value) == f"order id must be between 1 and {MAX_ID}"
+
+
+def test_leading_zeros_do_not_count_towards_the_range():
+    assert parse_order_id("0" * 30 + "7") == 7
+
+
+@pytest.mark.parametrize(
+    "header, token",
+    [
+        ("Bearer abc", "abc"),
+        ("bearer abc", "abc"),
+        ("BEARER  abc ", "abc"),
+        (None, None),
+        ("", None),
+        ("Bearer", None),
+        ("Bearer   ", None),
+        ("Basic abc", None),
+        ("abc", None),
+        ("Token abc", None),
+        ("Bearer\tabc", None),
+        ("\tBearer abc\t", "abc"),
+        ("Bearer abc\xa0", "abc\xa0"),
+        ("Bearer \u2003", "\u2003"),
+    ],
+)
 def test_bearer_token_is_read_from_the_authorization_header(header, token):
     assert bearer_token(header) == token
 
@@ -77,27 +129,30 @@ def headers(*lines):
     return Parser(_class=HTTPMessage).parsestr("".join(line + "\r\n" for line in lines) + "\r\n")
 
 
-@pytest.mark.parametrize("lines, refused", [
-    ((), None),
-    (("Content-Length: 0",), None),
-    (("Content-Length: 100",), None),
-    (("Content-Length: 100", "Content-Length: 100"), None),
-    (("Transfer-Encoding: chunked",), None),
-    (("Transfer-Encoding: Chunked ",), None),
-    (("Content-Length: 101",), 413),
-    (("Content-Length: 99999999999999999999999",), 413),
-    (("Content-Length: -1",), 400),
-    (("Content-Length: +5",), 400),
-    (("Content-Length: 1_0",), 400),
-    (("Content-Length: abc",), 400),
-    (("Content-Length: ",), 400),
-    (("Content-Length: \u0661",), 400),
-    (("Content-Length: 5", "Content-Length: 6"), 400),
-    (("Content-Length: 5", "Transfer-Encoding: chunked"), 400),
-    (("Transfer-Encoding: gzip",), 400),
-    (("Transfer-Encoding: gzip, chunked",), 400),
-    (("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"), 400),
-])
+@pytest.mark.parametrize(
+    "lines, refused",
+    [
+        ((), None),
+        (("Content-Length: 0",), None),
+        (("Content-Length: 100",), None),
+        (("Content-Length: 100", "Content-Length: 100"), None),
+        (("Transfer-Encoding: chunked",), None),
+        (("Transfer-Encoding: Chunked ",), None),
+        (("Content-Length: 101",), 413),
+        (("Content-Length: 99999999999999999999999",), 413),
+        (("Content-Length: -1",), 400),
+        (("Content-Length: +5",), 400),
+        (("Content-Length: 1_0",), 400),
+        (("Content-Length: abc",), 400),
+        (("Content-Length: ",), 400),
+        (("Content-Length: \u0661",), 400),
+        (("Content-Length: 5", "Content-Length: 6"), 400),
+        (("Content-Length: 5", "Transfer-Encoding: chunked"), 400),
+        (("Transfer-Encoding: gzip",), 400),
+        (("Transfer-Encoding: gzip, chunked",), 400),
+        (("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"), 400),
+    ],
+)
 def test_request_body_framing(lines, refused):
     problem = body_framing_error(headers(*lines), max_request_bytes=100)
     assert (problem and problem[0]) == refused
@@ -145,12 +200,14 @@ class Meeting:
             with eventlet.Timeout(self.patience, RpcTimeout("asked one after the other")):
                 self.everyone_here.wait()
             return result
+
         return call
 
 
 def failing(exc):
     def call(*args):
         raise exc
+
     return call
 
 
@@ -174,7 +231,9 @@ def test_get_order_of_a_missing_order_is_not_found_even_if_the_processor_is_down
     gateway.order_generator.get_order.return_value = None
     gateway.order_processor.get_result.side_effect = failing(RpcTimeout("no answer"))
     assert error_of(gateway.get_order(None, "3")) == (
-        404, {"error": "NOT_FOUND", "message": "order 3 not found"})
+        404,
+        {"error": "NOT_FOUND", "message": "order 3 not found"},
+    )
 
 
 def test_get_order_asks_both_services_at_once():
@@ -200,23 +259,27 @@ def test_health_is_ok_when_both_services_answer_and_asks_them_at_once():
     gateway.order_processor.metrics.side_effect = both.call({})
     status, body = gateway.health(None)
     assert status == 200
-    assert body == {"status": "ok",
-                    "services": {"order_generator": "ok", "order_processor": "ok"}}
+    assert body == {"status": "ok", "services": {"order_generator": "ok", "order_processor": "ok"}}
 
 
-@pytest.mark.parametrize("exc, state", [
-    (RpcTimeout("late"), "unavailable"),
-    (ServiceUnavailable("not running"), "unavailable"),
-    (RemoteError("OperationalError", "(2003) Can't connect to MySQL server"), "error"),
-])
+@pytest.mark.parametrize(
+    "exc, state",
+    [
+        (RpcTimeout("late"), "unavailable"),
+        (ServiceUnavailable("not running"), "unavailable"),
+        (RemoteError("OperationalError", "(2003) Can't connect to MySQL server"), "error"),
+    ],
+)
 def test_health_is_503_naming_the_service_that_fails(exc, state):
     gateway = gateway_worker()
     gateway.order_generator.status.return_value = {"running": True}
     gateway.order_processor.metrics.side_effect = failing(exc)
     status, body = gateway.health(None)
     assert status == 503
-    assert body == {"status": "degraded",
-                    "services": {"order_generator": "ok", "order_processor": state}}
+    assert body == {
+        "status": "degraded",
+        "services": {"order_generator": "ok", "order_processor": state},
+    }
     assert "MySQL" not in json.dumps(body)
 
 
@@ -224,25 +287,33 @@ def test_openapi_json_is_the_yaml_document():
     assert gateway_worker().openapi(None) == openapi_document()
 
 
-@pytest.mark.parametrize("exc, status, code", [
-    (BadRequest("bad id"), 400, "BAD_REQUEST"),
-    (Unauthorized("missing bearer token"), 401, "UNAUTHORIZED"),
-    (Forbidden("invalid token"), 403, "FORBIDDEN"),
-    (ServiceUnavailable("order_generator is not running"), 503, "SERVICE_UNAVAILABLE"),
-    (RpcTimeout("order_generator.status did not answer"), 503, "SERVICE_UNAVAILABLE"),
-])
+@pytest.mark.parametrize(
+    "exc, status, code",
+    [
+        (BadRequest("bad id"), 400, "BAD_REQUEST"),
+        (Unauthorized("missing bearer token"), 401, "UNAUTHORIZED"),
+        (Forbidden("invalid token"), 403, "FORBIDDEN"),
+        (ServiceUnavailable("order_generator is not running"), 503, "SERVICE_UNAVAILABLE"),
+        (RpcTimeout("order_generator.status did not answer"), 503, "SERVICE_UNAVAILABLE"),
+    ],
+)
 def test_known_errors_are_answered_with_their_code_and_message(exc, status, code):
     assert error_of(response_for_error(exc)) == (status, {"error": code, "message": str(exc)})
 
 
-@pytest.mark.parametrize("exc", [
-    RuntimeError("boom at /srv/app.py"),
-    RemoteError("OperationalError", "(pymysql.err.OperationalError) SELECT 1 on db-host-7"),
-    KeyError("secret"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("boom at /srv/app.py"),
+        RemoteError("OperationalError", "(pymysql.err.OperationalError) SELECT 1 on db-host-7"),
+        KeyError("secret"),
+    ],
+)
 def test_a_fault_is_a_500_that_tells_the_client_nothing(exc):
-    assert error_of(response_for_error(exc)) == (500, {
-        "error": "INTERNAL_ERROR", "message": "internal error; see the gateway log"})
+    assert error_of(response_for_error(exc)) == (
+        500,
+        {"error": "INTERNAL_ERROR", "message": "internal error; see the gateway log"},
+    )
 
 
 def test_table_errors_are_answers_and_other_errors_still_raise():
@@ -278,7 +349,7 @@ def test_concurrent_reads_share_one_call_that_started_after_they_arrived():
         return {"call": len(calls)}
 
     first = eventlet.spawn(read, "metrics", slow_call)
-    eventlet.sleep(0)                     # the first call is now in progress
+    eventlet.sleep(0)  # the first call is now in progress
     later = [eventlet.spawn(read, "metrics", slow_call) for _ in range(5)]
     eventlet.sleep(0)
     release.send()
@@ -307,3 +378,93 @@ def test_different_keys_do_not_share():
     read = shared_reads()
     assert read("a", lambda: 1) == 1
     assert read("b", lambda: 2) == 2
+
+
+@pytest.mark.parametrize(
+    "config, address",
+    [
+        ({"WEB_SERVER_ADDRESS": "127.0.0.1:8001"}, BindAddress("127.0.0.1", 8001)),
+        ({"WEB_SERVER_ADDRESS": 8000}, BindAddress("", 8000)),  # YAML reads `8000` as an int
+        ({"WEB_SERVER_ADDRESS": "0"}, BindAddress("", 0)),
+    ],
+)
+def test_web_server_address_is_host_and_port(config, address):
+    assert web_server_address(config) == address
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "localhost",
+        "host:notaport",
+        ":8000",
+        "127.0.0.1:",
+        "1:2:3",
+        "127.0.0.1:65536",
+        "127.0.0.1:-1",
+    ],
+)
+def test_a_malformed_web_server_address_is_a_startup_error_naming_it(value):
+    with pytest.raises(StartupError) as error:
+        web_server_address({"WEB_SERVER_ADDRESS": value})
+    assert str(error.value).startswith("setting WEB_SERVER_ADDRESS must be [host:]port")
+
+
+def listen_config(port):
+    return {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+
+
+def test_a_busy_port_is_a_startup_error_naming_web_server_address():
+    port = free_port()
+    with listen(listen_config(port)):
+        with pytest.raises(StartupError) as error:
+            listen(listen_config(port))
+    assert str(error.value) == (
+        f"cannot listen on WEB_SERVER_ADDRESS=127.0.0.1:{port}: the port is in use "
+        "(another gateway?); stop what holds it, or set WEB_SERVER_ADDRESS"
+    )
+
+
+def test_nothing_can_share_the_gateway_port_even_with_so_reuseport():
+    port = free_port()
+    with listen(listen_config(port)):
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", port))
+
+
+def test_a_restarted_gateway_binds_while_old_connections_linger():
+    port = free_port()
+    server = listen(listen_config(port))
+    client = socket.create_connection(("127.0.0.1", port))
+    connection, _ = server.accept()
+    connection.close()  # the server closes first: its side ends in TIME_WAIT
+    client.close()
+    server.close()
+    with socket.socket() as plain:  # the port is still taken for a socket without SO_REUSEADDR
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    listen(listen_config(port)).close()
+
+
+def code_lines(function):
+    source = inspect.getsource(function)
+    return [
+        line.strip()
+        for line in source.splitlines()
+        if line.strip() and not line.strip().startswith(("#", "def "))
+    ]
+
+
+def test_the_gateway_web_server_starts_as_nameko_does_but_for_the_socket():
+    """JsonWebServer.start copies nameko's to replace the socket: if nameko's
+    start() changes, the copy must be looked at again."""
+    nameko_lines = [
+        line.replace("eventlet.listen(self.bind_addr)", "listen(self.container.config)")
+        for line in code_lines(WebServer.start)
+    ]
+    assert code_lines(JsonWebServer.start) == nameko_lines

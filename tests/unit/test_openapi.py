@@ -4,6 +4,7 @@ methods, the same error codes, and examples that fit their own schemas.
 The schema checker (`schema_violations`) lives in tests/support/openapi.py;
 the integration tests use it on real responses too.
 """
+
 import inspect
 import re
 
@@ -25,15 +26,17 @@ def routes_in_code():
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, JsonHttpRequestHandler):
                 path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", entrypoint.url)
-                routes.update((verb.strip().upper(), path)
-                              for verb in entrypoint.method.split(","))
+                routes.update((verb.strip().upper(), path) for verb in entrypoint.method.split(","))
     return routes
 
 
 def routes_in_spec(document):
-    return {(method.upper(), path)
-            for path, item in document["paths"].items()
-            for method in item if method in METHODS}
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
 
 
 def operations(document):
@@ -44,8 +47,11 @@ def operations(document):
 
 
 def error_codes_in_code():
-    return ({code for _, code in errors.ERRORS.values()}
-            | set(errors.HTTP_CODES.values()) | {errors.INTERNAL_ERROR[1]})
+    return (
+        {code for _, code in errors.ERRORS.values()}
+        | set(errors.HTTP_CODES.values())
+        | {errors.INTERNAL_ERROR[1]}
+    )
 
 
 def all_refs(node):
@@ -123,9 +129,11 @@ def test_error_responses_use_the_error_body_and_name_known_codes(document):
 
 def test_money_is_a_decimal_string(document):
     schemas = document["components"]["schemas"]
-    money = [schemas["Metrics"]["properties"]["average_execution_price"],
-             schemas["ProcessingResult"]["properties"]["unit_price"],
-             schemas["ProcessingResult"]["properties"]["execution_price"]]
+    money = [
+        schemas["Metrics"]["properties"]["average_execution_price"],
+        schemas["ProcessingResult"]["properties"]["unit_price"],
+        schemas["ProcessingResult"]["properties"]["execution_price"],
+    ]
     for field in money:
         assert field["type"] == "string" and field["pattern"]
     assert schema_violations(document, money[0], 12.5)
@@ -144,8 +152,7 @@ def test_schema_examples_fit_their_schemas(document):
 
 def test_the_checker_rejects_what_the_schemas_forbid(document):
     order = {"$ref": "#/components/schemas/Order"}
-    good = {"id": 1, "quantity": 2, "created_at": "2024-05-01T10:00:00.000001Z",
-            "processing": None}
+    good = {"id": 1, "quantity": 2, "created_at": "2024-05-01T10:00:00.000001Z", "processing": None}
     assert schema_violations(document, order, good) == []
     assert schema_violations(document, order, {**good, "id": "1"})
     assert schema_violations(document, order, {**good, "id": True})

@@ -7,16 +7,20 @@ from processor_service.exceptions import PriceUnavailable
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket, execution_price
 
 
-@pytest.mark.parametrize("quantity, unit_price, expected", [
-    (1, "2.005", "2.01"),      # half-up, where banker's rounding gives 2.00
-    (1, "2.015", "2.02"),
-    (3, "0.1235", "0.37"),     # 0.3705
-    (5, "0.0010", "0.01"),     # 0.005 rounds up
-    (100, "101.2345", "10123.45"),
-    (1_000_000, "999.9999", "999999900.00"),
-])
+@pytest.mark.parametrize(
+    "quantity, unit_price, expected",
+    [
+        (1, "2.005", "2.01"),  # half-up, where banker's rounding gives 2.00
+        (1, "2.015", "2.02"),
+        (3, "0.1235", "0.37"),  # 0.3705
+        (5, "0.0010", "0.01"),  # 0.005 rounds up
+        (100, "101.2345", "10123.45"),
+        (1_000_000, "999.9999", "999999900.00"),
+    ],
+)
 def test_execution_price_is_quantity_times_unit_price_rounded_half_up(
-        quantity, unit_price, expected):
+    quantity, unit_price, expected
+):
     price = execution_price(quantity, Decimal(unit_price))
     assert isinstance(price, Decimal)
     assert price == Decimal(expected)
@@ -59,10 +63,11 @@ class FakeResponse:
 
     def raise_for_status(self):
         if self.status_code >= 400:
-            raise requests.HTTPError("{} error".format(self.status_code))
+            raise requests.HTTPError(f"{self.status_code} error")
 
     def json(self, **kwargs):
         import json
+
         return json.loads(self.text, **kwargs)
 
 
@@ -77,10 +82,13 @@ class FakeSession:
         return self.response
 
 
-@pytest.mark.parametrize("body, expected", [
-    ('{"price": "123.45"}', "123.4500"),
-    ('{"price": 99.123456}', "99.1235"),   # a JSON number is read as Decimal, not float
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ('{"price": "123.45"}', "123.4500"),
+        ('{"price": 99.123456}', "99.1235"),  # a JSON number is read as Decimal, not float
+    ],
+)
 def test_http_feed_reads_the_price_as_decimal(body, expected):
     session = FakeSession(FakeResponse(200, body))
     feed = HttpPriceFeed("http://feed/price", timeout=1.5, session=session)
@@ -88,18 +96,21 @@ def test_http_feed_reads_the_price_as_decimal(body, expected):
     assert session.calls == [("http://feed/price", 1.5)]
 
 
-@pytest.mark.parametrize("session", [
-    FakeSession(error=requests.ConnectTimeout("slow")),
-    FakeSession(error=requests.ConnectionError("refused")),
-    FakeSession(FakeResponse(500, '{"price": "1"}')),
-    FakeSession(FakeResponse(200, "not json")),
-    FakeSession(FakeResponse(200, '{"cost": "1"}')),
-    FakeSession(FakeResponse(200, '{"price": "abc"}')),
-    FakeSession(FakeResponse(200, '{"price": "-1"}')),
-    FakeSession(FakeResponse(200, '{"price": "0"}')),
-    FakeSession(FakeResponse(200, '{"price": "NaN"}')),
-    FakeSession(FakeResponse(200, '["price"]')),
-])
+@pytest.mark.parametrize(
+    "session",
+    [
+        FakeSession(error=requests.ConnectTimeout("slow")),
+        FakeSession(error=requests.ConnectionError("refused")),
+        FakeSession(FakeResponse(500, '{"price": "1"}')),
+        FakeSession(FakeResponse(200, "not json")),
+        FakeSession(FakeResponse(200, '{"cost": "1"}')),
+        FakeSession(FakeResponse(200, '{"price": "abc"}')),
+        FakeSession(FakeResponse(200, '{"price": "-1"}')),
+        FakeSession(FakeResponse(200, '{"price": "0"}')),
+        FakeSession(FakeResponse(200, '{"price": "NaN"}')),
+        FakeSession(FakeResponse(200, '["price"]')),
+    ],
+)
 def test_http_feed_failures_are_price_unavailable_never_a_made_up_price(session):
     with pytest.raises(PriceUnavailable):
         HttpPriceFeed("http://feed/price", timeout=1, session=session).unit_price()

@@ -7,14 +7,31 @@ import pytest
 from processor_service import processing
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.processing import (
-    execution_line, metrics_as_dict, parse_order_created, price_order, process_order_batch)
+    execution_line,
+    metrics_as_dict,
+    parse_order_created,
+    price_order,
+    process_order_batch,
+)
 
 
-@pytest.mark.parametrize("payload", [
-    {}, None, "5", [5], {"order_id": None}, {"order_id": "5"}, {"order_id": 5.0},
-    {"order_id": True}, {"order_id": 0}, {"order_id": -3}, {"order_id": 2**63},
-    {"id": 5},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        None,
+        "5",
+        [5],
+        {"order_id": None},
+        {"order_id": "5"},
+        {"order_id": 5.0},
+        {"order_id": True},
+        {"order_id": 0},
+        {"order_id": -3},
+        {"order_id": 2**63},
+        {"id": 5},
+    ],
+)
 def test_unusable_payloads_are_invalid_events(payload):
     with pytest.raises(InvalidEvent):
         parse_order_created(payload)
@@ -77,12 +94,17 @@ def stored(monkeypatch):
 def test_a_batch_is_confirmed_in_one_call_priced_and_stored(stored):
     generator = Generator({"id": 9, "quantity": 7}, {"id": 10, "quantity": 2})
     outcome = process_order_batch(
-        [{"order_id": 9}, {"order_id": 10}], generator.get_orders,
-        FixedPrice(Decimal("2.5050")), RecordingDb())
+        [{"order_id": 9}, {"order_id": 10}],
+        generator.get_orders,
+        FixedPrice(Decimal("2.5050")),
+        RecordingDb(),
+    )
     assert generator.calls == [[9, 10]]
     assert outcome.failures == [None, None]
     assert [(r.order_id, r.execution_price) for r in outcome.stored] == [
-        (9, Decimal("17.54")), (10, Decimal("5.01"))]   # 17.535 and 5.01, half-up
+        (9, Decimal("17.54")),
+        (10, Decimal("5.01")),
+    ]  # 17.535 and 5.01, half-up
     assert stored == outcome.stored
     assert execution_line(outcome.stored[0]) == "Order 9 OrderExecutionPrice 17.54"
 
@@ -90,8 +112,11 @@ def test_a_batch_is_confirmed_in_one_call_priced_and_stored(stored):
 def test_bad_events_and_unknown_orders_fail_alone(stored):
     generator = Generator({"id": 9, "quantity": 1})
     outcome = process_order_batch(
-        [{"order_id": "x"}, {"order_id": 9}, {"order_id": 404}], generator.get_orders,
-        FixedPrice(Decimal("1")), RecordingDb())
+        [{"order_id": "x"}, {"order_id": 9}, {"order_id": 404}],
+        generator.get_orders,
+        FixedPrice(Decimal("1")),
+        RecordingDb(),
+    )
     assert generator.calls == [[9, 404]]
     assert isinstance(outcome.failures[0], InvalidEvent)
     assert outcome.failures[1] is None
@@ -101,37 +126,48 @@ def test_bad_events_and_unknown_orders_fail_alone(stored):
 
 def test_the_same_order_twice_in_a_batch_is_priced_once(stored):
     outcome = process_order_batch(
-        [{"order_id": 9}, {"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
-        FixedPrice(Decimal("1")), RecordingDb())
+        [{"order_id": 9}, {"order_id": 9}],
+        Generator({"id": 9, "quantity": 1}).get_orders,
+        FixedPrice(Decimal("1")),
+        RecordingDb(),
+    )
     assert outcome.failures == [None, None]
     assert [r.order_id for r in stored] == [9]
 
 
 def test_a_batch_of_only_bad_events_touches_neither_generator_nor_database(monkeypatch):
-    monkeypatch.setattr(processing.store, "add_results",
-                        lambda *args: pytest.fail("must not store"))
+    monkeypatch.setattr(
+        processing.store, "add_results", lambda *args: pytest.fail("must not store")
+    )
     generator = Generator()
-    outcome = process_order_batch([{}, {"order_id": -1}], generator.get_orders,
-                                  FixedPrice(Decimal("1")), RecordingDb())
+    outcome = process_order_batch(
+        [{}, {"order_id": -1}], generator.get_orders, FixedPrice(Decimal("1")), RecordingDb()
+    )
     assert generator.calls == []
     assert all(isinstance(f, InvalidEvent) for f in outcome.failures)
 
 
-@pytest.mark.parametrize("count, total, average", [
-    (0, Decimal("0"), None),
-    (3, Decimal("10.00"), "3.33"),
-    (2, Decimal("0.01"), "0.01"),     # 0.005 rounds half-up
-    (8, Decimal("0.04"), "0.01"),     # 0.005
-    (3, Decimal("20.00"), "6.67"),
-])
+@pytest.mark.parametrize(
+    "count, total, average",
+    [
+        (0, Decimal("0"), None),
+        (3, Decimal("10.00"), "3.33"),
+        (2, Decimal("0.01"), "0.01"),  # 0.005 rounds half-up
+        (8, Decimal("0.04"), "0.01"),  # 0.005
+        (3, Decimal("20.00"), "6.67"),
+    ],
+)
 def test_metrics_average_is_a_decimal_string_rounded_half_up(count, total, average):
     assert metrics_as_dict(count, total) == {
-        "total_orders_processed": count, "average_execution_price": average}
+        "total_orders_processed": count,
+        "average_execution_price": average,
+    }
 
 
 def duplicate_key_error():
     from pymysql.err import IntegrityError as DriverError
     from sqlalchemy.exc import IntegrityError
+
     return IntegrityError("INSERT", {}, DriverError(1062, "Duplicate entry"))
 
 
@@ -141,12 +177,16 @@ def test_a_concurrent_duplicate_insert_is_checked_again_not_failed(monkeypatch):
     def add_results(session, results):
         calls.append(results)
         if len(calls) == 1:
-            raise duplicate_key_error()   # another processor got there first
-        return []                         # the second check sees it stored
+            raise duplicate_key_error()  # another processor got there first
+        return []  # the second check sees it stored
 
     monkeypatch.setattr(processing.store, "add_results", add_results)
-    outcome = process_order_batch([{"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
-                                  FixedPrice(Decimal("1")), RecordingDb())
+    outcome = process_order_batch(
+        [{"order_id": 9}],
+        Generator({"id": 9, "quantity": 1}).get_orders,
+        FixedPrice(Decimal("1")),
+        RecordingDb(),
+    )
     assert outcome.failures == [None]
     assert outcome.stored == [] and outcome.duplicates == 1
     assert len(calls) == 2
@@ -161,5 +201,9 @@ def test_other_integrity_errors_fail_the_batch(monkeypatch):
 
     monkeypatch.setattr(processing.store, "add_results", add_results)
     with pytest.raises(IntegrityError):
-        process_order_batch([{"order_id": 9}], Generator({"id": 9, "quantity": 1}).get_orders,
-                            FixedPrice(Decimal("1")), RecordingDb())
+        process_order_batch(
+            [{"order_id": 9}],
+            Generator({"id": 9, "quantity": 1}).get_orders,
+            FixedPrice(Decimal("1")),
+            RecordingDb(),
+        )

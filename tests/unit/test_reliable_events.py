@@ -15,8 +15,16 @@ def test_each_attempt_waits_longer_until_the_cap(attempt, delay):
     assert delay_for_attempt(retry_delays(0.5, 30), attempt) == delay
 
 
-@pytest.mark.parametrize("headers, attempt", [
-    (None, 0), ({}, 0), ({"x-attempt": 3}, 3), ({"x-attempt": "2"}, 2),
-    ({"x-attempt": "junk"}, 0), ({"x-attempt": -4}, 0)])
+@pytest.mark.parametrize(
+    "headers, attempt",
+    [
+        (None, 0),
+        ({}, 0),
+        ({"x-attempt": 3}, 3),
+        ({"x-attempt": "2"}, 2),
+        ({"x-attempt": "junk"}, 0),
+        ({"x-attempt": -4}, 0),
+    ],
+)
 def test_attempt_count_is_read_defensively_from_headers(headers, attempt):
     assert _attempt(SimpleNamespace(headers=headers)) == attempt

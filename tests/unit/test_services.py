@@ -1,6 +1,7 @@
 """The services' entrypoints, with nameko's worker_factory: dependencies
 replaced, no broker or database. The SQL itself is covered by
 tests/integration against MariaDB."""
+
 from decimal import Decimal
 from unittest.mock import Mock
 
@@ -8,7 +9,7 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from generator_service import OrderGeneratorService
-from generator_service.exceptions import InvalidOrderId, InvalidQuantity
+from order_contract import InvalidOrderId, InvalidQuantity
 from processor_service import OrderProcessorService, processing
 from processor_service.exceptions import OrderNotFound
 
@@ -22,15 +23,18 @@ def test_processor_prints_the_execution_price_of_each_new_order(capsys, monkeypa
     monkeypatch.setattr(processing.store, "add_results", lambda session, results: results)
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
     service.order_generator.get_orders.return_value = [
-        {"id": 5, "quantity": 3}, {"id": 6, "quantity": 1}]
+        {"id": 5, "quantity": 3},
+        {"id": 6, "quantity": 1},
+    ]
 
     outcomes = service.handle_order_created([{"order_id": 5}, {"order_id": 6}])
 
     assert outcomes == [None, None]
     service.order_generator.get_orders.assert_called_once_with([5, 6])
     assert capsys.readouterr().out == (
-        "Order 5 OrderExecutionPrice 30.02\n"     # 30.015
-        "Order 6 OrderExecutionPrice 10.01\n")    # 10.005
+        "Order 5 OrderExecutionPrice 30.02\n"  # 30.015
+        "Order 6 OrderExecutionPrice 10.01\n"
+    )  # 10.005
 
 
 def test_processor_prints_nothing_for_redelivered_orders(capsys, monkeypatch):
@@ -46,7 +50,7 @@ def test_processor_fails_an_order_the_generator_does_not_have(monkeypatch):
     monkeypatch.setattr(processing.store, "add_results", Mock(side_effect=AssertionError))
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
     service.order_generator.get_orders.return_value = []
-    outcome, = service.handle_order_created([{"order_id": 5}])
+    (outcome,) = service.handle_order_created([{"order_id": 5}])
     assert isinstance(outcome, OrderNotFound)
 
 

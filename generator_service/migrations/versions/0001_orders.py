@@ -4,6 +4,7 @@ Revision ID: g0001
 Revises:
 Create Date: 2026-11-28
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.mysql import DATETIME
@@ -24,8 +25,12 @@ def upgrade():
     )
     op.create_table(
         "order_outbox",
-        sa.Column("order_id", sa.BigInteger(),
-                  sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "order_id",
+            sa.BigInteger(),
+            sa.ForeignKey("orders.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("created_at", DATETIME(fsp=6), nullable=False),
         mysql_engine="InnoDB",
     )

@@ -1,4 +1,5 @@
 """Run the services as real `nameko run` processes, as a user would."""
+
 import os
 import signal
 import socket
@@ -8,7 +9,7 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
 CONFIG = os.path.join(ROOT, "config.yml")
 TEST_TOKEN = "test-token"
@@ -28,7 +29,7 @@ def wait_until(predicate, timeout, interval=0.1, message="condition"):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after {} s waiting for {}".format(timeout, message))
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
 
 
@@ -46,8 +47,12 @@ class NamekoProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [NAMEKO, "run", "--config", CONFIG, *self.modules],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -61,11 +66,8 @@ class NamekoProcess:
             self.terminating |= signum == signal.SIGTERM
 
     def stop(self, timeout=20):
-        """SIGTERM (nameko stops gracefully), SIGKILL if it does not exit.
-
-        Only one SIGTERM: nameko 2.14 starts a second, concurrent shutdown on
-        another SIGTERM, and the two can wait on each other for ever.
-        """
+        """SIGTERM (nameko stops gracefully) unless one was sent already,
+        then SIGKILL and fail if it has not exited within `timeout`."""
         if not self.running:
             return self.process.returncode if self.process else None
         if not self.terminating:
@@ -74,7 +76,7 @@ class NamekoProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError("{} did not stop on SIGTERM".format(self.modules))
+            raise AssertionError(f"{self.modules} did not stop on SIGTERM")
 
     def kill(self):
         if self.running:
@@ -86,8 +88,9 @@ class NamekoProcess:
             return log.read()
 
     def wait_for_output(self, text, timeout=20):
-        return wait_until(lambda: text in self.output(), timeout,
-                          message="{!r} in {}".format(text, self.log_path))
+        return wait_until(
+            lambda: text in self.output(), timeout, message=f"{text!r} in {self.log_path}"
+        )
 
 
 class Pipeline:
@@ -99,29 +102,32 @@ class Pipeline:
         self.amqp_uri = amqp_uri
         self.log_dir = log_dir
         self.port = free_port()
-        self.base_url = "http://127.0.0.1:{}".format(self.port)
+        self.base_url = f"http://127.0.0.1:{self.port}"
         self.settings = {"ORDER_INTERVAL_SECONDS": "0.2", **settings}
         self.processes = []
 
     def env(self, **overrides):
         env = dict(os.environ)
-        env.update({
-            "DB_URI": self.db_uri,
-            "AMQP_URI": self.amqp_uri,
-            "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(self.port),
-            "GATEWAY_TOKEN": TEST_TOKEN,
-            "RPC_TIMEOUT_SECONDS": "5",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONWARNINGS": "ignore",
-        })
+        env.update(
+            {
+                "DB_URI": self.db_uri,
+                "AMQP_URI": self.amqp_uri,
+                "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.port}",
+                "GATEWAY_TOKEN": TEST_TOKEN,
+                "RPC_TIMEOUT_SECONDS": "5",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
         env.update({key: str(value) for key, value in self.settings.items()})
         env.update({key: str(value) for key, value in overrides.items()})
         return env
 
     def start_service(self, module, **overrides):
-        name = "{}-{}.log".format(module, len(self.processes))
+        name = f"{module}-{len(self.processes)}.log"
         process = NamekoProcess(
-            [module], self.env(**overrides), os.path.join(self.log_dir, name)).start()
+            [module], self.env(**overrides), os.path.join(self.log_dir, name)
+        ).start()
         self.processes.append(process)
         return process
 
@@ -139,6 +145,7 @@ class Pipeline:
                 return requests.get(self.url("/health"), timeout=2).status_code == 200
             except requests.RequestException:
                 return False
+
         wait_until(healthy, timeout, message="gateway /health")
 
     def url(self, path):

@@ -1,0 +1,130 @@
+"""The broker as the tests and the benchmark see it: the processor's event
+queues, how many messages they hold, and OrderCreated events published from
+outside the generator (to build a backlog, duplicate an event, or send a
+malformed one)."""
+
+import subprocess
+from urllib.parse import unquote, urlsplit
+
+from kombu import Connection, Producer
+from nameko.constants import PERSISTENT
+from nameko.standalone.events import get_event_exchange
+
+from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR
+
+# nameko names an event handler's queue evt-<source>-<event>--<service>.<method>.
+HANDLER_QUEUE = f"evt-{GENERATOR}-{ORDER_CREATED}--{PROCESSOR}.handle_order_created"
+DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
+
+
+def vhost_of(amqp_uri):
+    return unquote(urlsplit(amqp_uri).path[1:]) or "/"
+
+
+def event_exchange():
+    return get_event_exchange(GENERATOR, {})
+
+
+def queue_depth(amqp_uri, queue_name):
+    """Messages ready on a queue (0 if it does not exist; a passive
+    declare creates nothing)."""
+    with Connection(amqp_uri, connect_timeout=5) as connection:
+        channel = connection.channel()
+        try:
+            return channel.queue_declare(queue=queue_name, passive=True).message_count
+        except Exception as exc:
+            if getattr(exc, "code", None) == 404:
+                return 0
+            raise
+
+
+def list_queues(amqp_uri):
+    """{queue: messages ready or unacknowledged} in the vhost."""
+    listing = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            vhost_of(amqp_uri),
+            "name",
+            "messages",
+            "--no-table-headers",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
+    return {name: int(count) for name, count in rows}
+
+
+def handler_queue_messages(amqp_uri):
+    """{queue: messages} for the processor's event queue and its retry and
+    dead-letter queues."""
+    return {
+        name: count
+        for name, count in list_queues(amqp_uri).items()
+        if name.startswith(HANDLER_QUEUE)
+    }
+
+
+def order_created_queues(amqp_uri):
+    """Names of the queues bound to the generator's exchange for OrderCreated
+    (whatever consumer declared them), from `rabbitmqctl list_bindings`."""
+    listing = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_bindings",
+            "-p",
+            vhost_of(amqp_uri),
+            "--no-table-headers",
+            "source_name",
+            "destination_kind",
+            "destination_name",
+            "routing_key",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    queues = set()
+    for line in listing.splitlines():
+        fields = line.split("\t")
+        if (
+            len(fields) == 4
+            and fields[0] == event_exchange().name
+            and fields[1] == "queue"
+            and fields[3] == ORDER_CREATED
+        ):
+            queues.add(fields[2])
+    return sorted(queues)
+
+
+def publish_order_created(amqp_uri, bodies, content_type="application/json", confirm=True):
+    """Publish each body as an OrderCreated event to the generator's
+    exchange, persistent, as the generator does: a payload such as
+    `{"order_id": 7}` is sent as JSON; with another `content_type`, `bodies`
+    are sent as they are (malformed events). Unconfirmed publishing is
+    faster; the caller then checks the queue depth."""
+    exchange = event_exchange()
+    transport_options = {"confirm_publish": True} if confirm else {}
+    with Connection(amqp_uri, transport_options=transport_options) as connection:
+        producer = Producer(connection.channel(), exchange=exchange)
+        for body in bodies:
+            options = (
+                {"serializer": "json"}
+                if content_type == "application/json" and not isinstance(body, (str, bytes))
+                else {"content_type": content_type, "content_encoding": "utf-8"}
+            )
+            producer.publish(
+                body,
+                routing_key=ORDER_CREATED,
+                delivery_mode=PERSISTENT,
+                declare=[exchange],
+                retry=True,
+                **options,
+            )

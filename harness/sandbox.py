@@ -1,0 +1,112 @@
+"""Throwaway MariaDB databases and RabbitMQ vhosts, and a sandbox that runs
+the services in a pair of them.
+
+Each database and vhost is named with a random suffix, created here and
+dropped here; nothing touches a database or vhost it did not create.
+"""
+
+import os
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+
+from kombu import Connection
+from nameko.exceptions import UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy.engine import make_url
+
+from harness.processes import Pipeline, wait_until
+from order_pipeline.database import drop_database
+from order_pipeline.migrations import migrate
+
+# The server to create test databases on (root may create and drop).
+DB_SERVER_URI = os.environ.get("TEST_DB_SERVER_URI", "mysql+pymysql://root@127.0.0.1:3306/")
+AMQP_SERVER_URI = os.environ.get("TEST_AMQP_SERVER_URI", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_USER = Connection(AMQP_SERVER_URI).userid
+PREFIX = "orders_test_"
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def unique_name(kind=""):
+    return f"{PREFIX}{kind}{uuid.uuid4().hex[:10]}"
+
+
+def create_test_database():
+    """A new, migrated database; returns its URI."""
+    db_uri = make_url(DB_SERVER_URI).set(database=unique_name())
+    db_uri = db_uri.render_as_string(hide_password=False)
+    migrate(db_uri)
+    return db_uri
+
+
+def drop_test_database(db_uri):
+    assert make_url(db_uri).database.startswith(PREFIX), db_uri
+    drop_database(db_uri)
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
+def create_test_vhost():
+    """A new vhost the configured user may use; returns its AMQP URI."""
+    vhost = unique_name("vhost_")
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, AMQP_USER, ".*", ".*", ".*")
+    return AMQP_SERVER_URI.rstrip("/") + "/" + vhost
+
+
+def drop_test_vhost(amqp_uri):
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    assert vhost.startswith(PREFIX), amqp_uri
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@contextmanager
+def sandbox(log_dir, **settings):
+    """Yield a Pipeline (no services started yet) on a new database and
+    vhost, both removed afterwards however the block ends."""
+    os.makedirs(log_dir, exist_ok=True)
+    db_uri = create_test_database()
+    try:
+        amqp_uri = create_test_vhost()
+        try:
+            pipeline = Pipeline(db_uri, amqp_uri, log_dir, **settings)
+            try:
+                yield pipeline
+            finally:
+                pipeline.stop()
+        finally:
+            drop_test_vhost(amqp_uri)
+    finally:
+        drop_test_database(db_uri)
+
+
+def rpc_proxy(amqp_uri, timeout=10):
+    """A standalone RPC proxy into a vhost (use as a context manager)."""
+    return ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout)
+
+
+def wait_for_rpc(amqp_uri, service, method, processes=()):
+    """Wait until `service.method()` answers over RPC; fail early if one of
+    `processes` has exited."""
+
+    def answers():
+        check_running(processes)
+        try:
+            with rpc_proxy(amqp_uri, timeout=5) as proxy:
+                getattr(getattr(proxy, service), method)()
+            return True
+        except UnknownService:
+            time.sleep(0.2)
+            return False
+
+    wait_until(answers, STARTUP_TIMEOUT_SECONDS, message=f"{service}.{method}")
+
+
+def check_running(processes):
+    """Fail, naming the log to read, if one of the processes has exited."""
+    for process in processes:
+        if not process.running:
+            raise RuntimeError(f"{process.modules} exited; see {process.log_path}")

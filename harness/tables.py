@@ -1,0 +1,84 @@
+"""What the tables say, for comparing with what the services say.
+
+Each function takes `db`: a database URI (answered on a connection of its
+own) or an SQLAlchemy Engine (answered from its pool, for callers that poll).
+"""
+
+from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+CENT = Decimal("0.01")
+
+
+@contextmanager
+def connected(db):
+    if isinstance(db, Engine):
+        with db.begin() as connection:
+            yield connection
+        return
+    engine = create_engine(db)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def sql(db, statement, **params):
+    """Run one statement and return all its rows (or its rowcount)."""
+    with connected(db) as connection:
+        result = connection.execute(text(statement), params)
+        return result.all() if result.returns_rows else result.rowcount
+
+
+def scalar(db, statement, **params):
+    return sql(db, statement, **params)[0][0]
+
+
+def sql_metrics(db):
+    """The metrics the gateway must report, computed from order_process."""
+    ((count, total),) = sql(db, "SELECT COUNT(*), SUM(execution_price) FROM order_process")
+    average = None
+    if count:
+        average = str((Decimal(total) / count).quantize(CENT, ROUND_HALF_UP))
+    return {"total_orders_processed": count, "average_execution_price": average}
+
+
+def order_count(db):
+    return scalar(db, "SELECT COUNT(*) FROM orders")
+
+
+def processed_count(db):
+    return scalar(db, "SELECT COUNT(*) FROM order_process")
+
+
+def outbox_size(db):
+    return scalar(db, "SELECT COUNT(*) FROM order_outbox")
+
+
+def unprocessed_order_ids(db):
+    return [
+        row[0]
+        for row in sql(
+            db,
+            "SELECT o.id FROM orders o LEFT JOIN order_process p ON p.order_id = o.id "
+            "WHERE p.order_id IS NULL ORDER BY o.id",
+        )
+    ]
+
+
+def wrong_prices(db):
+    """Rows whose execution price is not quantity x unit price, half-up."""
+    rows = sql(
+        db,
+        "SELECT o.id, o.quantity, p.unit_price, p.execution_price "
+        "FROM orders o JOIN order_process p ON p.order_id = o.id",
+    )
+    return [
+        row
+        for row in rows
+        if (row.quantity * row.unit_price).quantize(CENT, ROUND_HALF_UP) != row.execution_price
+    ]

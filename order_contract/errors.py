@@ -1,0 +1,24 @@
+"""Errors that cross a service boundary.
+
+`deserialize_to_instance` registers each type with nameko, so a caller that
+imports this package (the gateway, the processor, `nameko shell`) receives
+it as this type rather than as a generic RemoteError, also after it has
+been passed on through another RPC hop.
+"""
+
+from nameko.exceptions import deserialize_to_instance
+
+
+@deserialize_to_instance
+class InvalidQuantity(ValueError):
+    """An order quantity that is not an integer from 1 to MAX_QUANTITY."""
+
+
+@deserialize_to_instance
+class InvalidOrderId(ValueError):
+    """An order id that is not an integer from 1 to MAX_ORDER_ID, or a list
+    of them that is not a list or is longer than MAX_IDS_PER_CALL."""
+
+
+class InvalidPayload(ValueError):
+    """An event payload that does not follow its schema."""
