@@ -2,10 +2,21 @@
 factory (`db.get_session`) and an event publisher, so they test without
 nameko.
 
-Every order is committed together with an outbox row; the OrderCreated event
-is published after the commit and the outbox row is removed only once the
-broker has confirmed and routed it. If publishing fails (broker down, no
-processor queue bound yet), `relay_outbox` publishes it later.
+Creating an order (a timer tick or `create_order`) commits the order with
+its outbox row and touches nothing else: the broker is not on that path, so
+a slow, hung or absent broker never delays or skips an order. The outbox is
+then emptied by `publish_outbox`, which the service's background publisher
+(generator_service.outbox_publisher) runs as soon as an order commits, and
+by `relay_outbox` every OUTBOX_SWEEP_SECONDS, the safety net for rows left
+by a broker outage, by events with no processor queue to route them to yet,
+or by an instance that died between commit and publish.
+
+Both take outbox rows under a row lock (SKIP LOCKED), publish their
+OrderCreated events, and delete the rows whose events the broker confirmed
+and routed, in the same transaction; so no two publishers send the same row
+at once, and an order is never left without either its event or its outbox
+row. If that delete fails after the publish, the event goes out again later:
+the processor stores an order once whatever it is sent.
 """
 
 import logging
@@ -18,7 +29,8 @@ from order_pipeline.settings import generator_settings
 
 log = logging.getLogger(__name__)
 
-# The outbox relay leaves young rows to the publish that follows each commit.
+# The relay leaves young rows to the background publisher, which takes them
+# as soon as they commit.
 OUTBOX_GRACE = timedelta(seconds=2)
 OUTBOX_BATCH = 500
 
@@ -40,23 +52,19 @@ def prepare_state(db, config):
         )
 
 
-def generate_tick(db, publish, settings, rng):
+def generate_tick(db, settings, rng):
     """Create this tick's order if generation is on and the tick is ours."""
     with db.get_session() as session:
         if not store.claim_tick(session, settings.interval_seconds):
             return None
-        order = order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
-    announce(db, publish, [order["id"]])
-    return order
+        return order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
 
 
-def create_order(db, publish, quantity):
+def create_order(db, quantity):
     """Create one order now, whatever the on/off state."""
     validate_quantity(quantity)
     with db.get_session() as session:
-        order = order_as_dict(store.add_order(session, quantity, utc_now()))
-    announce(db, publish, [order["id"]])
-    return order
+        return order_as_dict(store.add_order(session, quantity, utc_now()))
 
 
 def publish_order_created(publish, order_ids):
@@ -65,29 +73,29 @@ def publish_order_created(publish, order_ids):
     return [order_id for order_id, ok in zip(order_ids, routed) if ok]
 
 
-def announce(db, publish, order_ids):
-    """Publish OrderCreated for each id; clear the outbox rows that made it."""
-    sent = publish_order_created(publish, order_ids)
-    if sent:
-        with db.get_session() as session:
-            store.clear_outbox(session, sent)
-    return sent
+def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
+    """Publish the events of up to `limit` orders waiting in the outbox (only
+    those created before `created_before`, if given) and delete the rows the
+    broker routed.
 
-
-def relay_outbox(db, publish, now=None):
-    """Publish events for committed orders whose event has not gone out.
-
-    Returns how many were published.
+    Returns (rows taken, events published): fewer published than taken means
+    the broker is away or has nowhere to route them yet.
     """
-    cutoff = (now or utc_now()) - OUTBOX_GRACE
     with db.get_session() as session:
         # Under READ COMMITTED the locks are on the rows taken only, not on
         # the gaps next to them: new orders' outbox inserts do not wait for
-        # this relay's publishing.
+        # this publishing.
         session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-        order_ids = store.pending_outbox(session, cutoff, OUTBOX_BATCH)
+        order_ids = store.pending_outbox(session, limit, created_before)
         if not order_ids:
-            return 0
+            return 0, 0
         sent = publish_order_created(publish, order_ids)
         store.clear_outbox(session, sent)
-    return len(sent)
+    return len(order_ids), len(sent)
+
+
+def relay_outbox(db, publish, now=None):
+    """Publish events for committed orders whose event has not gone out
+    within OUTBOX_GRACE. Returns how many were published."""
+    cutoff = (now or utc_now()) - OUTBOX_GRACE
+    return publish_outbox(db, publish, created_before=cutoff)[1]

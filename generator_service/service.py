@@ -6,11 +6,10 @@ import random
 import time
 from datetime import UTC, datetime
 
-from nameko.rpc import rpc
-
 from generator_service import generation, store
 from generator_service.models import Base
 from generator_service.orders import order_as_dict, status_as_dict
+from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from order_contract import (
     GENERATOR,
     RECENT_ORDERS,
@@ -23,7 +22,7 @@ from order_contract import (
     validate_since,
 )
 from order_pipeline.database import CheckedDatabase
-from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.rpc_entrypoint import rpc
 from order_pipeline.settings import (
     Settings,
     generator_settings,
@@ -39,19 +38,21 @@ class OrderGeneratorService:
     name = GENERATOR
 
     db = CheckedDatabase(Base, on_setup=generation.prepare_state)
-    publish = RoutedEventPublisher()
+    # Publishes OrderCreated for committed orders, off the ticks' path.
+    outbox = BackgroundOutboxPublisher()
     settings = Settings(generator_settings)
     rng = random.SystemRandom()
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):
-        order = generation.generate_tick(self.db, self.publish, self.settings, self.rng)
+        order = generation.generate_tick(self.db, self.settings, self.rng)
         if order is not None:
+            self.outbox.wake()
             print(f"Order created: id={order['id']}", flush=True)
 
     @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):
-        published = generation.relay_outbox(self.db, self.publish)
+        published = self.outbox.relay()
         if published:
             log.info("outbox relay published %d OrderCreated event(s)", published)
 
@@ -72,8 +73,10 @@ class OrderGeneratorService:
 
     @rpc(expected_exceptions=InvalidQuantity)
     def create_order(self, quantity):
-        """`create_order(5)`: create and announce one order now, on or off."""
-        order = generation.create_order(self.db, self.publish, quantity)
+        """`create_order(5)`: create one order now, on or off; its
+        OrderCreated event goes out right after, in the background."""
+        order = generation.create_order(self.db, quantity)
+        self.outbox.wake()
         print(f"Order created: id={order['id']}", flush=True)
         return order
 

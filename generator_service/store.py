@@ -81,19 +81,20 @@ def get_orders(session, order_ids):
     return list(session.scalars(select(Order).where(Order.id.in_(order_ids))))
 
 
-def pending_outbox(session, created_before, limit):
-    """Lock and return up to `limit` order ids still waiting for their event.
+def pending_outbox(session, limit, created_before=None):
+    """Lock and return up to `limit` order ids still waiting for their event
+    (only those created before `created_before`, if given).
 
-    SKIP LOCKED lets several generator instances sweep at once without
-    publishing the same rows.
+    SKIP LOCKED lets several publishers (an instance's background publisher
+    and relay, other instances') take rows at once without publishing the
+    same ones.
     """
+    query = select(OrderOutbox.order_id)
+    if created_before is not None:
+        query = query.where(OrderOutbox.created_at < created_before)
     return list(
         session.scalars(
-            select(OrderOutbox.order_id)
-            .where(OrderOutbox.created_at < created_before)
-            .order_by(OrderOutbox.order_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            query.order_by(OrderOutbox.order_id).limit(limit).with_for_update(skip_locked=True)
         )
     )
 

@@ -98,10 +98,9 @@ class RoutedEventPublisher(DependencyProvider):
                 self.amqp_uri, connect_timeout=5, transport_options={"confirm_publish": True}
             )
             # One attempt, no back-off sleep: kombu's retry would sleep 2 s
-            # per attempt, and every tick's publish waited 4 s while the
-            # broker was down, so ticks (and their orders) were skipped.
-            # `publish` already tries a second time, and the outbox keeps
-            # what did not go out.
+            # per attempt while the broker is down, with the channel's lock
+            # (and the caller's outbox rows) held. `publish` already tries a
+            # second time, and the outbox keeps what did not go out.
             self._connection.ensure_connection(max_retries=0)
             self._producer = Producer(
                 self._connection.channel(), exchange=self.exchange, on_return=self._on_return

@@ -4,8 +4,6 @@
 import logging
 import time
 
-from nameko.rpc import rpc
-
 from order_contract import (
     DEFAULT_DEAD_LETTER_LIMIT,
     GENERATOR,
@@ -23,6 +21,7 @@ from order_contract import (
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
+from order_pipeline.rpc_entrypoint import rpc
 from processor_service import processing, store
 from processor_service.dependencies import DeadLetters, PriceSource
 from processor_service.models import Base

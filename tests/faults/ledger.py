@@ -71,6 +71,20 @@ class Ledger:
     def outbox_size(self):
         return self.scalar("SELECT COUNT(*) FROM order_outbox")
 
+    def creation_times(self, since, until):
+        """created_at of the orders created between two naive UTC moments,
+        in order."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    text(
+                        "SELECT created_at FROM orders WHERE created_at BETWEEN :since AND :until "
+                        "ORDER BY created_at"
+                    ),
+                    {"since": since, "until": until},
+                ).scalars()
+            )
+
     def fault_ended(self):
         return FaultEnd(time.monotonic(), self.last_order_id())
 

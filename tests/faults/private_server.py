@@ -1,6 +1,7 @@
 """What the suite's private RabbitMQ and MariaDB have in common: a server
 run as a child process in its own process group, started and waited for,
-stopped cleanly (SIGTERM) or killed if that takes too long."""
+frozen and thawed (a server that hangs), stopped cleanly (SIGTERM) or killed
+if that takes too long."""
 
 import os
 import signal
@@ -44,12 +45,22 @@ class PrivateServer:
             time.sleep(self.poll_seconds)
         return self
 
+    def freeze(self):
+        """Stop every process of the server (SIGSTOP): it still accepts TCP
+        connections (the kernel does) but answers nothing, as a hung server
+        or a network that drops its packets."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self, timeout=30):
         """A clean shutdown (SIGTERM), killing its process group if it does
-        not exit in time. Safe to call twice."""
+        not exit in time. Safe to call twice, and on a frozen server."""
         if self.process is None:
             return
         if self.process.poll() is None:
+            self.thaw()
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)

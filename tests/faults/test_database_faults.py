@@ -5,6 +5,7 @@ import time
 
 import eventlet
 
+from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.retry_log import attempts_histogram, attempts_within, expected_delay, retries
 from tests.faults.services import metrics, processor_outputs
@@ -31,6 +32,8 @@ def test_database_outage_is_retried_with_back_off_and_then_processed(
     # let the processor loose on them.
     system.processor.signal(signal.SIGSTOP)
     create_orders(amqp_uri, ORDERS)
+    # Their events go out in the background, just after each commit.
+    wait_until(lambda: ledger.outbox_size() == 0, 30, message="every OrderCreated published")
     outage_start = time.monotonic()
     private_mariadb.stop()
     system.processor.signal(signal.SIGCONT)

@@ -1,11 +1,12 @@
 """order_generator's SQL against a real MariaDB database of the test's own."""
 
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import eventlet
 import pytest
+from eventlet.event import Event
 
 from generator_service import generation, store
 from generator_service.orders import utc_now
@@ -16,6 +17,9 @@ from order_pipeline.settings import GeneratorSettings
 SETTINGS = GeneratorSettings(
     interval_seconds=0.3, generate_on_first_start=True, quantity_min=1, quantity_max=100
 )
+# A tick interval long enough that every claim a test makes falls within one
+# interval, however slow the machine; tests move time on themselves.
+SAME_TICK = 60
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +29,18 @@ def seeded_state(db):
         store.seed_state(session, running=True)
 
 
-def claim(db, interval=0.3):
+def claim(db):
     with db.get_session() as session:
-        return store.claim_tick(session, interval)
+        return store.claim_tick(session, SAME_TICK)
+
+
+def an_interval_passes(db):
+    """Move the last tick an interval into the past, as if that long had gone by."""
+    sql(
+        db.uri,
+        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :s SECOND",
+        s=SAME_TICK,
+    )
 
 
 def test_seeding_the_state_keeps_what_is_there(db):
@@ -41,11 +54,11 @@ def test_seeding_the_state_keeps_what_is_there(db):
 def test_one_tick_per_interval_and_none_while_stopped(db):
     assert claim(db) is True
     assert claim(db) is False  # same interval: already taken
-    time.sleep(0.3)
+    an_interval_passes(db)
     assert claim(db) is True
     with db.get_session() as session:
         store.set_running(session, False)
-    time.sleep(0.3)
+    an_interval_passes(db)
     assert claim(db) is False
     with db.get_session() as session:
         store.set_running(session, True)
@@ -54,18 +67,23 @@ def test_one_tick_per_interval_and_none_while_stopped(db):
 
 def test_concurrent_instances_get_exactly_one_tick(db):
     claim(db)
-    time.sleep(0.3)
+    an_interval_passes(db)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: claim(db), range(8)))
     assert results.count(True) == 1
 
 
 class RecordingPublisher:
+    """`publish(event_type, payloads)` that records what it is given and
+    reports each payload routed (or not, as `routed` says)."""
+
     def __init__(self, routed=True):
         self.routed = routed
         self.published = []
+        self.calls = 0
 
     def __call__(self, event_type, payloads):
+        self.calls += 1
         self.published.extend((event_type, payload) for payload in payloads)
         return [self.routed] * len(payloads)
 
@@ -74,23 +92,38 @@ def outbox(db):
     return [row[0] for row in sql(db.uri, "SELECT order_id FROM order_outbox ORDER BY order_id")]
 
 
-def test_a_tick_commits_an_order_and_publishes_it(db):
-    publish = RecordingPublisher()
-    order = generation.generate_tick(db, publish, SETTINGS, random.Random(1))
+def test_a_tick_commits_an_order_with_its_outbox_row(db):
+    order = generation.generate_tick(db, SETTINGS, random.Random(1))
     assert 1 <= order["quantity"] <= 100
-    assert publish.published == [(ORDER_CREATED, {"order_id": order["id"]})]
-    assert outbox(db) == []
     rows = sql(db.uri, "SELECT id, quantity FROM orders")
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
+    assert outbox(db) == [order["id"]]
     with db.get_session() as session:
         assert store.read_state(session).orders_created == 1
 
+    publish = RecordingPublisher()
+    assert generation.publish_outbox(db, publish) == (1, 1)
+    assert publish.published == [(ORDER_CREATED, {"order_id": order["id"]})]
+    assert outbox(db) == []
+    assert generation.publish_outbox(db, publish) == (0, 0)
+
+
+def test_the_outbox_is_published_in_batches_oldest_first(db):
+    ids = [generation.create_order(db, quantity)["id"] for quantity in range(1, 8)]
+    publish = RecordingPublisher()
+    assert generation.publish_outbox(db, publish, limit=5) == (5, 5)
+    assert publish.calls == 1
+    assert generation.publish_outbox(db, publish, limit=5) == (2, 2)
+    assert [payload["order_id"] for _, payload in publish.published] == ids
+    assert outbox(db) == []
+
 
 def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
-    order = generation.create_order(db, RecordingPublisher(routed=False), 5)
+    order = generation.create_order(db, 5)
+    assert generation.publish_outbox(db, RecordingPublisher(routed=False)) == (1, 0)
     assert outbox(db) == [order["id"]]
 
-    # Too young for the relay: the publish after the commit owns it.
+    # Too young for the relay: the background publisher owns it.
     assert generation.relay_outbox(db, RecordingPublisher()) == 0
     later = utc_now() + timedelta(seconds=5)
     assert generation.relay_outbox(db, RecordingPublisher(routed=False), now=later) == 0
@@ -101,22 +134,31 @@ def test_an_unrouted_event_stays_in_the_outbox_until_the_relay_sends_it(db):
     assert outbox(db) == []
 
 
-def test_concurrent_relays_do_not_publish_the_same_order_twice(db):
-    for quantity in range(1, 41):
-        generation.create_order(db, RecordingPublisher(routed=False), quantity)
+def test_publishers_at_work_together_never_send_the_same_order(db):
+    held = [generation.create_order(db, quantity)["id"] for quantity in range(1, 41)]
     later = utc_now() + timedelta(seconds=5)
-    publishers = [RecordingPublisher() for _ in range(4)]
+    first, taken, release = RecordingPublisher(), Event(), Event()
 
-    def slow(publisher):
-        def publish(event_type, payloads):
-            time.sleep(0.2)  # hold the row locks while "publishing"
-            return publisher(event_type, payloads)
+    def publish_when_released(event_type, payloads):
+        taken.send()
+        release.wait()
+        return first(event_type, payloads)
 
-        return publish
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda p: generation.relay_outbox(db, slow(p), now=later), publishers))
-    published = [payload["order_id"] for p in publishers for _, payload in p.published]
-    assert sorted(published) == sorted(set(published))
-    assert len(published) == 40
+    holder = eventlet.spawn(generation.publish_outbox, db, publish_when_released)
+    try:
+        with eventlet.Timeout(60):
+            taken.wait()  # the first pass holds the locks on all 40 rows
+            # Other passes and relays, of this instance or another, skip
+            # those rows rather than wait for them or send them too...
+            others = RecordingPublisher()
+            assert generation.publish_outbox(db, others) == (0, 0)
+            assert generation.relay_outbox(db, others, now=later) == 0
+            # ...and new orders commit meanwhile, whose rows they do take.
+            new = [generation.create_order(db, quantity)["id"] for quantity in (1, 2)]
+            assert generation.publish_outbox(db, others) == (2, 2)
+    finally:
+        release.send()  # whatever happened, end the first pass's transaction
+    assert holder.wait() == (40, 40)
+    assert [payload["order_id"] for _, payload in first.published] == held
+    assert [payload["order_id"] for _, payload in others.published] == new
     assert outbox(db) == []

@@ -68,7 +68,7 @@ def test_generator_create_order_rejects_bad_quantities_before_writing(bad_quanti
     with pytest.raises(InvalidQuantity):
         service.create_order(bad_quantity)
     assert not service.db.mock_calls
-    assert not service.publish.mock_calls
+    assert not service.outbox.mock_calls
 
 
 @pytest.mark.parametrize("bad_id", ["7", 0])

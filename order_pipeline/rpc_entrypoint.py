@@ -1,0 +1,37 @@
+"""`@rpc` as nameko's, except that a reply the broker cannot take does not
+stop the service.
+
+nameko 2.14 sends an RPC's reply from the worker's result handler. If the
+broker is away at that moment (restarting, or hung and then gone), the
+publish fails after its retries, the exception ends the worker's thread, and
+nameko kills the whole container: a broker outage that caught a call in
+flight stopped the service for good. Here that failure is logged instead;
+the caller gets no reply (it times out, as it would have anyway).
+"""
+
+import logging
+
+from nameko.rpc import Rpc
+
+log = logging.getLogger(__name__)
+
+
+class ReplyTolerantRpc(Rpc):
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except Exception as exc:  # whatever it is, it is no reason to stop
+            log.warning(
+                "%s ran, but its reply could not be sent: %s: %s",
+                worker_ctx,
+                type(exc).__name__,
+                exc,
+            )
+            # The call has run: take the request off the queue rather than
+            # run it again (a no-op if its connection is gone, in which case
+            # the broker gives the request back, or drops it once expired).
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return result, exc_info
+
+
+rpc = ReplyTolerantRpc.decorator
