@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from harness.processes import CONFIG, NAMEKO, ROOT, free_port, wait_until
+from harness.sandbox import wait_for_rpc
 
 # The environment of a user's shell: no PYTHONPATH, no warning filters.
 USER_ENV = {
@@ -172,16 +173,30 @@ def test_rpc_errors_arrive_typed_in_nameko_shell_started_anywhere(pipeline, amqp
     )
 
 
-def test_the_generator_says_at_start_whether_generation_is_on(pipeline):
+def test_the_generator_says_at_start_whether_generation_is_on(pipeline, amqp_uri):
     system = pipeline(GENERATE_ON_FIRST_START="false")
     generator = system.start_service("generator_service")
     generator.wait_for_output("order generation is off")
     assert "POST /start" in generator.output()
+    wait_for_rpc(amqp_uri, "order_generator", "status", [generator])
     generator.stop()
     restarted = system.start_service("generator_service", GENERATE_ON_FIRST_START="true")
     # The stored state wins over the first-start default.
     restarted.wait_for_output("order generation is off")
-    restarted.stop()
+
+
+def test_a_sigterm_while_a_service_starts_stops_it(pipeline, amqp_uri):
+    """Ctrl-C right after `make run` prints its first lines: the stop waits
+    for the start under way, then ends the process (it used to hang)."""
+    system = pipeline(GENERATE_ON_FIRST_START="false")
+    first = system.start_service("generator_service")
+    wait_for_rpc(amqp_uri, "order_generator", "status", [first])
+    first.stop()
+    for _ in range(3):
+        generator = system.start_service("generator_service")
+        # Logged while the container is still starting its extensions.
+        generator.wait_for_output("order generation is off")
+        assert generator.stop(timeout=30) == 0
 
 
 def start_make_run(db_uri, amqp_uri, log_path, **env):
