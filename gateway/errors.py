@@ -26,6 +26,10 @@ class Forbidden(Exception):
     pass
 
 
+class GatewayBusy(Exception):
+    """No room for the request now: see gateway.limits."""
+
+
 ERRORS = {
     BadRequest: (400, "BAD_REQUEST"),
     InvalidOrderId: (400, "BAD_REQUEST"),
@@ -35,6 +39,7 @@ ERRORS = {
     NotFound: (404, "NOT_FOUND"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+    GatewayBusy: (503, "SERVICE_UNAVAILABLE"),
 }
 
 INTERNAL_ERROR = (500, "INTERNAL_ERROR")
@@ -46,9 +51,11 @@ HTTP_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     413: "PAYLOAD_TOO_LARGE",
     414: "URI_TOO_LONG",
     431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    503: "SERVICE_UNAVAILABLE",
     505: "HTTP_VERSION_NOT_SUPPORTED",
 }
 

@@ -49,11 +49,11 @@ class GatewayService:
         self.require_control(request)
         return self.order_generator.stop()
 
-    @json_http("GET", "/status")
+    @json_http("GET", "/status", costly=False)
     def status(self, request):
         return self.shared_read("status", self.order_generator.status)
 
-    @json_http("GET", "/metrics")
+    @json_http("GET", "/metrics", costly=False)
     def metrics(self, request):
         """{"total_orders_processed": N, "average_execution_price": "12.34"}"""
         return self.shared_read("metrics", self.order_processor.metrics)
@@ -92,7 +92,7 @@ class GatewayService:
             "services": services,
         }
 
-    @json_http("GET", "/openapi.json")
+    @json_http("GET", "/openapi.json", costly=False)
     def openapi(self, request):
         """This API described as an OpenAPI 3.0 document."""
         return openapi_document()

@@ -15,6 +15,7 @@ import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
+from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import BindAddress, WebServer
 
 from gateway.auth import bearer_token, check_token
@@ -456,3 +457,42 @@ def test_the_gateway_web_server_starts_as_nameko_does_but_for_the_socket():
         for line in code_lines(WebServer.start)
     ]
     assert code_lines(JsonWebServer.start) == nameko_lines
+
+
+# nameko's WebServer.run, which JsonWebServer.run copies to keep accepting
+# when the process is out of file descriptors.
+NAMEKO_RUN = [
+    "while self._is_accepting:",
+    "sock, addr = self._sock.accept()",
+    "sock.settimeout(self._serv.socket_timeout)",
+    "self.container.spawn_managed_thread(",
+    "partial(self.process_request, sock, addr)",
+    ")",
+]
+
+# nameko's HttpRequestHandler.handle_request, which JsonHttpRequestHandler
+# copies to bound the wait for a worker.
+NAMEKO_HANDLE_REQUEST = [
+    "request.shallow = False",
+    "try:",
+    "context_data = self.server.context_data_from_headers(request)",
+    "args, kwargs = self.get_entrypoint_parameters(request)",
+    "self.check_signature(args, kwargs)",
+    "event = Event()",
+    "self.container.spawn_worker(",
+    "self, args, kwargs, context_data=context_data,",
+    "handle_result=partial(self.handle_result, event))",
+    "result = event.wait()",
+    "response = self.response_from_result(result)",
+    "except Exception as exc:",
+    "response = self.response_from_exception(exc)",
+    "return response",
+]
+
+
+def test_the_gateway_copies_of_nameko_code_match_the_nameko_installed():
+    """JsonWebServer.run and JsonHttpRequestHandler.handle_request are
+    nameko's with one change each: if nameko's change, the copies must be
+    looked at again."""
+    assert code_lines(WebServer.run) == NAMEKO_RUN
+    assert code_lines(HttpRequestHandler.handle_request) == NAMEKO_HANDLE_REQUEST
