@@ -363,6 +363,20 @@ def test_a_failed_shared_call_fails_its_waiters_and_the_next_read_tries_again():
     assert read("status", call) == {"ok": True}
 
 
+def test_concurrent_health_checks_share_the_reads_behind_status_and_metrics():
+    """A burst of health checks costs the services what one /metrics does."""
+    gateway = worker_factory(GatewayService, shared_read=shared_reads())
+    gateway.order_generator.status.side_effect = slow({"running": True})
+    gateway.order_processor.metrics.side_effect = slow({})
+    checks = [eventlet.spawn(gateway.health, None) for _ in range(20)]
+    reads = [eventlet.spawn(gateway.status, None), eventlet.spawn(gateway.metrics, None)]
+    assert [check.wait()[0] for check in checks] == [200] * 20
+    assert [read.wait() for read in reads] == [{"running": True}, {}]
+    # One round in progress, and one for those that arrived during it.
+    assert gateway.order_generator.status.call_count <= 2
+    assert gateway.order_processor.metrics.call_count <= 2
+
+
 def test_different_keys_do_not_share():
     read = shared_reads()
     assert read("a", lambda: 1) == 1
