@@ -454,6 +454,20 @@ def test_a_restarted_gateway_binds_while_old_connections_linger():
     listen(listen_config(port)).close()
 
 
+def test_a_burst_of_connections_waits_in_the_accept_queue_rather_than_being_dropped():
+    """Past a full accept queue the kernel drops SYNs, and the client's
+    connect waits a second for its retry."""
+    port = free_port()
+    clients = []
+    with listen(listen_config(port)):
+        try:
+            for _ in range(300):  # none accepted yet
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+        finally:
+            for client in clients:
+                client.close()
+
+
 def code_lines(function):
     source = inspect.getsource(function)
     return [
