@@ -24,6 +24,7 @@ from gateway.errors import (
     ERRORS,
     INTERNAL_ERROR,
     INTERNAL_ERROR_MESSAGE,
+    GatewayBusy,
     http_code,
     status_and_code,
 )
@@ -249,7 +250,9 @@ def response_for_error(exc):
     if (status, code) == INTERNAL_ERROR:
         log.error("unhandled %s in gateway: %s", type(exc).__name__, exc)
         return error_response(status, code, INTERNAL_ERROR_MESSAGE)
-    if status >= 500:
+    # A request turned away for room is load shedding, not a fault: the
+    # access log has it, and a line each would only add to the load.
+    if status >= 500 and not isinstance(exc, GatewayBusy):
         log.warning("answered %s: %s", status, exc)
     return error_response(status, code, str(exc))
 
