@@ -20,6 +20,7 @@ in front of a stalled service queued for minutes.
 import json
 import signal
 import time
+from collections import Counter
 
 import eventlet
 import pytest
@@ -42,9 +43,11 @@ ATTACKERS = 1200
 # Generous bounds for a well-behaved request (the targets are 1 s during an
 # attack, 2 s back to normal after it); without the limits it waited 18 s.
 WELL_BEHAVED_SECONDS = 5.0
-HEADER_TIMEOUT = 2.0
+# config.yml's defaults: with 1,200 slow connections opened within the
+# header time limit, some are closed to make room as well.
+HEADER_TIMEOUT = 10.0
 RPC_TIMEOUT = 3.0
-REQUEST_QUEUE = 1.0  # config.yml's default
+REQUEST_QUEUE = 1.0  # REQUEST_QUEUE_SECONDS: config.yml's default, not set here
 INTERVAL = 0.2
 
 
@@ -92,6 +95,16 @@ def assert_well_served(probe):
     assert probe.longest() < WELL_BEHAVED_SECONDS, probe.longest()
 
 
+def turned_away_at_once(answer):
+    """A 503 for being over the connection limit, or a bare refusal; either
+    well before an RPC timeout (nothing waited for a service)."""
+    if answer.seconds >= RPC_TIMEOUT:
+        return False
+    if answer.status is None:
+        return True
+    return answer.status == 503 and answer.document()["message"].startswith("too many connections")
+
+
 def json_error(reply):
     """The JSON error body of a raw reply (status line, headers, body)."""
     _, _, body = reply.partition(b"\r\n\r\n")
@@ -102,7 +115,7 @@ def test_slow_headers_are_cut_off_and_never_handled(backend, start_gateway):
     gateway = start_gateway(HEADER_TIMEOUT_SECONDS=HEADER_TIMEOUT)
     probe = Probe(backend.port).start()
     # A request line and one header each, then nothing (slowloris). More of
-    # them than MAX_CONNECTIONS (1000): the oldest make room for the probe.
+    # them than MAX_CONNECTIONS (1000): the oldest make room for others.
     crowd = Crowd(backend.port).open(ATTACKERS, b"GET /health?slow HTTP/1.1\r\nHost: x\r\n")
     # Without a header deadline they would stay open for a minute.
     wait_until(
@@ -126,13 +139,22 @@ def test_slow_headers_are_cut_off_and_never_handled(backend, start_gateway):
         )
     )
 
+    statuses = Counter(reply.split(b" ", 2)[1].decode() if reply else "closed" for reply in replies)
+    print(
+        f"slow connections: {statuses['408']} cut off with a 408, {statuses['closed']} closed "
+        f"to make room, {statuses['503']} turned away with a 503 as they poured in"
+    )
+
     assert len(replies) == ATTACKERS - crowd.refused
-    # Closed silently (made room for others) or told 408, in JSON.
-    timed_out = [reply for reply in replies if reply]
-    assert all(reply.startswith(b"HTTP/1.0 408 ") for reply in timed_out), timed_out[:3]
-    assert all(json_error(reply)["error"] == "REQUEST_TIMEOUT" for reply in timed_out)
+    assert set(statuses) <= {"408", "closed", "503"}, statuses
+    errors = {json_error(reply)["error"] for reply in replies if reply}
+    assert errors <= {"REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE"}, errors
     assert access_lines(gateway, "GET /health?slow HTTP/1.1") == 0
-    assert_well_served(probe)
+    # Served throughout, but for the moment the attackers arrived faster
+    # than MAX_CONNECTIONS per EVICT_AFTER_SECONDS: turned away at once then.
+    assert any(answer.status == 200 for answer in probe.answers)
+    assert all(a.status == 200 or turned_away_at_once(a) for a in probe.answers), probe.answers
+    assert probe.longest() < WELL_BEHAVED_SECONDS
 
 
 def test_a_mass_disconnect_is_never_handled(backend, start_gateway):
@@ -174,16 +196,6 @@ def test_a_mass_disconnect_is_never_handled(backend, start_gateway):
 MAX_CONNECTIONS = 30
 MAX_STREAMS = 3
 STREAM_REQUEST = b"GET /test-stream HTTP/1.1\r\nHost: x\r\n\r\n"
-
-
-def turned_away_at_once(answer):
-    """A 503 for being over the connection limit, or a bare refusal; either
-    well before an RPC timeout (nothing waited for a service)."""
-    if answer.seconds >= RPC_TIMEOUT:
-        return False
-    if answer.status is None:
-        return True
-    return answer.status == 503 and answer.document()["message"].startswith("too many connections")
 
 
 def test_connections_and_streams_over_their_limits_are_turned_away_at_once(backend, start_gateway):
