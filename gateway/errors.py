@@ -6,7 +6,6 @@ one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
 
-from gateway.event_streams import TooManyStreams
 from order_contract import DeadLettersBusy, InvalidArgument, InvalidOrderId, InvalidQuantity
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
 
@@ -27,6 +26,10 @@ class Forbidden(Exception):
     pass
 
 
+class GatewayBusy(Exception):
+    """No room for the request now: see gateway.limits."""
+
+
 ERRORS = {
     BadRequest: (400, "BAD_REQUEST"),
     InvalidOrderId: (400, "BAD_REQUEST"),
@@ -38,7 +41,7 @@ ERRORS = {
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
     DeadLettersBusy: (503, "SERVICE_UNAVAILABLE"),
-    TooManyStreams: (503, "SERVICE_UNAVAILABLE"),
+    GatewayBusy: (503, "SERVICE_UNAVAILABLE"),
 }
 
 INTERNAL_ERROR = (500, "INTERNAL_ERROR")
@@ -50,9 +53,11 @@ HTTP_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     413: "PAYLOAD_TOO_LARGE",
     414: "URI_TOO_LONG",
     431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    503: "SERVICE_UNAVAILABLE",
     505: "HTTP_VERSION_NOT_SUPPORTED",
 }
 

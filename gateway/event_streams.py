@@ -18,8 +18,9 @@ A stream is counted from the request until its body is closed: when the
 page goes (the next write fails and eventlet closes the body), when the
 container stops (`stop` ends every stream), or at once for a HEAD request.
 
-`open()` is where a cap on open streams belongs: `open_count` is the number
-open now, and `max_streams` (None: no cap) refuses more with TooManyStreams.
+The cap on open streams (MAX_STREAMS) is the gateway's connection limits'
+(gateway.limits.open_stream, taken by the /events route): a stream's
+connection then stops counting against MAX_CONNECTIONS.
 """
 
 import json
@@ -38,10 +39,6 @@ HEARTBEAT_SECONDS = 15
 FRESH_SECONDS = 3
 HEARTBEAT = b": keep-alive\n\n"
 _END = object()
-
-
-class TooManyStreams(Exception):
-    """The gateway has as many event streams open as it allows."""
 
 
 def sse_event(name: str, data: object) -> bytes:
@@ -99,8 +96,7 @@ class StreamBody:
 class EventStreamRegistry:
     """The open streams of one gateway, and the last event published."""
 
-    def __init__(self, max_streams=None):
-        self.max_streams = max_streams
+    def __init__(self):
         self._streams = set()
         self._last = None  # (event bytes, monotonic time published)
 
@@ -109,8 +105,6 @@ class EventStreamRegistry:
         return len(self._streams)
 
     def open(self) -> Stream:
-        if self.max_streams is not None and len(self._streams) >= self.max_streams:
-            raise TooManyStreams(f"at most {self.max_streams} event streams are open at once")
         stream = Stream()
         self._streams.add(stream)
         return stream

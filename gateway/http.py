@@ -6,11 +6,14 @@ every response is JSON: handlers return a dict/list (200) or a
 (status, body) pair, and exceptions are mapped by `gateway.errors`.
 """
 
+import errno
 import functools
 import json
 import logging
 import socket
 
+import eventlet
+from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -21,12 +24,22 @@ from gateway.errors import (
     ERRORS,
     INTERNAL_ERROR,
     INTERNAL_ERROR_MESSAGE,
+    GatewayBusy,
     http_code,
     status_and_code,
 )
+from gateway.limits import (
+    LINGERING_REFUSALS,
+    REFUSAL_LINGER_SECONDS,
+    Admission,
+    Connections,
+    Slots,
+    StreamSlots,
+    ensure_open_files,
+)
 from gateway.listen import listen
-from gateway.protocol import JsonHttpProtocol
-from order_pipeline.settings import max_request_bytes, web_server_address
+from gateway.protocol import JsonHttpProtocol, lingering_close, raw_json_error
+from order_pipeline.settings import gateway_limits, max_request_bytes, web_server_address
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +87,18 @@ class JsonWebServer(WebServer):
     def bind_addr(self):
         return web_server_address(self.container.config)
 
+    # Out of file descriptors, accepting pauses this long (the backlog waits).
+    ACCEPT_PAUSE_SECONDS = 0.1
+
     def setup(self):
         # A malformed WEB_SERVER_ADDRESS stops the service before it starts.
         web_server_address(self.container.config)
+        limits = gateway_limits(self.container.config)
+        ensure_open_files(limits)
+        self.header_timeout = limits.header_timeout_seconds
+        self.connections = Connections(limits.max_connections, StreamSlots(limits.max_streams))
+        self.admission = Admission(self.container.max_workers, limits.request_queue_seconds)
+        self.lingering_refusals = Slots(LINGERING_REFUSALS)
         super().setup()
 
     def start(self):
@@ -93,6 +115,22 @@ class JsonWebServer(WebServer):
             self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
             self._gt = self.container.spawn_managed_thread(self.run)
 
+    def run(self):
+        # nameko's WebServer.run, except that running out of file descriptors
+        # pauses accepting instead of ending the loop (which would kill the
+        # gateway). Same private attributes as start() above.
+        while self._is_accepting:
+            try:
+                sock, addr = self._sock.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                log.warning("cannot accept a connection: %s", exc.strerror)
+                eventlet.sleep(self.ACCEPT_PAUSE_SECONDS)
+                continue
+            sock.settimeout(self._serv.socket_timeout)
+            self.container.spawn_managed_thread(functools.partial(self.process_request, sock, addr))
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
@@ -100,6 +138,8 @@ class JsonWebServer(WebServer):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
         server.socket_timeout = self.CLIENT_IDLE_SECONDS
         server.max_request_bytes = max_request_bytes(self.container.config)
+        server.header_timeout = self.header_timeout
+        server.connections = self.connections
         return server
 
     def make_url_map(self):
@@ -113,6 +153,10 @@ class JsonWebServer(WebServer):
         return url_map
 
     def process_request(self, sock, address):
+        connection = self.connections.admit(sock)
+        if connection is None:
+            self.refuse_connection(sock)
+            return
         # nameko runs each connection in a managed thread: an exception
         # escaping it would kill the whole gateway container.
         try:
@@ -122,12 +166,70 @@ class JsonWebServer(WebServer):
         except Exception:
             log.warning("dropped the connection from %s after an error", address, exc_info=True)
             sock.close()
+        finally:
+            connection.close()
+
+    def refuse_connection(self, sock):
+        """A connection over the limit: a 503 sent at once, without reading
+        the request, then a lingering close (so that the request arriving
+        after the answer does not reset it away), if not too many are
+        lingering already; else just closed."""
+        lingering = self.lingering_refusals.try_acquire()
+        try:
+            if lingering is not None:
+                sock.sendall(TOO_MANY_CONNECTIONS)
+                lingering_close(sock, REFUSAL_LINGER_SECONDS)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+            if lingering is not None:
+                lingering.release()
+
+
+TOO_MANY_CONNECTIONS = raw_json_error(503, "too many connections; try again shortly")
 
 
 class JsonHttpRequestHandler(HttpRequestHandler):
-    """The entrypoint behind `@json_http`; the request body is never read."""
+    """The entrypoint behind `@json_http`; the request body is never read.
+
+    `costly`: each request makes RPC calls of its own, so it waits for one
+    of the gateway's call slots (see gateway.limits) before a worker.
+    """
 
     server = JsonWebServer()
+
+    def __init__(self, method, url, costly=True, **kwargs):
+        self.costly = costly
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        # nameko's HttpRequestHandler.handle_request, with the wait for a
+        # worker bounded by the gateway's admission (a 503 past it).
+        request.shallow = False
+        try:
+            context_data = self.server.context_data_from_headers(request)
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            event = Event()
+            admitted = self.server.admission.start(
+                self.costly,
+                lambda: self.container.spawn_worker(
+                    self,
+                    args,
+                    kwargs,
+                    context_data=context_data,
+                    handle_result=functools.partial(self.handle_result, event),
+                ),
+            )
+            try:
+                result = event.wait()
+            finally:
+                admitted.release()
+            response = self.response_from_result(result)
+        except Exception as exc:
+            response = self.response_from_exception(exc)
+        return response
 
     def response_from_result(self, result):
         if isinstance(result, Response):
@@ -148,14 +250,20 @@ def response_for_error(exc):
     if (status, code) == INTERNAL_ERROR:
         log.error("unhandled %s in gateway: %s", type(exc).__name__, exc)
         return error_response(status, code, INTERNAL_ERROR_MESSAGE)
-    if status >= 500:
+    # A request turned away for room is load shedding, not a fault: the
+    # access log has it, and a line each would only add to the load.
+    if status >= 500 and not isinstance(exc, GatewayBusy):
         log.warning("answered %s: %s", status, exc)
     return error_response(status, code, str(exc))
 
 
-def json_http(method, url, **kwargs):
+def json_http(method, url, costly=True, **kwargs):
     """`@json_http("GET", "/orders/<order_id>")` on a handler that returns a
     JSON-able result (200) or a (status, result) pair, or raises.
+
+    `costly=False` for a route whose cost to the services does not grow
+    with the number of clients (shared reads, static answers, streams that
+    take a stream slot): it does not queue behind the costly ones.
 
     An exception in `gateway.errors.ERRORS` is turned into its JSON error
     inside the worker: a 404 or a 401 is an answer, and nameko would log
@@ -172,6 +280,6 @@ def json_http(method, url, **kwargs):
             except known_errors as exc:
                 return response_for_error(exc)
 
-        return JsonHttpRequestHandler.decorator(method, url, **kwargs)(answer)
+        return JsonHttpRequestHandler.decorator(method, url, costly=costly, **kwargs)(answer)
 
     return decorate

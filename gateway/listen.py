@@ -7,6 +7,11 @@ kernel would split the connections between the two. Here the socket has
 SO_REUSEADDR only. On Linux that never lets two sockets listen on one port, so
 a busy port is a start-up error, yet a restarted gateway still binds while its
 old connections sit in TIME_WAIT.
+
+The accept queue holds LISTEN_BACKLOG connections (eventlet's default is
+50): when it is full the kernel drops new connections' SYNs, and a client
+waits a second or more for its retry, however idle the gateway is. Bursts
+of hundreds of connections are what gateway.limits is there to answer.
 """
 
 import errno
@@ -18,13 +23,15 @@ from nameko.constants import WEB_SERVER_CONFIG_KEY
 from order_pipeline.errors import StartupError
 from order_pipeline.settings import web_server_address
 
+LISTEN_BACKLOG = 1024
+
 
 def listen(config: dict) -> GreenSocket:
     """A socket listening on WEB_SERVER_ADDRESS that no other socket shares,
     or a StartupError naming the setting."""
     address = web_server_address(config)
     try:
-        return eventlet.listen(address, reuse_port=False)
+        return eventlet.listen(address, backlog=LISTEN_BACKLOG, reuse_port=False)
     except OSError as exc:  # a busy port, an unknown host, a port below 1024 ...
         if exc.errno == errno.EADDRINUSE:
             reason = "the port is in use (another gateway?); stop what holds it, or"

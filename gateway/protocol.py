@@ -17,6 +17,16 @@ unbounded body to keep it alive. Whenever a response leaves request bytes
 unread, the socket is half-closed and drained for a moment before it is
 closed (a "lingering close"), so the client gets the response rather than a
 connection reset.
+
+A request is handled only once its head is complete:
+
+- the wait for a request and the reading of its request line and headers
+  together have HEADER_TIMEOUT_SECONDS (the Server's `header_timeout`); past
+  that the connection is closed, with a JSON 408 if a request line came;
+- a request line or header block cut short by the client closing (or by
+  the gateway evicting the connection, see `gateway.limits`) is dropped,
+  never handled: http.server would take the end of the stream for the end
+  of the headers.
 """
 
 import json
@@ -24,10 +34,12 @@ import socket
 import time
 from http import HTTPStatus
 
+import eventlet
 from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
 from nameko.web.server import HttpOnlyProtocol
 
 from gateway.errors import http_code
+from gateway.limits import CONNECTION_KEY
 
 # A lingering close reads at most this much, for at most this long.
 LINGER_SECONDS = 2.0
@@ -44,6 +56,23 @@ def raw_json_error(status, message, head_only=False):
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode("ascii")
     return head if head_only else head + body
+
+
+class _HeadLines:
+    """The header reader http.server is given, remembering the last line:
+    the head is complete only if that is the blank line."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.last = b""
+
+    def readline(self, size=-1):
+        self.last = self.lines.readline(size)
+        return self.last
+
+    @property
+    def complete(self):
+        return self.last in (b"\r\n", b"\n")
 
 
 def body_framing_error(headers, max_request_bytes):
@@ -72,21 +101,63 @@ class JsonHttpProtocol(HttpOnlyProtocol):
 
     linger = False
 
+    def setup(self):
+        super().setup()
+        # The gateway.limits Connection this socket was admitted as.
+        self.admitted = self.server.connections.of(self.request)
+
+    def handle_one_request(self):
+        # One limit for waiting for the request and reading its head.
+        self.head_deadline = eventlet.Timeout(self.server.header_timeout)
+        self.request_line_read = False
+        if self.admitted is not None:
+            self.admitted.waiting()
+        try:
+            super().handle_one_request()
+        except eventlet.Timeout as exc:
+            if exc is not self.head_deadline:
+                raise
+            self.close_connection = True
+            if self.request_line_read:
+                self.command = None
+                self.refuse(408, "request headers not received in time", linger=False)
+        finally:
+            self.end_of_head()
+        if self.admitted is not None and self.admitted.stream is not None:
+            self.close_connection = True  # a stream's connection is not reused
+
+    def end_of_head(self):
+        self.head_deadline.cancel()
+        if self.admitted is not None:
+            self.admitted.busy()
+
     def _read_request_line(self):
-        # eventlet would answer a request line over the limit with an empty 414.
         line = super()._read_request_line()
+        if line and not line.endswith(b"\n") and len(line) < self.server.url_length_limit:
+            return ""  # cut short: the client is gone
+        # eventlet would answer a request line over the limit with an empty 414.
         if len(line) >= self.server.url_length_limit:
             self.command = None  # not a HEAD left over from the last request
             self.refuse(414, f"request line over {self.server.url_length_limit} bytes")
             return ""
+        self.request_line_read = bool(line)
         return line
 
     def parse_request(self):
+        head = _HeadLines(self.rfile)
+        self.rfile = head
         try:
             if not super().parse_request():
                 return False
         except (HeaderLineTooLong, HeadersTooLarge):
             self.refuse(431, "request headers too large")
+            return False
+        finally:
+            self.rfile = head.lines
+            self.end_of_head()
+        if not head.complete:
+            # The stream ended before the blank line: nobody to answer.
+            self.close_connection = True
             return False
         refused = body_framing_error(self.headers, self.server.max_request_bytes)
         if refused is not None:
@@ -105,7 +176,12 @@ class JsonHttpProtocol(HttpOnlyProtocol):
         """http.server's parser reports malformed requests here (HTML by default)."""
         self.refuse(int(code), message or HTTPStatus(code).phrase)
 
-    def refuse(self, status, message):
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[CONNECTION_KEY] = self.admitted
+        return environ
+
+    def refuse(self, status, message, linger=True):
         head_only = getattr(self, "command", None) == "HEAD"
         try:
             self.wfile.write(raw_json_error(status, message, head_only))
@@ -113,7 +189,7 @@ class JsonHttpProtocol(HttpOnlyProtocol):
         except OSError:
             pass
         self.close_connection = True
-        self.linger = True
+        self.linger = linger
 
     def finish(self):
         if self.linger:
@@ -121,17 +197,26 @@ class JsonHttpProtocol(HttpOnlyProtocol):
         super().finish()
 
     def _drain(self):
-        """Half-close, then read and drop what the client still sends."""
         try:
             self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_WR)
-            self.connection.settimeout(LINGER_SECONDS)
-            deadline = time.monotonic() + LINGER_SECONDS
-            received = 0
-            while received < LINGER_BYTES and time.monotonic() < deadline:
-                data = self.connection.recv(65536)
-                if not data:
-                    break
-                received += len(data)
         except OSError:
-            pass
+            return
+        lingering_close(self.connection)
+
+
+def lingering_close(sock, seconds=LINGER_SECONDS):
+    """Half-close, then read and drop what the client still sends (for at
+    most `seconds` and LINGER_BYTES), so that what was sent to it is not
+    lost to a reset. The caller closes the socket."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        deadline = time.monotonic() + seconds
+        received = 0
+        while received < LINGER_BYTES and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += len(data)
+    except OSError:
+        pass

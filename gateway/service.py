@@ -9,6 +9,7 @@ from gateway.console_files import console_asset, console_page
 from gateway.errors import BadRequest, NotFound
 from gateway.event_streams import EventStreams
 from gateway.http import json_http
+from gateway.limits import open_stream
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
 from gateway.request_body import read_ids
@@ -60,11 +61,11 @@ class GatewayService:
         self.require_control(request)
         return self.order_generator.stop()
 
-    @json_http("GET", "/status")
+    @json_http("GET", "/status", costly=False)
     def status(self, request):
         return self.shared_read("status", self.order_generator.status)
 
-    @json_http("GET", "/metrics")
+    @json_http("GET", "/metrics", costly=False)
     def metrics(self, request):
         """{"total_orders_processed": N, "average_execution_price": "12.34"}"""
         return self.shared_read("metrics", self.order_processor.metrics)
@@ -86,13 +87,19 @@ class GatewayService:
         order["processing"] = processing.wait()
         return order
 
-    @json_http("GET", "/health")
+    @json_http("GET", "/health", costly=False)
     def health(self, request):
         """200 if both services answer, else 503 naming the ones that do not.
 
         Both are asked at once, so the answer comes within one RPC timeout.
+        The questions are the reads behind /status and /metrics, shared with
+        every concurrent request for them: a burst of health checks costs
+        the services one round of calls.
         """
-        checks = {GENERATOR: self.order_generator.status, PROCESSOR: self.order_processor.metrics}
+        checks = {
+            GENERATOR: lambda: self.shared_read("status", self.order_generator.status),
+            PROCESSOR: lambda: self.shared_read("metrics", self.order_processor.metrics),
+        }
         answers = eventlet.GreenPile()
         for name, call in checks.items():
             answers.spawn(service_state, name, call)
@@ -103,26 +110,28 @@ class GatewayService:
             "services": services,
         }
 
-    @json_http("GET", "/openapi.json")
+    @json_http("GET", "/openapi.json", costly=False)
     def openapi(self, request):
         """This API described as an OpenAPI 3.0 document."""
         return openapi_document()
 
     # --- the console -----------------------------------------------------------
 
-    @json_http("GET", "/")
+    @json_http("GET", "/", costly=False)
     def console(self, request):
         """The console: a page that shows the pipeline live."""
         return console_page()
 
-    @json_http("GET", "/console/<asset>")
+    @json_http("GET", "/console/<asset>", costly=False)
     def console_file(self, request, asset):
         return console_asset(asset)
 
-    @json_http("GET", "/events")
+    @json_http("GET", "/events", costly=False)
     def events(self, request):
         """Server-sent events: a `snapshot` about every second. The stream
-        is written outside this worker (see gateway.event_streams)."""
+        is written outside this worker (see gateway.event_streams), on a
+        connection counted against MAX_STREAMS, not MAX_CONNECTIONS."""
+        open_stream(request)  # 503 when MAX_STREAMS are open; freed on close
         return self.event_streams.response(request)
 
     @configured_timer(read_interval=lambda config: SNAPSHOT_INTERVAL_SECONDS)

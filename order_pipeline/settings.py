@@ -147,6 +147,23 @@ def max_request_bytes(config: dict) -> int:
     return setting(config, "MAX_REQUEST_BYTES", int, minimum=0)
 
 
+@dataclass(frozen=True)
+class GatewayLimits:
+    max_connections: int  # open connections, streams not included
+    max_streams: int  # long-lived responses (server-sent events)
+    header_timeout_seconds: float  # to wait for a request and read its head
+    request_queue_seconds: float  # to wait for room once the head is in
+
+
+def gateway_limits(config: dict) -> GatewayLimits:
+    return GatewayLimits(
+        max_connections=setting(config, "MAX_CONNECTIONS", int, minimum=1),
+        max_streams=setting(config, "MAX_STREAMS", int, minimum=0),
+        header_timeout_seconds=setting(config, "HEADER_TIMEOUT_SECONDS", float, minimum=0.001),
+        request_queue_seconds=setting(config, "REQUEST_QUEUE_SECONDS", float, minimum=0.001),
+    )
+
+
 MAX_PORT = 65535
 
 

@@ -85,3 +85,8 @@ def pytest_terminal_summary(terminalreporter):
     if figures.RECORDED:
         terminalreporter.write_sep("=", "fault scenarios: orders committed and processed")
         terminalreporter.write_line(figures.format_table(figures.RECORDED))
+    if figures.RECORDED_ATTACKS:
+        terminalreporter.write_sep("=", "hostile load: a well-behaved client's view of the gateway")
+        terminalreporter.write_line(
+            figures.format_table(figures.RECORDED_ATTACKS, figures.ATTACK_COLUMNS)
+        )

@@ -28,7 +28,43 @@ class Figures:
         )
 
 
+ATTACK_COLUMNS = (
+    "attack",
+    "connections",
+    "503/refused",
+    "longest wait s",
+    "errors",
+    "normal after s",
+)
+
+
+@dataclass(frozen=True)
+class AttackFigures:
+    """One hostile-load scenario against the gateway (test_hostile_load)."""
+
+    attack: str
+    connections: int  # opened, or tried, by the attacker
+    turned_away: int  # attacker connections answered 503 or refused
+    # The longest a well-behaved GET /health or /metrics waited during it.
+    longest_wait_seconds: float
+    # Well-behaved requests that got no JSON 200, and answers that were not JSON.
+    errors: int
+    # From the end of the attack until /health and /metrics answer 200.
+    normal_after_seconds: float
+
+    def cells(self):
+        return (
+            self.attack,
+            str(self.connections),
+            str(self.turned_away),
+            f"{self.longest_wait_seconds:.2f}",
+            str(self.errors),
+            f"{self.normal_after_seconds:.2f}",
+        )
+
+
 RECORDED = []
+RECORDED_ATTACKS = []
 
 
 def record(figures):
@@ -36,9 +72,14 @@ def record(figures):
     print("\n" + format_table([figures]))
 
 
-def format_table(rows):
-    lines = [COLUMNS] + [row.cells() for row in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+def record_attack(figures):
+    RECORDED_ATTACKS.append(figures)
+    print("\n" + format_table([figures], ATTACK_COLUMNS))
+
+
+def format_table(rows, columns=COLUMNS):
+    lines = [columns] + [row.cells() for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
 
     def render(line):
         return "  ".join(

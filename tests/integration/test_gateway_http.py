@@ -362,6 +362,75 @@ def test_a_client_that_hangs_up_early_does_not_hurt_the_gateway(system):
     assert response.status_code == 200
 
 
+START_WITH_TOKEN = f"POST /start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TEST_TOKEN}".encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        START_WITH_TOKEN + b"\r\n",  # the blank line never came
+        START_WITH_TOKEN,  # cut inside a header line
+        b"POST /start HTTP/1.1",  # cut inside the request line
+    ],
+)
+def test_a_request_cut_short_by_the_client_is_never_handled(system, data):
+    system.post("/stop")
+    with socket.create_connection(("127.0.0.1", system.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # the end of the stream, as when the client closes
+        assert sock.recv(65536) == b""  # nobody to answer: closed without a word
+    assert system.get("/status")[1]["running"] is False
+
+
+HEADER_TIMEOUT = 1.0
+
+
+def read_response(sock):
+    """(status, JSON body) of one response with a Content-Length."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_request_whose_head_does_not_arrive_in_time_is_closed(system):
+    port = free_port()
+    system.start_as(
+        "impatient gateway",
+        "gateway",
+        HEADER_TIMEOUT_SECONDS=HEADER_TIMEOUT,
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
+    )
+    try:
+        system.post("/stop")
+        # A request line and headers, but not the blank line: a 408, unhandled.
+        started = time.monotonic()
+        status, headers, body = raw_request(port, START_WITH_TOKEN + b"\r\n", timeout=10)
+        assert (status, json.loads(body)["error"]) == (408, "REQUEST_TIMEOUT")
+        assert headers["connection"] == "close"
+        assert HEADER_TIMEOUT <= time.monotonic() - started < 10
+        assert system.get("/status")[1]["running"] is False
+        # Nothing at all: closed without a word.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            assert sock.recv(65536) == b""
+        # A complete request is answered, and the connection, kept alive,
+        # is closed once it has been idle for the time limit.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock)[0] == 200
+            assert sock.recv(65536) == b""
+    finally:
+        system.stop("impatient gateway")
+
+
 # --- the control token ----------------------------------------------------------
 
 

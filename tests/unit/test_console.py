@@ -19,7 +19,6 @@ from gateway.event_streams import (
     HEARTBEAT,
     EventStreamRegistry,
     StreamBody,
-    TooManyStreams,
     sse_event,
 )
 from gateway.request_body import read_ids
@@ -125,17 +124,6 @@ def test_the_response_is_an_unbuffered_event_stream():
     assert isinstance(response.response, StreamBody)
     # eventlet would hold events back until 4096 bytes had piled up.
     assert request.environ["eventlet.minimum_write_chunk_size"] == 0
-
-
-def test_the_registry_can_cap_open_streams():
-    registry = EventStreamRegistry(max_streams=2)
-    first = registry.response(request_for())
-    registry.response(request_for())
-    with pytest.raises(TooManyStreams):
-        registry.response(request_for())
-    first.close()
-    registry.response(request_for())
-    assert registry.open_count == 2
 
 
 def test_a_stream_waiting_for_an_event_blocks_only_its_own_greenthread():

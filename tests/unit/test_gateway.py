@@ -14,6 +14,7 @@ import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
+from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import BindAddress, WebServer
 
 from gateway.auth import bearer_token, check_token
@@ -204,6 +205,14 @@ class Meeting:
         return call
 
 
+def slow(result, seconds=0.3):
+    def call(*args):
+        eventlet.sleep(seconds)
+        return result
+
+    return call
+
+
 def failing(exc):
     def call(*args):
         raise exc
@@ -374,6 +383,20 @@ def test_a_failed_shared_call_fails_its_waiters_and_the_next_read_tries_again():
     assert read("status", call) == {"ok": True}
 
 
+def test_concurrent_health_checks_share_the_reads_behind_status_and_metrics():
+    """A burst of health checks costs the services what one /metrics does."""
+    gateway = worker_factory(GatewayService, shared_read=shared_reads())
+    gateway.order_generator.status.side_effect = slow({"running": True})
+    gateway.order_processor.metrics.side_effect = slow({})
+    checks = [eventlet.spawn(gateway.health, None) for _ in range(20)]
+    reads = [eventlet.spawn(gateway.status, None), eventlet.spawn(gateway.metrics, None)]
+    assert [check.wait()[0] for check in checks] == [200] * 20
+    assert [read.wait() for read in reads] == [{"running": True}, {}]
+    # One round in progress, and one for those that arrived during it.
+    assert gateway.order_generator.status.call_count <= 2
+    assert gateway.order_processor.metrics.call_count <= 2
+
+
 def test_different_keys_do_not_share():
     read = shared_reads()
     assert read("a", lambda: 1) == 1
@@ -451,6 +474,20 @@ def test_a_restarted_gateway_binds_while_old_connections_linger():
     listen(listen_config(port)).close()
 
 
+def test_a_burst_of_connections_waits_in_the_accept_queue_rather_than_being_dropped():
+    """Past a full accept queue the kernel drops SYNs, and the client's
+    connect waits a second for its retry."""
+    port = free_port()
+    clients = []
+    with listen(listen_config(port)):
+        try:
+            for _ in range(300):  # none accepted yet
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+        finally:
+            for client in clients:
+                client.close()
+
+
 def code_lines(function):
     source = inspect.getsource(function)
     return [
@@ -468,3 +505,42 @@ def test_the_gateway_web_server_starts_as_nameko_does_but_for_the_socket():
         for line in code_lines(WebServer.start)
     ]
     assert code_lines(JsonWebServer.start) == nameko_lines
+
+
+# nameko's WebServer.run, which JsonWebServer.run copies to keep accepting
+# when the process is out of file descriptors.
+NAMEKO_RUN = [
+    "while self._is_accepting:",
+    "sock, addr = self._sock.accept()",
+    "sock.settimeout(self._serv.socket_timeout)",
+    "self.container.spawn_managed_thread(",
+    "partial(self.process_request, sock, addr)",
+    ")",
+]
+
+# nameko's HttpRequestHandler.handle_request, which JsonHttpRequestHandler
+# copies to bound the wait for a worker.
+NAMEKO_HANDLE_REQUEST = [
+    "request.shallow = False",
+    "try:",
+    "context_data = self.server.context_data_from_headers(request)",
+    "args, kwargs = self.get_entrypoint_parameters(request)",
+    "self.check_signature(args, kwargs)",
+    "event = Event()",
+    "self.container.spawn_worker(",
+    "self, args, kwargs, context_data=context_data,",
+    "handle_result=partial(self.handle_result, event))",
+    "result = event.wait()",
+    "response = self.response_from_result(result)",
+    "except Exception as exc:",
+    "response = self.response_from_exception(exc)",
+    "return response",
+]
+
+
+def test_the_gateway_copies_of_nameko_code_match_the_nameko_installed():
+    """JsonWebServer.run and JsonHttpRequestHandler.handle_request are
+    nameko's with one change each: if nameko's change, the copies must be
+    looked at again."""
+    assert code_lines(WebServer.run) == NAMEKO_RUN
+    assert code_lines(HttpRequestHandler.handle_request) == NAMEKO_HANDLE_REQUEST
