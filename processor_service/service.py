@@ -24,7 +24,7 @@ from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
 from processor_service import processing, store
-from processor_service.dependencies import DeadLetters, PriceSource
+from processor_service.dependencies import DeadLetters, PriceSource, SetAsideCounts
 from processor_service.models import Base
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class OrderProcessorService:
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
     dead_letter_queue = DeadLetters()
+    set_aside_counts = SetAsideCounts()
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -61,6 +62,17 @@ class OrderProcessorService:
     def metrics(self):
         """{"total_orders_processed": 3, "average_execution_price": "1234.50"}"""
         return processing.metrics_as_dict(*store.totals(self.db.session))
+
+    @rpc
+    def telemetry(self):
+        """The pipeline-wide figures behind the gateway's Prometheus metrics
+        (order_contract.ProcessorTelemetry), read in one transaction."""
+        with self.db.get_session() as session:
+            return processing.telemetry_as_dict(
+                store.totals(session),
+                store.set_aside_counts(session),
+                store.latency_histogram(session),
+            )
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_result(self, order_id):
