@@ -16,6 +16,8 @@ from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from order_pipeline.runtime_metrics import RuntimeMetrics
+from order_pipeline.settings import gateway_metrics_address
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class GatewayService:
     event_streams = EventStreams()
     console_snapshot = ConsoleSnapshot()
     queue_figures = QueueFigures()
+    runtime_metrics = RuntimeMetrics(gateway_metrics_address)
 
     @json_http("POST", "/start")
     def start(self, request):

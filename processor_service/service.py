@@ -23,6 +23,8 @@ from order_contract import (
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
+from order_pipeline.runtime_metrics import RuntimeMetrics
+from order_pipeline.settings import processor_metrics_address
 from processor_service import processing, store
 from processor_service.dependencies import DeadLetters, PriceSource, SetAsideCounts
 from processor_service.models import Base
@@ -38,6 +40,7 @@ class OrderProcessorService:
     prices = PriceSource()
     dead_letter_queue = DeadLetters()
     set_aside_counts = SetAsideCounts()
+    runtime_metrics = RuntimeMetrics(processor_metrics_address)
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
