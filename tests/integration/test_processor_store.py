@@ -120,13 +120,15 @@ def test_the_latency_histogram_counts_each_stored_result_once_in_its_bucket(db, 
 
 
 def test_the_histogram_is_kept_in_the_transaction_of_its_results(db, db_uri):
-    (order_id,) = make_orders(db, [2])
+    first, second = make_orders(db, [2, 3])
+    add(db, timed_result(first, timedelta(milliseconds=5)))
     with pytest.raises(RuntimeError):
         with db.get_session() as session:
-            store.add_results(session, [timed_result(order_id, timedelta(milliseconds=5))])
+            store.add_results(session, [timed_result(second, timedelta(milliseconds=5))])
             raise RuntimeError("the batch fails before its commit")
-    assert stored_histogram(db)["count"] == 0
-    assert sql_metrics(db_uri)["total_orders_processed"] == 0
+    assert stored_histogram(db)["count"] == 1
+    assert sql_metrics(db_uri)["total_orders_processed"] == 1
+    assert stored_histogram(db) == histogram_from_the_table(db_uri)
 
 
 def test_the_migration_counts_the_orders_processed_before_it(db, db_uri):
