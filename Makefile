@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate migration run shell test test-fast lint format bench bench-smoke clean
+.PHONY: install migrate migration run shell test test-fast lint format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -70,6 +70,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# deploy/prometheus/ as CI checks it (promtool is in Debian's prometheus package).
+prometheus-check:
+	cd deploy/prometheus && promtool check config prometheus.yml && \
+		promtool check rules alerts.yml && promtool test rules alerts_test.yml
 
 # Fix what ruff can fix, and format.
 format: install

@@ -8,7 +8,8 @@ from gateway.auth import ControlAuth
 from gateway.console_files import console_asset, console_page
 from gateway.errors import BadRequest, NotFound
 from gateway.event_streams import EventStreams
-from gateway.http import json_http
+from gateway.exposition import JSON, exposition_response, negotiate, read_pipeline_figures
+from gateway.http import json_http, json_response
 from gateway.limits import open_stream
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
@@ -17,6 +18,8 @@ from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from order_pipeline.runtime_metrics import RuntimeMetrics
+from order_pipeline.settings import gateway_metrics_address
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class GatewayService:
     event_streams = EventStreams()
     console_snapshot = ConsoleSnapshot()
     queue_figures = QueueFigures()
+    runtime_metrics = RuntimeMetrics(gateway_metrics_address)
 
     @json_http("POST", "/start")
     def start(self, request):
@@ -67,8 +71,20 @@ class GatewayService:
 
     @json_http("GET", "/metrics", costly=False)
     def metrics(self, request):
-        """{"total_orders_processed": N, "average_execution_price": "12.34"}"""
-        return self.shared_read("metrics", self.order_processor.metrics)
+        """{"total_orders_processed": N, "average_execution_price": "12.34"};
+        the pipeline's Prometheus metrics instead for a client whose Accept
+        header prefers their text format or OpenMetrics (gateway.exposition)."""
+        media_type = negotiate(request.headers.get("Accept"))
+        if media_type == JSON:
+            body = self.shared_read("metrics", self.order_processor.metrics)
+            return json_response(200, body, headers={"Vary": "Accept"})
+        answers = self.shared_read(
+            "pipeline_figures",
+            lambda: read_pipeline_figures(
+                self.order_generator, self.order_processor, self.queue_figures
+            ),
+        )
+        return exposition_response(answers, media_type)
 
     @json_http("GET", "/orders/<order_id>")
     def get_order(self, request, order_id):

@@ -61,6 +61,22 @@ def ask(call, *args) -> Answer:
         return Answer(ERROR)
 
 
+def ask_all(calls: dict) -> dict:
+    """{key: (call, *args)} asked all at once: {key: Answer}."""
+    running = {key: eventlet.spawn(ask, *call) for key, call in calls.items()}
+    return {key: thread.wait() for key, thread in running.items()}
+
+
+def dead_letter_count(dead_letters: Answer, queues: Answer) -> int | None:
+    """How many dead letters there are: the processor's count
+    (`dead_letter_overview`, read in a turn on the queue, so never short of
+    the letters another call holds for a moment), else the broker's count of
+    the queue while the processor is down, else None."""
+    if dead_letters.up:
+        return dead_letters.value["count"]
+    return queues.value["dead_letter_depth"] if queues.up else None
+
+
 def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=None) -> dict:
     now = time.time() if now is None else now
     since_created = window.since("created", now)
@@ -75,8 +91,7 @@ def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=
         "dead_letters": (processor.dead_letter_overview, DEFAULT_DEAD_LETTER_LIMIT),
         "queues": (queue_figures,),
     }
-    running = {key: eventlet.spawn(ask, *call) for key, call in calls.items()}
-    answers = {key: thread.wait() for key, thread in running.items()}
+    answers = ask_all(calls)
     results = Answer(DOWN)
     if answers["recent"].up and answers["recent"].value:
         order_ids = [order["id"] for order in answers["recent"].value]
@@ -97,10 +112,7 @@ def assemble(answers: dict, results: Answer, charts: dict, now: float) -> dict:
     queues, dead_letters = answers["queues"], answers["dead_letters"]
     created = status.value["orders_created"] if status.up else None
     processed = metrics.value["total_orders_processed"] if metrics.up else None
-    if dead_letters.up:
-        dead_count = dead_letters.value["count"]
-    else:
-        dead_count = queues.value["dead_letter_depth"] if queues.up else None
+    dead_count = dead_letter_count(dead_letters, queues)
     return {
         "at": iso_utc(now),
         "services": {

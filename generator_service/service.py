@@ -23,8 +23,10 @@ from order_contract import (
 )
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc_entrypoint import rpc
+from order_pipeline.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import (
     Settings,
+    generator_metrics_address,
     generator_settings,
     order_interval_seconds,
     outbox_sweep_seconds,
@@ -42,6 +44,7 @@ class OrderGeneratorService:
     outbox = BackgroundOutboxPublisher()
     settings = Settings(generator_settings)
     rng = random.SystemRandom()
+    runtime_metrics = RuntimeMetrics(generator_metrics_address)
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):

@@ -44,9 +44,17 @@ from order_contract.limits import (
 )
 from order_contract.queues import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
 from order_contract.services import GATEWAY, GENERATOR, PROCESSOR
+from order_contract.telemetry import (
+    DEAD_LETTERED,
+    RETRIED,
+    SET_ASIDE_OUTCOMES,
+    LatencyHistogram,
+    ProcessorTelemetry,
+)
 
 __all__ = [
     "CHART_SECONDS",
+    "DEAD_LETTERED",
     "DEAD_LETTER_FIELDS",
     "DEAD_LETTER_QUEUE",
     "DEFAULT_DEAD_LETTER_LIMIT",
@@ -63,14 +71,18 @@ __all__ = [
     "ORDER_CREATED_QUEUE",
     "PROCESSOR",
     "RECENT_ORDERS",
+    "RETRIED",
+    "SET_ASIDE_OUTCOMES",
     "DeadLetter",
     "DeadLettersBusy",
     "InvalidArgument",
     "InvalidOrderId",
     "InvalidPayload",
     "InvalidQuantity",
+    "LatencyHistogram",
     "OrderCreated",
     "ProcessedSecond",
+    "ProcessorTelemetry",
     "validate_dead_letter_ids",
     "validate_limit",
     "validate_order_id",

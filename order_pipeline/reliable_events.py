@@ -20,10 +20,17 @@ the queue, where it fails again thousands of times a second. This handler:
 The copy is published with publisher confirms before the original is acked,
 so a crash in between can only duplicate a message, never lose it; the
 handler must therefore be idempotent.
+
+Whoever keeps count of the events set aside (the processor keeps them in a
+table of its own, for the metrics) subscribes with
+`add_set_aside_listener(listener)`: `listener(RETRIED or DEAD_LETTERED)` is
+called once for each copy the broker has confirmed, before the original is
+acked. This module knows nothing of where the counts go.
 """
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
@@ -34,6 +41,7 @@ from nameko.amqp.publish import Publisher
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.messaging import QueueConsumer
 
+from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.broker import check_broker
 from order_pipeline.settings import amqp_uri, retry_settings
 
@@ -102,6 +110,14 @@ class ReliableEventHandler(EventHandler):
             requeue_on_error=False,
             **kwargs,
         )
+        self._set_aside_listeners = []
+
+    def add_set_aside_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(RETRIED or DEAD_LETTERED)` for every message this
+        handler sets aside. It runs on the handler's settling path: it must
+        return at once (queue the work, do not wait for I/O); an exception
+        from it is logged and otherwise ignored."""
+        self._set_aside_listeners.append(listener)
 
     def setup(self):
         config = self.container.config
@@ -151,7 +167,7 @@ class ReliableEventHandler(EventHandler):
         """
         try:
             if error is not None:
-                self._set_aside(message, error)
+                self._tell_listeners(self._set_aside(message, error))
             self.queue_consumer.ack_message(message)
             return True
         except Exception:
@@ -164,13 +180,24 @@ class ReliableEventHandler(EventHandler):
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)
             return False
 
+    def _tell_listeners(self, outcome):
+        for listener in self._set_aside_listeners:
+            try:
+                listener(outcome)
+            except Exception:
+                log.exception("a set-aside listener failed; the message is settled regardless")
+
     def _set_aside(self, message, exc):
+        """Publish the message's copy where it goes next; return RETRIED or
+        DEAD_LETTERED."""
         attempt = _attempt(message) + 1
         reason = f"{type(exc).__name__}: {exc}"[:500]
         if isinstance(exc, PermanentFailure):
             self._dead_letter(message, attempt, reason)
+            return DEAD_LETTERED
         elif self.max_attempts and attempt >= self.max_attempts:
             self._dead_letter(message, attempt, f"gave up after {attempt} attempts: {reason}")
+            return DEAD_LETTERED
         else:
             delay = delay_for_attempt(self.delays, attempt)
             log.warning(
@@ -181,6 +208,7 @@ class ReliableEventHandler(EventHandler):
                 delay,
             )
             self._republish(message, self.retry_queues[delay], attempt, reason)
+            return RETRIED
 
     def _dead_letter(self, message, attempt, reason):
         log.error(

@@ -172,17 +172,54 @@ def web_server_address(config: dict) -> BindAddress:
     the key itself too; the gateway binds through this reader so that a
     malformed value is one line at start-up."""
     # str(): YAML makes a bare `8000` an int.
-    text = setting(config, "WEB_SERVER_ADDRESS", str)
+    return bind_address(WEB_SERVER_CONFIG_KEY, setting(config, "WEB_SERVER_ADDRESS", str))
+
+
+def bind_address(key: str, text: str) -> BindAddress:
+    """`[host:]port` as nameko parses it, or a StartupError naming `key`."""
     try:
         address = parse_address(text)
     except ConfigurationError:
         address = None
     if address is None or address.port > MAX_PORT:
         raise StartupError(
-            f"setting {WEB_SERVER_CONFIG_KEY} must be [host:]port with a port from 0 to "
-            f"{MAX_PORT}, got {text!r}"
+            f"setting {key} must be [host:]port with a port from 0 to {MAX_PORT}, got {text!r}"
         )
     return address
+
+
+# --- each process's own metrics endpoint (order_pipeline.runtime_metrics) ----
+# One setting per service, so that services run in one process (`make run`)
+# each get a port of their own. Empty: no endpoint.
+
+
+@dataclass(frozen=True)
+class MetricsAddress:
+    setting: str  # the setting it came from, for messages
+    host: str
+    port: int
+
+
+def _metrics_address(key: str, text: str) -> MetricsAddress | None:
+    if not text.strip():
+        return None
+    address = bind_address(key, text.strip())
+    return MetricsAddress(setting=key, host=address.address, port=address.port)
+
+
+def generator_metrics_address(config: dict) -> MetricsAddress | None:
+    text = setting(config, "GENERATOR_METRICS_ADDRESS", str)
+    return _metrics_address("GENERATOR_METRICS_ADDRESS", text)
+
+
+def processor_metrics_address(config: dict) -> MetricsAddress | None:
+    text = setting(config, "PROCESSOR_METRICS_ADDRESS", str)
+    return _metrics_address("PROCESSOR_METRICS_ADDRESS", text)
+
+
+def gateway_metrics_address(config: dict) -> MetricsAddress | None:
+    text = setting(config, "GATEWAY_METRICS_ADDRESS", str)
+    return _metrics_address("GATEWAY_METRICS_ADDRESS", text)
 
 
 class Settings(DependencyProvider):

@@ -1,14 +1,25 @@
-"""order_processor's price source, chosen by config, and its dead letters."""
+"""order_processor's price source, chosen by config, its dead letters, and
+the count of the events its handler sets aside."""
 
 import json
+import logging
+import time
+from collections import Counter
 
+from eventlet.queue import Empty, Full, LightQueue
 from nameko.extensions import DependencyProvider
+from sqlalchemy import create_engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
 from order_pipeline.dead_letter_queue import DeadLetterQueue
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import PriceSettings, amqp_uri, price_settings
+from order_pipeline.reliable_events import ReliableEventHandler
+from order_pipeline.settings import PriceSettings, amqp_uri, db_uri, price_settings
+from processor_service import store
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
+
+log = logging.getLogger(__name__)
 
 
 def price_source(settings: PriceSettings):
@@ -53,3 +64,108 @@ class DeadLetters(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.queue
+
+
+class SetAsideCounts(DependencyProvider):
+    """Counts, in events_set_aside, the OrderCreated events the service's
+    handler sets aside: retried (sent to a delay queue) or dead-lettered.
+
+    It subscribes to every ReliableEventHandler of its service
+    (`add_set_aside_listener`), which tells it of each copy the broker has
+    confirmed. A thread of its own adds them to the table at once, all that
+    arrived meanwhile in one statement, so settling a message never waits
+    for the database: during a database outage, which is when events are
+    retried, the counts wait in memory and are written when it answers
+    again. Each processor adds to the same rows, so the figures are the
+    pipeline's. What is lost: counts not yet written when the process is
+    killed (normally a few milliseconds' worth; during a database outage,
+    all of the outage's). A graceful stop writes them first.
+
+    Counting in the processor's own transaction instead would miss exactly
+    the failures that matter: a batch that fails because the generator or
+    the database is away has no transaction, and only the handler knows
+    whether a failure is retried or parked (attempts, RETRY_MAX_ATTEMPTS).
+    """
+
+    RETRY_SECONDS = 1.0
+    ENGINE_OPTIONS = {
+        "pool_size": 1,
+        "max_overflow": 0,
+        "pool_pre_ping": True,
+        "connect_args": {"connect_timeout": 5},
+    }
+
+    def setup(self):
+        self.pending = Counter()
+        self.wake = LightQueue(maxsize=1)
+        self.stopping = False
+        self.writer = None
+        self.engine = create_engine(db_uri(self.container.config), **self.ENGINE_OPTIONS)
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, ReliableEventHandler):
+                entrypoint.add_set_aside_listener(self.record)
+
+    def start(self):
+        self.writer = self.container.spawn_managed_thread(self._write_until_stopped)
+
+    def stop(self):
+        # The container stops this only after its workers have finished,
+        # so every set-aside of this process has been recorded by now.
+        self.stopping = True
+        self._signal()
+        if self.writer is not None:
+            self.writer.wait()
+        if not self.write_pending():
+            log.error("events set aside but not counted, lost at stop: %s", dict(self.pending))
+        self.engine.dispose()
+
+    def kill(self):
+        self.engine.dispose()
+
+    def record(self, outcome: str) -> None:
+        """The set-aside listener: count one event, write it soon."""
+        self.pending[outcome] += 1
+        self._signal()
+
+    def _signal(self):
+        try:
+            self.wake.put_nowait(None)
+        except Full:  # a write is already due; it takes this count too
+            pass
+
+    def _write_until_stopped(self):
+        while True:
+            self.wake.get()
+            if self.stopping:
+                return
+            if not self.write_pending():
+                self._pause()
+                self._signal()  # then try again
+
+    def _pause(self):
+        """RETRY_SECONDS, or less if the service stops meanwhile."""
+        deadline = time.monotonic() + self.RETRY_SECONDS
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            try:
+                self.wake.get(timeout=left)
+            except Empty:
+                pass
+
+    def write_pending(self) -> bool:
+        """Add the counts waiting to the table; False (keeping them for the
+        next try) if the database did not take them."""
+        counts, self.pending = self.pending, Counter()
+        if not counts:
+            return True
+        try:
+            with self.engine.begin() as connection:
+                store.add_set_asides(connection, counts)
+            return True
+        except SQLAlchemyError as exc:
+            self.pending.update(counts)
+            log.warning(
+                "could not count %s events set aside yet (%s); trying again",
+                dict(counts),
+                type(exc).__name__,
+            )
+            return False

@@ -7,7 +7,7 @@ it, kept so that latency (created to processed) is read from this table
 alone; it is NULL for rows stored before the column existed.
 """
 
-from sqlalchemy import BigInteger, Numeric, SmallInteger
+from sqlalchemy import BigInteger, Numeric, SmallInteger, String
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,3 +40,30 @@ class ProcessingTotals(Base):
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     orders_processed: Mapped[int] = mapped_column(BigInteger, nullable=False)
     execution_price_sum = mapped_column(Numeric(38, 2), nullable=False)
+
+
+class LatencyBucket(Base):
+    """The end-to-end latency histogram (created to processed): how many
+    orders had a latency above the next lower bound and at most `le_us`
+    microseconds, and the sum of their latencies. Kept in the same
+    transaction as each order_process insert, so it always agrees with the
+    table; sharded like processing_totals. The bucket above the last bound
+    has le_us = 2**63 - 1."""
+
+    __tablename__ = "latency_histogram"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    le_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    orders: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    latency_us_sum = mapped_column(Numeric(38, 0), nullable=False)
+
+
+class EventsSetAside(Base):
+    """How many OrderCreated events the handler has set aside, by outcome
+    ("retried": sent to a delay queue; "dead_lettered": parked on the
+    dead-letter queue), counted as the broker confirms each copy."""
+
+    __tablename__ = "events_set_aside"
+
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -7,9 +7,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from order_contract import InvalidPayload, OrderCreated
+from order_contract import DEAD_LETTERED, RETRIED, InvalidPayload, OrderCreated, ProcessorTelemetry
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
+from processor_service.latency import as_histogram
 from processor_service.pricing import CENT, execution_price
 
 
@@ -134,6 +135,19 @@ def metrics_as_dict(orders_processed, execution_price_sum):
             (Decimal(execution_price_sum) / orders_processed).quantize(CENT, rounding=ROUND_HALF_UP)
         )
     return {"total_orders_processed": int(orders_processed), "average_execution_price": average}
+
+
+def telemetry_as_dict(totals, set_asides, latency_rows) -> ProcessorTelemetry:
+    """The contract's ProcessorTelemetry from store.totals,
+    store.set_aside_counts and store.latency_histogram."""
+    metrics = metrics_as_dict(*totals)
+    return {
+        "orders_processed": metrics["total_orders_processed"],
+        "average_execution_price": metrics["average_execution_price"],
+        "orders_retried": set_asides.get(RETRIED, 0),
+        "orders_dead_lettered": set_asides.get(DEAD_LETTERED, 0),
+        "latency": as_histogram(latency_rows),
+    }
 
 
 def processed_seconds_as_dicts(per_second):

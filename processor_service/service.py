@@ -22,8 +22,10 @@ from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
 from order_pipeline.rpc import TimeoutRpcProxy
 from order_pipeline.rpc_entrypoint import rpc
+from order_pipeline.runtime_metrics import RuntimeMetrics
+from order_pipeline.settings import processor_metrics_address
 from processor_service import processing, store
-from processor_service.dependencies import DeadLetters, PriceSource
+from processor_service.dependencies import DeadLetters, PriceSource, SetAsideCounts
 from processor_service.models import Base
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class OrderProcessorService:
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
     dead_letter_queue = DeadLetters()
+    set_aside_counts = SetAsideCounts()
+    runtime_metrics = RuntimeMetrics(processor_metrics_address)
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -60,6 +64,17 @@ class OrderProcessorService:
     def metrics(self):
         """{"total_orders_processed": 3, "average_execution_price": "1234.50"}"""
         return processing.metrics_as_dict(*store.totals(self.db.session))
+
+    @rpc
+    def telemetry(self):
+        """The pipeline-wide figures behind the gateway's Prometheus metrics
+        (order_contract.ProcessorTelemetry), read in one transaction."""
+        with self.db.get_session() as session:
+            return processing.telemetry_as_dict(
+                store.totals(session),
+                store.set_aside_counts(session),
+                store.latency_histogram(session),
+            )
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_result(self, order_id):

@@ -4,7 +4,13 @@ caller owns the transaction."""
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from processor_service.models import OrderProcess, ProcessingTotals
+from processor_service.latency import bucket_of, latency_us
+from processor_service.models import (
+    EventsSetAside,
+    LatencyBucket,
+    OrderProcess,
+    ProcessingTotals,
+)
 
 TOTALS_SHARDS = 16
 MYSQL_DUPLICATE_KEY = 1062
@@ -18,11 +24,22 @@ ADD_TO_TOTALS = _upsert.on_duplicate_key_update(
         _upsert.table.c.execution_price_sum + _upsert.inserted.execution_price_sum
     ),
 )
+_latency_upsert = mysql_insert(LatencyBucket.__table__)
+ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
+    orders=_latency_upsert.table.c.orders + _latency_upsert.inserted.orders,
+    latency_us_sum=(
+        _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
+    ),
+)
+_set_aside_upsert = mysql_insert(EventsSetAside.__table__)
+ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
+    events=_set_aside_upsert.table.c.events + _set_aside_upsert.inserted.events
+)
 
 
 def add_results(session, results):
-    """Store processing results and count them in the totals; return the
-    ones stored.
+    """Store processing results and count them in the totals and the latency
+    histogram; return the ones stored.
 
     Orders that already have a row are skipped: the primary key on order_id
     is what makes a redelivered event harmless. (If another processor
@@ -53,6 +70,7 @@ def add_results(session, results):
         ],
     )
     add_to_totals(session, new)
+    add_to_latency_histogram(session, new)
     return new
 
 
@@ -70,6 +88,57 @@ def add_to_totals(session, results):
             for shard, (count, total) in sorted(by_shard.items())
         ],
     )
+
+
+def add_to_latency_histogram(session, results):
+    """Count each result's latency in its bucket. Taken after the totals'
+    rows and in (shard, bucket) order, as every transaction takes them, so
+    concurrent processors cannot deadlock on them."""
+    by_row = {}
+    for result in results:
+        latency = latency_us(result)
+        if latency is None:  # created_at unknown: not in the histogram
+            continue
+        key = (result.order_id % TOTALS_SHARDS, bucket_of(latency))
+        count, total = by_row.get(key, (0, 0))
+        by_row[key] = (count + 1, total + latency)
+    if by_row:
+        session.execute(
+            ADD_TO_LATENCY_HISTOGRAM,
+            [
+                {"shard": shard, "le_us": le_us, "orders": count, "latency_us_sum": total}
+                for (shard, le_us), (count, total) in sorted(by_row.items())
+            ],
+        )
+
+
+def latency_histogram(session):
+    """[(le_us, orders, latency_us_sum)], one per bucket, over every shard."""
+    return session.execute(
+        select(
+            LatencyBucket.le_us,
+            func.sum(LatencyBucket.orders),
+            func.sum(LatencyBucket.latency_us_sum),
+        ).group_by(LatencyBucket.le_us)
+    ).all()
+
+
+def add_set_asides(session, counts):
+    """Add {outcome: events} to the counts of events set aside."""
+    session.execute(
+        ADD_SET_ASIDE,
+        [{"outcome": outcome, "events": events} for outcome, events in sorted(counts.items())],
+    )
+
+
+def set_aside_counts(session):
+    """{outcome: events set aside so far}; outcomes never counted are absent."""
+    return {
+        outcome: int(events)
+        for outcome, events in session.execute(
+            select(EventsSetAside.outcome, EventsSetAside.events)
+        )
+    }
 
 
 def is_duplicate_key(integrity_error):

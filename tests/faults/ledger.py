@@ -68,6 +68,14 @@ class Ledger:
         """Orders counted in the running totals behind /metrics."""
         return int(self.scalar("SELECT COALESCE(SUM(orders_processed), 0) FROM processing_totals"))
 
+    def latency_histogram_count(self):
+        """Orders counted in the end-to-end latency histogram (Prometheus)."""
+        return int(self.scalar("SELECT COALESCE(SUM(orders), 0) FROM latency_histogram"))
+
+    def timed_rows(self):
+        """order_process rows whose latency is known (the histogram's share)."""
+        return self.scalar("SELECT COUNT(*) FROM order_process WHERE order_created_at IS NOT NULL")
+
     def outbox_size(self):
         return self.scalar("SELECT COUNT(*) FROM order_outbox")
 
@@ -142,5 +150,8 @@ def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds):
         f"orders executed more than once: { ({order_id: count for order_id, count in printed.items() if count > 1}) }"
     )
     assert ledger.totals_count() == processed, "processing_totals out of step with rows"
+    assert ledger.latency_histogram_count() == ledger.timed_rows() == processed, (
+        "latency_histogram out of step with rows"
+    )
     assert metrics == sql_metrics(ledger.db_uri)
     return figures

@@ -20,8 +20,9 @@ from eventlet import wsgi
 
 from gateway.openapi import openapi_document
 from harness.processes import TEST_TOKEN, free_port, wait_until
-from harness.tables import order_count, sql_metrics
+from harness.tables import order_count, outbox_size, processed_count, sql_metrics
 from tests.support.openapi import response_schema, schema_violations
+from tests.support.prometheus import PROMETHEUS_ACCEPT, TEXT_ACCEPT, exposition_samples
 from tests.support.services import (
     INTERVAL,
     LEAKS,
@@ -537,6 +538,65 @@ def test_metrics_match_the_tables(system):
     assert isinstance(body["average_execution_price"], str)
     assert Decimal(body["average_execution_price"]) > 0
     assert_documented("/metrics", "get", response, body)
+
+
+@pytest.mark.parametrize(
+    "accept, content_type",
+    [
+        (TEXT_ACCEPT, "text/plain; version=0.0.4; charset=utf-8"),
+        (PROMETHEUS_ACCEPT, "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    ],
+)
+def test_metrics_for_prometheus_are_what_the_tables_and_the_broker_say(
+    system, accept, content_type
+):
+    system.post("/stop")
+    create_orders(system, [2, 5])
+    wait_processed(system)
+    response = requests.get(system.base_url + "/metrics", headers={"Accept": accept}, timeout=10)
+    assert (response.status_code, response.headers["Content-Type"]) == (200, content_type)
+    assert response.headers["Vary"] == "Accept"
+    assert not LEAKS.search(response.text), response.text
+    values = exposition_samples(response)
+    processed = processed_count(system.db_uri)
+    assert processed >= 2
+    assert values["order_pipeline_orders_processed_total"] == processed
+    assert values["order_pipeline_end_to_end_latency_seconds_count"] == processed
+    assert values['order_pipeline_end_to_end_latency_seconds_bucket{le="+Inf"}'] == processed
+    assert values["order_pipeline_orders_created_total"] == order_count(system.db_uri)
+    assert values["order_pipeline_outbox_backlog"] == outbox_size(system.db_uri)
+    average = Decimal(sql_metrics(system.db_uri)["average_execution_price"])
+    assert values["order_pipeline_average_execution_price"] == float(average)
+    assert values["order_pipeline_generator_running"] == 0
+    assert values["order_pipeline_generator_interval_seconds"] == INTERVAL
+    assert values["order_pipeline_event_queue_consumers"] == 1
+    assert values["order_pipeline_event_queue_depth"] == 0
+    assert values["order_pipeline_dead_letter_queue_depth"] == 0
+    assert values["order_pipeline_orders_retried_total"] == 0
+    assert values["order_pipeline_orders_dead_lettered_total"] == 0
+    for component in ("generator", "processor", "broker"):
+        assert values[f'order_pipeline_component_up{{component="{component}"}}'] == 1
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "*/*", "application/json", "text/html,application/xhtml+xml,*/*;q=0.8", "image/png"],
+)
+def test_any_other_metrics_request_gets_the_json_as_before(system, accept):
+    headers = {} if accept is None else {"Accept": accept}
+    response, body = system.get("/metrics", headers=headers)
+    assert response.status_code == 200
+    assert body == sql_metrics(system.db_uri)
+    assert_documented("/metrics", "get", response, body)
+
+
+def test_head_metrics_for_prometheus_has_its_headers_and_no_body(system):
+    response = requests.head(
+        system.base_url + "/metrics", headers={"Accept": TEXT_ACCEPT}, timeout=10
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert response.content == b""
 
 
 def test_a_processed_order_has_its_processing_result(system):

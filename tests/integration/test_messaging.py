@@ -9,13 +9,19 @@ import pytest
 from eventlet.event import Event
 from kombu import Connection, Exchange, Queue
 from nameko.containers import ServiceContainer
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 
 from harness.processes import wait_until
+from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.errors import StartupError
 from order_pipeline.publisher import RoutedEventPublisher
-from order_pipeline.reliable_events import PermanentFailure, reliable_event_handler
+from order_pipeline.reliable_events import (
+    PermanentFailure,
+    ReliableEventHandler,
+    reliable_event_handler,
+)
 from order_pipeline.rpc import TimeoutRpcProxy
 from tests.faults.retry_log import retries
 
@@ -77,11 +83,30 @@ def test_an_unreachable_broker_is_a_one_line_configuration_error():
     assert "\n" not in message
 
 
+class SetAsideLog(DependencyProvider):
+    """Listens to the service's handler as the processor's counter does,
+    behind a listener that always raises: a broken listener must not keep a
+    message from being settled."""
+
+    outcomes = []
+
+    def setup(self):
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, ReliableEventHandler):
+                entrypoint.add_set_aside_listener(self.broken)
+                entrypoint.add_set_aside_listener(SetAsideLog.outcomes.append)
+
+    @staticmethod
+    def broken(outcome):
+        raise RuntimeError("a listener with a bug")
+
+
 class FlakyService:
     """Fails transiently twice for "transient", always for "permanent"."""
 
     name = "flaky"
     calls = []
+    set_asides = SetAsideLog()
 
     @reliable_event_handler("source", "Thing")
     def handle(self, payload):
@@ -101,6 +126,7 @@ QUEUE = "evt-source-Thing--flaky.handle"
 @pytest.fixture
 def flaky(amqp_uri):
     FlakyService.calls = []
+    SetAsideLog.outcomes = []
     config = {
         "AMQP_URI": amqp_uri,
         "RETRY_FIRST_DELAY_SECONDS": 0.2,
@@ -128,6 +154,7 @@ def test_a_transient_failure_is_retried_with_growing_delays(flaky, amqp_uri, cap
     time.sleep(0.5)
     assert len(calls("transient")) == 3  # succeeded, not retried again
     assert get_messages(amqp_uri, QUEUE + ".dead-letter") == []
+    assert SetAsideLog.outcomes == [RETRIED, RETRIED]
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amqp_uri):
@@ -138,6 +165,7 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amq
     assert len(calls("permanent")) == 1
     assert [m.payload for m in messages] == [{"kind": "permanent"}]
     assert messages[0].headers["x-error"] == "PermanentFailure: can never work"
+    wait_until(lambda: SetAsideLog.outcomes == [DEAD_LETTERED], 10, message="one dead letter told")
 
 
 def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, amqp_uri):
@@ -147,6 +175,11 @@ def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, a
     )
     assert len(calls("forever")) == 4
     assert messages[0].headers["x-error"].startswith("gave up after 4 attempts")
+    wait_until(
+        lambda: SetAsideLog.outcomes == [RETRIED] * 3 + [DEAD_LETTERED],
+        10,
+        message="three retries and a dead letter told",
+    )
     # Not a hot loop: four attempts took at least 0.2 + 0.4 + 0.4 s.
     spread = calls("forever")[-1] - calls("forever")[0]
     assert spread >= 1.0

@@ -25,6 +25,8 @@ TABLES = {
     "generator_state",
     "order_process",
     "processing_totals",
+    "latency_histogram",
+    "events_set_aside",
     "alembic_version_generator",
     "alembic_version_processor",
 }
@@ -59,12 +61,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         assert first.splitlines() == [
             "created the database",
             "generator_service: applied g0001, g0002",
-            "processor_service: applied p0001, p0002, p0003",
+            "processor_service: applied p0001, p0002, p0003, p0004",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
             "generator_service: already at g0002",
-            "processor_service: already at p0003",
+            "processor_service: already at p0004",
         ]
         assert tables(db_uri) == TABLES
     finally:

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from gateway import console_files, errors
+from gateway.exposition import ENCODERS
 from gateway.http import JsonHttpRequestHandler
 from gateway.openapi import openapi_document
 from gateway.service import GatewayService
@@ -113,6 +114,14 @@ def test_every_operation_answers_200_json_and_lists_only_known_statuses(document
             assert set(operation["responses"]["200"]["content"]) == NOT_JSON[path], path
         else:
             assert response_schema(document, path, method, 200)
+
+
+def test_metrics_documents_its_json_and_the_prometheus_formats_it_sends(document):
+    content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    sent = {content_type.split("; charset")[0] for _, content_type in ENCODERS.values()}
+    assert sent == {"text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0"}
+    assert set(content) == {"application/json"} | sent
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Metrics"}
 
 
 def test_the_console_files_documented_are_those_served(document):

@@ -93,6 +93,9 @@ def test_settings_come_from_environment_variables(monkeypatch):
         (settings.price_settings, {"PRICE_SOURCE": "http", "PRICE_FEED_URL": ""}),
         (settings.price_settings, {"PRICE_BASE": "lots"}),
         (settings.amqp_uri, {"AMQP_URI": ""}),
+        (settings.generator_metrics_address, {"GENERATOR_METRICS_ADDRESS": "somewhere"}),
+        (settings.processor_metrics_address, {"PROCESSOR_METRICS_ADDRESS": "127.0.0.1:99999"}),
+        (settings.gateway_metrics_address, {"GATEWAY_METRICS_ADDRESS": "host:port"}),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_setting(reader, overrides):
@@ -101,3 +104,26 @@ def test_a_bad_value_fails_at_start_naming_the_setting(reader, overrides):
     message = str(error.value)
     assert any(re.search(rf"\b{name}\b", message) for name in overrides), message
     assert "\n" not in message
+
+
+def test_the_metrics_addresses_are_off_unless_set(monkeypatch):
+    for name in (
+        "GENERATOR_METRICS_ADDRESS",
+        "PROCESSOR_METRICS_ADDRESS",
+        "GATEWAY_METRICS_ADDRESS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config(CONFIG)
+    assert settings.generator_metrics_address(config) is None
+    assert settings.processor_metrics_address(config) is None
+    assert settings.gateway_metrics_address(config) is None
+    monkeypatch.setenv("PROCESSOR_METRICS_ADDRESS", "9472")
+    monkeypatch.setenv("GATEWAY_METRICS_ADDRESS", "127.0.0.1:9473")
+    config = load_config(CONFIG)
+    assert settings.processor_metrics_address(config) == settings.MetricsAddress(
+        "PROCESSOR_METRICS_ADDRESS", "", 9472
+    )
+    assert settings.gateway_metrics_address(config) == settings.MetricsAddress(
+        "GATEWAY_METRICS_ADDRESS", "127.0.0.1", 9473
+    )
+    assert settings.generator_metrics_address(config) is None

@@ -1,0 +1,196 @@
+"""The gateway's Prometheus /metrics without a server: which format the
+Accept header chooses, and the metric families made of the sources' answers
+(rendered, then parsed back with prometheus_client's own parsers).
+tests/integration/test_gateway_http.py and test_metrics.py have them against
+the real services, and test_prometheus.py a real Prometheus server."""
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from gateway.exposition import (
+    JSON,
+    OPENMETRICS,
+    PROMETHEUS_TEXT,
+    exposition_response,
+    negotiate,
+    pipeline_families,
+)
+from gateway.snapshot import DOWN, ERROR, UP, Answer
+from processor_service.latency import BUCKET_BOUNDS_US
+
+# What a Prometheus server (2.x) sends.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    "accept, chosen",
+    [
+        (None, JSON),
+        ("", JSON),
+        ("*/*", JSON),
+        ("application/json", JSON),
+        (BROWSER_ACCEPT, JSON),
+        ("image/png", JSON),  # nothing offered is acceptable: the JSON, as always
+        ("garbage", JSON),
+        ("text/plain;version=0.0.4", PROMETHEUS_TEXT),
+        ("text/plain", PROMETHEUS_TEXT),
+        ("text/*", PROMETHEUS_TEXT),
+        ("application/openmetrics-text; version=1.0.0", OPENMETRICS),
+        (PROMETHEUS_ACCEPT, OPENMETRICS),
+        # The q-values decide, not the order.
+        ("application/openmetrics-text;q=0.3,text/plain;version=0.0.4", PROMETHEUS_TEXT),
+        ("text/plain;q=0.2, application/openmetrics-text;q=0.9", OPENMETRICS),
+        ("application/json;q=0.5, text/plain", PROMETHEUS_TEXT),
+        ("text/plain;version=0.0.4;q=0.5, application/json", JSON),
+        # A specific entry outranks a wildcard whatever their qualities.
+        ("*/*;q=1, text/plain;q=0.1", JSON),
+        ("text/plain;q=0", JSON),
+        ("text/plain;q=high", JSON),
+        # On a tie OpenMetrics comes before the older text format.
+        ("text/plain, application/openmetrics-text", OPENMETRICS),
+    ],
+)
+def test_the_accept_header_chooses_the_format(accept, chosen):
+    assert negotiate(accept) == chosen
+
+
+# 7 orders: 5 at most 10 ms, all 7 at most 100 ms.
+TELEMETRY = {
+    "orders_processed": 7,
+    "average_execution_price": "12.50",
+    "orders_retried": 3,
+    "orders_dead_lettered": 2,
+    "latency": {
+        "buckets": [
+            [bound / 1_000_000, 0 if bound < 10_000 else 5 if bound < 100_000 else 7]
+            for bound in BUCKET_BOUNDS_US
+        ],
+        "count": 7,
+        "sum_seconds": 0.35,
+    },
+}
+
+
+def answers(**overrides):
+    base = {
+        "status": Answer(UP, {"running": True, "interval_seconds": 2.0, "orders_created": 10}),
+        "backlog": Answer(UP, 1),
+        "telemetry": Answer(UP, TELEMETRY),
+        "dead_letters": Answer(UP, {"count": 2, "dead_letters": ["a"]}),
+        "queues": Answer(UP, {"queue_depth": 4, "consumers": 2, "dead_letter_depth": 1}),
+    }
+    base.update(overrides)
+    return base
+
+
+def samples(families):
+    """{(sample name, frozenset of labels): value} from parsed families."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in families
+        for sample in family.samples
+    }
+
+
+def rendered(answers_, media_type):
+    response = exposition_response(answers_, media_type)
+    text = response.get_data(as_text=True)
+    parse = parse_openmetrics if media_type == OPENMETRICS else parse_text
+    return response, {family.name: family for family in parse(text)}
+
+
+@pytest.mark.parametrize("media_type", [PROMETHEUS_TEXT, OPENMETRICS])
+def test_every_figure_is_exposed_with_its_type_and_value(media_type):
+    response, families = rendered(answers(), media_type)
+    assert response.headers["Content-Type"].startswith(media_type + "; version=")
+    assert response.headers["Vary"] == "Accept"
+    types = {name: family.type for name, family in families.items()}
+    # A counter family is named without _total, its sample with it.
+    for name in ("orders_created", "orders_processed", "orders_retried", "orders_dead_lettered"):
+        assert types.pop(f"order_pipeline_{name}") == "counter"
+    assert types == {
+        "order_pipeline_component_up": "gauge",
+        "order_pipeline_generator_running": "gauge",
+        "order_pipeline_generator_interval_seconds": "gauge",
+        "order_pipeline_outbox_backlog": "gauge",
+        "order_pipeline_event_queue_depth": "gauge",
+        "order_pipeline_event_queue_consumers": "gauge",
+        "order_pipeline_dead_letter_queue_depth": "gauge",
+        "order_pipeline_average_execution_price": "gauge",
+        "order_pipeline_end_to_end_latency_seconds": "histogram",
+    }
+    values = samples(families.values())
+    none = frozenset()
+    assert values[("order_pipeline_orders_created_total", none)] == 10
+    assert values[("order_pipeline_orders_processed_total", none)] == 7
+    assert values[("order_pipeline_orders_retried_total", none)] == 3
+    assert values[("order_pipeline_orders_dead_lettered_total", none)] == 2
+    assert values[("order_pipeline_generator_running", none)] == 1
+    assert values[("order_pipeline_generator_interval_seconds", none)] == 2.0
+    assert values[("order_pipeline_outbox_backlog", none)] == 1
+    assert values[("order_pipeline_event_queue_depth", none)] == 4
+    assert values[("order_pipeline_event_queue_consumers", none)] == 2
+    # The processor's count, not the broker's (which misses letters held by a listing).
+    assert values[("order_pipeline_dead_letter_queue_depth", none)] == 2
+    assert values[("order_pipeline_average_execution_price", none)] == 12.5
+    for component in ("generator", "processor", "broker"):
+        assert values[("order_pipeline_component_up", frozenset({("component", component)}))] == 1
+    latency = "order_pipeline_end_to_end_latency_seconds"
+    assert values[(latency + "_count", none)] == 7
+    assert values[(latency + "_sum", none)] == 0.35
+    buckets = {
+        dict(labels)["le"]: value
+        for (name, labels), value in values.items()
+        if name == latency + "_bucket"
+    }
+    assert len(buckets) == len(BUCKET_BOUNDS_US) + 1
+    assert (buckets["0.001"], buckets["0.01"], buckets["0.1"], buckets["60.0"]) == (0, 5, 7, 7)
+    assert buckets["+Inf"] == 7
+
+
+def test_a_source_that_does_not_answer_is_down_and_its_figures_left_out():
+    _, families = rendered(
+        answers(
+            telemetry=Answer(DOWN),
+            dead_letters=Answer(DOWN),
+            status=Answer(ERROR),
+            backlog=Answer(DOWN),
+        ),
+        PROMETHEUS_TEXT,
+    )
+    values = samples(families.values())
+    up = {
+        dict(labels)["component"]: value
+        for (name, labels), value in values.items()
+        if name == "order_pipeline_component_up"
+    }
+    assert up == {"generator": 0, "processor": 0, "broker": 1}
+    assert set(families) == {
+        "order_pipeline_component_up",
+        "order_pipeline_event_queue_depth",
+        "order_pipeline_event_queue_consumers",
+        "order_pipeline_dead_letter_queue_depth",
+    }
+    # With the processor down, the broker's count of the dead-letter queue.
+    assert values[("order_pipeline_dead_letter_queue_depth", frozenset())] == 1
+
+
+def test_no_average_price_before_the_first_order():
+    empty = {
+        **TELEMETRY,
+        "orders_processed": 0,
+        "average_execution_price": None,
+        "latency": {
+            "buckets": [[b / 1e6, 0] for b in BUCKET_BOUNDS_US],
+            "count": 0,
+            "sum_seconds": 0,
+        },
+    }
+    names = {family.name for family in pipeline_families(answers(telemetry=Answer(UP, empty)))}
+    assert "order_pipeline_average_execution_price" not in names
+    assert "order_pipeline_orders_processed" in names
