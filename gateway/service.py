@@ -17,6 +17,7 @@ from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from order_pipeline.telemetry import Telemetry
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def parse_order_id(text):
 
 class GatewayService:
     name = GATEWAY
+    telemetry = Telemetry()
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)

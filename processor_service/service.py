@@ -20,8 +20,10 @@ from order_contract import (
 )
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
+from order_pipeline.logs import log_order
 from order_pipeline.rpc import TimeoutRpcProxy
 from order_pipeline.rpc_entrypoint import rpc
+from order_pipeline.telemetry import Telemetry
 from processor_service import processing, store
 from processor_service.dependencies import DeadLetters, PriceSource
 from processor_service.models import Base
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 class OrderProcessorService:
     name = PROCESSOR
+    telemetry = Telemetry()
 
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
@@ -47,8 +50,8 @@ class OrderProcessorService:
         outcome = processing.process_order_batch(
             payloads, self.order_generator.get_orders, self.prices, self.db
         )
-        if outcome.stored:
-            print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
+        for result in outcome.stored:
+            log_order(processing.execution_line(result), result.order_id)
         if outcome.duplicates:
             log.info(
                 "%d redelivered OrderCreated event(s) for orders already processed: ignored",
