@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pythonjsonlogger.json import JsonFormatter
 
 from order_pipeline.settings import log_format
+from order_pipeline.tracing import current_trace_id
 
 ORDER_LOGGER = "orders"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,11 +39,6 @@ def log_order(message: str, order_id: int, trace_id: str | None = None) -> None:
 
 def service_name() -> str:
     return current_service.get() or "+".join(process_services) or "nameko"
-
-
-def current_trace_id() -> str | None:
-    """The trace id of the span running in this greenthread, if any."""
-    return None
 
 
 class JsonLineFormatter(JsonFormatter):

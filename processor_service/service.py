@@ -31,6 +31,17 @@ from processor_service.models import Base
 log = logging.getLogger(__name__)
 
 
+def event_trace_ids(payloads, telemetry):
+    """{order id: the trace id of its event} for a batch's payloads."""
+    trace_ids = {}
+    for index, payload in enumerate(payloads):
+        order_id = payload.get("order_id") if isinstance(payload, dict) else None
+        trace_id = telemetry.event_trace_id(index)
+        if isinstance(order_id, int) and isinstance(trace_id, str):
+            trace_ids.setdefault(order_id, trace_id)
+    return trace_ids
+
+
 class OrderProcessorService:
     name = PROCESSOR
     telemetry = Telemetry()
@@ -50,8 +61,11 @@ class OrderProcessorService:
         outcome = processing.process_order_batch(
             payloads, self.order_generator.get_orders, self.prices, self.db
         )
+        trace_ids = event_trace_ids(payloads, self.telemetry)
         for result in outcome.stored:
-            log_order(processing.execution_line(result), result.order_id)
+            log_order(
+                processing.execution_line(result), result.order_id, trace_ids.get(result.order_id)
+            )
         if outcome.duplicates:
             log.info(
                 "%d redelivered OrderCreated event(s) for orders already processed: ignored",
