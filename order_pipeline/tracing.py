@@ -65,7 +65,11 @@ def configure(service_names: list[str]) -> None:
     else:
         # One span a line (the SDK's default indents each over many lines).
         exporter = ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
-    resource = Resource.create({SERVICE_NAME: "+".join(service_names) or "order_pipeline"})
+    # Attributes given here would override OTEL_SERVICE_NAME: a default only.
+    attributes = {}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = "+".join(service_names) or "order_pipeline"
+    resource = Resource.create(attributes)
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
