@@ -1,5 +1,6 @@
 """OTEL_TRACES_EXPORTER=console on real `nameko run` processes: each order's
-spans, written by the generator and the processor, share one trace id."""
+spans, written by the generator and the processor, share one trace id, and
+its log lines name it."""
 
 import json
 
@@ -17,7 +18,7 @@ def spans(process):
 
 
 def test_an_orders_spans_from_both_services_share_a_trace(pipeline, db_uri):
-    system = pipeline(OTEL_TRACES_EXPORTER="console").start()
+    system = pipeline(OTEL_TRACES_EXPORTER="console", LOG_FORMAT="json").start()
     wait_until(lambda: order_count(db_uri) >= 2, 30, message="orders created")
     system.post("/stop").raise_for_status()
     wait_until(lambda: not unprocessed_order_ids(db_uri), 30, message="orders processed")
@@ -38,3 +39,11 @@ def test_an_orders_spans_from_both_services_share_a_trace(pipeline, db_uri):
     assert set(handled) <= generated
     for span in handled.values():
         assert span["resource"]["attributes"]["service.name"] == "order_processor"
+    # Each processed line in the log names its order's trace.
+    logged = [
+        line
+        for line in map(json.loads, system.processor.output().splitlines())
+        if line.get("logger") == "orders"
+    ]
+    assert logged
+    assert {f"0x{line['trace_id']}" for line in logged} <= generated
