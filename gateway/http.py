@@ -43,6 +43,12 @@ from order_pipeline.settings import gateway_limits, max_request_bytes, web_serve
 
 log = logging.getLogger(__name__)
 
+# eventlet's access-log line without its "[date_time]": the log formatter
+# already puts a time on every line.
+ACCESS_LOG_FORMAT = (
+    '%(client_ip)s "%(request_line)s" %(status_code)s %(body_length)s %(wall_seconds).6f'
+)
+
 
 def json_response(status, body, headers=None):
     return Response(
@@ -136,6 +142,8 @@ class JsonWebServer(WebServer):
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=JsonHttpProtocol, debug=False):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        # The log line has its own time: eventlet's default adds a second one.
+        server.log_format = ACCESS_LOG_FORMAT
         server.socket_timeout = self.CLIENT_IDLE_SECONDS
         server.max_request_bytes = max_request_bytes(self.container.config)
         server.header_timeout = self.header_timeout

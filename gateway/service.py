@@ -20,6 +20,7 @@ from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_OR
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
 from order_pipeline.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import gateway_metrics_address
+from order_pipeline.telemetry import Telemetry
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def parse_order_id(text):
 
 class GatewayService:
     name = GATEWAY
+    tracing = Telemetry()
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)

@@ -26,6 +26,7 @@ from generator_service import store
 from generator_service.orders import order_as_dict, random_quantity, utc_now
 from order_contract import ORDER_CREATED, OrderCreated, validate_quantity
 from order_pipeline.settings import generator_settings
+from order_pipeline.tracing import TRACEPARENT, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +55,31 @@ def prepare_state(db, config):
 
 def generate_tick(db, settings, rng):
     """Create this tick's order if generation is on and the tick is ours."""
-    with db.get_session() as session:
+    with tracer().start_as_current_span("commit order"), db.get_session() as session:
         if not store.claim_tick(session, settings.interval_seconds):
             return None
-        return order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
+        order = store.add_order(
+            session, random_quantity(rng, settings), utc_now(), current_traceparent()
+        )
+        return order_as_dict(order)
 
 
 def create_order(db, quantity):
     """Create one order now, whatever the on/off state."""
     validate_quantity(quantity)
-    with db.get_session() as session:
-        return order_as_dict(store.add_order(session, quantity, utc_now()))
+    with tracer().start_as_current_span("commit order"), db.get_session() as session:
+        return order_as_dict(store.add_order(session, quantity, utc_now(), current_traceparent()))
 
 
-def publish_order_created(publish, order_ids):
-    """Publish OrderCreated for each id; return the ids the broker routed."""
-    routed = publish(ORDER_CREATED, [OrderCreated(i).to_payload() for i in order_ids])
+def publish_order_created(publish, rows):
+    """Publish OrderCreated for each (order id, traceparent) outbox row, in
+    the order's trace; return the ids the broker routed."""
+    order_ids = [order_id for order_id, _ in rows]
+    routed = publish(
+        ORDER_CREATED,
+        [OrderCreated(i).to_payload() for i in order_ids],
+        [{TRACEPARENT: traceparent} if traceparent else {} for _, traceparent in rows],
+    )
     return [order_id for order_id, ok in zip(order_ids, routed) if ok]
 
 
@@ -86,12 +96,12 @@ def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
         # the gaps next to them: new orders' outbox inserts do not wait for
         # this publishing.
         session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-        order_ids = store.pending_outbox(session, limit, created_before)
-        if not order_ids:
+        rows = store.pending_outbox(session, limit, created_before)
+        if not rows:
             return 0, 0
-        sent = publish_order_created(publish, order_ids)
+        sent = publish_order_created(publish, rows)
         store.clear_outbox(session, sent)
-    return len(order_ids), len(sent)
+    return len(rows), len(sent)
 
 
 def relay_outbox(db, publish, now=None):

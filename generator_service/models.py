@@ -1,11 +1,13 @@
 """Tables owned by order_generator. Other services reach them only over RPC."""
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger, String
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Microsecond precision, stored as naive UTC.
 Timestamp = DATETIME(fsp=6)
+# "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"
+TRACEPARENT_LENGTH = 55
 
 
 class Base(DeclarativeBase):
@@ -35,6 +37,9 @@ class OrderOutbox(Base):
         BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
     created_at = mapped_column(Timestamp, nullable=False)
+    # The W3C traceparent of the span that created the order, so that its
+    # event continues the order's trace whoever publishes it, and when.
+    traceparent: Mapped[str | None] = mapped_column(String(TRACEPARENT_LENGTH), nullable=True)
 
 
 class GeneratorState(Base):

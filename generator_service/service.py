@@ -22,6 +22,7 @@ from order_contract import (
     validate_since,
 )
 from order_pipeline.database import CheckedDatabase
+from order_pipeline.logs import log_order
 from order_pipeline.rpc_entrypoint import rpc
 from order_pipeline.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import (
@@ -31,6 +32,7 @@ from order_pipeline.settings import (
     order_interval_seconds,
     outbox_sweep_seconds,
 )
+from order_pipeline.telemetry import Telemetry
 from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 class OrderGeneratorService:
     name = GENERATOR
+    tracing = Telemetry()
 
     db = CheckedDatabase(Base, on_setup=generation.prepare_state)
     # Publishes OrderCreated for committed orders, off the ticks' path.
@@ -51,7 +54,7 @@ class OrderGeneratorService:
         order = generation.generate_tick(self.db, self.settings, self.rng)
         if order is not None:
             self.outbox.wake()
-            print(f"Order created: id={order['id']}", flush=True)
+            log_order(f"Order created: id={order['id']}", order["id"])
 
     @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):
@@ -80,7 +83,7 @@ class OrderGeneratorService:
         OrderCreated event goes out right after, in the background."""
         order = generation.create_order(self.db, quantity)
         self.outbox.wake()
-        print(f"Order created: id={order['id']}", flush=True)
+        log_order(f"Order created: id={order['id']}", order["id"])
         return order
 
     @rpc

@@ -57,12 +57,17 @@ def claim_tick(session, interval_seconds):
     return session.execute(claim, params).rowcount == 1
 
 
-def add_order(session, quantity, created_at):
-    """Insert an order, its outbox row, and count it. Returns the Order."""
+def add_order(session, quantity, created_at, traceparent=None):
+    """Insert an order, its outbox row (with the trace context its event is
+    to continue, if any), and count it. Returns the Order."""
     order = Order(quantity=quantity, created_at=created_at)
     session.add(order)
     session.flush()  # assigns order.id
-    session.execute(insert(OrderOutbox).values(order_id=order.id, created_at=created_at))
+    session.execute(
+        insert(OrderOutbox).values(
+            order_id=order.id, created_at=created_at, traceparent=traceparent
+        )
+    )
     session.execute(
         update(GeneratorState)
         .where(GeneratorState.id == STATE_ID)
@@ -82,21 +87,23 @@ def get_orders(session, order_ids):
 
 
 def pending_outbox(session, limit, created_before=None):
-    """Lock and return up to `limit` order ids still waiting for their event
-    (only those created before `created_before`, if given).
+    """Lock and return up to `limit` (order id, traceparent) rows still
+    waiting for their event (only those created before `created_before`, if
+    given).
 
     SKIP LOCKED lets several publishers (an instance's background publisher
     and relay, other instances') take rows at once without publishing the
     same ones.
     """
-    query = select(OrderOutbox.order_id)
+    query = select(OrderOutbox.order_id, OrderOutbox.traceparent)
     if created_before is not None:
         query = query.where(OrderOutbox.created_at < created_before)
-    return list(
-        session.scalars(
+    return [
+        (row.order_id, row.traceparent)
+        for row in session.execute(
             query.order_by(OrderOutbox.order_id).limit(limit).with_for_update(skip_locked=True)
         )
-    )
+    ]
 
 
 def clear_outbox(session, order_ids):

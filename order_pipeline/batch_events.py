@@ -28,6 +28,8 @@ from order_pipeline.reliable_events import (
     ReliableEventHandler,
 )
 from order_pipeline.settings import batch_settings
+from order_pipeline.telemetry import BATCH_TRACEPARENTS
+from order_pipeline.tracing import TRACE_KEYS, TRACEPARENT
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):
@@ -85,12 +87,26 @@ class BatchEventHandler(ReliableEventHandler):
             self._in_flight += 1
             try:
                 self.container.spawn_worker(
-                    self, (payloads,), {}, handle_result=partial(self._settle_batch, messages)
+                    self,
+                    (payloads,),
+                    {},
+                    context_data=self._batch_context(messages),
+                    handle_result=partial(self._settle_batch, messages),
                 )
             except ContainerBeingKilled:
                 self._in_flight -= 1
                 for message in messages:
                     self.queue_consumer.requeue_message(message)
+
+    def _batch_context(self, messages):
+        """The worker's context data: the first event's trace context (its
+        trace is the batch's), and every event's traceparent, in order, for
+        order_pipeline.telemetry to link to. Nothing else of the events'
+        headers: the worker sends its context data on with its RPC calls."""
+        headers = [self.unpack_message_headers(message) for message in messages]
+        context_data = {key: headers[0][key] for key in TRACE_KEYS if key in headers[0]}
+        context_data[BATCH_TRACEPARENTS] = [each.get(TRACEPARENT) or "" for each in headers]
+        return context_data
 
     def _settle_batch(self, messages, worker_ctx, result=None, exc_info=None):
         try:

@@ -12,12 +12,14 @@ import logging
 
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
-from nameko.constants import PERSISTENT
+from nameko.constants import HEADER_PREFIX, PERSISTENT
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
+from opentelemetry.trace import SpanKind
 
 from order_pipeline.broker import check_broker
 from order_pipeline.settings import amqp_uri
+from order_pipeline.tracing import carrier_context, current_carrier, tracer
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +49,27 @@ class RoutedEventPublisher(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self.publish
 
-    def publish(self, event_type, payloads):
+    def publish(self, event_type, payloads, trace_contexts=None):
         """Publish each payload; return a list of booleans, True = routed.
+
+        `trace_contexts`, one per payload ({"traceparent": ...} or {}): the
+        trace each event continues, in a "publish" span whose context goes
+        in the message's `nameko.*` headers (handed to the handling worker).
 
         Stops at the first broker error (the rest are reported False), after
         one reconnect attempt: the caller's outbox keeps what was not sent.
         """
         routed = []
+        trace_contexts = trace_contexts or [{}] * len(payloads)
         with self._lock:
-            for payload in payloads:
+            for payload, trace_context in zip(payloads, trace_contexts):
                 try:
-                    routed.append(self._publish_one(event_type, payload))
+                    routed.append(self._publish_traced(event_type, payload, trace_context))
                 except Exception as exc:
                     log.warning("publishing %s failed, reconnecting: %s", event_type, exc)
                     self._close()
                     try:
-                        routed.append(self._publish_one(event_type, payload))
+                        routed.append(self._publish_traced(event_type, payload, trace_context))
                     except Exception as exc:
                         log.warning(
                             "broker unavailable, %d %s event(s) left in the outbox: %s",
@@ -74,11 +81,23 @@ class RoutedEventPublisher(DependencyProvider):
                         break
         return routed + [False] * (len(payloads) - len(routed))
 
-    def _publish_one(self, event_type, payload):
+    def _publish_traced(self, event_type, payload, trace_context):
+        with tracer().start_as_current_span(
+            f"{event_type} publish",
+            context=carrier_context(trace_context),
+            kind=SpanKind.PRODUCER,
+        ):
+            # Without an SDK there is no span of ours: pass the order's on.
+            carrier = current_carrier() or trace_context
+            headers = {f"{HEADER_PREFIX}.{key}": value for key, value in carrier.items()}
+            return self._publish_one(event_type, payload, headers)
+
+    def _publish_one(self, event_type, payload, headers):
         producer = self._get_producer()
         self._returned = False
         producer.publish(
             payload,
+            headers=headers,
             exchange=self.exchange,
             routing_key=event_type,
             mandatory=True,

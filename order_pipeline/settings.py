@@ -8,6 +8,8 @@ error message. A bad value is a StartupError naming the setting, which
 
 nameko and nameko-sqlalchemy read their own keys (DB_URIS, max_workers,
 SERVICE_CONTAINER_CLS, LOGGING), and AMQP_URI and WEB_SERVER_ADDRESS too.
+Inside LOGGING, LOG_LEVEL goes to `dictConfig` as it is, and LOG_FORMAT to
+`order_pipeline.logs.console_formatter`, which checks it with `log_format`.
 """
 
 from dataclasses import dataclass
@@ -36,6 +38,18 @@ def db_uri(config: dict) -> str:
 
 def rpc_timeout_seconds(config: dict) -> float:
     return setting(config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(value: str) -> str:
+    """LOG_FORMAT, as config.yml's LOGGING block hands it to the console
+    formatter (nameko applies LOGGING before any service starts)."""
+    name = str(value).strip().lower()
+    if name not in LOG_FORMATS:
+        raise StartupError(f"LOG_FORMAT must be 'text' or 'json', got {value!r}")
+    return name
 
 
 # --- order generator -----------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy.exc import IntegrityError
 
 from order_contract import DEAD_LETTERED, RETRIED, InvalidPayload, OrderCreated, ProcessorTelemetry
+from order_pipeline.tracing import tracer
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.latency import as_histogram
@@ -101,7 +102,7 @@ def store_results(db, results):
     of these orders between our check and our insert (a concurrent
     redelivery), which the second check then sees."""
     try:
-        with db.get_session() as session:
+        with tracer().start_as_current_span("insert order_process"), db.get_session() as session:
             return store.add_results(session, results)
     except IntegrityError as exc:
         if not store.is_duplicate_key(exc):

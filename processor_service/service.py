@@ -20,10 +20,12 @@ from order_contract import (
 )
 from order_pipeline.batch_events import batch_event_handler
 from order_pipeline.database import CheckedDatabase
+from order_pipeline.logs import log_order
 from order_pipeline.rpc import TimeoutRpcProxy
 from order_pipeline.rpc_entrypoint import rpc
 from order_pipeline.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import processor_metrics_address
+from order_pipeline.telemetry import Telemetry
 from processor_service import processing, store
 from processor_service.dependencies import DeadLetters, PriceSource, SetAsideCounts
 from processor_service.models import Base
@@ -31,8 +33,20 @@ from processor_service.models import Base
 log = logging.getLogger(__name__)
 
 
+def event_trace_ids(payloads, telemetry):
+    """{order id: the trace id of its event} for a batch's payloads."""
+    trace_ids = {}
+    for index, payload in enumerate(payloads):
+        order_id = payload.get("order_id") if isinstance(payload, dict) else None
+        trace_id = telemetry.event_trace_id(index)
+        if isinstance(order_id, int) and isinstance(trace_id, str):
+            trace_ids.setdefault(order_id, trace_id)
+    return trace_ids
+
+
 class OrderProcessorService:
     name = PROCESSOR
+    tracing = Telemetry()
 
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
@@ -51,8 +65,11 @@ class OrderProcessorService:
         outcome = processing.process_order_batch(
             payloads, self.order_generator.get_orders, self.prices, self.db
         )
-        if outcome.stored:
-            print("\n".join(map(processing.execution_line, outcome.stored)), flush=True)
+        trace_ids = event_trace_ids(payloads, self.tracing)
+        for result in outcome.stored:
+            log_order(
+                processing.execution_line(result), result.order_id, trace_ids.get(result.order_id)
+            )
         if outcome.duplicates:
             log.info(
                 "%d redelivered OrderCreated event(s) for orders already processed: ignored",

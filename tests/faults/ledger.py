@@ -14,8 +14,9 @@ from harness.processes import wait_until
 from harness.tables import sql_metrics
 from tests.faults.figures import Figures, record
 
-# What the processor prints once per order it stores.
-EXECUTION_LINE = re.compile(r"^Order (\d+) OrderExecutionPrice ", re.MULTILINE)
+# What the processor prints once per order it stores: a line of the text log
+# format (order_pipeline.logs.TEXT_FORMAT) from the "orders" logger.
+EXECUTION_LINE = re.compile(r"^\S+ \S+ INFO orders: Order (\d+) OrderExecutionPrice ", re.MULTILINE)
 
 
 @dataclass(frozen=True)

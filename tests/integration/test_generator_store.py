@@ -82,9 +82,10 @@ class RecordingPublisher:
         self.published = []
         self.calls = 0
 
-    def __call__(self, event_type, payloads):
+    def __call__(self, event_type, payloads, trace_contexts=None):
         self.calls += 1
         self.published.extend((event_type, payload) for payload in payloads)
+        self.trace_contexts = trace_contexts
         return [self.routed] * len(payloads)
 
 
@@ -139,10 +140,10 @@ def test_publishers_at_work_together_never_send_the_same_order(db):
     later = utc_now() + timedelta(seconds=5)
     first, taken, release = RecordingPublisher(), Event(), Event()
 
-    def publish_when_released(event_type, payloads):
+    def publish_when_released(event_type, payloads, trace_contexts=None):
         taken.send()
         release.wait()
-        return first(event_type, payloads)
+        return first(event_type, payloads, trace_contexts)
 
     holder = eventlet.spawn(generation.publish_outbox, db, publish_when_released)
     try:

@@ -10,6 +10,7 @@ from nameko.testing.services import worker_factory
 
 from generator_service import OrderGeneratorService
 from order_contract import InvalidOrderId, InvalidQuantity
+from order_pipeline.logs import ORDER_LOGGER
 from processor_service import OrderProcessorService, processing
 from processor_service.exceptions import OrderNotFound
 
@@ -19,7 +20,12 @@ class FixedPrice:
         return Decimal("10.0050")
 
 
-def test_processor_prints_the_execution_price_of_each_new_order(capsys, monkeypatch):
+def order_lines(caplog):
+    return [(r.getMessage(), r.order_id) for r in caplog.records if r.name == ORDER_LOGGER]
+
+
+def test_processor_logs_the_execution_price_of_each_new_order(caplog, monkeypatch):
+    caplog.set_level("INFO", ORDER_LOGGER)
     monkeypatch.setattr(processing.store, "add_results", lambda session, results: results)
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
     service.order_generator.get_orders.return_value = [
@@ -31,19 +37,20 @@ def test_processor_prints_the_execution_price_of_each_new_order(capsys, monkeypa
 
     assert outcomes == [None, None]
     service.order_generator.get_orders.assert_called_once_with([5, 6])
-    assert capsys.readouterr().out == (
-        "Order 5 OrderExecutionPrice 30.02\n"  # 30.015
-        "Order 6 OrderExecutionPrice 10.01\n"
-    )  # 10.005
+    assert order_lines(caplog) == [
+        ("Order 5 OrderExecutionPrice 30.02", 5),  # 30.015
+        ("Order 6 OrderExecutionPrice 10.01", 6),  # 10.005
+    ]
 
 
-def test_processor_prints_nothing_for_redelivered_orders(capsys, monkeypatch):
+def test_processor_logs_nothing_for_redelivered_orders(caplog, monkeypatch):
+    caplog.set_level("INFO", ORDER_LOGGER)
     monkeypatch.setattr(processing.store, "add_results", lambda session, results: [])
     service = worker_factory(OrderProcessorService, prices=FixedPrice())
     service.order_generator.get_orders.return_value = [{"id": 5, "quantity": 3}]
 
     assert service.handle_order_created([{"order_id": 5}]) == [None]
-    assert capsys.readouterr().out == ""
+    assert order_lines(caplog) == []
 
 
 def test_processor_fails_an_order_the_generator_does_not_have(monkeypatch):
