@@ -24,7 +24,12 @@ from datetime import timedelta
 
 from generator_service import store
 from generator_service.orders import order_as_dict, random_quantity, utc_now
-from order_contract import ORDER_CREATED, OrderCreated, validate_quantity
+from order_contract import (
+    ORDER_CREATED,
+    OrderCreated,
+    validate_quantities,
+    validate_quantity,
+)
 from order_pipeline.settings import generator_settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,14 @@ def create_order(db, quantity):
     validate_quantity(quantity)
     with db.get_session() as session:
         return order_as_dict(store.add_order(session, quantity, utc_now()))
+
+
+def create_orders(db, quantities):
+    """Create one order per quantity now, all or none, in one transaction
+    (at most MAX_ORDERS_PER_CALL), whatever the on/off state."""
+    quantities = validate_quantities(quantities)
+    with db.get_session() as session:
+        return [order_as_dict(row) for row in store.add_orders(session, quantities, utc_now())]
 
 
 def publish_order_created(publish, order_ids):

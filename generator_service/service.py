@@ -80,6 +80,17 @@ class OrderGeneratorService:
         print(f"Order created: id={order['id']}", flush=True)
         return order
 
+    @rpc(expected_exceptions=InvalidQuantity)
+    def create_orders(self, quantities):
+        """`create_orders([5, 3])`: create one order per quantity now, all or
+        none, in one transaction (at most MAX_ORDERS_PER_CALL quantities);
+        returns the orders in the order given. Their OrderCreated events go
+        out right after, in the background."""
+        orders = generation.create_orders(self.db, quantities)
+        self.outbox.wake()
+        print(f"Orders created: ids={orders[0]['id']}..{orders[-1]['id']}", flush=True)
+        return orders
+
     @rpc
     def start(self):
         """Turn generation on; returns the status."""

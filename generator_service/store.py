@@ -71,6 +71,29 @@ def add_order(session, quantity, created_at):
     return order
 
 
+def add_orders(session, quantities, created_at):
+    """Insert orders, one per quantity, with their outbox rows, and count
+    them: one INSERT for the orders, one for the outbox. Returns
+    (id, quantity, created_at) rows, ids ascending in the order given
+    (one multi-row INSERT takes consecutive auto-increment values in row
+    order; RETURNING reads them back, whatever the increment step)."""
+    rows = session.execute(
+        insert(Order)
+        .values([{"quantity": quantity, "created_at": created_at} for quantity in quantities])
+        .returning(Order.id, Order.quantity, Order.created_at)
+    ).all()
+    rows.sort(key=lambda row: row.id)
+    session.execute(
+        insert(OrderOutbox).values([{"order_id": row.id, "created_at": created_at} for row in rows])
+    )
+    session.execute(
+        update(GeneratorState)
+        .where(GeneratorState.id == STATE_ID)
+        .values(orders_created=GeneratorState.orders_created + len(rows))
+    )
+    return rows
+
+
 def get_order(session, order_id):
     return session.get(Order, order_id)
 

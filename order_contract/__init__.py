@@ -37,9 +37,11 @@ from order_contract.events import ORDER_CREATED, OrderCreated
 from order_contract.limits import (
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
     validate_order_id,
     validate_order_ids,
+    validate_quantities,
     validate_quantity,
 )
 from order_contract.queues import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
@@ -57,6 +59,7 @@ __all__ = [
     "MAX_DEAD_LETTERS_PER_CALL",
     "MAX_IDS_PER_CALL",
     "MAX_ORDER_ID",
+    "MAX_ORDERS_PER_CALL",
     "MAX_QUANTITY",
     "MAX_RECENT_ORDERS",
     "ORDER_CREATED",
@@ -75,6 +78,7 @@ __all__ = [
     "validate_limit",
     "validate_order_id",
     "validate_order_ids",
+    "validate_quantities",
     "validate_quantity",
     "validate_recent_limit",
     "validate_since",

@@ -108,6 +108,19 @@ def test_a_tick_commits_an_order_with_its_outbox_row(db):
     assert generation.publish_outbox(db, publish) == (0, 0)
 
 
+def test_create_orders_commits_every_order_with_its_outbox_row_and_count(db):
+    orders = generation.create_orders(db, [5, 1, 9])
+    assert [order["quantity"] for order in orders] == [5, 1, 9]
+    ids = [order["id"] for order in orders]
+    assert ids == sorted(ids)
+    rows = sql(db.uri, "SELECT id, quantity FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [(o["id"], o["quantity"]) for o in orders]
+    assert outbox(db) == ids
+    with db.get_session() as session:
+        assert store.read_state(session).orders_created == 3
+    assert generation.create_order(db, 2)["id"] > ids[-1]
+
+
 def test_the_outbox_is_published_in_batches_oldest_first(db):
     ids = [generation.create_order(db, quantity)["id"] for quantity in range(1, 8)]
     publish = RecordingPublisher()

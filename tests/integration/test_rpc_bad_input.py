@@ -10,7 +10,7 @@ import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
 from harness.tables import sql
-from order_contract import MAX_ORDER_ID, InvalidOrderId, InvalidQuantity
+from order_contract import MAX_ORDER_ID, MAX_ORDERS_PER_CALL, InvalidOrderId, InvalidQuantity
 from tests.support.services import InProcessServices, wait_processed
 
 MISSING_ID = 987654321
@@ -113,6 +113,38 @@ def test_a_good_quantity_is_written_once(services, rpc):
     after = written(services.db_uri)
     assert after["orders"] == before["orders"] + 1
     assert after["orders_created"] == before["orders_created"] + 1
+
+
+BAD_QUANTITY_LISTS = [
+    [],
+    [1] * (MAX_ORDERS_PER_CALL + 1),
+    "5",
+    5,
+    None,
+    {"quantities": [5]},
+    [5, 0],
+    [5, "6"],
+    [5, True],
+    [5, 10**40],
+]
+
+
+@pytest.mark.parametrize("quantities", BAD_QUANTITY_LISTS, ids=lambda q: repr(q)[:40])
+def test_create_orders_refuses_a_bad_list_and_writes_nothing(services, rpc, quantities):
+    before = written(services.db_uri)
+    with pytest.raises(InvalidQuantity):
+        rpc.order_generator.create_orders(quantities)
+    assert written(services.db_uri) == before
+
+
+def test_create_orders_writes_every_order_once(services, rpc):
+    before = written(services.db_uri)
+    orders = rpc.order_generator.create_orders([2, 8, 1])
+    assert [order["quantity"] for order in orders] == [2, 8, 1]
+    assert [rpc.order_generator.get_order(order["id"]) for order in orders] == orders
+    after = written(services.db_uri)
+    assert after["orders"] == before["orders"] + 3
+    assert after["orders_created"] == before["orders_created"] + 3
 
 
 def test_bad_quantities_are_invalid_quantity_not_a_generic_remote_error(rpc):

@@ -7,6 +7,7 @@ from nameko.exceptions import deserialize, serialize
 from order_contract import (
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
     InvalidOrderId,
     InvalidPayload,
@@ -14,6 +15,7 @@ from order_contract import (
     OrderCreated,
     validate_order_id,
     validate_order_ids,
+    validate_quantities,
     validate_quantity,
 )
 
@@ -48,6 +50,20 @@ def test_order_id_lists_are_bounded():
     for bad in ([1] * (MAX_IDS_PER_CALL + 1), "1,2", None, [1, "2"]):
         with pytest.raises(InvalidOrderId):
             validate_order_ids(bad)
+
+
+def test_quantity_lists_are_bounded_and_name_the_bad_entry():
+    assert validate_quantities((3, 1)) == [3, 1]
+    assert len(validate_quantities([1] * MAX_ORDERS_PER_CALL)) == MAX_ORDERS_PER_CALL
+    with pytest.raises(InvalidQuantity, match=rf"at most {MAX_ORDERS_PER_CALL} quantities"):
+        validate_quantities([1] * (MAX_ORDERS_PER_CALL + 1))
+    with pytest.raises(InvalidQuantity, match="must not be empty"):
+        validate_quantities([])
+    with pytest.raises(InvalidQuantity, match=r"quantities\[2\]: quantity must be between"):
+        validate_quantities([1, 2, 0])
+    for bad in ("1,2", None, 5, {"quantity": 5}, [1, "2"], [True]):
+        with pytest.raises(InvalidQuantity):
+            validate_quantities(bad)
 
 
 def test_order_created_payload_round_trips():
