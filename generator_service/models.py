@@ -37,6 +37,18 @@ class OrderOutbox(Base):
     created_at = mapped_column(Timestamp, nullable=False)
 
 
+class OrderCount(Base):
+    """How many orders have been created, spread over ORDER_COUNT_SHARDS
+    rows: each create adds its orders to one shard, picked at random, in the
+    order's transaction, so concurrent creates do not queue on one row lock;
+    the count is the sum of the shards, exact at any commit."""
+
+    __tablename__ = "order_counts"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    orders_created: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class GeneratorState(Base):
     """A single row (id=1): whether generation is on, and tick bookkeeping.
 
@@ -49,4 +61,3 @@ class GeneratorState(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     running: Mapped[bool] = mapped_column(Boolean, nullable=False)
     last_tick_at = mapped_column(Timestamp, nullable=True)
-    orders_created: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -105,7 +105,7 @@ class OrderGeneratorService:
     def status(self):
         """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
         with self.db.get_session() as session:
-            return status_as_dict(store.read_state(session), self.settings)
+            return self._status(session)
 
     @rpc(expected_exceptions=InvalidArgument)
     def recent_orders(self, limit=RECENT_ORDERS):
@@ -129,6 +129,9 @@ class OrderGeneratorService:
     def _set_running(self, running):
         with self.db.get_session() as session:
             store.set_running(session, running)
-            state = store.read_state(session)
             log.info("order generation %s", "started" if running else "stopped")
-            return status_as_dict(state, self.settings)
+            return self._status(session)
+
+    def _status(self, session):
+        state = store.read_state(session)
+        return status_as_dict(state, store.orders_created(session), self.settings)

@@ -1,14 +1,22 @@
 """SQL for order_generator's tables. Each function takes an open session;
 the caller owns the transaction."""
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from generator_service.models import GeneratorState, Order, OrderOutbox
+from generator_service.models import GeneratorState, Order, OrderCount, OrderOutbox
 
 STATE_ID = 1
+# Concurrent creates add to one of this many count rows, picked at random,
+# rather than all to one (whose write lock would make them take turns).
+ORDER_COUNT_SHARDS = 16
+_upsert = mysql_insert(OrderCount)
+ADD_TO_COUNT = _upsert.on_duplicate_key_update(
+    orders_created=_upsert.table.c.orders_created + _upsert.inserted.orders_created
+)
 # A tick counts if the previous one was at least this share of the interval
 # ago, which absorbs timer jitter but not a second instance's tick.
 TICK_SLACK = 0.9
@@ -19,8 +27,11 @@ def seed_state(session, running):
     `running` says); a no-op once it exists. The generator calls it at
     start-up, so every other function here can rely on the row."""
     session.execute(
-        mysql_insert(GeneratorState)
-        .values(id=STATE_ID, running=running, orders_created=0)
+        mysql_insert(GeneratorState).values(id=STATE_ID, running=running).prefix_with("IGNORE")
+    )
+    session.execute(
+        mysql_insert(OrderCount)
+        .values([{"shard": shard, "orders_created": 0} for shard in range(ORDER_COUNT_SHARDS)])
         .prefix_with("IGNORE")
     )
 
@@ -31,6 +42,20 @@ def read_state(session):
         .where(GeneratorState.id == STATE_ID)
         .execution_options(populate_existing=True)
     ).scalar_one()
+
+
+def orders_created(session):
+    """Orders created so far: the sum of the count shards."""
+    return int(session.scalar(select(func.coalesce(func.sum(OrderCount.orders_created), 0))))
+
+
+def pick_count_shard() -> int:
+    return random.randrange(ORDER_COUNT_SHARDS)
+
+
+def count_orders(session, created):
+    """Add `created` orders to one count shard, picked at random."""
+    session.execute(ADD_TO_COUNT, {"shard": pick_count_shard(), "orders_created": created})
 
 
 def set_running(session, running):
@@ -63,11 +88,7 @@ def add_order(session, quantity, created_at):
     session.add(order)
     session.flush()  # assigns order.id
     session.execute(insert(OrderOutbox).values(order_id=order.id, created_at=created_at))
-    session.execute(
-        update(GeneratorState)
-        .where(GeneratorState.id == STATE_ID)
-        .values(orders_created=GeneratorState.orders_created + 1)
-    )
+    count_orders(session, 1)
     return order
 
 
@@ -86,11 +107,7 @@ def add_orders(session, quantities, created_at):
     session.execute(
         insert(OrderOutbox).values([{"order_id": row.id, "created_at": created_at} for row in rows])
     )
-    session.execute(
-        update(GeneratorState)
-        .where(GeneratorState.id == STATE_ID)
-        .values(orders_created=GeneratorState.orders_created + len(rows))
-    )
+    count_orders(session, len(rows))
     return rows
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import eventlet
 import pytest
 from eventlet.event import Event
+from sqlalchemy import text
 
 from generator_service import generation, store
 from generator_service.orders import utc_now
@@ -73,6 +74,36 @@ def test_concurrent_instances_get_exactly_one_tick(db):
     assert results.count(True) == 1
 
 
+def test_a_create_commits_while_another_create_is_still_open(db, monkeypatch):
+    """Creates share no row lock: one that counts on another shard commits
+    while an earlier one still holds its transaction open (were they to
+    queue on one row, the second would wait out the lock timeout and fail)."""
+    shards = iter([0, 1])
+    monkeypatch.setattr(store, "pick_count_shard", lambda: next(shards))
+    with db.get_session() as first:
+        store.add_order(first, 3, utc_now())
+        with db.get_session() as second:
+            second.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+            store.add_orders(second, [4, 5], utc_now())
+        # The second create is committed; the first is not, yet.
+        assert sql(db.uri, "SELECT quantity FROM orders ORDER BY id") == [(4,), (5,)]
+    assert sorted(q for (q,) in sql(db.uri, "SELECT quantity FROM orders")) == [3, 4, 5]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 3
+
+
+def test_concurrent_creates_are_all_counted(db):
+    def create(quantity):
+        return generation.create_orders(db, [quantity] * 5)
+
+    with ThreadPoolExecutor(8) as pool:
+        created = [order for orders in pool.map(create, range(1, 17)) for order in orders]
+    assert len({order["id"] for order in created}) == 80
+    with db.get_session() as session:
+        assert store.orders_created(session) == 80
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(80,)]
+
+
 class RecordingPublisher:
     """`publish(event_type, payloads)` that records what it is given and
     reports each payload routed (or not, as `routed` says)."""
@@ -99,7 +130,7 @@ def test_a_tick_commits_an_order_with_its_outbox_row(db):
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
     assert outbox(db) == [order["id"]]
     with db.get_session() as session:
-        assert store.read_state(session).orders_created == 1
+        assert store.orders_created(session) == 1
 
     publish = RecordingPublisher()
     assert generation.publish_outbox(db, publish) == (1, 1)
@@ -117,7 +148,7 @@ def test_create_orders_commits_every_order_with_its_outbox_row_and_count(db):
     assert [tuple(r) for r in rows] == [(o["id"], o["quantity"]) for o in orders]
     assert outbox(db) == ids
     with db.get_session() as session:
-        assert store.read_state(session).orders_created == 3
+        assert store.orders_created(session) == 3
     assert generation.create_order(db, 2)["id"] > ids[-1]
 
 

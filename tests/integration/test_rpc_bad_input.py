@@ -59,7 +59,7 @@ def written(db_uri):
     ((orders, outbox, created),) = sql(
         db_uri,
         "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_outbox), "
-        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)",
+        "(SELECT COALESCE(SUM(orders_created), 0) FROM order_counts)",
     )
     return {"orders": orders, "outbox": outbox, "orders_created": created}
 
