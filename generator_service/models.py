@@ -1,7 +1,7 @@
 """Tables owned by order_generator. Other services reach them only over RPC."""
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger
-from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.dialects.mysql import DATETIME, VARCHAR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Microsecond precision, stored as naive UTC.
@@ -35,6 +35,27 @@ class OrderOutbox(Base):
         BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
     created_at = mapped_column(Timestamp, nullable=False)
+
+
+class IdempotencyKey(Base):
+    """A client's key for an order (POST /orders' Idempotency-Key): a retry
+    with the same key within IDEMPOTENCY_WINDOW gets that order back.
+
+    Inserted in the order's transaction; the primary key on the key is what
+    stops a concurrent retry from creating a second order. Compared byte
+    for byte (ascii_bin): keys differing in case are different keys.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    idempotency_key: Mapped[str] = mapped_column(
+        VARCHAR(255, charset="ascii", collation="ascii_bin"), primary_key=True
+    )
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    )
+    # Indexed: expired keys are deleted oldest first.
+    created_at = mapped_column(Timestamp, nullable=False, index=True)
 
 
 class OrderCount(Base):

@@ -55,6 +55,7 @@ class OrderGeneratorService:
         published = self.outbox.relay()
         if published:
             log.info("outbox relay published %d OrderCreated event(s)", published)
+        generation.forget_expired_keys(self.db)
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_order(self, order_id):
@@ -79,6 +80,17 @@ class OrderGeneratorService:
         self.outbox.wake()
         print(f"Order created: id={order['id']}", flush=True)
         return order
+
+    @rpc(expected_exceptions=(InvalidQuantity, InvalidArgument))
+    def create_order_once(self, quantity, idempotency_key):
+        """`create_order_once(5, "4f1c...")` -> {"order": {...}, "created": true}:
+        create_order, unless `idempotency_key` already names an order made
+        within IDEMPOTENCY_WINDOW; then that order and "created": false."""
+        order, created = generation.create_order_once(self.db, quantity, idempotency_key)
+        if created:
+            self.outbox.wake()
+            print(f"Order created: id={order['id']}", flush=True)
+        return {"order": order, "created": created}
 
     @rpc(expected_exceptions=InvalidQuantity)
     def create_orders(self, quantities):

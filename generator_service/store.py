@@ -7,9 +7,16 @@ from datetime import timedelta
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from generator_service.models import GeneratorState, Order, OrderCount, OrderOutbox
+from generator_service.models import (
+    GeneratorState,
+    IdempotencyKey,
+    Order,
+    OrderCount,
+    OrderOutbox,
+)
 
 STATE_ID = 1
+MYSQL_DUPLICATE_KEY = 1062
 # Concurrent creates add to one of this many count rows, picked at random,
 # rather than all to one (whose write lock would make them take turns).
 ORDER_COUNT_SHARDS = 16
@@ -109,6 +116,46 @@ def add_orders(session, quantities, created_at):
     )
     count_orders(session, len(rows))
     return rows
+
+
+def find_keyed_order(session, key):
+    """(the Order, when its key was stored) for an idempotency key, or None."""
+    row = session.execute(
+        select(Order, IdempotencyKey.created_at)
+        .join(IdempotencyKey, IdempotencyKey.order_id == Order.id)
+        .where(IdempotencyKey.idempotency_key == key)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def forget_key(session, key):
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.idempotency_key == key))
+
+
+def add_keyed_order(session, quantity, key, created_at):
+    """add_order, and the key naming it. A key already stored (by a
+    concurrent retry that committed first) raises IntegrityError, and the
+    caller's rollback takes the order back with it."""
+    order = add_order(session, quantity, created_at)
+    session.execute(
+        insert(IdempotencyKey).values(idempotency_key=key, order_id=order.id, created_at=created_at)
+    )
+    return order
+
+
+def forget_expired_keys(session, before, limit):
+    """Delete up to `limit` idempotency keys stored before `before`; return how many."""
+    expired = (
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.created_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(expired.with_dialect_options(mysql_limit=limit)).rowcount
+
+
+def is_duplicate_key(integrity_error) -> bool:
+    args = getattr(integrity_error.orig, "args", ())
+    return bool(args) and args[0] == MYSQL_DUPLICATE_KEY
 
 
 def get_order(session, order_id):

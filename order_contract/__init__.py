@@ -35,10 +35,13 @@ from order_contract.errors import (
 )
 from order_contract.events import ORDER_CREATED, OrderCreated
 from order_contract.limits import (
+    IDEMPOTENCY_WINDOW,
+    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
     MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
+    validate_idempotency_key,
     validate_order_id,
     validate_order_ids,
     validate_quantities,
@@ -54,9 +57,11 @@ __all__ = [
     "DEFAULT_DEAD_LETTER_LIMIT",
     "GATEWAY",
     "GENERATOR",
+    "IDEMPOTENCY_WINDOW",
     "LATENCY_PERCENTILES",
     "MAX_BODY_CHARS",
     "MAX_DEAD_LETTERS_PER_CALL",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
     "MAX_IDS_PER_CALL",
     "MAX_ORDER_ID",
     "MAX_ORDERS_PER_CALL",
@@ -75,6 +80,7 @@ __all__ = [
     "OrderCreated",
     "ProcessedSecond",
     "validate_dead_letter_ids",
+    "validate_idempotency_key",
     "validate_limit",
     "validate_order_id",
     "validate_order_ids",

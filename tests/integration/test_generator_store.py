@@ -104,6 +104,44 @@ def test_concurrent_creates_are_all_counted(db):
     assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(80,)]
 
 
+def test_an_idempotency_key_names_one_order_for_its_window(db):
+    first, created = generation.create_order_once(db, 5, "key-1")
+    assert created is True
+    assert generation.create_order_once(db, 9, "key-1") == (first, False)
+    other, created = generation.create_order_once(db, 5, "KEY-1")  # keys match byte for byte
+    assert created is True and other["id"] != first["id"]
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(2,)]
+    assert outbox(db) == [first["id"], other["id"]]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 2
+
+
+def test_an_expired_key_creates_a_new_order_and_is_forgotten(db):
+    long_ago = utc_now() - timedelta(hours=25)
+    old, _ = generation.create_order_once(db, 5, "old-key", now=long_ago)
+    generation.create_order_once(db, 5, "young-key")
+    new, created = generation.create_order_once(db, 6, "old-key")
+    assert created is True and new["id"] != old["id"]
+    assert generation.create_order_once(db, 6, "old-key") == (new, False)
+
+    generation.create_order_once(db, 5, "another-old-key", now=long_ago)
+    assert generation.forget_expired_keys(db) == 1
+    keys = sql(db.uri, "SELECT idempotency_key FROM idempotency_keys ORDER BY idempotency_key")
+    assert keys == [("old-key",), ("young-key",)]
+
+
+def test_concurrent_retries_with_one_key_create_one_order(db):
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda q: generation.create_order_once(db, q, "retry"), range(1, 9))
+        )
+    assert [created for _, created in answers].count(True) == 1
+    assert len({order["id"] for order, _ in answers}) == 1
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(1,)]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 1
+
+
 class RecordingPublisher:
     """`publish(event_type, payloads)` that records what it is given and
     reports each payload routed (or not, as `routed` says)."""

@@ -24,6 +24,7 @@ TABLES = {
     "order_outbox",
     "generator_state",
     "order_counts",
+    "idempotency_keys",
     "order_process",
     "processing_totals",
     "alembic_version_generator",
@@ -59,12 +60,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         first = run_migrate(db_uri)
         assert first.splitlines() == [
             "created the database",
-            "generator_service: applied g0001, g0002, g0003",
+            "generator_service: applied g0001, g0002, g0003, g0004",
             "processor_service: applied p0001, p0002, p0003",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
-            "generator_service: already at g0003",
+            "generator_service: already at g0004",
             "processor_service: already at p0003",
         ]
         assert tables(db_uri) == TABLES
@@ -129,7 +130,7 @@ def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):
         (written,) = set(versions.glob("*.py")) - before
         text = written.read_text()
         assert '"""nothing changed' in text
-        assert "down_revision = 'g0003'" in text or 'down_revision = "g0003"' in text
+        assert "down_revision = 'g0004'" in text or 'down_revision = "g0004"' in text
         assert "op." not in text.split("def upgrade")[1].split("def downgrade")[0]
     finally:
         for path in set(versions.glob("*.py")) - before:

@@ -5,14 +5,17 @@ import pytest
 from nameko.exceptions import deserialize, serialize
 
 from order_contract import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
     MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
+    InvalidArgument,
     InvalidOrderId,
     InvalidPayload,
     InvalidQuantity,
     OrderCreated,
+    validate_idempotency_key,
     validate_order_id,
     validate_order_ids,
     validate_quantities,
@@ -64,6 +67,14 @@ def test_quantity_lists_are_bounded_and_name_the_bad_entry():
     for bad in ("1,2", None, 5, {"quantity": 5}, [1, "2"], [True]):
         with pytest.raises(InvalidQuantity):
             validate_quantities(bad)
+
+
+def test_idempotency_keys_are_short_visible_ascii():
+    for good in ("a", "4f1c2b9e-0c1d-4b8e-9a57-3f0e2d1c6b7a", "~" * MAX_IDEMPOTENCY_KEY_CHARS):
+        assert validate_idempotency_key(good) == good
+    for bad in ("", " ", "a b", "tab\t", "é", "x" * (MAX_IDEMPOTENCY_KEY_CHARS + 1), None, 5):
+        with pytest.raises(InvalidArgument, match="idempotency key"):
+            validate_idempotency_key(bad)
 
 
 def test_order_created_payload_round_trips():
