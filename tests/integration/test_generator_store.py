@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from generator_service import generation, store
 from generator_service.orders import utc_now
+from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import ORDER_CREATED
 from order_pipeline.settings import GeneratorSettings
@@ -138,6 +139,33 @@ def test_concurrent_retries_with_one_key_create_one_order(db):
     assert [created for _, created in answers].count(True) == 1
     assert len({order["id"] for order, _ in answers}) == 1
     assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(1,)]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 1
+
+
+def lock_waits(db):
+    """Transactions of this test's database waiting for a row lock."""
+    ((waiting,),) = sql(
+        db.uri,
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+        "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()",
+    )
+    return waiting
+
+
+def test_a_retry_racing_the_first_create_of_its_key_gets_the_first_order(db):
+    with ThreadPoolExecutor(1) as pool:
+        with db.get_session() as first:
+            order = store.add_keyed_order(first, 3, "contested", utc_now())
+            first_id = order.id
+            retry = pool.submit(generation.create_order_once, db, 4, "contested")
+            # The retry has inserted its order and waits on the key's lock.
+            wait_until(lambda: lock_waits(db) == 1, 30, message="the retry waiting on the key")
+        again, created = retry.result(timeout=30)
+    assert (again["id"], again["quantity"], created) == (first_id, 3, False)
+    assert sql(db.uri, "SELECT id FROM orders") == [(first_id,)]
+    assert outbox(db) == [first_id]
     with db.get_session() as session:
         assert store.orders_created(session) == 1
 
