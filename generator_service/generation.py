@@ -64,11 +64,13 @@ def prepare_state(db, config):
 
 
 def generate_tick(db, settings, rng):
-    """Create this tick's order if generation is on and the tick is ours."""
+    """Create this tick's orders (ORDERS_PER_TICK of them) if generation is
+    on and the tick is ours; returns them, or [] for no tick."""
     with db.get_session() as session:
         if not store.claim_tick(session, settings.interval_seconds):
-            return None
-        return order_as_dict(store.add_order(session, random_quantity(rng, settings), utc_now()))
+            return []
+        quantities = [random_quantity(rng, settings) for _ in range(settings.orders_per_tick)]
+        return [order_as_dict(row) for row in store.add_orders(session, quantities, utc_now())]
 
 
 def create_order(db, quantity):

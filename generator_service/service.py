@@ -45,10 +45,11 @@ class OrderGeneratorService:
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):
-        order = generation.generate_tick(self.db, self.settings, self.rng)
-        if order is not None:
+        orders = generation.generate_tick(self.db, self.settings, self.rng)
+        if orders:
             self.outbox.wake()
-            print(f"Order created: id={order['id']}", flush=True)
+            for order in orders:
+                print(f"Order created: id={order['id']}", flush=True)
 
     @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):

@@ -1,5 +1,6 @@
 """order_generator's SQL against a real MariaDB database of the test's own."""
 
+import dataclasses
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -190,7 +191,7 @@ def outbox(db):
 
 
 def test_a_tick_commits_an_order_with_its_outbox_row(db):
-    order = generation.generate_tick(db, SETTINGS, random.Random(1))
+    (order,) = generation.generate_tick(db, SETTINGS, random.Random(1))
     assert 1 <= order["quantity"] <= 100
     rows = sql(db.uri, "SELECT id, quantity FROM orders")
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
@@ -216,6 +217,16 @@ def test_create_orders_commits_every_order_with_its_outbox_row_and_count(db):
     with db.get_session() as session:
         assert store.orders_created(session) == 3
     assert generation.create_order(db, 2)["id"] > ids[-1]
+
+
+def test_a_tick_creates_orders_per_tick_orders_at_once(db):
+    settings = dataclasses.replace(SETTINGS, interval_seconds=SAME_TICK, orders_per_tick=4)
+    orders = generation.generate_tick(db, settings, random.Random(1))
+    assert len(orders) == 4 and all(1 <= order["quantity"] <= 100 for order in orders)
+    assert generation.generate_tick(db, settings, random.Random(1)) == []  # same tick
+    assert outbox(db) == [order["id"] for order in orders]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 4
 
 
 def test_the_outbox_is_published_in_batches_oldest_first(db):
