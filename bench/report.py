@@ -28,6 +28,7 @@ INGEST_FIGURES = (
     "create_order_ratio",
     "create_orders_per_second",
     "timer_orders_per_second",
+    "timer_batched_orders_per_second",
 )
 RSS_TARGET_MB = 150
 SYMBOLS = {operator.ge: ">=", operator.le: "<="}
@@ -191,6 +192,12 @@ def table(results, figs):
         "{:.0f}",
     )
     row("timer at 0.001 s", figs.get("ingest_timer_orders_per_second"), "orders/s", "{:.0f}")
+    row(
+        "timer at 0.001 s, ORDERS_PER_TICK=10",
+        figs.get("ingest_timer_batched_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
     for service, mb in sorted(figs["peak_rss_mb"].items()):
         row("peak RSS " + service, mb, "MiB", "{:.0f}")
 
