@@ -12,6 +12,7 @@ import traceback
 from functools import partial
 
 from bench.drain import run_drain
+from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.profile import profile_drain
@@ -19,7 +20,7 @@ from bench.report import figures, table, target_checks
 from harness.processes import ROOT
 
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
-SCENARIOS = ("drain", "latency", "metrics")
+SCENARIOS = ("drain", "latency", "metrics", "ingest")
 # Full size, then the smoke size used by CI to keep the script working.
 SIZES = {
     "orders": (20_000, 300),
@@ -28,6 +29,9 @@ SIZES = {
     "metrics_rows": (1_000_000, 5_000),
     "load_seconds": (10, 2),
     "concurrency": (16, 4),
+    "ingest_calls": (4000, 100),
+    "ingest_bulk_calls": (400, 8),
+    "timer_seconds": (10, 1),
 }
 
 
@@ -51,6 +55,15 @@ def parse_args(argv):
     )
     parser.add_argument("--load-seconds", type=float, help="seconds of /metrics load (10)")
     parser.add_argument("--concurrency", type=int, help="concurrent /metrics clients (16)")
+    parser.add_argument(
+        "--ingest-calls", type=int, help="create_order (and do-nothing) calls (4000)"
+    )
+    parser.add_argument(
+        "--ingest-bulk-calls", type=int, help="create_orders calls of 100 orders (400)"
+    )
+    parser.add_argument(
+        "--timer-seconds", type=float, help="seconds of the timer at a 1 ms interval (10)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
         "--scenarios",
@@ -140,6 +153,23 @@ def plan(args, logs):
                     args.load_seconds,
                 ),
             )
+        yield from plan_ingest(args, logs, n)
+
+
+def plan_ingest(args, logs, n):
+    if "ingest" in args.scenarios:
+        yield (
+            "ingest",
+            f"ingest: {args.ingest_calls} create_order and do-nothing calls, "
+            f"{args.ingest_bulk_calls} create_orders calls, timer {args.timer_seconds:g} s",
+            partial(
+                run_ingest,
+                os.path.join(logs, f"ingest-{n}"),
+                args.ingest_calls,
+                args.ingest_bulk_calls,
+                args.timer_seconds,
+            ),
+        )
 
 
 def run_scenarios(args, logs):

@@ -12,7 +12,24 @@ TARGETS = [
     ("latency_p99_ms", "latency p99 at the steady rate", operator.le, 50, "ms"),
     ("metrics_p99_ms", "GET /metrics p99", operator.le, 10, "ms"),
     ("metrics_requests_per_second", "GET /metrics throughput", operator.ge, 1000, "req/s"),
+    ("ingest_create_order_ratio", "create_order / do-nothing RPC", operator.ge, 0.6, "x"),
+    (
+        "ingest_create_orders_per_second",
+        "create_orders, 100 x 8 in flight",
+        operator.ge,
+        5000,
+        "orders/s",
+    ),
+    ("ingest_timer_orders_per_second", "timer at 0.001 s", operator.ge, 500, "orders/s"),
 ]
+INGEST_FIGURES = (
+    "noop_calls_per_second",
+    "create_order_per_second",
+    "create_order_ratio",
+    "create_orders_per_second",
+    "timer_orders_per_second",
+    "timer_batched_orders_per_second",
+)
 RSS_TARGET_MB = 150
 SYMBOLS = {operator.ge: ">=", operator.le: "<="}
 
@@ -49,6 +66,9 @@ def figures(results):
     out["metrics_p99_ms"] = median_of(metrics_runs, "p99_ms")
     out["metrics_requests_per_second"] = median_of(metrics_runs, "rps")
     out["metrics_errors"] = sum(run["errors"] for run in metrics_runs) if metrics_runs else None
+    ingest_runs = results.get("ingest", {}).get("runs", [])
+    for key in INGEST_FIGURES:
+        out["ingest_" + key] = median_of(ingest_runs, key)
     out["peak_rss_mb"] = peak_rss(results)
     return out
 
@@ -70,7 +90,7 @@ def _median_cpu(runs, service):
 def peak_rss(results):
     """The highest VmHWM of each service over every scenario."""
     peaks = {}
-    for scenario in ("drain", "latency", "metrics_endpoint"):
+    for scenario in ("drain", "latency", "metrics_endpoint", "ingest"):
         for run in results.get(scenario, {}).get("runs", []):
             for label, mb in run.get("peak_rss_mb", {}).items():
                 if mb is not None:
@@ -152,6 +172,32 @@ def table(results, figs):
         )
     row("GET /metrics throughput", figs.get("metrics_requests_per_second"), "req/s", "{:.0f}")
     row("GET /metrics errors", figs.get("metrics_errors"), "", "{}")
+    row(
+        "do-nothing RPC, 200 in flight",
+        figs.get("ingest_noop_calls_per_second"),
+        "calls/s",
+        "{:.0f}",
+    )
+    row(
+        "create_order, 200 in flight",
+        figs.get("ingest_create_order_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row("create_order / do-nothing RPC", figs.get("ingest_create_order_ratio"), "x", "{:.2f}")
+    row(
+        "create_orders, 100 x 8 in flight",
+        figs.get("ingest_create_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row("timer at 0.001 s", figs.get("ingest_timer_orders_per_second"), "orders/s", "{:.0f}")
+    row(
+        "timer at 0.001 s, ORDERS_PER_TICK=10",
+        figs.get("ingest_timer_batched_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
     for service, mb in sorted(figs["peak_rss_mb"].items()):
         row("peak RSS " + service, mb, "MiB", "{:.0f}")
 

@@ -1,5 +1,5 @@
-"""Reading the one request body the gateway accepts: `{"ids": [...]}` for
-the dead-letter actions.
+"""Reading the request bodies the gateway accepts: `{"ids": [...]}` for
+the dead-letter actions, `{"quantity": n}` for POST /orders.
 
 The body must come with a Content-Length (`gateway.protocol` has already
 refused one over MAX_REQUEST_BYTES). A chunked body is refused rather than
@@ -11,6 +11,7 @@ import json
 from gateway.errors import BadRequest
 
 ALLOWED_KEYS = {"ids"}
+ORDER_EXAMPLE = '{"quantity": 5}'
 
 
 def read_ids(request, required: bool) -> list | None:
@@ -33,3 +34,18 @@ def read_ids(request, required: bool) -> list | None:
     if ids is not None and not isinstance(ids, list):
         raise BadRequest('"ids" must be a list of dead-letter ids')
     return ids
+
+
+def read_quantity(request) -> object:
+    """The body's "quantity" (checked against the contract by the
+    generator): the body must be a JSON object with that key only."""
+    if request.headers.get("Transfer-Encoding"):
+        raise BadRequest(f"send the JSON body with a Content-Length, e.g. {ORDER_EXAMPLE}")
+    raw = request.get_data(cache=False)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest(f"the body must be JSON: {ORDER_EXAMPLE}") from None
+    if not isinstance(document, dict) or set(document) != {"quantity"}:
+        raise BadRequest(f"the body must be a JSON object {ORDER_EXAMPLE}")
+    return document["quantity"]

@@ -13,7 +13,7 @@ from gateway.http import json_http, json_response
 from gateway.limits import open_stream
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
-from gateway.request_body import read_ids
+from gateway.request_body import read_ids, read_quantity
 from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
@@ -87,6 +87,24 @@ class GatewayService:
             ),
         )
         return exposition_response(answers, media_type)
+
+    @json_http("POST", "/orders")
+    def create_order(self, request):
+        """Create an order from {"quantity": n} (needs the bearer token):
+        201 with the order and its Location. With an Idempotency-Key
+        header, a repeat of a key seen within 24 hours answers 200 with the
+        order that key created, and creates nothing."""
+        self.require_control(request)
+        quantity = read_quantity(request)
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            order, created = self.order_generator.create_order(quantity), True
+        else:
+            answer = self.order_generator.create_order_once(quantity, key)
+            order, created = answer["order"], answer["created"]
+        return json_response(
+            201 if created else 200, order, headers={"Location": f"/orders/{order['id']}"}
+        )
 
     @json_http("GET", "/orders/<order_id>")
     def get_order(self, request, order_id):

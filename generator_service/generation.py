@@ -22,9 +22,18 @@ the processor stores an order once whatever it is sent.
 import logging
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from generator_service import store
 from generator_service.orders import order_as_dict, random_quantity, utc_now
-from order_contract import ORDER_CREATED, OrderCreated, validate_quantity
+from order_contract import (
+    IDEMPOTENCY_WINDOW,
+    ORDER_CREATED,
+    OrderCreated,
+    validate_idempotency_key,
+    validate_quantities,
+    validate_quantity,
+)
 from order_pipeline.settings import generator_settings
 from order_pipeline.tracing import TRACEPARENT, current_traceparent, tracer
 
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 # as soon as they commit.
 OUTBOX_GRACE = timedelta(seconds=2)
 OUTBOX_BATCH = 500
+# Expired idempotency keys deleted per relay pass, at most.
+EXPIRED_KEYS_BATCH = 1000
 
 
 def prepare_state(db, config):
@@ -54,14 +65,14 @@ def prepare_state(db, config):
 
 
 def generate_tick(db, settings, rng):
-    """Create this tick's order if generation is on and the tick is ours."""
+    """Create this tick's orders (ORDERS_PER_TICK of them) if generation is
+    on and the tick is ours; returns them, or [] for no tick."""
     with tracer().start_as_current_span("commit order"), db.get_session() as session:
         if not store.claim_tick(session, settings.interval_seconds):
-            return None
-        order = store.add_order(
-            session, random_quantity(rng, settings), utc_now(), current_traceparent()
-        )
-        return order_as_dict(order)
+            return []
+        quantities = [random_quantity(rng, settings) for _ in range(settings.orders_per_tick)]
+        rows = store.add_orders(session, quantities, utc_now(), current_traceparent())
+        return [order_as_dict(row) for row in rows]
 
 
 def create_order(db, quantity):
@@ -69,6 +80,55 @@ def create_order(db, quantity):
     validate_quantity(quantity)
     with tracer().start_as_current_span("commit order"), db.get_session() as session:
         return order_as_dict(store.add_order(session, quantity, utc_now(), current_traceparent()))
+
+
+def create_order_once(db, quantity, key, now=None):
+    """Create one order for idempotency key `key`, unless the key already
+    names an order stored within IDEMPOTENCY_WINDOW: then that order, not a
+    second. Returns (order, created). The quantity of a repeat is not
+    compared: the key alone names the order.
+
+    Two calls with the same new key at once: the key's primary key makes the
+    second wait for the first to commit, then fail, and roll back its order;
+    it then reads the first's order.
+    """
+    validate_quantity(quantity)
+    validate_idempotency_key(key)
+    now = now or utc_now()
+    try:
+        with db.get_session() as session:
+            found = store.find_keyed_order(session, key)
+            if found is not None:
+                order, stored_at = found
+                if stored_at >= now - IDEMPOTENCY_WINDOW:
+                    return order_as_dict(order), False
+                store.forget_key(session, key)  # expired: the key is free again
+            with tracer().start_as_current_span("commit order"):
+                order = store.add_keyed_order(session, quantity, key, now, current_traceparent())
+            return order_as_dict(order), True
+    except IntegrityError as error:
+        if not store.is_duplicate_key(error):
+            raise
+    with db.get_session() as session:
+        order, _ = store.find_keyed_order(session, key)
+        return order_as_dict(order), False
+
+
+def forget_expired_keys(db, now=None):
+    """Delete idempotency keys older than IDEMPOTENCY_WINDOW (a batch at
+    most); return how many."""
+    cutoff = (now or utc_now()) - IDEMPOTENCY_WINDOW
+    with db.get_session() as session:
+        return store.forget_expired_keys(session, cutoff, EXPIRED_KEYS_BATCH)
+
+
+def create_orders(db, quantities):
+    """Create one order per quantity now, all or none, in one transaction
+    (at most MAX_ORDERS_PER_CALL), whatever the on/off state."""
+    quantities = validate_quantities(quantities)
+    with tracer().start_as_current_span("commit orders"), db.get_session() as session:
+        rows = store.add_orders(session, quantities, utc_now(), current_traceparent())
+        return [order_as_dict(row) for row in rows]
 
 
 def publish_order_created(publish, rows):

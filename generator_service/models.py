@@ -1,7 +1,7 @@
 """Tables owned by order_generator. Other services reach them only over RPC."""
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger, String
-from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy.dialects.mysql import DATETIME, VARCHAR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Microsecond precision, stored as naive UTC.
@@ -42,6 +42,39 @@ class OrderOutbox(Base):
     traceparent: Mapped[str | None] = mapped_column(String(TRACEPARENT_LENGTH), nullable=True)
 
 
+class IdempotencyKey(Base):
+    """A client's key for an order (POST /orders' Idempotency-Key): a retry
+    with the same key within IDEMPOTENCY_WINDOW gets that order back.
+
+    Inserted in the order's transaction; the primary key on the key is what
+    stops a concurrent retry from creating a second order. Compared byte
+    for byte (ascii_bin): keys differing in case are different keys.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    idempotency_key: Mapped[str] = mapped_column(
+        VARCHAR(255, charset="ascii", collation="ascii_bin"), primary_key=True
+    )
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    )
+    # Indexed: expired keys are deleted oldest first.
+    created_at = mapped_column(Timestamp, nullable=False, index=True)
+
+
+class OrderCount(Base):
+    """How many orders have been created, spread over ORDER_COUNT_SHARDS
+    rows: each create adds its orders to one shard, picked at random, in the
+    order's transaction, so concurrent creates do not queue on one row lock;
+    the count is the sum of the shards, exact at any commit."""
+
+    __tablename__ = "order_counts"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    orders_created: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class GeneratorState(Base):
     """A single row (id=1): whether generation is on, and tick bookkeeping.
 
@@ -54,4 +87,3 @@ class GeneratorState(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     running: Mapped[bool] = mapped_column(Boolean, nullable=False)
     last_tick_at = mapped_column(Timestamp, nullable=True)
-    orders_created: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

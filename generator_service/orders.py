@@ -27,9 +27,9 @@ def order_as_dict(order) -> dict:
     }
 
 
-def status_as_dict(state, settings: GeneratorSettings) -> dict:
+def status_as_dict(state, orders_created: int, settings: GeneratorSettings) -> dict:
     return {
         "running": bool(state.running),
         "interval_seconds": settings.interval_seconds,
-        "orders_created": state.orders_created,
+        "orders_created": orders_created,
     }

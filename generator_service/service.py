@@ -51,16 +51,18 @@ class OrderGeneratorService:
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):
-        order = generation.generate_tick(self.db, self.settings, self.rng)
-        if order is not None:
+        orders = generation.generate_tick(self.db, self.settings, self.rng)
+        if orders:
             self.outbox.wake()
-            log_order(f"Order created: id={order['id']}", order["id"])
+            for order in orders:
+                log_order(f"Order created: id={order['id']}", order["id"])
 
     @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):
         published = self.outbox.relay()
         if published:
             log.info("outbox relay published %d OrderCreated event(s)", published)
+        generation.forget_expired_keys(self.db)
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_order(self, order_id):
@@ -86,6 +88,29 @@ class OrderGeneratorService:
         log_order(f"Order created: id={order['id']}", order["id"])
         return order
 
+    @rpc(expected_exceptions=(InvalidQuantity, InvalidArgument))
+    def create_order_once(self, quantity, idempotency_key):
+        """`create_order_once(5, "4f1c...")` -> {"order": {...}, "created": true}:
+        create_order, unless `idempotency_key` already names an order made
+        within IDEMPOTENCY_WINDOW; then that order and "created": false."""
+        order, created = generation.create_order_once(self.db, quantity, idempotency_key)
+        if created:
+            self.outbox.wake()
+            log_order(f"Order created: id={order['id']}", order["id"])
+        return {"order": order, "created": created}
+
+    @rpc(expected_exceptions=InvalidQuantity)
+    def create_orders(self, quantities):
+        """`create_orders([5, 3])`: create one order per quantity now, all or
+        none, in one transaction (at most MAX_ORDERS_PER_CALL quantities);
+        returns the orders in the order given. Their OrderCreated events go
+        out right after, in the background."""
+        orders = generation.create_orders(self.db, quantities)
+        self.outbox.wake()
+        for order in orders:
+            log_order(f"Order created: id={order['id']}", order["id"])
+        return orders
+
     @rpc
     def start(self):
         """Turn generation on; returns the status."""
@@ -100,7 +125,7 @@ class OrderGeneratorService:
     def status(self):
         """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
         with self.db.get_session() as session:
-            return status_as_dict(store.read_state(session), self.settings)
+            return self._status(session)
 
     @rpc(expected_exceptions=InvalidArgument)
     def recent_orders(self, limit=RECENT_ORDERS):
@@ -124,6 +149,9 @@ class OrderGeneratorService:
     def _set_running(self, running):
         with self.db.get_session() as session:
             store.set_running(session, running)
-            state = store.read_state(session)
             log.info("order generation %s", "started" if running else "stopped")
-            return status_as_dict(state, self.settings)
+            return self._status(session)
+
+    def _status(self, session):
+        state = store.read_state(session)
+        return status_as_dict(state, store.orders_created(session), self.settings)

@@ -1,14 +1,29 @@
 """SQL for order_generator's tables. Each function takes an open session;
 the caller owns the transaction."""
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from generator_service.models import GeneratorState, Order, OrderOutbox
+from generator_service.models import (
+    GeneratorState,
+    IdempotencyKey,
+    Order,
+    OrderCount,
+    OrderOutbox,
+)
 
 STATE_ID = 1
+MYSQL_DUPLICATE_KEY = 1062
+# Concurrent creates add to one of this many count rows, picked at random,
+# rather than all to one (whose write lock would make them take turns).
+ORDER_COUNT_SHARDS = 16
+_upsert = mysql_insert(OrderCount)
+ADD_TO_COUNT = _upsert.on_duplicate_key_update(
+    orders_created=_upsert.table.c.orders_created + _upsert.inserted.orders_created
+)
 # A tick counts if the previous one was at least this share of the interval
 # ago, which absorbs timer jitter but not a second instance's tick.
 TICK_SLACK = 0.9
@@ -19,8 +34,11 @@ def seed_state(session, running):
     `running` says); a no-op once it exists. The generator calls it at
     start-up, so every other function here can rely on the row."""
     session.execute(
-        mysql_insert(GeneratorState)
-        .values(id=STATE_ID, running=running, orders_created=0)
+        mysql_insert(GeneratorState).values(id=STATE_ID, running=running).prefix_with("IGNORE")
+    )
+    session.execute(
+        mysql_insert(OrderCount)
+        .values([{"shard": shard, "orders_created": 0} for shard in range(ORDER_COUNT_SHARDS)])
         .prefix_with("IGNORE")
     )
 
@@ -31,6 +49,20 @@ def read_state(session):
         .where(GeneratorState.id == STATE_ID)
         .execution_options(populate_existing=True)
     ).scalar_one()
+
+
+def orders_created(session):
+    """Orders created so far: the sum of the count shards."""
+    return int(session.scalar(select(func.coalesce(func.sum(OrderCount.orders_created), 0))))
+
+
+def pick_count_shard() -> int:
+    return random.randrange(ORDER_COUNT_SHARDS)
+
+
+def count_orders(session, created):
+    """Add `created` orders to one count shard, picked at random."""
+    session.execute(ADD_TO_COUNT, {"shard": pick_count_shard(), "orders_created": created})
 
 
 def set_running(session, running):
@@ -68,12 +100,72 @@ def add_order(session, quantity, created_at, traceparent=None):
             order_id=order.id, created_at=created_at, traceparent=traceparent
         )
     )
+    count_orders(session, 1)
+    return order
+
+
+def add_orders(session, quantities, created_at, traceparent=None):
+    """Insert orders, one per quantity, with their outbox rows, and count
+    them: one INSERT for the orders, one for the outbox. Returns
+    (id, quantity, created_at) rows, ids ascending in the order given
+    (one multi-row INSERT takes consecutive auto-increment values in row
+    order; RETURNING reads them back, whatever the increment step)."""
+    rows = session.execute(
+        insert(Order)
+        .values([{"quantity": quantity, "created_at": created_at} for quantity in quantities])
+        .returning(Order.id, Order.quantity, Order.created_at)
+    ).all()
+    rows.sort(key=lambda row: row.id)
     session.execute(
-        update(GeneratorState)
-        .where(GeneratorState.id == STATE_ID)
-        .values(orders_created=GeneratorState.orders_created + 1)
+        insert(OrderOutbox).values(
+            [
+                {"order_id": row.id, "created_at": created_at, "traceparent": traceparent}
+                for row in rows
+            ]
+        )
+    )
+    count_orders(session, len(rows))
+    return rows
+
+
+def find_keyed_order(session, key):
+    """(the Order, when its key was stored) for an idempotency key, or None."""
+    row = session.execute(
+        select(Order, IdempotencyKey.created_at)
+        .join(IdempotencyKey, IdempotencyKey.order_id == Order.id)
+        .where(IdempotencyKey.idempotency_key == key)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def forget_key(session, key):
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.idempotency_key == key))
+
+
+def add_keyed_order(session, quantity, key, created_at, traceparent=None):
+    """add_order, and the key naming it. A key already stored (by a
+    concurrent retry that committed first) raises IntegrityError, and the
+    caller's rollback takes the order back with it."""
+    order = add_order(session, quantity, created_at, traceparent)
+    session.execute(
+        insert(IdempotencyKey).values(idempotency_key=key, order_id=order.id, created_at=created_at)
     )
     return order
+
+
+def forget_expired_keys(session, before, limit):
+    """Delete up to `limit` idempotency keys stored before `before`; return how many."""
+    expired = (
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.created_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(expired.with_dialect_options(mysql_limit=limit)).rowcount
+
+
+def is_duplicate_key(integrity_error) -> bool:
+    args = getattr(integrity_error.orig, "args", ())
+    return bool(args) and args[0] == MYSQL_DUPLICATE_KEY
 
 
 def get_order(session, order_id):

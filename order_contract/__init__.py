@@ -35,11 +35,16 @@ from order_contract.errors import (
 )
 from order_contract.events import ORDER_CREATED, OrderCreated
 from order_contract.limits import (
+    IDEMPOTENCY_WINDOW,
+    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
+    validate_idempotency_key,
     validate_order_id,
     validate_order_ids,
+    validate_quantities,
     validate_quantity,
 )
 from order_contract.queues import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
@@ -60,11 +65,14 @@ __all__ = [
     "DEFAULT_DEAD_LETTER_LIMIT",
     "GATEWAY",
     "GENERATOR",
+    "IDEMPOTENCY_WINDOW",
     "LATENCY_PERCENTILES",
     "MAX_BODY_CHARS",
     "MAX_DEAD_LETTERS_PER_CALL",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
     "MAX_IDS_PER_CALL",
     "MAX_ORDER_ID",
+    "MAX_ORDERS_PER_CALL",
     "MAX_QUANTITY",
     "MAX_RECENT_ORDERS",
     "ORDER_CREATED",
@@ -84,9 +92,11 @@ __all__ = [
     "ProcessedSecond",
     "ProcessorTelemetry",
     "validate_dead_letter_ids",
+    "validate_idempotency_key",
     "validate_limit",
     "validate_order_id",
     "validate_order_ids",
+    "validate_quantities",
     "validate_quantity",
     "validate_recent_limit",
     "validate_since",

@@ -11,7 +11,9 @@ from nameko.exceptions import deserialize_to_instance
 
 @deserialize_to_instance
 class InvalidQuantity(ValueError):
-    """An order quantity that is not an integer from 1 to MAX_QUANTITY."""
+    """An order quantity that is not an integer from 1 to MAX_QUANTITY, or
+    a list of them that is not a list, is empty or is longer than
+    MAX_ORDERS_PER_CALL."""
 
 
 @deserialize_to_instance

@@ -1,6 +1,8 @@
 """Limits both sides of a call check, and the validators that enforce them."""
 
-from order_contract.errors import InvalidOrderId, InvalidQuantity
+from datetime import timedelta
+
+from order_contract.errors import InvalidArgument, InvalidOrderId, InvalidQuantity
 
 # orders.quantity is a signed INT; keep well inside it.
 MAX_QUANTITY = 1_000_000
@@ -8,6 +10,14 @@ MAX_QUANTITY = 1_000_000
 MAX_ORDER_ID = 2**63 - 1
 # One get_orders call answers for at most this many ids.
 MAX_IDS_PER_CALL = 1000
+# One create_orders call creates at most this many orders, in one
+# transaction: large enough to amortize a call, small enough that the
+# transaction and its reply stay short.
+MAX_ORDERS_PER_CALL = 1000
+# An idempotency key (POST /orders' Idempotency-Key header) names one order
+# for this long; after it, the same key creates a new order.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 def is_int(value: object) -> bool:
@@ -21,6 +31,41 @@ def validate_quantity(quantity: object) -> int:
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InvalidQuantity(f"quantity must be between 1 and {MAX_QUANTITY}, got {quantity}")
     return quantity
+
+
+def validate_quantities(quantities: object) -> list[int]:
+    """A create_orders argument: a non-empty list of at most
+    MAX_ORDERS_PER_CALL valid quantities."""
+    if not isinstance(quantities, (list, tuple)):
+        raise InvalidQuantity(f"quantities must be a list, got {quantities!r:.100}")
+    if not quantities:
+        raise InvalidQuantity("quantities must not be empty")
+    if len(quantities) > MAX_ORDERS_PER_CALL:
+        raise InvalidQuantity(
+            f"at most {MAX_ORDERS_PER_CALL} quantities per call, got {len(quantities)}"
+        )
+    checked = []
+    for index, quantity in enumerate(quantities):
+        try:
+            checked.append(validate_quantity(quantity))
+        except InvalidQuantity as error:
+            raise InvalidQuantity(f"quantities[{index}]: {error}") from None
+    return checked
+
+
+def validate_idempotency_key(key: object) -> str:
+    """1 to MAX_IDEMPOTENCY_KEY_CHARS visible ASCII characters (a UUID, say)."""
+    if not isinstance(key, str):
+        raise InvalidArgument(f"idempotency key must be a string, got {key!r:.100}")
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}"
+        )
+    if not all("!" <= char <= "~" for char in key):
+        raise InvalidArgument(
+            "idempotency key must be visible ASCII characters, no spaces (a UUID, say)"
+        )
+    return key
 
 
 def validate_order_id(order_id: object) -> int:

@@ -129,3 +129,22 @@ def test_rpc_calls_as_from_nameko_shell(pipeline, db_uri, amqp_uri):
     assert order_count(db_uri) == 1
     body = system.get("/orders/{}".format(order["id"])).json()
     assert body["quantity"] == 7 and body["processing"] == result
+
+
+def test_orders_posted_over_http_and_created_in_bulk_are_each_processed(pipeline, db_uri, amqp_uri):
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL, GENERATE_ON_FIRST_START="false").start()
+    posted = system.post("/orders", json={"quantity": 3}, headers={"Idempotency-Key": "e2e-1"})
+    assert posted.status_code == 201
+    retried = system.post("/orders", json={"quantity": 3}, headers={"Idempotency-Key": "e2e-1"})
+    assert (retried.status_code, retried.json()) == (200, posted.json())
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as rpc:
+        bulk = rpc.order_generator.create_orders([1, 2, 3, 4, 5])
+        assert rpc.order_generator.status()["orders_created"] == 6
+    assert order_count(db_uri) == 6
+    wait_all_processed(db_uri)
+    assert processed_count(db_uri) == 6 and wrong_prices(db_uri) == []
+    body = system.get(posted.headers["Location"]).json()
+    assert body["quantity"] == 3 and body["processing"]["order_id"] == posted.json()["id"]
+    assert [order["quantity"] for order in bulk] == [1, 2, 3, 4, 5]

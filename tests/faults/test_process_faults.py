@@ -7,10 +7,12 @@ import eventlet
 from harness.processes import wait_until
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs, wait_exited
-from tests.faults.traffic import create_orders, set_generation
+from tests.faults.traffic import create_orders, create_orders_in_bulk, set_generation
 
 INTERVAL = 0.05
 BURST = 80
+BULK_CALLS = 20
+BULK_SIZE = 50
 
 
 def test_processor_killed_mid_stream_loses_and_doubles_nothing(
@@ -39,6 +41,37 @@ def test_processor_killed_mid_stream_loses_and_doubles_nothing(
     ledger.wait_drained(amqp_uri)
     audit(
         "processor SIGKILL mid-stream", ledger, metrics(system), processor_outputs(system), recovery
+    )
+
+
+def test_generator_killed_in_a_burst_of_creates_loses_no_event(
+    make_pipeline, db_uri, amqp_uri, make_ledger
+):
+    """SIGKILL while creates commit and their events go out: every order
+    committed before the kill either had its event confirmed or still has
+    its outbox row, which the restarted generator publishes."""
+    system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL).start()
+    ledger = make_ledger(db_uri)
+    bulk = eventlet.spawn(create_orders_in_bulk, amqp_uri, BULK_CALLS, BULK_SIZE)
+    single = eventlet.spawn(create_orders, amqp_uri, BURST)
+    wait_until(lambda: ledger.committed() >= BULK_SIZE, 30, message="creates under way")
+    system.generator.kill()  # between commits and publishes, with no last pass
+    committed_at_kill = ledger.committed()
+    system.generator = system.start_service("generator_service")
+    # Calls the dead generator had not answered are taken again after the restart.
+    assert len(bulk.wait()) >= BULK_CALLS * BULK_SIZE
+    assert len(single.wait()) >= BURST
+    fault_end = ledger.fault_ended()
+    recovery = ledger.wait_recovered(fault_end)
+    set_generation(amqp_uri, False)
+    ledger.wait_drained(amqp_uri)
+    assert ledger.committed() >= committed_at_kill
+    audit(
+        "generator SIGKILL in a burst of creates",
+        ledger,
+        metrics(system),
+        processor_outputs(system),
+        recovery,
     )
 
 

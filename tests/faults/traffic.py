@@ -29,6 +29,15 @@ def create_orders(amqp_uri, count, quantity=3):
         return [reply.result()["id"] for reply in replies]
 
 
+def create_orders_in_bulk(amqp_uri, calls, per_call, quantity=3):
+    """`calls` create_orders calls of `per_call` orders each, sent at once;
+    returns the ids of every reply (a call the generator took again after
+    a restart may answer with a second set of orders)."""
+    with generator_rpc(amqp_uri) as generator:
+        replies = [generator.create_orders.call_async([quantity] * per_call) for _ in range(calls)]
+        return [order["id"] for reply in replies for order in reply.result()]
+
+
 def set_generation(amqp_uri, running):
     """Turn the timer's order generation on or off, as POST /start or /stop."""
     with generator_rpc(amqp_uri) as generator:

@@ -117,7 +117,6 @@ def test_an_unknown_order_is_a_404(system):
     "path",
     [
         "/nope",
-        "/orders",
         "/orders/",
         "/orders/1/",
         "/orders/1/extra",
@@ -180,6 +179,7 @@ def test_malformed_negative_zero_huge_and_non_ascii_ids_are_400(system, order_id
         ("DELETE", "/stop", {"POST"}),
         ("POST", "/status", {"GET", "HEAD"}),
         ("DELETE", "/orders/1", {"GET", "HEAD"}),
+        ("GET", "/orders", {"POST"}),
         ("PATCH", "/metrics", {"GET", "HEAD"}),
         ("OPTIONS", "/health", {"GET", "HEAD"}),
         ("POST", "/openapi.json", {"GET", "HEAD"}),
@@ -524,6 +524,79 @@ def test_the_right_token_stops_and_starts_generation(system):
     system.post("/stop")
 
 
+# --- POST /orders -----------------------------------------------------------------
+
+
+def orders_in_database(system):
+    return order_count(system.db_uri)
+
+
+def test_post_orders_creates_an_order_that_gets_processed(system):
+    response, body = system.post("/orders", json={"quantity": 6})
+    assert response.status_code == 201, body
+    assert_documented("/orders", "post", response, body)
+    assert body["quantity"] == 6
+    assert response.headers["Location"] == f"/orders/{body['id']}"
+    wait_until(
+        lambda: system.get(response.headers["Location"])[1]["processing"] is not None,
+        30,
+        message="the posted order processed",
+    )
+    response, fetched = system.get(response.headers["Location"])
+    assert {key: fetched[key] for key in body} == body
+
+
+def test_post_orders_with_an_idempotency_key_creates_once(system):
+    headers = {"Idempotency-Key": "test-key-7f3a"}
+    first, created = system.post("/orders", json={"quantity": 2}, headers=dict(headers))
+    assert first.status_code == 201
+    before = orders_in_database(system)
+    again, repeated = system.post("/orders", json={"quantity": 2}, headers=dict(headers))
+    assert again.status_code == 200
+    assert_documented("/orders", "post", again, repeated)
+    assert repeated == created and again.headers["Location"] == first.headers["Location"]
+    assert orders_in_database(system) == before
+    other, body = system.post("/orders", json={"quantity": 2}, headers={"Idempotency-Key": "k2"})
+    assert other.status_code == 201 and body["id"] != created["id"]
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        (b'{"quantity": 0}', {}),
+        (b'{"quantity": "5"}', {}),
+        (b'{"quantity": 5.0}', {}),
+        (b'{"quantity": true}', {}),
+        (b'{"quantity": 1000001}', {}),
+        (b'{"quantity": 5, "price": 1}', {}),
+        (b"{}", {}),
+        (b"[5]", {}),
+        (b"", {}),
+        (b"quantity=5", {}),
+        (b"\xff\xfe", {}),
+        (b'{"quantity": 5}', {"Idempotency-Key": ""}),
+        (b'{"quantity": 5}', {"Idempotency-Key": "x" * 256}),
+    ],
+    ids=repr,
+)
+def test_post_orders_with_a_bad_body_or_key_is_400_and_creates_nothing(system, data, headers):
+    before = orders_in_database(system)
+    response, body = system.post(
+        "/orders", data=data, headers={"Content-Type": "application/json", **headers}
+    )
+    assert_error(response, body, 400, "BAD_REQUEST")
+    assert_documented("/orders", "post", response, body)
+    assert orders_in_database(system) == before
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 403)])
+def test_post_orders_without_the_token_creates_nothing(system, token, status):
+    before = orders_in_database(system)
+    response, body = system.post("/orders", token=token, json={"quantity": 5})
+    assert response.status_code == status
+    assert orders_in_database(system) == before
+
+
 # --- orders, metrics, health -------------------------------------------------------
 
 
@@ -711,10 +784,11 @@ def test_503_when_the_generator_was_never_started(services):
     for method, path in (
         ("GET", "/status"),
         ("GET", "/orders/1"),
+        ("POST", "/orders"),
         ("POST", "/stop"),
         ("POST", "/start"),
     ):
-        body = assert_unavailable(services, method, path, token=TEST_TOKEN)
+        body = assert_unavailable(services, method, path, token=TEST_TOKEN, json={"quantity": 1})
         assert "order_generator" in body["message"]
     response, body = services.get("/health")
     assert response.status_code == 503

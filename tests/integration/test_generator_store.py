@@ -1,5 +1,6 @@
 """order_generator's SQL against a real MariaDB database of the test's own."""
 
+import dataclasses
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -7,9 +8,11 @@ from datetime import timedelta
 import eventlet
 import pytest
 from eventlet.event import Event
+from sqlalchemy import text
 
 from generator_service import generation, store
 from generator_service.orders import utc_now
+from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import ORDER_CREATED
 from order_pipeline.settings import GeneratorSettings
@@ -73,6 +76,101 @@ def test_concurrent_instances_get_exactly_one_tick(db):
     assert results.count(True) == 1
 
 
+def test_a_create_commits_while_another_create_is_still_open(db, monkeypatch):
+    """Creates share no row lock: one that counts on another shard commits
+    while an earlier one still holds its transaction open (were they to
+    queue on one row, the second would wait out the lock timeout and fail)."""
+    shards = iter([0, 1])
+    monkeypatch.setattr(store, "pick_count_shard", lambda: next(shards))
+    with db.get_session() as first:
+        store.add_order(first, 3, utc_now())
+        with db.get_session() as second:
+            second.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+            store.add_orders(second, [4, 5], utc_now())
+        # The second create is committed; the first is not, yet.
+        assert sql(db.uri, "SELECT quantity FROM orders ORDER BY id") == [(4,), (5,)]
+    assert sorted(q for (q,) in sql(db.uri, "SELECT quantity FROM orders")) == [3, 4, 5]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 3
+
+
+def test_concurrent_creates_are_all_counted(db):
+    def create(quantity):
+        return generation.create_orders(db, [quantity] * 5)
+
+    with ThreadPoolExecutor(8) as pool:
+        created = [order for orders in pool.map(create, range(1, 17)) for order in orders]
+    assert len({order["id"] for order in created}) == 80
+    with db.get_session() as session:
+        assert store.orders_created(session) == 80
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(80,)]
+
+
+def test_an_idempotency_key_names_one_order_for_its_window(db):
+    first, created = generation.create_order_once(db, 5, "key-1")
+    assert created is True
+    assert generation.create_order_once(db, 9, "key-1") == (first, False)
+    other, created = generation.create_order_once(db, 5, "KEY-1")  # keys match byte for byte
+    assert created is True and other["id"] != first["id"]
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(2,)]
+    assert outbox(db) == [first["id"], other["id"]]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 2
+
+
+def test_an_expired_key_creates_a_new_order_and_is_forgotten(db):
+    long_ago = utc_now() - timedelta(hours=25)
+    old, _ = generation.create_order_once(db, 5, "old-key", now=long_ago)
+    generation.create_order_once(db, 5, "young-key")
+    new, created = generation.create_order_once(db, 6, "old-key")
+    assert created is True and new["id"] != old["id"]
+    assert generation.create_order_once(db, 6, "old-key") == (new, False)
+
+    generation.create_order_once(db, 5, "another-old-key", now=long_ago)
+    assert generation.forget_expired_keys(db) == 1
+    keys = sql(db.uri, "SELECT idempotency_key FROM idempotency_keys ORDER BY idempotency_key")
+    assert keys == [("old-key",), ("young-key",)]
+
+
+def test_concurrent_retries_with_one_key_create_one_order(db):
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda q: generation.create_order_once(db, q, "retry"), range(1, 9))
+        )
+    assert [created for _, created in answers].count(True) == 1
+    assert len({order["id"] for order, _ in answers}) == 1
+    assert sql(db.uri, "SELECT COUNT(*) FROM orders") == [(1,)]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 1
+
+
+def lock_waits(db):
+    """Transactions of this test's database waiting for a row lock."""
+    ((waiting,),) = sql(
+        db.uri,
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+        "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()",
+    )
+    return waiting
+
+
+def test_a_retry_racing_the_first_create_of_its_key_gets_the_first_order(db):
+    with ThreadPoolExecutor(1) as pool:
+        with db.get_session() as first:
+            order = store.add_keyed_order(first, 3, "contested", utc_now())
+            first_id = order.id
+            retry = pool.submit(generation.create_order_once, db, 4, "contested")
+            # The retry has inserted its order and waits on the key's lock.
+            wait_until(lambda: lock_waits(db) == 1, 30, message="the retry waiting on the key")
+        again, created = retry.result(timeout=30)
+    assert (again["id"], again["quantity"], created) == (first_id, 3, False)
+    assert sql(db.uri, "SELECT id FROM orders") == [(first_id,)]
+    assert outbox(db) == [first_id]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 1
+
+
 class RecordingPublisher:
     """`publish(event_type, payloads)` that records what it is given and
     reports each payload routed (or not, as `routed` says)."""
@@ -94,19 +192,42 @@ def outbox(db):
 
 
 def test_a_tick_commits_an_order_with_its_outbox_row(db):
-    order = generation.generate_tick(db, SETTINGS, random.Random(1))
+    (order,) = generation.generate_tick(db, SETTINGS, random.Random(1))
     assert 1 <= order["quantity"] <= 100
     rows = sql(db.uri, "SELECT id, quantity FROM orders")
     assert [tuple(r) for r in rows] == [(order["id"], order["quantity"])]
     assert outbox(db) == [order["id"]]
     with db.get_session() as session:
-        assert store.read_state(session).orders_created == 1
+        assert store.orders_created(session) == 1
 
     publish = RecordingPublisher()
     assert generation.publish_outbox(db, publish) == (1, 1)
     assert publish.published == [(ORDER_CREATED, {"order_id": order["id"]})]
     assert outbox(db) == []
     assert generation.publish_outbox(db, publish) == (0, 0)
+
+
+def test_create_orders_commits_every_order_with_its_outbox_row_and_count(db):
+    orders = generation.create_orders(db, [5, 1, 9])
+    assert [order["quantity"] for order in orders] == [5, 1, 9]
+    ids = [order["id"] for order in orders]
+    assert ids == sorted(ids)
+    rows = sql(db.uri, "SELECT id, quantity FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [(o["id"], o["quantity"]) for o in orders]
+    assert outbox(db) == ids
+    with db.get_session() as session:
+        assert store.orders_created(session) == 3
+    assert generation.create_order(db, 2)["id"] > ids[-1]
+
+
+def test_a_tick_creates_orders_per_tick_orders_at_once(db):
+    settings = dataclasses.replace(SETTINGS, interval_seconds=SAME_TICK, orders_per_tick=4)
+    orders = generation.generate_tick(db, settings, random.Random(1))
+    assert len(orders) == 4 and all(1 <= order["quantity"] <= 100 for order in orders)
+    assert generation.generate_tick(db, settings, random.Random(1)) == []  # same tick
+    assert outbox(db) == [order["id"] for order in orders]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 4
 
 
 def test_the_outbox_is_published_in_batches_oldest_first(db):

@@ -23,6 +23,8 @@ TABLES = {
     "orders",
     "order_outbox",
     "generator_state",
+    "order_counts",
+    "idempotency_keys",
     "order_process",
     "processing_totals",
     "latency_histogram",
@@ -60,12 +62,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         first = run_migrate(db_uri)
         assert first.splitlines() == [
             "created the database",
-            "generator_service: applied g0001, g0002, g0003",
+            "generator_service: applied g0001, g0002, g0003, g0004, g0005",
             "processor_service: applied p0001, p0002, p0003, p0004",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
-            "generator_service: already at g0003",
+            "generator_service: already at g0005",
             "processor_service: already at p0004",
         ]
         assert tables(db_uri) == TABLES
@@ -99,13 +101,25 @@ def test_models_and_migrations_agree(db_uri):
 
 
 def test_migrations_downgrade_and_upgrade_cleanly(db_uri):
-    sql(db_uri, "INSERT INTO generator_state (id, running, orders_created) VALUES (1, 1, 0)")
+    sql(db_uri, "INSERT INTO generator_state (id, running) VALUES (1, 1)")
     for package in reversed(list(VERSION_TABLES)):
         command.downgrade(alembic_config(package, db_uri), "base")
     assert tables(db_uri) == {"alembic_version_generator", "alembic_version_processor"}
     for package in VERSION_TABLES:
         command.upgrade(alembic_config(package, db_uri), "head")
     assert tables(db_uri) == TABLES
+
+
+def test_the_order_count_moves_between_the_state_row_and_its_shards(db_uri):
+    sql(db_uri, "INSERT INTO generator_state (id, running) VALUES (1, 1)")
+    sql(db_uri, "UPDATE order_counts SET orders_created = orders_created + 7 WHERE shard = 3")
+    sql(db_uri, "UPDATE order_counts SET orders_created = orders_created + 2 WHERE shard = 9")
+    config = alembic_config("generator_service", db_uri)
+    command.downgrade(config, "g0003")
+    assert sql(db_uri, "SELECT orders_created FROM generator_state") == [(9,)]
+    command.upgrade(config, "head")
+    assert sql(db_uri, "SELECT shard, orders_created FROM order_counts WHERE shard = 0") == [(0, 9)]
+    assert sql(db_uri, "SELECT COUNT(*), SUM(orders_created) FROM order_counts") == [(16, 9)]
 
 
 def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):
@@ -118,7 +132,7 @@ def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):
         (written,) = set(versions.glob("*.py")) - before
         text = written.read_text()
         assert '"""nothing changed' in text
-        assert "down_revision = 'g0003'" in text or 'down_revision = "g0003"' in text
+        assert "down_revision = 'g0005'" in text or 'down_revision = "g0005"' in text
         assert "op." not in text.split("def upgrade")[1].split("def downgrade")[0]
     finally:
         for path in set(versions.glob("*.py")) - before:

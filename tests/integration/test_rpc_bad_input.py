@@ -10,7 +10,14 @@ import pytest
 from nameko.exceptions import IncorrectSignature, RemoteError
 
 from harness.tables import sql
-from order_contract import MAX_ORDER_ID, InvalidOrderId, InvalidQuantity
+from order_contract import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
+    InvalidArgument,
+    InvalidOrderId,
+    InvalidQuantity,
+)
 from tests.support.services import InProcessServices, wait_processed
 
 MISSING_ID = 987654321
@@ -59,9 +66,10 @@ def written(db_uri):
     ((orders, outbox, created),) = sql(
         db_uri,
         "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_outbox), "
-        "(SELECT COALESCE(SUM(orders_created), 0) FROM generator_state)",
+        "(SELECT COALESCE(SUM(orders_created), 0) FROM order_counts)",
     )
-    return {"orders": orders, "outbox": outbox, "orders_created": created}
+    ((keys,),) = sql(db_uri, "SELECT COUNT(*) FROM idempotency_keys")
+    return {"orders": orders, "outbox": outbox, "orders_created": created, "keys": keys}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +121,62 @@ def test_a_good_quantity_is_written_once(services, rpc):
     after = written(services.db_uri)
     assert after["orders"] == before["orders"] + 1
     assert after["orders_created"] == before["orders_created"] + 1
+
+
+BAD_QUANTITY_LISTS = [
+    [],
+    [1] * (MAX_ORDERS_PER_CALL + 1),
+    "5",
+    5,
+    None,
+    {"quantities": [5]},
+    [5, 0],
+    [5, "6"],
+    [5, True],
+    [5, 10**40],
+]
+
+
+@pytest.mark.parametrize("quantities", BAD_QUANTITY_LISTS, ids=lambda q: repr(q)[:40])
+def test_create_orders_refuses_a_bad_list_and_writes_nothing(services, rpc, quantities):
+    before = written(services.db_uri)
+    with pytest.raises(InvalidQuantity):
+        rpc.order_generator.create_orders(quantities)
+    assert written(services.db_uri) == before
+
+
+def test_create_orders_writes_every_order_once(services, rpc):
+    before = written(services.db_uri)
+    orders = rpc.order_generator.create_orders([2, 8, 1])
+    assert [order["quantity"] for order in orders] == [2, 8, 1]
+    assert [rpc.order_generator.get_order(order["id"]) for order in orders] == orders
+    after = written(services.db_uri)
+    assert after["orders"] == before["orders"] + 3
+    assert after["orders_created"] == before["orders_created"] + 3
+
+
+@pytest.mark.parametrize(
+    "key", ["", "a b", "ключ", "x" * (MAX_IDEMPOTENCY_KEY_CHARS + 1), None, 5, ["k"]], ids=repr
+)
+def test_create_order_once_refuses_a_bad_key_and_writes_nothing(services, rpc, key):
+    before = written(services.db_uri)
+    with pytest.raises(InvalidArgument):
+        rpc.order_generator.create_order_once(5, key)
+    with pytest.raises(InvalidQuantity):
+        rpc.order_generator.create_order_once(0, "good-key")
+    assert written(services.db_uri) == before
+
+
+def test_create_order_once_creates_once_per_key(services, rpc):
+    before = written(services.db_uri)
+    first = rpc.order_generator.create_order_once(3, "rpc-key")
+    assert first["created"] is True and first["order"]["quantity"] == 3
+    assert rpc.order_generator.create_order_once(3, "rpc-key") == {
+        "order": first["order"],
+        "created": False,
+    }
+    after = written(services.db_uri)
+    assert (after["orders"], after["keys"]) == (before["orders"] + 1, before["keys"] + 1)
 
 
 def test_bad_quantities_are_invalid_quantity_not_a_generic_remote_error(rpc):

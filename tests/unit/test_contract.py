@@ -5,15 +5,20 @@ import pytest
 from nameko.exceptions import deserialize, serialize
 
 from order_contract import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_IDS_PER_CALL,
     MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
     MAX_QUANTITY,
+    InvalidArgument,
     InvalidOrderId,
     InvalidPayload,
     InvalidQuantity,
     OrderCreated,
+    validate_idempotency_key,
     validate_order_id,
     validate_order_ids,
+    validate_quantities,
     validate_quantity,
 )
 
@@ -48,6 +53,28 @@ def test_order_id_lists_are_bounded():
     for bad in ([1] * (MAX_IDS_PER_CALL + 1), "1,2", None, [1, "2"]):
         with pytest.raises(InvalidOrderId):
             validate_order_ids(bad)
+
+
+def test_quantity_lists_are_bounded_and_name_the_bad_entry():
+    assert validate_quantities((3, 1)) == [3, 1]
+    assert len(validate_quantities([1] * MAX_ORDERS_PER_CALL)) == MAX_ORDERS_PER_CALL
+    with pytest.raises(InvalidQuantity, match=rf"at most {MAX_ORDERS_PER_CALL} quantities"):
+        validate_quantities([1] * (MAX_ORDERS_PER_CALL + 1))
+    with pytest.raises(InvalidQuantity, match="must not be empty"):
+        validate_quantities([])
+    with pytest.raises(InvalidQuantity, match=r"quantities\[2\]: quantity must be between"):
+        validate_quantities([1, 2, 0])
+    for bad in ("1,2", None, 5, {"quantity": 5}, [1, "2"], [True]):
+        with pytest.raises(InvalidQuantity):
+            validate_quantities(bad)
+
+
+def test_idempotency_keys_are_short_visible_ascii():
+    for good in ("a", "4f1c2b9e-0c1d-4b8e-9a57-3f0e2d1c6b7a", "~" * MAX_IDEMPOTENCY_KEY_CHARS):
+        assert validate_idempotency_key(good) == good
+    for bad in ("", " ", "a b", "tab\t", "é", "x" * (MAX_IDEMPOTENCY_KEY_CHARS + 1), None, 5):
+        with pytest.raises(InvalidArgument, match="idempotency key"):
+            validate_idempotency_key(bad)
 
 
 def test_order_created_payload_round_trips():

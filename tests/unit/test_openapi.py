@@ -102,11 +102,11 @@ NOT_JSON = {
     "/console/{asset}": {"text/javascript", "text/css"},
     "/events": {"text/event-stream"},
 }
-SECURED = {"/start", "/stop", "/dead-letters/replay", "/dead-letters/discard"}
+SECURED = {"/start", "/stop", "/orders", "/dead-letters/replay", "/dead-letters/discard"}
 
 
 def test_every_operation_answers_200_json_and_lists_only_known_statuses(document):
-    allowed = {200, 400, 401, 403, 404, 405, 413, 500, 503}
+    allowed = {200, 201, 400, 401, 403, 404, 405, 413, 500, 503}
     for path, method, operation in operations(document):
         statuses = {int(status) for status in operation["responses"]}
         assert 200 in statuses and statuses <= allowed, (method, path, statuses)

@@ -56,11 +56,16 @@ def test_default_generator_settings_match_the_documented_ones(monkeypatch):
         "GENERATE_ON_FIRST_START",
         "ORDER_QUANTITY_MIN",
         "ORDER_QUANTITY_MAX",
+        "ORDERS_PER_TICK",
     ):
         monkeypatch.delenv(name, raising=False)
     generator = settings.generator_settings(load_config(CONFIG))
     assert generator == settings.GeneratorSettings(
-        interval_seconds=2, generate_on_first_start=True, quantity_min=1, quantity_max=100
+        interval_seconds=2,
+        generate_on_first_start=True,
+        quantity_min=1,
+        quantity_max=100,
+        orders_per_tick=1,
     )
 
 
@@ -82,6 +87,8 @@ def test_settings_come_from_environment_variables(monkeypatch):
         (settings.generator_settings, {"ORDER_QUANTITY_MIN": 10, "ORDER_QUANTITY_MAX": 5}),
         (settings.generator_settings, {"ORDER_QUANTITY_MAX": MAX_QUANTITY + 1}),
         (settings.generator_settings, {"GENERATE_ON_FIRST_START": "maybe"}),
+        (settings.generator_settings, {"ORDERS_PER_TICK": 0}),
+        (settings.generator_settings, {"ORDERS_PER_TICK": 1001}),
         (settings.outbox_sweep_seconds, {"OUTBOX_SWEEP_SECONDS": 0}),
         (settings.batch_settings, {"EVENT_BATCH_SIZE": 0}),
         (settings.batch_settings, {"EVENT_BATCHES_IN_FLIGHT": "two"}),

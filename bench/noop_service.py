@@ -1,0 +1,15 @@
+"""A service that does nothing, the ceiling the ingest figures are read
+against: what one nameko 2.14 RPC method costs on this machine, with the
+same client and broker, and no database."""
+
+from nameko.rpc import rpc
+
+NOOP = "bench_noop"
+
+
+class NoopService:
+    name = NOOP
+
+    @rpc
+    def noop(self):
+        return None
