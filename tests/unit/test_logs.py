@@ -27,11 +27,15 @@ def logged(monkeypatch):
         handler.setFormatter(console_formatter(formatter_config["log_format_name"]))
         logger = logging.getLogger(ORDER_LOGGER)
         logger.addHandler(handler)
-        monkeypatch.setattr(logger, "level", logging.INFO)
+        # setLevel, not a plain attribute: it also clears the logger's cache
+        # of enabled levels, which an earlier test may have filled.
+        level = logger.level
+        logger.setLevel(logging.INFO)
         try:
             emit()
         finally:
             logger.removeHandler(handler)
+            logger.setLevel(level)
         return stream.getvalue().splitlines()
 
     return log
