@@ -51,7 +51,7 @@ def insert_orders(db_uri, count, seed=1):
 def queue_backlog(pipeline, count):
     """Commit `count` orders and queue their events; the processor's queue
     must already be bound. Returns {"queues": [...], "seconds": ...}."""
-    queues = broker.order_created_queues(pipeline.amqp_uri)
+    queues = broker.order_created_queues(pipeline.amqp_uri, pipeline.servers.rabbitmqctl)
     if not queues:
         raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
     started = time.monotonic()

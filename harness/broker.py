@@ -18,7 +18,8 @@ DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
 
 
 def vhost_of(amqp_uri):
-    return unquote(urlsplit(amqp_uri).path[1:]) or "/"
+    """The vhost of a URI, or of the first of a `;`-separated list."""
+    return unquote(urlsplit(amqp_uri.split(";")[0]).path[1:]) or "/"
 
 
 def event_exchange():
@@ -38,24 +39,18 @@ def queue_depth(amqp_uri, queue_name):
             raise
 
 
-def list_queues(amqp_uri):
-    """{queue: messages ready or unacknowledged} in the vhost."""
-    listing = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            vhost_of(amqp_uri),
-            "name",
-            "messages",
-            "--no-table-headers",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def local_rabbitmqctl(*args):
+    """`rabbitmqctl -q ARGS` on the machine's node; its standard output."""
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
     ).stdout
+
+
+def list_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
+    """{queue: messages ready or unacknowledged} in the vhost."""
+    listing = rabbitmqctl(
+        "list_queues", "-p", vhost_of(amqp_uri), "name", "messages", "--no-table-headers"
+    )
     rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
     return {name: int(count) for name, count in rows}
 
@@ -70,27 +65,20 @@ def handler_queue_messages(amqp_uri):
     }
 
 
-def order_created_queues(amqp_uri):
+def order_created_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
     """Names of the queues bound to the generator's exchange for OrderCreated
-    (whatever consumer declared them), from `rabbitmqctl list_bindings`."""
-    listing = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_bindings",
-            "-p",
-            vhost_of(amqp_uri),
-            "--no-table-headers",
-            "source_name",
-            "destination_kind",
-            "destination_name",
-            "routing_key",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    (whatever consumer declared them), from `rabbitmqctl list_bindings`
+    (`rabbitmqctl`: a function that runs it on the right broker)."""
+    listing = rabbitmqctl(
+        "list_bindings",
+        "-p",
+        vhost_of(amqp_uri),
+        "--no-table-headers",
+        "source_name",
+        "destination_kind",
+        "destination_name",
+        "routing_key",
+    )
     queues = set()
     for line in listing.splitlines():
         fields = line.split("\t")

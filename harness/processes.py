@@ -2,23 +2,18 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import requests
 
+from harness.ports import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
 CONFIG = os.path.join(ROOT, "config.yml")
 TEST_TOKEN = "test-token"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout, interval=0.1, message="condition"):

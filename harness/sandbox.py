@@ -16,6 +16,7 @@ from nameko.exceptions import UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy.engine import make_url
 
+from harness.broker import local_rabbitmqctl
 from harness.processes import Pipeline, wait_until
 from order_pipeline.database import drop_database
 from order_pipeline.migrations import migrate
@@ -63,24 +64,40 @@ def drop_test_vhost(amqp_uri):
     rabbitmqctl("delete_vhost", vhost)
 
 
+class LocalServers:
+    """The machine's RabbitMQ and MariaDB (harness.clusters.ClusterServers
+    is the same for the clusters): where a sandbox makes its database and
+    vhost, the settings the services need there, and `rabbitmqctl` on that
+    broker."""
+
+    settings = {}
+    create_database = staticmethod(create_test_database)
+    drop_database = staticmethod(drop_test_database)
+    create_vhost = staticmethod(create_test_vhost)
+    drop_vhost = staticmethod(drop_test_vhost)
+    rabbitmqctl = staticmethod(local_rabbitmqctl)
+
+
 @contextmanager
-def sandbox(log_dir, **settings):
+def sandbox(log_dir, servers=LocalServers, **settings):
     """Yield a Pipeline (no services started yet) on a new database and
-    vhost, both removed afterwards however the block ends."""
+    vhost on `servers`, both removed afterwards however the block ends.
+    The pipeline's `servers` attribute is `servers`."""
     os.makedirs(log_dir, exist_ok=True)
-    db_uri = create_test_database()
+    db_uri = servers.create_database()
     try:
-        amqp_uri = create_test_vhost()
+        amqp_uri = servers.create_vhost()
         try:
-            pipeline = Pipeline(db_uri, amqp_uri, log_dir, **settings)
+            pipeline = Pipeline(db_uri, amqp_uri, log_dir, **servers.settings, **settings)
+            pipeline.servers = servers
             try:
                 yield pipeline
             finally:
                 pipeline.stop()
         finally:
-            drop_test_vhost(amqp_uri)
+            servers.drop_vhost(amqp_uri)
     finally:
-        drop_test_database(db_uri)
+        servers.drop_database(db_uri)
 
 
 def rpc_proxy(amqp_uri, timeout=10):

@@ -67,8 +67,8 @@ RECORDED = []
 RECORDED_ATTACKS = []
 
 
-def record(figures):
-    RECORDED.append(figures)
+def record(figures, recorded=None):
+    (RECORDED if recorded is None else recorded).append(figures)
     print("\n" + format_table([figures]))
 
 

@@ -127,9 +127,10 @@ def execution_lines(outputs):
     )
 
 
-def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds):
-    """Record the scenario's figures, then assert nothing was lost or
-    doubled and that /metrics (`metrics`) equals SQL over the tables."""
+def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds, recorded=None):
+    """Record the scenario's figures (in `recorded`, a list; the fault
+    suite's table by default), then assert nothing was lost or doubled and
+    that /metrics (`metrics`) equals SQL over the tables."""
     committed, processed = ledger.committed(), ledger.processed()
     printed = execution_lines(processor_outputs)
     doubled_prints = sum(count - 1 for count in printed.values() if count > 1)
@@ -142,7 +143,7 @@ def audit(scenario, ledger, metrics, processor_outputs, recovery_seconds):
         duplicated=doubled_prints + doubled_totals,
         recovery_seconds=recovery_seconds,
     )
-    record(figures)
+    record(figures, recorded)
 
     assert committed > 0
     assert figures.lost == 0, "committed orders without an order_process row"

@@ -14,9 +14,9 @@ import uuid
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from harness.private_server import PrivateServer
 from harness.processes import free_port
 from order_pipeline.migrations import migrate
-from tests.faults.private_server import PrivateServer
 
 MARIADBD = "/usr/sbin/mariadbd"
 

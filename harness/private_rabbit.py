@@ -1,19 +1,21 @@
 """A RabbitMQ node of the suite's own, to stop and start at will.
 
-The machine's RabbitMQ (5672) serves other test runs, so the broker-restart
-scenario runs against a second node: its own name, AMQP and distribution
+The machine's RabbitMQ (5672) serves other test runs, so the scenarios that
+stop a broker run against nodes of their own: a name, AMQP and distribution
 ports, Erlang cookie (a private HOME), config, and data in a temporary
-directory. It runs in the foreground as a child process of the test run, in
-its own process group, so stopping it can never touch the shared node.
+directory. A node runs in the foreground as a child process of the test run,
+in its own process group, so stopping it can never touch the shared node.
+Cluster nodes (harness.rabbit_cluster) share one HOME, hence one cookie.
 """
 
 import os
+import subprocess
 import uuid
 
 from kombu import Connection
 
-from harness.processes import free_port
-from tests.faults.private_server import PrivateServer
+from harness.ports import free_port
+from harness.private_server import PrivateServer
 
 # The Debian wrapper in /usr/sbin re-runs itself as the rabbitmq user, which
 # would use the shared node's cookie and directories; the real scripts do not.
@@ -23,24 +25,26 @@ RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 class PrivateRabbit(PrivateServer):
     name = "RabbitMQ"
 
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, node=None, home=None, port=None, dist_port=None, extra_config=""):
         super().__init__(base_dir, "rabbit.log")
-        self.node = f"faults_{uuid.uuid4().hex[:8]}@localhost"
-        self.port = free_port()
-        self.dist_port = free_port()
+        self.node = node or f"faults_{uuid.uuid4().hex[:8]}@localhost"
+        self.home = home or self._path("home")
+        self.port = port or free_port()
+        self.dist_port = dist_port or free_port()
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
-        self._write_files()
+        self._write_files(extra_config)
 
     def _path(self, name):
         return os.path.join(self.base_dir, name)
 
-    def _write_files(self):
-        os.makedirs(self._path("home"), exist_ok=True)
+    def _write_files(self, extra_config):
+        os.makedirs(self.home, exist_ok=True)
         with open(self._path("rabbitmq-env.conf"), "w") as env_file:
             env_file.write('export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
         with open(self._path("rabbitmq.conf"), "w") as conf:
             conf.write(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
             conf.write("loopback_users = none\n")
+            conf.write(extra_config)
         with open(self._path("enabled_plugins"), "w") as plugins:
             plugins.write("[].\n")
 
@@ -48,7 +52,7 @@ class PrivateRabbit(PrivateServer):
         env = super().env()
         env.update(
             {
-                "HOME": self._path("home"),  # its own .erlang.cookie
+                "HOME": self.home,  # its .erlang.cookie
                 "RABBITMQ_CONF_ENV_FILE": self._path("rabbitmq-env.conf"),
                 "RABBITMQ_CONFIG_FILE": self._path("rabbitmq.conf"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": self._path("enabled_plugins"),
@@ -60,6 +64,9 @@ class PrivateRabbit(PrivateServer):
                 "RABBITMQ_PID_FILE": self._path("rabbit.pid"),
                 "RABBITMQ_LOGS": "-",
                 "ERL_EPMD_ADDRESS": "127.0.0.1",
+                # No busy-waiting schedulers: on a shared machine they burn
+                # CPU that the other nodes and the services need.
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+sbwt none +sbwtdcpu none +sbwtdio none",
             }
         )
         return env
@@ -76,3 +83,15 @@ class PrivateRabbit(PrivateServer):
             return False
         finally:
             connection.release()
+
+    def ctl(self, *args, timeout=60):
+        """`rabbitmqctl -n <this node> ARGS` with this node's cookie; its
+        standard output."""
+        return subprocess.run(
+            [os.path.join(RABBITMQ_BIN, "rabbitmqctl"), "-q", "-n", self.node, *args],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        ).stdout

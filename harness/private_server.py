@@ -1,7 +1,7 @@
-"""What the suite's private RabbitMQ and MariaDB have in common: a server
-run as a child process in its own process group, started and waited for,
-frozen and thawed (a server that hangs), stopped cleanly (SIGTERM) or killed
-if that takes too long."""
+"""What the private RabbitMQ nodes, MariaDB servers and HAProxy of the fault
+and cluster suites have in common: a server run as a child process in its
+own process group, started and waited for, frozen and thawed (a server that
+hangs), stopped cleanly (SIGTERM) or killed if that takes too long."""
 
 import os
 import signal
@@ -28,6 +28,10 @@ class PrivateServer:
         raise NotImplementedError
 
     def start(self, timeout=60):
+        return self.launch().wait_answering(timeout)
+
+    def launch(self):
+        """Start the process and return at once (wait_answering waits)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(),
@@ -37,6 +41,12 @@ class PrivateServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # The group id, for harness.leftovers if this run dies uncleanly.
+        with open(os.path.join(self.base_dir, "process-group"), "w") as pid_file:
+            pid_file.write(str(self.process.pid))
+        return self
+
+    def wait_answering(self, timeout=60):
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -44,6 +54,10 @@ class PrivateServer:
                 raise RuntimeError(f"private {self.name} did not start; see {self.log_path}")
             time.sleep(self.poll_seconds)
         return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
 
     def freeze(self):
         """Stop every process of the server (SIGSTOP): it still accepts TCP
