@@ -84,12 +84,14 @@ format: install
 # The benchmark against the local RabbitMQ and MariaDB, each scenario in a
 # throwaway database and vhost; prints a table, writes bench-results/latest.json.
 # Extra options: make bench BENCH_ARGS="--repeat 3" (or "--profile").
+# make bench CLUSTER=1: drain and latency on the machine's servers and on a
+# 3-node RabbitMQ (quorum queues) + 3-node Galera cluster, side by side.
 bench: install
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(if $(CLUSTER),--cluster) $(BENCH_ARGS)
 
 # The same at tiny sizes, to keep the script working (no thresholds).
 bench-smoke: install
-	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+	$(BIN)/python -m bench --smoke $(if $(CLUSTER),--cluster) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

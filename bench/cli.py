@@ -11,6 +11,8 @@ import sys
 import traceback
 from functools import partial
 
+from bench.cluster import run_cluster_profile
+from bench.cluster import table as cluster_table
 from bench.drain import run_drain
 from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
@@ -78,11 +80,20 @@ def parse_args(argv):
     parser.add_argument(
         "--profile", action="store_true", help="instead: one drain with the processor under py-spy"
     )
-    parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"))
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="instead: drain and latency on the machine's servers and on a 3+3 cluster "
+        "with quorum queues (started for the run), side by side",
+    )
+    parser.add_argument("--output", help="results file (bench-results/latest.json)")
     args = parser.parse_args(argv)
     for key, (full, smoke) in SIZES.items():
         if getattr(args, key) is None:
             setattr(args, key, smoke if args.smoke else full)
+    if args.output is None:
+        name = "cluster.json" if args.cluster else "latest.json"
+        args.output = os.path.join(RESULTS_DIR, name)
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
@@ -223,9 +234,14 @@ def main(argv=None):
     if args.profile:
         run_profile(args, os.path.join(logs, "profile"))
         return
-    results, figs = run_scenarios(args, logs)
-    say("")
-    say(table(results, figs))
+    if args.cluster:
+        results = run_cluster_profile(args, logs)
+        say("")
+        say(cluster_table(results))
+    else:
+        results, figs = run_scenarios(args, logs)
+        say("")
+        say(table(results, figs))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
         json.dump(results, out, indent=2)

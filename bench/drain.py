@@ -15,7 +15,7 @@ from bench.backlog import queue_backlog
 from bench.process_stats import CpuPerOrder, peak_rss_by_service
 from bench.stats import rate
 from bench.tables import processed_times, wait_processed
-from harness.sandbox import sandbox, wait_for_rpc
+from harness.sandbox import LocalServers, sandbox, wait_for_rpc
 
 GENERATOR = "generator_service"
 PROCESSOR = "processor_service"
@@ -25,10 +25,11 @@ def start_processor(pipeline):
     return pipeline.start_service(PROCESSOR)
 
 
-def run_drain(log_dir, orders, processors, start=start_processor):
-    """One drain in a fresh database and vhost. `start(pipeline)` starts one
+def run_drain(log_dir, orders, processors, start=start_processor, servers=LocalServers):
+    """One drain in a fresh database and vhost on `servers` (the machine's,
+    or harness.clusters.ClusterServers). `start(pipeline)` starts one
     processor process (the profiler passes its own)."""
-    with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
+    with sandbox(log_dir, servers, GENERATE_ON_FIRST_START="false") as pipeline:
         generator = pipeline.start_service(GENERATOR)
         primer = pipeline.start_service(PROCESSOR)
         wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])

@@ -22,7 +22,7 @@ from bench.order_source import InProcessGenerator
 from bench.process_stats import peak_rss_by_service
 from bench.stats import latency_summary, rate
 from bench.tables import creation_and_processing, wait_processed
-from harness.sandbox import rpc_proxy, sandbox, wait_for_rpc
+from harness.sandbox import LocalServers, rpc_proxy, sandbox, wait_for_rpc
 from harness.tables import order_count
 
 WARMUP_SECONDS = 2
@@ -64,12 +64,19 @@ def paced_orders(creators, per_second, seconds, seed=1):
     return max(lateness), errors
 
 
-def run_latency(log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_SECONDS):
+def run_latency(
+    log_dir,
+    per_second,
+    seconds,
+    source="inprocess",
+    warmup=WARMUP_SECONDS,
+    servers=LocalServers,
+):
     timer = source == "timer"
     settings = {"GENERATE_ON_FIRST_START": "true" if timer else "false"}
     if timer:
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
-    with sandbox(log_dir, **settings) as pipeline:
+    with sandbox(log_dir, servers, **settings) as pipeline:
         processor = pipeline.start_service("processor_service")
         wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [processor])
         generator = pipeline.start_service("generator_service")

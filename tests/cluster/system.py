@@ -7,9 +7,10 @@ import time
 
 from sqlalchemy.exc import DBAPIError
 
-from harness.broker import DEAD_LETTER_QUEUE, HANDLER_QUEUE, vhost_of
+from harness.broker import HANDLER_QUEUE, vhost_of
 from harness.clusters import ClusterServers
 from harness.processes import Pipeline, wait_until
+from order_contract import DEAD_LETTER_QUEUE
 from tests.cluster import figures
 from tests.faults.ledger import FaultEnd, Ledger, audit, execution_lines
 from tests.faults.services import metrics, processor_outputs
