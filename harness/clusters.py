@@ -13,9 +13,11 @@ by the next one (harness.leftovers).
 """
 
 import atexit
+import logging
 import shutil
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 
 from sqlalchemy.engine import make_url
@@ -30,6 +32,7 @@ from harness.sandbox import drop_test_database, unique_name
 from order_pipeline.migrations import migrate
 
 PREFIX = "orders_cluster_"
+log = logging.getLogger(__name__)
 
 
 class Clusters:
@@ -40,9 +43,18 @@ class Clusters:
         self.proxy = GaleraProxy(base_dir, self.galera.nodes)
 
     def start(self):
-        run_in_parallel([self.rabbit.start, self.galera.start])
-        self.proxy.start(timeout=60)
+        run_in_parallel([self.timed(self.rabbit), self.timed(self.galera)])
+        self.timed(self.proxy)()
         return self
+
+    @staticmethod
+    def timed(part):
+        def start():
+            started = time.monotonic()
+            part.start()
+            log.info("%s up in %.1f s", type(part).__name__, time.monotonic() - started)
+
+        return start
 
     def stop(self):
         """Stop everything, each part even if another fails to stop."""

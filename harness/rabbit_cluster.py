@@ -128,10 +128,3 @@ class RabbitCluster:
 
     def node_named(self, name):
         return next(node for node in self.nodes if node.node == name)
-
-    def queue_messages(self, vhost, prefix=""):
-        """{queue: messages ready or unacknowledged} for queues whose name
-        starts with `prefix`."""
-        listing = self.ctl("list_queues", "-p", vhost, "name", "messages", "--no-table-headers")
-        rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
-        return {name: int(count) for name, count in rows if name.startswith(prefix)}
