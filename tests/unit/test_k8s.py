@@ -20,7 +20,7 @@ from nameko.cli.run import import_service
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
 from tests.support.deployment import ROOT, config_variables, makefile_services, nameko_modules
-from tests.unit.test_deployment import (
+from tests.support.service_commands import (
     MIGRATE_COMMAND,
     SETTINGS_IN_PROGRESS,
     command_problems,
