@@ -247,6 +247,12 @@ def check_healthchecks(deployment):
     for name, start in expected.items():
         health = services.get(name, {}).get("healthcheck") or {}
         test = health.get("test") or []
+        # MariaDB's check may log in as mysql@localhost over the socket,
+        # which the image creates only when asked to.
+        if "--su-mysql" in test:
+            test = [arg for arg in test if arg != "--su-mysql"]
+            if environment(services[name]).get("MARIADB_MYSQL_LOCALHOST_USER") != "1":
+                problems.append(f"{name}: healthcheck as mysql@localhost, which is not created")
         if health.get("disable") or test[: len(start)] != start:
             problems.append(
                 "{}: healthcheck {} (disable: {}) is not on, starting {}".format(
@@ -587,6 +593,8 @@ def check_galera_cluster(deployment):
         )
         if "CREATE USER IF NOT EXISTS '${GALERA_SST_USER}'" not in scripts:
             problems.append(f"{name}: no initdb script creates the SST user")
+        if "--galera_ready" not in ((service.get("healthcheck") or {}).get("test") or []):
+            problems.append(f"{name}: healthy before it is synced with the cluster")
         if name not in bootstrap:
             depends = (service.get("depends_on") or {}).get(bootstrap[0]) or {}
             if depends.get("condition") != "service_healthy":
@@ -1063,6 +1071,20 @@ CLUSTER_BREAKAGES = {
     "no peer discovery": (
         check_broker_cluster,
         replace_in_mounted_file("/etc/rabbitmq/conf.d/", "= classic_config", "= dns"),
+    ),
+    "healthcheck as a user that is not created": (
+        check_healthchecks,
+        lambda d: without(d, "galera-1", "MARIADB_MYSQL_LOCALHOST_USER"),
+    ),
+    "Galera node healthy before it is synced": (
+        check_galera_cluster,
+        lambda d: service(d, "galera-2").__setitem__(
+            "healthcheck",
+            {
+                **service(d, "galera-2")["healthcheck"],
+                "test": ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
+            },
+        ),
     ),
     "CLI tools without the cookie": (
         check_broker_cluster,
