@@ -135,19 +135,24 @@ def check_every_setting_reaches_the_services(deployment):
             got = environment(service).get(key)
             if not got or wanted not in (None, got):
                 problems.append(f"{name}: {key} is {got!r}, wanted {wanted or 'a value'}")
-    for key, default in config_variables().items():
-        if key in set_by_compose:
-            continue
-        value = "value-of-" + key.lower()
-        for env, wanted in (({key: value}, value), ({}, default), ({key: ""}, default)):
-            for name, service in deployment.app_services(env).items():
-                got = environment(service).get(key)
-                if got != wanted:
-                    problems.append(
-                        "{}: with {} the container gets {}={!r}, wanted {!r}".format(
-                            name, env or "nothing set", key, got, wanted
-                        )
-                    )
+    passed = {
+        key: default for key, default in config_variables().items() if key not in set_by_compose
+    }
+    # Each setting with a value of its own, so one read from another's
+    # variable shows; then none set; then all empty.
+    values = {key: "value-of-" + key.lower() for key in passed}
+    for label, env, wanted in (
+        ("each set", values, values),
+        ("nothing set", {}, passed),
+        ("each empty", dict.fromkeys(passed, ""), passed),
+    ):
+        for name, service in deployment.app_services(env).items():
+            settings = environment(service)
+            problems += [
+                f"{name}: with {label} the container gets {key}={settings.get(key)!r}, wanted {wanted[key]!r}"
+                for key in passed
+                if settings.get(key) != wanted[key]
+            ]
     return problems
 
 
