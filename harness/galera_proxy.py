@@ -10,14 +10,17 @@ that is still joining, one that has dropped out of the primary component
 transfer (it is locked for the whole copy). A stopped node fails the check
 at connect, a frozen one (SIGSTOP) by timing out.
 
-Writes go through one node at a time: node 1, else the first backup that
-is up. That is the usual way to run Galera behind a proxy: writes through
-several nodes at once conflict at certification (error 1213) far more
-often. When a node is taken out, HAProxy closes the connections it held
-(`on-marked-down shutdown-sessions`), so clients reconnect at once rather
-than wait on a dead or frozen server; when node 1 comes back, the
-connections to a backup are closed too (`on-marked-up
-shutdown-backup-sessions`), so that there is again one writer.
+Writes go through one node at a time, and stay on it: node 1 first; when
+the node in use is taken out, HAProxy closes the connections it held
+(`on-marked-down shutdown-sessions`, so clients reconnect at once rather
+than wait on a dead or frozen server) and every new connection goes to the
+next node that is up; a node that comes back does not take the traffic back
+(a one-entry stick table holds the node in use). Writes through several
+Galera nodes at once conflict at certification (error 1213) far more often,
+and each change of node costs every client its connections and opens a
+moment in which a read on the new node may not yet see a write committed
+through the old one (apply lag: Galera certifies a commit on every node,
+but applies it on the others a little later).
 """
 
 import csv
@@ -79,7 +82,9 @@ listen {BACKEND}
     option external-check
     external-check path "/usr/bin:/bin"
     external-check command {check}
-    default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions
+    stick-table type integer size 1
+    stick on int(1)
+    default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions
 {servers}
 """
             )
