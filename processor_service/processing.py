@@ -103,21 +103,27 @@ def store_results(db, results):
     of these orders between our check and our insert (a concurrent
     redelivery), which the second check then sees.
 
-    Storing skips the orders already stored, so the transaction runs again
-    whole on a deadlock, certification conflict or lost connection, even
-    one lost during COMMIT: a commit that was applied is then seen, and
-    nothing is stored or counted twice."""
+    The transaction runs again whole on a deadlock, certification conflict
+    or lost connection. Storing skips the orders already stored, so even
+    after a connection lost during COMMIT nothing is stored or counted
+    twice; the batch's processed_at (to the microsecond) then tells which
+    rows that commit stored, so that each order's line is printed once."""
 
     def work(session):
         return store.add_results(session, results)
 
+    def recover(session):
+        stored = store.stored_at(session, [result.order_id for result in results], processed_at)
+        return [result for result in results if result.order_id in stored] or None
+
+    processed_at = results[0].processed_at
     try:
         with tracer().start_as_current_span("insert order_process"):
-            return run_transaction(db, work, name="storing results", retry_unknown_commit=True)
+            return run_transaction(db, work, name="storing results", recover=recover)
     except IntegrityError as exc:
         if not store.is_duplicate_key(exc):
             raise
-    return run_transaction(db, work, name="storing results", retry_unknown_commit=True)
+    return run_transaction(db, work, name="storing results", recover=recover)
 
 
 def utc_now():
