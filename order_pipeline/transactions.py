@@ -201,7 +201,11 @@ def _find_applied(db, recover):
     has committed so far (wsrep_sync_wait; a no-op without Galera)."""
 
     def causal_read(session):
-        previous = session.scalar(text("SELECT @@SESSION.wsrep_sync_wait"))
+        # Absent on MySQL without Galera: nothing to wait for there.
+        row = session.execute(text("SHOW SESSION VARIABLES LIKE 'wsrep_sync_wait'")).first()
+        if row is None:
+            return recover(session)
+        previous = int(row[1])
         session.execute(text("SET SESSION wsrep_sync_wait = :on"), {"on": previous | 1})
         try:
             return recover(session)

@@ -24,6 +24,7 @@ from generator_service.orders import utc_now
 from harness.processes import wait_until
 from harness.tables import sql, sql_metrics
 from order_contract import ORDER_CREATED
+from order_pipeline.transactions import run_transaction
 from processor_service import processing
 from processor_service import store as processor_store
 from processor_service.processing import ProcessingResult
@@ -273,3 +274,16 @@ def test_keys_expire_by_time_not_by_id(stepped):
     generation.create_order_once(stepped, 5, "old", now=utc_now() - timedelta(hours=25))
     generation.create_order_once(stepped, 5, "young")
     assert generation.forget_expired_keys(stepped) == 1
+
+
+def test_a_lost_commit_is_looked_up_with_causal_reads(lossy):
+    """Galera applies other nodes' write sets asynchronously: the lookup
+    must wait for what the cluster has committed (wsrep_sync_wait), then
+    leave the pooled connection as it found it."""
+
+    def sync_wait(session):
+        return session.scalar(text("SELECT @@SESSION.wsrep_sync_wait"))
+
+    lossy.plan.append("applied")
+    assert run_transaction(lossy, lambda session: None, recover=sync_wait) == 1
+    assert run_transaction(lossy, sync_wait) == 0

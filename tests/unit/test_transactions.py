@@ -93,10 +93,10 @@ class FakeSession:
         pass
 
     def execute(self, *args, **kwargs):
-        pass
+        return self
 
-    def scalar(self, *args, **kwargs):
-        return 0
+    def first(self):
+        return ("wsrep_sync_wait", "0")
 
 
 class FakeDb:
