@@ -28,9 +28,19 @@ class ReplyTolerantRpc(Rpc):
                 exc,
             )
             # The call has run: take the request off the queue rather than
-            # run it again (a no-op if its connection is gone, in which case
-            # the broker gives the request back, or drops it once expired).
-            self.rpc_consumer.queue_consumer.ack_message(message)
+            # run it again. If the connection is gone (a cluster node that
+            # stopped under it) the ack fails too, and that must not stop
+            # the service either: the broker gives the request back, or
+            # drops it once expired.
+            try:
+                self.rpc_consumer.queue_consumer.ack_message(message)
+            except Exception as ack_exc:  # the connection is gone
+                log.warning(
+                    "%s: the request could not be acknowledged either: %s: %s",
+                    worker_ctx,
+                    type(ack_exc).__name__,
+                    ack_exc,
+                )
             return result, exc_info
 
 
