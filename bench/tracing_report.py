@@ -51,7 +51,8 @@ def mode_figures(runs):
         "latency_p50_ms": median_of(latencies, "p50_ms"),
         "latency_p99_ms": median_of(latencies, "p99_ms"),
         "latency_spans": median_of(latencies, "spans"),
-        "runs": len(runs),
+        "drain_runs": len(drains),
+        "latency_runs": len(latencies),
     }
 
 
@@ -90,9 +91,11 @@ def tracing_table(figs):
             cells.append("-" if value is None else f"{value:.2f} x")
         rows.append(tuple(cells))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    runs = ", ".join(f"{mode} {figs[mode]['runs']}" for mode in MODES)
+    runs = ", ".join(
+        f"{mode} {figs[mode]['drain_runs']} + {figs[mode]['latency_runs']}" for mode in MODES
+    )
     lines = [
-        f"Tracing: medians per mode (runs: {runs}); ratios of medians to `none`",
+        f"Tracing: medians per mode (drain + latency runs: {runs}); ratios of medians to `none`",
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
         "  ".join("-" * w for w in widths),
     ]
