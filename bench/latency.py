@@ -70,10 +70,14 @@ def run_latency(
     seconds,
     source="inprocess",
     warmup=WARMUP_SECONDS,
+    settings=None,
     servers=LocalServers,
 ):
+    """One run in a fresh database and vhost on `servers` (the machine's, or
+    harness.clusters.ClusterServers); `settings` are extra environment
+    variables for every service."""
     timer = source == "timer"
-    settings = {"GENERATE_ON_FIRST_START": "true" if timer else "false"}
+    settings = {**(settings or {}), "GENERATE_ON_FIRST_START": "true" if timer else "false"}
     if timer:
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
     with sandbox(log_dir, servers, **settings) as pipeline:
