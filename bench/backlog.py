@@ -62,7 +62,9 @@ def queue_backlog(pipeline, count):
     for queue in queues:
         wait_until(
             lambda queue=queue: broker.queue_depth(pipeline.amqp_uri, queue) >= count,
-            60,
+            # Generous: a quorum queue on a busy 3-node cluster takes
+            # unconfirmed publishes far slower than a classic one.
+            max(60, count / 20),
             interval=0.2,
             message=f"{count} events in {queue}",
         )
