@@ -3,14 +3,16 @@ queues, how many messages they hold, and OrderCreated events published from
 outside the generator (to build a backlog, duplicate an event, or send a
 malformed one)."""
 
+import json
 import subprocess
 from urllib.parse import unquote, urlsplit
 
-from kombu import Connection, Producer
+from kombu import Producer
 from nameko.constants import PERSISTENT
 from nameko.standalone.events import get_event_exchange
 
 from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR
+from order_pipeline.broker import connect
 
 # nameko names an event handler's queue evt-<source>-<event>--<service>.<method>.
 HANDLER_QUEUE = f"evt-{GENERATOR}-{ORDER_CREATED}--{PROCESSOR}.handle_order_created"
@@ -18,7 +20,8 @@ DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
 
 
 def vhost_of(amqp_uri):
-    return unquote(urlsplit(amqp_uri).path[1:]) or "/"
+    """The vhost of an AMQP_URI (of its first node, if it lists several)."""
+    return unquote(urlsplit(amqp_uri.split(";")[0]).path[1:]) or "/"
 
 
 def event_exchange():
@@ -28,7 +31,7 @@ def event_exchange():
 def queue_depth(amqp_uri, queue_name):
     """Messages ready on a queue (0 if it does not exist; a passive
     declare creates nothing)."""
-    with Connection(amqp_uri, connect_timeout=5) as connection:
+    with connect(amqp_uri, connect_timeout=5) as connection:
         channel = connection.channel()
         try:
             return channel.queue_declare(queue=queue_name, passive=True).message_count
@@ -58,6 +61,43 @@ def list_queues(amqp_uri):
     ).stdout
     rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
     return {name: int(count) for name, count in rows}
+
+
+def queue_properties(amqp_uri, rabbitmqctl_args=()):
+    """{queue: {"type", "arguments", "durable", "auto_delete", "exclusive",
+    "messages"}} for every queue in the vhost, from `rabbitmqctl
+    list_queues` (on this machine's node; `rabbitmqctl_args` such as
+    ["-n", "rabbit1@host"] ask another), `arguments` as a plain dict."""
+    listing = subprocess.run(
+        [
+            "rabbitmqctl",
+            *rabbitmqctl_args,
+            "-q",
+            "list_queues",
+            "-p",
+            vhost_of(amqp_uri),
+            "name",
+            "type",
+            "arguments",
+            "durable",
+            "auto_delete",
+            "exclusive",
+            "messages",
+            "--formatter",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    queues = {}
+    for row in json.loads(listing or "[]"):
+        row["arguments"] = {name: value for name, _, value in row["arguments"]}
+        # A quorum queue has no exclusive owner: rabbitmqctl says "".
+        row["exclusive"] = row["exclusive"] is True
+        queues[row.pop("name")] = row
+    return queues
 
 
 def handler_queue_messages(amqp_uri):
@@ -112,7 +152,7 @@ def publish_order_created(amqp_uri, bodies, content_type="application/json", con
     faster; the caller then checks the queue depth."""
     exchange = event_exchange()
     transport_options = {"confirm_publish": True} if confirm else {}
-    with Connection(amqp_uri, transport_options=transport_options) as connection:
+    with connect(amqp_uri, transport_options=transport_options) as connection:
         producer = Producer(connection.channel(), exchange=exchange)
         for body in bodies:
             options = (

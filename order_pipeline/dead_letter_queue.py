@@ -31,10 +31,10 @@ from contextlib import contextmanager
 import eventlet
 from amqp import Message
 from amqp.exceptions import NotFound, ResourceLocked
-from kombu import Connection
 
 from order_contract import MAX_BODY_CHARS, MAX_DEAD_LETTERS_PER_CALL, DeadLetter, DeadLettersBusy
 from order_contract.dead_letters import DEAD_LETTER_ID
+from order_pipeline.broker import connect
 from order_pipeline.reliable_events import (
     ATTEMPT_HEADER,
     DEAD_LETTER_ID_HEADER,
@@ -143,8 +143,7 @@ class DeadLetterQueue:
     @contextmanager
     def _turn(self):
         """A channel on which this caller alone works on the queue."""
-        with Connection(self.amqp_uri, connect_timeout=5) as connection:
-            connection.ensure_connection(max_retries=1)
+        with connect(self.amqp_uri, connect_timeout=5) as connection:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
             while True:
                 channel = connection.channel()
