@@ -242,16 +242,24 @@ def _recreate_one(connection, queue, kind):
     declare_checked(connection, [temporary], kind)
     if _passive(connection, queue.name) is not None:
         _move(connection, queue.name, temporary.name)
-        channel = connection.channel()
-        # Refused (and nothing lost) if something arrived meanwhile.
-        channel.queue_delete(queue.name, if_unused=True, if_empty=True)
-        _close_quietly(channel)
+        _delete_empty(connection, queue.name)
     declare_checked(connection, [queue], kind)
     moved = _move(connection, temporary.name, queue.name)
-    channel = connection.channel()
-    channel.queue_delete(temporary.name, if_unused=True, if_empty=True)
-    _close_quietly(channel)
+    _delete_empty(connection, temporary.name)
     return moved
+
+
+def _delete_empty(connection, name):
+    """Delete a queue that holds nothing and has no consumer. (A quorum
+    queue refuses the if-unused flag, so this checks first.)"""
+    messages, consumers = _passive(connection, name)
+    if messages or consumers:
+        raise QueuesInUse(f"{name} took {messages} message(s) or {consumers} consumer(s) meanwhile")
+    channel = connection.channel()
+    try:
+        channel.queue_delete(name)
+    finally:
+        _close_quietly(channel)
 
 
 def _move(connection, source, target):
