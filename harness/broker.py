@@ -65,9 +65,12 @@ def list_queues(amqp_uri):
 
 def queue_properties(amqp_uri, rabbitmqctl_args=()):
     """{queue: {"type", "arguments", "durable", "auto_delete", "exclusive",
-    "messages"}} for every queue in the vhost, from `rabbitmqctl
-    list_queues` (on this machine's node; `rabbitmqctl_args` such as
-    ["-n", "rabbit1@host"] ask another), `arguments` as a plain dict."""
+    "messages", "leader", "members"}} for every queue in the vhost, from
+    `rabbitmqctl list_queues` (on this machine's node; `rabbitmqctl_args`
+    such as ["-n", "rabbit1@host"] ask another), `arguments` as a plain
+    dict. `leader` (a node name) and `members` (a list) are those of a
+    quorum queue; "" and [] for a classic one. `messages` may lag a moment
+    for a quorum queue: `queue_depth` asks the queue itself."""
     listing = subprocess.run(
         [
             "rabbitmqctl",
@@ -83,6 +86,8 @@ def queue_properties(amqp_uri, rabbitmqctl_args=()):
             "auto_delete",
             "exclusive",
             "messages",
+            "leader",
+            "members",
             "--formatter",
             "json",
         ],
@@ -96,6 +101,7 @@ def queue_properties(amqp_uri, rabbitmqctl_args=()):
         row["arguments"] = {name: value for name, _, value in row["arguments"]}
         # A quorum queue has no exclusive owner: rabbitmqctl says "".
         row["exclusive"] = row["exclusive"] is True
+        row["members"] = row["members"] or []
         queues[row.pop("name")] = row
     return queues
 
