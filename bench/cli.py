@@ -17,10 +17,12 @@ from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.profile import profile_drain
 from bench.report import figures, table, target_checks
+from bench.tracing_cost import MODES, run_tracing_drain, run_tracing_latency
+from bench.tracing_report import tracing_figures, tracing_table
 from harness.processes import ROOT
 
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
-SCENARIOS = ("drain", "latency", "metrics", "ingest")
+SCENARIOS = ("drain", "latency", "metrics", "ingest", "tracing")
 # Full size, then the smoke size used by CI to keep the script working.
 SIZES = {
     "orders": (20_000, 300),
@@ -32,6 +34,10 @@ SIZES = {
     "ingest_calls": (4000, 100),
     "ingest_bulk_calls": (400, 8),
     "timer_seconds": (10, 1),
+    "tracing_orders": (10_000, 300),
+    # The smoke skips the tracing latency runs (0): each is a fresh sandbox.
+    "tracing_latency_seconds": (10, 0),
+    "tracing_repeat": (3, 1),
 }
 
 
@@ -63,6 +69,19 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--timer-seconds", type=float, help="seconds of the timer at a 1 ms interval (10)"
+    )
+    parser.add_argument(
+        "--tracing-orders", type=int, help="backlog size for each tracing-cost drain (10000)"
+    )
+    parser.add_argument(
+        "--tracing-latency-seconds",
+        type=float,
+        help="measured seconds of each tracing-cost latency run (10; 0 skips them)",
+    )
+    parser.add_argument(
+        "--tracing-repeat",
+        type=int,
+        help="runs of each tracing mode, taking turns, in one invocation (3)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
@@ -154,6 +173,7 @@ def plan(args, logs):
                 ),
             )
         yield from plan_ingest(args, logs, n)
+    yield from plan_tracing(args, logs)
 
 
 def plan_ingest(args, logs, n):
@@ -170,6 +190,39 @@ def plan_ingest(args, logs, n):
                 args.timer_seconds,
             ),
         )
+
+
+def plan_tracing(args, logs):
+    """Each mode's drain then latency run, the modes taking turns, repeated
+    (its own count, --tracing-repeat, so that there are medians to compare)."""
+    if "tracing" not in args.scenarios:
+        return
+    for n in range(1, args.tracing_repeat + 1):
+        for mode in MODES:
+            yield (
+                "tracing",
+                f"tracing {mode}: drain with 1 processor, {args.tracing_orders} orders",
+                partial(
+                    run_tracing_drain,
+                    os.path.join(logs, f"tracing-{mode}-drain-{n}"),
+                    mode,
+                    args.tracing_orders,
+                ),
+            )
+            if not args.tracing_latency_seconds:
+                continue
+            yield (
+                "tracing",
+                f"tracing {mode}: latency, timer at {args.latency_rate:g}/s "
+                f"for {args.tracing_latency_seconds:g} s",
+                partial(
+                    run_tracing_latency,
+                    os.path.join(logs, f"tracing-{mode}-latency-{n}"),
+                    mode,
+                    args.latency_rate,
+                    args.tracing_latency_seconds,
+                ),
+            )
 
 
 def run_scenarios(args, logs):
@@ -194,6 +247,7 @@ def run_scenarios(args, logs):
     figs = figures(results)
     results["figures"] = figs
     results["targets"] = target_checks(figs)
+    results["tracing_figures"] = tracing_figures(results)
     return results, figs
 
 
@@ -226,6 +280,9 @@ def main(argv=None):
     results, figs = run_scenarios(args, logs)
     say("")
     say(table(results, figs))
+    if results["tracing_figures"]:
+        say("")
+        say(tracing_table(results["tracing_figures"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
         json.dump(results, out, indent=2)

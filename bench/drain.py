@@ -25,10 +25,11 @@ def start_processor(pipeline):
     return pipeline.start_service(PROCESSOR)
 
 
-def run_drain(log_dir, orders, processors, start=start_processor):
+def run_drain(log_dir, orders, processors, start=start_processor, settings=None):
     """One drain in a fresh database and vhost. `start(pipeline)` starts one
-    processor process (the profiler passes its own)."""
-    with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
+    processor process (the profiler passes its own); `settings` are extra
+    environment variables for every service."""
+    with sandbox(log_dir, GENERATE_ON_FIRST_START="false", **(settings or {})) as pipeline:
         generator = pipeline.start_service(GENERATOR)
         primer = pipeline.start_service(PROCESSOR)
         wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])

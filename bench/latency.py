@@ -64,9 +64,13 @@ def paced_orders(creators, per_second, seconds, seed=1):
     return max(lateness), errors
 
 
-def run_latency(log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_SECONDS):
+def run_latency(
+    log_dir, per_second, seconds, source="inprocess", warmup=WARMUP_SECONDS, settings=None
+):
+    """One run in a fresh database and vhost; `settings` are extra
+    environment variables for every service."""
     timer = source == "timer"
-    settings = {"GENERATE_ON_FIRST_START": "true" if timer else "false"}
+    settings = {**(settings or {}), "GENERATE_ON_FIRST_START": "true" if timer else "false"}
     if timer:
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
     with sandbox(log_dir, **settings) as pipeline:

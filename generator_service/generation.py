@@ -25,7 +25,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 
 from generator_service import store
-from generator_service.orders import order_as_dict, random_quantity, utc_now
+from generator_service.orders import order_as_dict, random_quantity, status_as_dict, utc_now
 from order_contract import (
     IDEMPOTENCY_WINDOW,
     ORDER_CREATED,
@@ -36,6 +36,7 @@ from order_contract import (
 )
 from order_pipeline.settings import generator_settings
 from order_pipeline.tracing import TRACEPARENT, current_traceparent, tracer
+from order_pipeline.transactions import run_transaction
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,13 @@ def prepare_state(db, config):
     """At start-up: create the generator_state row on a fresh system, and
     say whether generation is on, since that survives restarts."""
     settings = generator_settings(config)
-    with db.get_session() as session:
+
+    def seed(session):
         store.seed_state(session, settings.generate_on_first_start)
-        running = store.read_state(session).running
+        return store.read_state(session).running
+
+    # Seeding inserts what is missing only: running it twice does no harm.
+    running = run_transaction(db, seed, name="seeding the state", retry_unknown_commit=True)
     if running:
         log.info("order generation is on: one order every %s s", settings.interval_seconds)
     else:
@@ -64,22 +69,78 @@ def prepare_state(db, config):
         )
 
 
+def set_running(db, running, settings):
+    """Turn generation on or off; returns the status. Setting the flag
+    twice does no harm, so a lost commit is simply set again."""
+
+    def work(session):
+        store.set_running(session, running)
+        return status(session, settings)
+
+    answer = run_transaction(db, work, name="setting on/off", retry_unknown_commit=True)
+    log.info("order generation %s", "started" if running else "stopped")
+    return answer
+
+
+def status(session, settings):
+    return status_as_dict(store.read_state(session), store.orders_created(session), settings)
+
+
+def orders_created_by(created_at, create_token):
+    """The `recover` of a create transaction: its orders if it was applied,
+    else None (see order_pipeline.transactions)."""
+
+    def find(session):
+        rows = store.find_created_orders(session, created_at, create_token)
+        return [order_as_dict(row) for row in rows] or None
+
+    return find
+
+
 def generate_tick(db, settings, rng):
     """Create this tick's orders (ORDERS_PER_TICK of them) if generation is
     on and the tick is ours; returns them, or [] for no tick."""
-    with tracer().start_as_current_span("commit order"), db.get_session() as session:
+    quantities = [random_quantity(rng, settings) for _ in range(settings.orders_per_tick)]
+    created_at, token = utc_now(), store.new_create_token()
+
+    def work(session):
         if not store.claim_tick(session, settings.interval_seconds):
             return []
-        quantities = [random_quantity(rng, settings) for _ in range(settings.orders_per_tick)]
-        rows = store.add_orders(session, quantities, utc_now(), current_traceparent())
+        rows = store.add_orders(session, quantities, created_at, current_traceparent(), token)
         return [order_as_dict(row) for row in rows]
+
+    with tracer().start_as_current_span("commit order"):
+        return run_transaction(
+            db, work, name="a tick", recover=orders_created_by(created_at, token)
+        )
 
 
 def create_order(db, quantity):
     """Create one order now, whatever the on/off state."""
-    validate_quantity(quantity)
-    with tracer().start_as_current_span("commit order"), db.get_session() as session:
-        return order_as_dict(store.add_order(session, quantity, utc_now(), current_traceparent()))
+    return _create(db, [validate_quantity(quantity)], "commit order")[0]
+
+
+def create_orders(db, quantities):
+    """Create one order per quantity now, all or none, in one transaction
+    (at most MAX_ORDERS_PER_CALL), whatever the on/off state."""
+    return _create(db, validate_quantities(quantities), "commit orders")
+
+
+def _create(db, quantities, span):
+    """Store the orders in one transaction, run again whole on a deadlock,
+    certification conflict or lost connection. After a connection lost
+    during COMMIT, the transaction's token says whether its orders were
+    stored, so none is created twice."""
+    created_at, token = utc_now(), store.new_create_token()
+
+    def work(session):
+        rows = store.add_orders(session, quantities, created_at, current_traceparent(), token)
+        return [order_as_dict(row) for row in rows]
+
+    with tracer().start_as_current_span(span):
+        return run_transaction(
+            db, work, name="creating orders", recover=orders_created_by(created_at, token)
+        )
 
 
 def create_order_once(db, quantity, key, now=None):
@@ -90,45 +151,51 @@ def create_order_once(db, quantity, key, now=None):
 
     Two calls with the same new key at once: the key's primary key makes the
     second wait for the first to commit, then fail, and roll back its order;
-    it then reads the first's order.
+    it then reads the first's order. (On Galera, through two nodes, the
+    second fails certification instead, runs again and finds the key.)
     """
     validate_quantity(quantity)
     validate_idempotency_key(key)
     now = now or utc_now()
-    try:
-        with db.get_session() as session:
-            found = store.find_keyed_order(session, key)
-            if found is not None:
-                order, stored_at = found
-                if stored_at >= now - IDEMPOTENCY_WINDOW:
-                    return order_as_dict(order), False
-                store.forget_key(session, key)  # expired: the key is free again
-            with tracer().start_as_current_span("commit order"):
-                order = store.add_keyed_order(session, quantity, key, now, current_traceparent())
+    token = store.new_create_token()
+
+    def work(session):
+        found = store.find_keyed_order(session, key)
+        if found is not None:
+            order, stored_at = found
+            if stored_at >= now - IDEMPOTENCY_WINDOW:
+                return order_as_dict(order), False
+            store.forget_key(session, key)  # expired: the key is free again
+        with tracer().start_as_current_span("commit order"):
+            order = store.add_keyed_order(session, quantity, key, now, current_traceparent(), token)
             return order_as_dict(order), True
+
+    def recover(session):
+        orders = orders_created_by(now, token)(session)
+        return None if orders is None else (orders[0], True)
+
+    try:
+        return run_transaction(db, work, name="creating a keyed order", recover=recover)
     except IntegrityError as error:
         if not store.is_duplicate_key(error):
             raise
-    with db.get_session() as session:
+
+    def read(session):
         order, _ = store.find_keyed_order(session, key)
         return order_as_dict(order), False
+
+    return run_transaction(db, read, name="reading a keyed order", retry_unknown_commit=True)
 
 
 def forget_expired_keys(db, now=None):
     """Delete idempotency keys older than IDEMPOTENCY_WINDOW (a batch at
     most); return how many."""
     cutoff = (now or utc_now()) - IDEMPOTENCY_WINDOW
-    with db.get_session() as session:
+
+    def work(session):
         return store.forget_expired_keys(session, cutoff, EXPIRED_KEYS_BATCH)
 
-
-def create_orders(db, quantities):
-    """Create one order per quantity now, all or none, in one transaction
-    (at most MAX_ORDERS_PER_CALL), whatever the on/off state."""
-    quantities = validate_quantities(quantities)
-    with tracer().start_as_current_span("commit orders"), db.get_session() as session:
-        rows = store.add_orders(session, quantities, utc_now(), current_traceparent())
-        return [order_as_dict(row) for row in rows]
+    return run_transaction(db, work, name="forgetting expired keys", retry_unknown_commit=True)
 
 
 def publish_order_created(publish, rows):
@@ -150,8 +217,16 @@ def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
 
     Returns (rows taken, events published): fewer published than taken means
     the broker is away or has nowhere to route them yet.
+
+    A pass that fails (deadlock, certification conflict, lost connection)
+    runs again whole: its rows are still in the outbox unless another
+    publisher's delete won, and what it published goes out again, which the
+    processor absorbs. On Galera, SKIP LOCKED skips rows locked on this node
+    only, so publishers on two nodes can take the same rows: the second
+    commit fails certification (1213) and its pass runs again.
     """
-    with db.get_session() as session:
+
+    def work(session):
         # Under READ COMMITTED the locks are on the rows taken only, not on
         # the gaps next to them: new orders' outbox inserts do not wait for
         # this publishing.
@@ -161,7 +236,9 @@ def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
             return 0, 0
         sent = publish_order_created(publish, rows)
         store.clear_outbox(session, sent)
-    return len(rows), len(sent)
+        return len(rows), len(sent)
+
+    return run_transaction(db, work, name="publishing the outbox", retry_unknown_commit=True)
 
 
 def relay_outbox(db, publish, now=None):

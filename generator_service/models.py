@@ -8,6 +8,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 Timestamp = DATETIME(fsp=6)
 # "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"
 TRACEPARENT_LENGTH = 55
+CREATE_TOKEN_LENGTH = 16
 
 
 class Base(DeclarativeBase):
@@ -21,6 +22,12 @@ class Order(Base):
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     # Indexed: the console counts the orders of each of the last seconds.
     created_at = mapped_column(Timestamp, nullable=False, index=True)
+    # A random token per create transaction, shared by the orders it
+    # stores: after a connection lost during COMMIT, the orders with this
+    # token and created_at (indexed) say whether that commit was applied.
+    create_token: Mapped[str | None] = mapped_column(
+        VARCHAR(CREATE_TOKEN_LENGTH, charset="ascii", collation="ascii_bin"), nullable=True
+    )
 
 
 class OrderOutbox(Base):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from generator_service import generation, store
 from generator_service.models import Base
-from generator_service.orders import order_as_dict, status_as_dict
+from generator_service.orders import order_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from order_contract import (
     GENERATOR,
@@ -125,7 +125,7 @@ class OrderGeneratorService:
     def status(self):
         """{"running": true, "interval_seconds": 2.0, "orders_created": 42}"""
         with self.db.get_session() as session:
-            return self._status(session)
+            return generation.status(session, self.settings)
 
     @rpc(expected_exceptions=InvalidArgument)
     def recent_orders(self, limit=RECENT_ORDERS):
@@ -147,11 +147,4 @@ class OrderGeneratorService:
         return store.outbox_size(self.db.session)
 
     def _set_running(self, running):
-        with self.db.get_session() as session:
-            store.set_running(session, running)
-            log.info("order generation %s", "started" if running else "stopped")
-            return self._status(session)
-
-    def _status(self, session):
-        state = store.read_state(session)
-        return status_as_dict(state, store.orders_created(session), self.settings)
+        return generation.set_running(self.db, running, self.settings)

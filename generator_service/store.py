@@ -2,12 +2,14 @@
 the caller owns the transaction."""
 
 import random
+import secrets
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from generator_service.models import (
+    CREATE_TOKEN_LENGTH,
     GeneratorState,
     IdempotencyKey,
     Order,
@@ -89,10 +91,15 @@ def claim_tick(session, interval_seconds):
     return session.execute(claim, params).rowcount == 1
 
 
-def add_order(session, quantity, created_at, traceparent=None):
+def new_create_token() -> str:
+    """A token naming one create transaction (stored with its orders)."""
+    return secrets.token_hex(CREATE_TOKEN_LENGTH // 2)
+
+
+def add_order(session, quantity, created_at, traceparent=None, create_token=None):
     """Insert an order, its outbox row (with the trace context its event is
     to continue, if any), and count it. Returns the Order."""
-    order = Order(quantity=quantity, created_at=created_at)
+    order = Order(quantity=quantity, created_at=created_at, create_token=create_token)
     session.add(order)
     session.flush()  # assigns order.id
     session.execute(
@@ -104,15 +111,22 @@ def add_order(session, quantity, created_at, traceparent=None):
     return order
 
 
-def add_orders(session, quantities, created_at, traceparent=None):
+def add_orders(session, quantities, created_at, traceparent=None, create_token=None):
     """Insert orders, one per quantity, with their outbox rows, and count
     them: one INSERT for the orders, one for the outbox. Returns
-    (id, quantity, created_at) rows, ids ascending in the order given
-    (one multi-row INSERT takes consecutive auto-increment values in row
-    order; RETURNING reads them back, whatever the increment step)."""
+    (id, quantity, created_at) rows, ids ascending in the order given.
+
+    Ids are read back with RETURNING, never computed from the first one:
+    a multi-row INSERT takes auto-increment values in row order, but steps
+    them by auto_increment_increment (the cluster size, on Galera)."""
     rows = session.execute(
         insert(Order)
-        .values([{"quantity": quantity, "created_at": created_at} for quantity in quantities])
+        .values(
+            [
+                {"quantity": quantity, "created_at": created_at, "create_token": create_token}
+                for quantity in quantities
+            ]
+        )
         .returning(Order.id, Order.quantity, Order.created_at)
     ).all()
     rows.sort(key=lambda row: row.id)
@@ -126,6 +140,17 @@ def add_orders(session, quantities, created_at, traceparent=None):
     )
     count_orders(session, len(rows))
     return rows
+
+
+def find_created_orders(session, created_at, create_token):
+    """(id, quantity, created_at) rows of the orders a create transaction
+    stored (its `created_at` and token), ids ascending; [] if it was not
+    applied."""
+    return session.execute(
+        select(Order.id, Order.quantity, Order.created_at)
+        .where(Order.created_at == created_at, Order.create_token == create_token)
+        .order_by(Order.id)
+    ).all()
 
 
 def find_keyed_order(session, key):
@@ -142,11 +167,11 @@ def forget_key(session, key):
     session.execute(delete(IdempotencyKey).where(IdempotencyKey.idempotency_key == key))
 
 
-def add_keyed_order(session, quantity, key, created_at, traceparent=None):
+def add_keyed_order(session, quantity, key, created_at, traceparent=None, create_token=None):
     """add_order, and the key naming it. A key already stored (by a
     concurrent retry that committed first) raises IntegrityError, and the
     caller's rollback takes the order back with it."""
-    order = add_order(session, quantity, created_at, traceparent)
+    order = add_order(session, quantity, created_at, traceparent, create_token)
     session.execute(
         insert(IdempotencyKey).values(idempotency_key=key, order_id=order.id, created_at=created_at)
     )

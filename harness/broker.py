@@ -11,12 +11,11 @@ from kombu import Producer
 from nameko.constants import PERSISTENT
 from nameko.standalone.events import get_event_exchange
 
-from order_contract import GENERATOR, ORDER_CREATED, PROCESSOR
+from order_contract import GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE
 from order_pipeline.broker import connect
 
-# nameko names an event handler's queue evt-<source>-<event>--<service>.<method>.
-HANDLER_QUEUE = f"evt-{GENERATOR}-{ORDER_CREATED}--{PROCESSOR}.handle_order_created"
-DEAD_LETTER_QUEUE = HANDLER_QUEUE + ".dead-letter"
+# The processor's OrderCreated queue, by the name the tests have always used.
+HANDLER_QUEUE = ORDER_CREATED_QUEUE
 
 
 def vhost_of(amqp_uri):

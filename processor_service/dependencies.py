@@ -16,6 +16,12 @@ from order_pipeline.dead_letter_queue import DeadLetterQueue
 from order_pipeline.errors import StartupError
 from order_pipeline.reliable_events import ReliableEventHandler
 from order_pipeline.settings import PriceSettings, amqp_uri, db_uri, price_settings
+from order_pipeline.transactions import (
+    CommitOutcomeUnknown,
+    Sessions,
+    TransactionFailed,
+    run_transaction,
+)
 from processor_service import store
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
 
@@ -101,6 +107,7 @@ class SetAsideCounts(DependencyProvider):
         self.stopping = False
         self.writer = None
         self.engine = create_engine(db_uri(self.container.config), **self.ENGINE_OPTIONS)
+        self.sessions = Sessions(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):
                 entrypoint.add_set_aside_listener(self.record)
@@ -158,10 +165,16 @@ class SetAsideCounts(DependencyProvider):
         if not counts:
             return True
         try:
-            with self.engine.begin() as connection:
-                store.add_set_asides(connection, counts)
+            run_transaction(
+                self.sessions, lambda session: store.add_set_asides(session, counts), attempts=2
+            )
             return True
-        except SQLAlchemyError as exc:
+        except CommitOutcomeUnknown:
+            # Adding them again might count them twice: an undercount (these
+            # figures only) is the smaller harm.
+            log.error("counts of events set aside may be lost (commit outcome unknown): %s", counts)
+            return True
+        except (SQLAlchemyError, TransactionFailed) as exc:
             self.pending.update(counts)
             log.warning(
                 "could not count %s events set aside yet (%s); trying again",

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from order_contract import DEAD_LETTERED, RETRIED, InvalidPayload, OrderCreated, ProcessorTelemetry
 from order_pipeline.tracing import tracer
+from order_pipeline.transactions import run_transaction
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.latency import as_histogram
@@ -100,15 +101,29 @@ def process_order_batch(payloads, get_orders, price_source, db):
 def store_results(db, results):
     """Store in one transaction; once more if another processor stored one
     of these orders between our check and our insert (a concurrent
-    redelivery), which the second check then sees."""
+    redelivery), which the second check then sees.
+
+    The transaction runs again whole on a deadlock, certification conflict
+    or lost connection. Storing skips the orders already stored, so even
+    after a connection lost during COMMIT nothing is stored or counted
+    twice; the batch's processed_at (to the microsecond) then tells which
+    rows that commit stored, so that each order's line is printed once."""
+
+    def work(session):
+        return store.add_results(session, results)
+
+    def recover(session):
+        stored = store.stored_at(session, [result.order_id for result in results], processed_at)
+        return [result for result in results if result.order_id in stored] or None
+
+    processed_at = results[0].processed_at
     try:
-        with tracer().start_as_current_span("insert order_process"), db.get_session() as session:
-            return store.add_results(session, results)
+        with tracer().start_as_current_span("insert order_process"):
+            return run_transaction(db, work, name="storing results", recover=recover)
     except IntegrityError as exc:
         if not store.is_duplicate_key(exc):
             raise
-    with db.get_session() as session:
-        return store.add_results(session, results)
+    return run_transaction(db, work, name="storing results", recover=recover)
 
 
 def utc_now():

@@ -141,6 +141,17 @@ def set_aside_counts(session):
     }
 
 
+def stored_at(session, order_ids, processed_at):
+    """The ids among `order_ids` stored with this processed_at."""
+    return set(
+        session.scalars(
+            select(OrderProcess.order_id).where(
+                OrderProcess.order_id.in_(order_ids), OrderProcess.processed_at == processed_at
+            )
+        )
+    )
+
+
 def is_duplicate_key(integrity_error):
     args = getattr(integrity_error.orig, "args", ())
     return bool(args) and args[0] == MYSQL_DUPLICATE_KEY

@@ -18,6 +18,8 @@ import eventlet  # noqa: E402
 # library (`nameko test` would), so do it before anything else is imported.
 eventlet.monkey_patch()  # noqa: E402
 
+import sys  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -42,6 +44,19 @@ def pytest_collection_modifyitems(items):
             continue
         if folder in SUITES:
             item.add_marker(folder)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_leftover_services():
+    """After each module, stop in-process services its tests left running
+    (a failed test skips its own clean-up), and say so."""
+    yield
+    services = sys.modules.get("tests.support.services")
+    if services is None:  # the module never ran services in this process
+        return
+    left = services.stop_leftovers()
+    if left:
+        warnings.warn(f"stopped services a test left running: {sorted(left)}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness.broker import DEAD_LETTER_QUEUE, publish_order_created, queue_depth
+from harness.broker import publish_order_created, queue_depth
 from harness.processes import TEST_TOKEN, wait_until
 from harness.tables import processed_count, scalar, sql, unprocessed_order_ids
+from order_contract import DEAD_LETTER_QUEUE
 from tests.support.browser import chromium, save_screenshot
 
 PARKED = 10**9  # an order id the generator does not reach in this test

@@ -7,7 +7,6 @@ import signal
 from amqp import Message
 
 from harness.broker import (
-    DEAD_LETTER_QUEUE,
     HANDLER_QUEUE,
     publish_order_created,
     queue_depth,
@@ -15,6 +14,7 @@ from harness.broker import (
 )
 from harness.processes import free_port, wait_until
 from harness.tables import order_count, unprocessed_order_ids
+from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.broker import connect
 from order_pipeline.rpc import REPLY_QUEUE_PREFIX
 

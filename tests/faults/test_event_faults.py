@@ -7,13 +7,13 @@ import time
 from kombu import Connection
 
 from harness.broker import (
-    DEAD_LETTER_QUEUE,
     HANDLER_QUEUE,
     handler_queue_messages,
     publish_order_created,
     queue_depth,
 )
 from harness.processes import wait_until
+from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.reliable_events import ATTEMPT_HEADER, ERROR_HEADER
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs

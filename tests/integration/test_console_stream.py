@@ -13,9 +13,10 @@ import requests
 
 from gateway.event_streams import EventStreams
 from gateway.openapi import openapi_document
-from harness.broker import DEAD_LETTER_QUEUE, publish_order_created, queue_depth
+from harness.broker import publish_order_created, queue_depth
 from harness.processes import wait_until
 from harness.tables import sql, sql_metrics
+from order_contract import DEAD_LETTER_QUEUE
 from tests.support.openapi import schema_violations
 from tests.support.services import InProcessServices, wait_processed
 

@@ -15,10 +15,10 @@ import eventlet
 import pytest
 
 from gateway.openapi import openapi_document
-from harness.broker import DEAD_LETTER_QUEUE, publish_order_created, queue_depth
+from harness.broker import publish_order_created, queue_depth
 from harness.processes import wait_until
 from harness.tables import processed_count, sql
-from order_contract import InvalidArgument
+from order_contract import DEAD_LETTER_QUEUE, InvalidArgument
 from tests.support.openapi import response_schema, schema_violations
 from tests.support.services import InProcessServices
 

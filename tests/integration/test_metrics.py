@@ -12,9 +12,10 @@ import requests
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import text
 
-from harness.broker import DEAD_LETTER_QUEUE, publish_order_created, queue_depth
+from harness.broker import publish_order_created, queue_depth
 from harness.processes import wait_until
 from harness.tables import connected, latency_histogram, processed_count, sql
+from order_contract import DEAD_LETTER_QUEUE
 from processor_service.latency import BUCKET_BOUNDS_US
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
 from tests.support.services import InProcessServices, wait_processed

@@ -62,12 +62,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         first = run_migrate(db_uri)
         assert first.splitlines() == [
             "created the database",
-            "generator_service: applied g0001, g0002, g0003, g0004, g0005",
+            "generator_service: applied g0001, g0002, g0003, g0004, g0005, g0006",
             "processor_service: applied p0001, p0002, p0003, p0004",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
-            "generator_service: already at g0005",
+            "generator_service: already at g0006",
             "processor_service: already at p0004",
         ]
         assert tables(db_uri) == TABLES
@@ -132,7 +132,7 @@ def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):
         (written,) = set(versions.glob("*.py")) - before
         text = written.read_text()
         assert '"""nothing changed' in text
-        assert "down_revision = 'g0005'" in text or 'down_revision = "g0005"' in text
+        assert "down_revision = 'g0006'" in text or 'down_revision = "g0006"' in text
         assert "op." not in text.split("def upgrade")[1].split("def downgrade")[0]
     finally:
         for path in set(versions.glob("*.py")) - before:

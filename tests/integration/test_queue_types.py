@@ -12,13 +12,13 @@ from amqp import Message
 from kombu import Queue
 
 from harness.broker import (
-    DEAD_LETTER_QUEUE,
     HANDLER_QUEUE,
     publish_order_created,
     queue_depth,
     queue_properties,
 )
 from harness.processes import CONFIG, NAMEKO, ROOT, free_port
+from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.broker import connect
 from order_pipeline.config import load_config
 from order_pipeline.queues import RECREATE_COMMAND, TEMPORARY_SUFFIX, project_queues

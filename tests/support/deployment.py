@@ -1,6 +1,9 @@
 """Reading the Docker packaging as `docker compose` and `docker build` would,
 for tests/unit/test_deployment.py: YAML without nameko's env expansion,
 compose's variable expansion, Dockerfile instructions and .dockerignore.
+There are two compose files, one broker and one database (compose.yaml)
+and clusters of both (compose.cluster.yaml); a `Layout` names what each
+starts, so the same checks read both.
 
 `RawLoader` is yaml.safe_load's rules minus the `${VAR:default}` expansion
 that nameko installs into yaml.SafeLoader when a config is loaded, so
@@ -95,26 +98,84 @@ def exec_form(arguments):
     return value if isinstance(value, list) else None
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What one compose file starts, by service name."""
+
+    compose_file: str
+    # The file of its variables with their defaults, for `--env-file` or .env.
+    env_example: str
+    # The broker nodes, every one of which AMQP_URI lists.
+    brokers: tuple
+    # The servers that hold the database, and the service DB_URI names (the
+    # server itself, or a proxy in front of several).
+    database_servers: tuple
+    database_address: str
+    # Settings the file sets itself rather than passing them through, because
+    # they must match the containers it starts: {setting: the value it must
+    # have, or None for any}.
+    set_by_compose: dict
+    # Variables compose refuses to start without (`${NAME:?...}`): secrets
+    # that have no safe default.
+    required: frozenset = frozenset()
+
+
+# AMQP_URI and DB_URI are built from RABBITMQ_* and DB_* (the credentials the
+# broker and database are created with), and the gateway listens on the port
+# compose publishes (GATEWAY_PORT chooses the host side).
+SINGLE_HOST = Layout(
+    compose_file="compose.yaml",
+    env_example=".env.example",
+    brokers=("rabbitmq",),
+    database_servers=("db",),
+    database_address="db",
+    set_by_compose={"AMQP_URI": None, "DB_URI": None, "WEB_SERVER_ADDRESS": None},
+)
+# The same, on three broker nodes with quorum queues, and three Galera nodes
+# behind a proxy.
+CLUSTER = Layout(
+    compose_file="compose.cluster.yaml",
+    env_example="deploy/cluster.env.example",
+    brokers=("rabbitmq-1", "rabbitmq-2", "rabbitmq-3"),
+    database_servers=("galera-1", "galera-2", "galera-3"),
+    database_address="db-proxy",
+    set_by_compose={
+        "AMQP_URI": None,
+        "DB_URI": None,
+        "WEB_SERVER_ADDRESS": None,
+        "QUEUE_TYPE": "quorum",
+    },
+    required=frozenset({"RABBITMQ_ERLANG_COOKIE"}),
+)
+LAYOUTS = (SINGLE_HOST, CLUSTER)
+
+
 @dataclass
 class Deployment:
+    layout: Layout
     compose: dict
     env_example: dict
     dockerfile: str
     dockerignore: list
 
     @classmethod
-    def from_files(cls):
+    def from_files(cls, layout=SINGLE_HOST):
         return cls(
-            read_yaml("compose.yaml"),
-            read_env_file(".env.example"),
+            layout,
+            read_yaml(layout.compose_file),
+            read_env_file(layout.env_example),
             (ROOT / "Dockerfile").read_text(),
             (ROOT / ".dockerignore").read_text().splitlines(),
         )
 
     def rendered(self, env=None):
-        """compose.yaml as `docker compose` sees it with these variables set
-        (none: no .env, nothing exported)."""
-        return interpolate(self.compose, env or {})
+        """The compose file as `docker compose` sees it with these variables
+        set (none: no .env, nothing exported), and the required ones set as
+        the example file tells whoever copies it."""
+        env = dict(env or {})
+        for name in self.layout.required:
+            env[name] = env.get(name) or "set-" + name.lower()
+        return interpolate(self.compose, env)
 
     def services(self, env=None):
         return self.rendered(env)["services"]
@@ -148,7 +209,7 @@ def interpolate(node, env):
 
 
 def compose_variables(deployment):
-    """[(name, operator, default)] for every variable compose.yaml reads."""
+    """[(name, operator, default)] for every variable the compose file reads."""
     return [
         (match["name"] or match["bare"], match["op"] or "", match["arg"] or "")
         for text in strings_in(deployment.compose)

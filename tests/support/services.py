@@ -9,6 +9,7 @@ exception's module path (`LEAKS`).
 import json
 import re
 import socket
+import weakref
 
 import eventlet
 import requests
@@ -76,11 +77,27 @@ def in_process_config(db_uri, amqp_uri, **settings):
     return config
 
 
+# Every instance made, so that tests/conftest.py can stop whatever a test
+# module left running: a container that outlives its module keeps its timer
+# ticking and its consumers reading, into later modules' spans and logs.
+LIVE = weakref.WeakSet()
+
+
+def stop_leftovers():
+    """Stop every container still running; return their labels."""
+    left = []
+    for services in list(LIVE):
+        left.extend(services.containers)
+        services.stop_all()
+    return left
+
+
 class InProcessServices:
     """The services as in-process nameko containers, started and stopped
     one by one, plus an HTTP client for the gateway."""
 
     def __init__(self, db_uri, amqp_uri, **settings):
+        LIVE.add(self)
         self.db_uri = db_uri
         self.amqp_uri = amqp_uri
         self.config = in_process_config(db_uri, amqp_uri, **settings)

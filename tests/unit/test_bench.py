@@ -4,16 +4,19 @@ against the real services: `make bench-smoke`.)"""
 
 import os
 import re
+from collections import Counter
 
 import pytest
 
-from bench.cli import parse_args
+from bench.cli import parse_args, plan
 from bench.drain import summarise as summarise_drain
 from bench.latency import summarise as summarise_latency
 from bench.process_stats import CpuPerOrder, cpu_seconds, peak_rss_mb
 from bench.profile import tally
 from bench.report import figures, table, target_checks
 from bench.stats import latency_summary, percentile, rate
+from bench.tracing_cost import MODES, check_spans, span_names
+from bench.tracing_report import tracing_figures, tracing_table
 
 
 def test_percentile_is_nearest_rank():
@@ -194,3 +197,100 @@ def test_process_figures_come_from_proc():
     meter.sample(110)
     assert meter.ms_per_order()["me"] > 0
     assert meter.first[0] == 10
+
+
+SPAN_LINE = (
+    '{"name": "order_processor.handle_order_created", "context": {"trace_id": "0x1",'
+    ' "span_id": "0x2"}, "kind": "SpanKind.CONSUMER"}\n'
+)
+
+
+def test_span_names_count_console_spans_and_nothing_else():
+    lines = [
+        "2026-11-29 13:00:00,000 INFO orders: Order 1 OrderExecutionPrice 10.00\n",
+        SPAN_LINE,
+        SPAN_LINE,
+        '{"time": "2026-11-29T13:00:00Z", "level": "INFO", "message": "json log line"}\n',
+        '{"name": "cut off", "context": {"span_id"\n',  # a partly written last line
+        '{"name": "insert order_process", "context": {"span_id": "0x3"}}\n',
+    ]
+    assert span_names(lines) == {
+        "order_processor.handle_order_created": 2,
+        "insert order_process": 1,
+    }
+
+
+def test_spans_must_be_exported_exactly_when_the_mode_exports():
+    check_spans("console", Counter(a=3))
+    check_spans("none", Counter())
+    check_spans("disabled", Counter())
+    with pytest.raises(RuntimeError, match="exported no spans"):
+        check_spans("console", Counter())
+    with pytest.raises(RuntimeError, match="should export none"):
+        check_spans("disabled", Counter(a=1))
+
+
+def _tracing_run(mode, kind, rate, spans, p99=None):
+    if kind == "drain":
+        return {
+            "mode": mode,
+            "kind": "drain",
+            "orders": 100,
+            "orders_per_second": rate,
+            "cpu_ms_per_order": {"order_generator": 0.1, "order_processor#1": rate / 1000},
+            "spans": spans,
+        }
+    return {
+        "mode": mode,
+        "kind": "latency",
+        "created_orders_per_second": rate,
+        "latency": {"p50_ms": p99 / 2, "p99_ms": p99},
+        "spans": spans,
+    }
+
+
+def test_tracing_figures_are_medians_per_mode_and_ratios_to_none():
+    runs = [
+        _tracing_run("none", "drain", 1000, 0),
+        _tracing_run("none", "drain", 1200, 0),
+        _tracing_run("none", "drain", 5000, 0),  # an outlier the median ignores
+        _tracing_run("disabled", "drain", 1100, 0),
+        _tracing_run("console", "drain", 600, 250),
+        _tracing_run("console", "drain", 900, 350),
+        _tracing_run("none", "latency", 80, 0, p99=20),
+        _tracing_run("console", "latency", 70, 900, p99=50),
+    ]
+    figs = tracing_figures({"tracing": {"runs": runs}})
+    assert figs["none"]["drain_orders_per_second"] == 1200
+    assert figs["console"]["drain_orders_per_second"] == 750
+    assert figs["console"]["drain_spans_per_order"] == pytest.approx(3.0)
+    assert figs["ratio_console"]["drain_orders_per_second"] == pytest.approx(750 / 1200)
+    assert figs["ratio_disabled"]["drain_orders_per_second"] == pytest.approx(1100 / 1200)
+    assert figs["ratio_console"]["latency_p99_ms"] == pytest.approx(2.5)
+    assert figs["disabled"]["latency_p99_ms"] is None
+    assert figs["ratio_disabled"]["latency_p99_ms"] is None
+    rows = {}
+    for line in tracing_table(figs).splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells[1:]
+    assert rows["drain, 1 processor"] == [
+        "1200 orders/s",
+        "1100 orders/s",
+        "750 orders/s",
+        "0.62 x",
+        "0.92 x",
+    ]
+    assert rows["latency p99"] == ["20.0 ms", "-", "50.0 ms", "2.50 x", "-"]
+    assert tracing_figures({}) == {}
+
+
+def test_tracing_modes_take_turns_and_the_smoke_skips_their_latency_runs():
+    args = parse_args(["--scenarios", "tracing", "--tracing-repeat", "2"])
+    titles = [title for _, title, _ in plan(args, "/logs")]
+    modes = [title.split(":")[0].split()[1] for title in titles]
+    assert modes == [mode for mode in list(MODES) * 2 for _ in ("drain", "latency")]
+    assert list(MODES) == ["none", "disabled", "console"]
+    smoke = parse_args(["--smoke", "--scenarios", "tracing"])
+    smoke_titles = [title for _, title, _ in plan(smoke, "/logs")]
+    assert len(smoke_titles) == len(MODES)
+    assert all("drain" in title for title in smoke_titles)

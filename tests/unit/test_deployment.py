@@ -1,31 +1,35 @@
 """The Docker packaging, checked against the code since no Docker engine runs
-here: Dockerfile, compose.yaml, .env.example and .dockerignore.
+here: Dockerfile, .dockerignore, and both compose files with their variables
+(compose.yaml with .env.example on one host; compose.cluster.yaml with
+deploy/cluster.env.example and the files under deploy/ it mounts, on
+clusters).
 
 Each check is a function returning the problems it finds (empty when the
-files are right). The `test_*_holds` tests run every check on the real files;
-`test_check_catches` runs each check on a copy broken in the way it guards
-against, so every check is shown to be able to fail.
+files are right). The `test_*_holds` tests run every check on the real files,
+each compose check on both compose files; `test_check_catches` runs each
+check on a copy broken in the way it guards against, so every check is shown
+to be able to fail.
 
 The files are read as compose and docker build read them by
-tests/support/deployment.py (`Deployment`).
+tests/support/deployment.py (`Deployment`); commands and healthchecks are
+checked against the code by tests/support/service_commands.py, which the
+Kubernetes manifests' test shares.
 """
 
 import copy
-import inspect
+import os
 import re
 from urllib.parse import urlsplit
 
 import pytest
-from nameko.cli.run import import_service
-from nameko.exceptions import CommandError
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
-from nameko.rpc import Rpc
 
-from order_pipeline import probe
 from tests.support.deployment import (
+    CLUSTER,
     COMPOSE_VARIABLE,
     CONFIG_FILE,
+    LAYOUTS,
     NAMEKO_RUN,
+    ROOT,
     Deployment,
     compose_variables,
     config_variables,
@@ -38,43 +42,27 @@ from tests.support.deployment import (
     ignored,
     makefile_services,
     named_volume,
-    nameko_modules,
     nameko_services,
+    strings_in,
+)
+from tests.support.service_commands import (
+    GATEWAY,
+    MIGRATE_COMMAND,
+    PROBE,
+    SETTINGS_IN_PROGRESS,
+    command_problems,
+    known_settings,
+    probe_problems,
 )
 
-BROKER, DATABASE, MIGRATE, GATEWAY = "rabbitmq", "db", "migrate", "gateway"
-MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrations", "--config", CONFIG_FILE]
+MIGRATE = "migrate"
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
+# Secrets with no safe default: an example file leaves them empty.
+UNSHIPPED_SECRET = re.compile(r"TOKEN|SECRET|COOKIE")
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
-PROBE = ["CMD", "python", "-m", "order_pipeline.probe"]
-# What a service's healthcheck may call: it runs every interval, so it must
-# only read (start or stop would switch generation on or off).
-READ_ONLY_RPC = {"status", "metrics"}
 
 
 # --- the checks -----------------------------------------------------------
-
-
-def command_problems(where, command):
-    """A command must be exec form and start only things that exist."""
-    if not isinstance(command, list):
-        return [f"{where}: command {command!r} is not exec form (a list)"]
-    if command == MIGRATE_COMMAND:
-        return []
-    modules = nameko_modules(command)
-    if not modules:
-        return [
-            "{}: {} is neither `{}` nor `{} <service>...`".format(
-                where, command, " ".join(MIGRATE_COMMAND), " ".join(NAMEKO_RUN)
-            )
-        ]
-    problems = []
-    for module in modules:
-        try:
-            import_service(module)
-        except (CommandError, ImportError) as exc:
-            problems.append(f"{where}: `nameko run {module}` finds no service: {exc}")
-    return problems
 
 
 def check_commands(deployment):
@@ -107,7 +95,7 @@ def check_one_service_per_container(deployment):
 def check_settings_are_read(deployment):
     """An app service sets only variables config.yml reads (no typo'd
     setting silently ignored)."""
-    known = config_variables()
+    known = known_settings()
     return [
         f"{name}: sets {key}, which config.yml never reads"
         for name, service in deployment.app_services().items()
@@ -134,38 +122,37 @@ def check_passed_settings_keep_config_defaults(deployment):
     return problems
 
 
-# Settings compose sets itself rather than passing them through, because
-# they must match the containers compose starts: AMQP_URI and DB_URI are
-# built from RABBITMQ_* and DB_* (the credentials the broker and database are
-# created with), and the gateway listens on the port compose publishes
-# (GATEWAY_PORT chooses the host side).
-SET_BY_COMPOSE = {"AMQP_URI", "DB_URI", "WEB_SERVER_ADDRESS"}
-
-
 def check_every_setting_reaches_the_services(deployment):
     """Every setting config.yml reads, set in .env or the environment,
     arrives in every container built from our image; left unset or empty
-    (as `.env.example` leaves some), the container gets config.yml's default.
-    The settings compose sets itself are set in every one of them."""
+    (as the example file leaves some), the container gets config.yml's
+    default. The settings compose sets itself (`Layout.set_by_compose`) are
+    set in every one of them, to the value the layout needs."""
+    set_by_compose = deployment.layout.set_by_compose
     problems = []
-    for key, default in config_variables().items():
-        if key in SET_BY_COMPOSE:
+    for key, wanted in set_by_compose.items():
+        for name, service in deployment.app_services().items():
+            got = environment(service).get(key)
+            if not got or wanted not in (None, got):
+                problems.append(f"{name}: {key} is {got!r}, wanted {wanted or 'a value'}")
+    passed = {
+        key: default for key, default in config_variables().items() if key not in set_by_compose
+    }
+    # Each setting with a value of its own, so one read from another's
+    # variable shows; then none set; then all empty.
+    values = {key: "value-of-" + key.lower() for key in passed}
+    for label, env, wanted in (
+        ("each set", values, values),
+        ("nothing set", {}, passed),
+        ("each empty", dict.fromkeys(passed, ""), passed),
+    ):
+        for name, service in deployment.app_services(env).items():
+            settings = environment(service)
             problems += [
-                f"{name}: {key} is not set"
-                for name, service in deployment.app_services().items()
-                if not environment(service).get(key)
+                f"{name}: with {label} the container gets {key}={settings.get(key)!r}, wanted {wanted[key]!r}"
+                for key in passed
+                if settings.get(key) != wanted[key]
             ]
-            continue
-        value = "value-of-" + key.lower()
-        for env, wanted in (({key: value}, value), ({}, default), ({key: ""}, default)):
-            for name, service in deployment.app_services(env).items():
-                got = environment(service).get(key)
-                if got != wanted:
-                    problems.append(
-                        "{}: with {} the container gets {}={!r}, wanted {!r}".format(
-                            name, env or "nothing set", key, got, wanted
-                        )
-                    )
     return problems
 
 
@@ -181,37 +168,52 @@ def variable_sets(deployment):
 
 
 def check_services_reach_broker_and_database(deployment):
-    """AMQP_URI and DB_URI point at the compose services, with the
-    credentials those are started with."""
+    """AMQP_URI lists every broker node (separated by ";") and DB_URI names
+    the database's address, with the credentials the brokers and database
+    servers are started with."""
+    layout = deployment.layout
     problems = []
     for label, env in variable_sets(deployment).items():
         services = deployment.services(env)
-        broker = environment(services.get(BROKER, {}))
-        database = environment(services.get(DATABASE, {}))
         for name, service in deployment.app_services(env).items():
             settings = environment(service)
             if name != MIGRATE or "AMQP_URI" in settings:
-                amqp = urlsplit(settings.get("AMQP_URI", ""))
-                if (amqp.scheme, amqp.hostname, amqp.port) != ("amqp", BROKER, 5672) or (
-                    amqp.username,
-                    amqp.password,
-                ) != (broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
+                nodes = [urlsplit(uri) for uri in settings.get("AMQP_URI", "").split(";")]
+                if sorted(node.hostname or "" for node in nodes) != sorted(layout.brokers):
                     problems.append(
-                        f"{name} ({label}): AMQP_URI {amqp.geturl()} does not match service {BROKER}"
+                        f"{name} ({label}): AMQP_URI names {[n.hostname for n in nodes]}, "
+                        f"not the broker nodes {list(layout.brokers)}"
                     )
+                for node in nodes:
+                    broker = environment(services.get(node.hostname, {}))
+                    if (node.scheme, node.port) != ("amqp", 5672) or (
+                        node.username,
+                        node.password,
+                    ) != (broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
+                        problems.append(
+                            f"{name} ({label}): AMQP_URI {node.geturl()} does not match "
+                            f"service {node.hostname}"
+                        )
             db = urlsplit(settings.get("DB_URI", ""))
-            if (db.scheme, db.hostname, db.port, db.path.lstrip("/")) != (
+            if (db.scheme, db.hostname, db.port) != (
                 "mysql+pymysql",
-                DATABASE,
+                layout.database_address,
                 3306,
-                database.get("MARIADB_DATABASE"),
-            ) or (db.username, db.password) != (
-                database.get("MARIADB_USER"),
-                database.get("MARIADB_PASSWORD"),
             ):
                 problems.append(
-                    f"{name} ({label}): DB_URI {db.geturl()} does not match service {DATABASE}"
+                    f"{name} ({label}): DB_URI {db.geturl()} does not name "
+                    f"{layout.database_address}:3306"
                 )
+            for server in layout.database_servers:
+                database = environment(services.get(server, {}))
+                if (db.path.lstrip("/"), db.username, db.password) != (
+                    database.get("MARIADB_DATABASE"),
+                    database.get("MARIADB_USER"),
+                    database.get("MARIADB_PASSWORD"),
+                ):
+                    problems.append(
+                        f"{name} ({label}): DB_URI {db.geturl()} does not match service {server}"
+                    )
     return problems
 
 
@@ -236,67 +238,26 @@ def check_only_gateway_published(deployment):
     return problems
 
 
-def seconds(duration):
-    """A compose duration ("1m30s", "10s", "500ms") in seconds."""
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
-    assert "".join(number + unit for number, unit in parts) == duration, duration
-    return sum(float(number) * units[unit] for number, unit in parts)
-
-
-def probe_problems(name, health, modules, listens_on):
-    """A service's healthcheck runs order_pipeline.probe: the gateway's GETs
-    its /health, another's calls a read-only RPC method of the service that
-    container runs. The probe gives up before the healthcheck kills it."""
-    test = health.get("test") or []
-    if health.get("disable") or test[: len(PROBE)] != PROBE:
-        return ["{}: healthcheck {} does not run {}".format(name, test, " ".join(PROBE[1:]))]
-    try:
-        args = probe.parse_args(test[len(PROBE) :])
-    except SystemExit:
-        return [f"{name}: the probe does not accept {test[len(PROBE) :]}"]
-    problems = []
-    if args.timeout >= seconds(health.get("timeout", "30s")):
-        problems.append(
-            "{}: the probe waits {} s, the healthcheck only {}".format(
-                name, args.timeout, health.get("timeout", "30s")
-            )
-        )
-    if name == GATEWAY:
-        url = urlsplit(args.url) if args.kind == "http" else None
-        if not url or (url.hostname, url.port, url.path) != ("127.0.0.1", listens_on, "/health"):
-            problems.append(
-                f"{name}: healthcheck {test} is not GET http://127.0.0.1:{listens_on}/health"
-            )
-        return problems
-    services = {cls.name: cls for module in modules for cls in import_service(module)}
-    if args.kind != "rpc" or args.service not in services:
-        return problems + [
-            f"{name}: healthcheck {test} calls none of the services it runs ({sorted(services)})"
-        ]
-    method = getattr(services[args.service], args.method, None)
-    entrypoints = getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, set())
-    if not any(isinstance(entrypoint, Rpc) for entrypoint in entrypoints):
-        problems.append(f"{name}: {args.service}.{args.method} is not an RPC method")
-    elif list(inspect.signature(method).parameters) != ["self"] or args.method not in READ_ONLY_RPC:
-        problems.append(
-            f"{name}: {args.service}.{args.method} is not one of the read-only methods without arguments {sorted(READ_ONLY_RPC)}"
-        )
-    return problems
-
-
 def check_healthchecks(deployment):
-    """The broker and database have their images' own checks; every nameko
-    service has one that asks the service itself (see `probe_problems`)."""
-    expected = {
-        BROKER: ["CMD", "rabbitmq-diagnostics"],
-        DATABASE: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
+    """The brokers and database servers have their images' own checks (a
+    proxy's is `check_database_proxy`'s); every nameko service has one that
+    asks the service itself (see `probe_problems`)."""
+    layout = deployment.layout
+    expected = {broker: ["CMD", "rabbitmq-diagnostics"] for broker in layout.brokers} | {
+        server: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+        for server in layout.database_servers
     }
     services = deployment.services()
     problems = []
     for name, start in expected.items():
         health = services.get(name, {}).get("healthcheck") or {}
         test = health.get("test") or []
+        # MariaDB's check may log in as mysql@localhost over the socket,
+        # which the image creates only when asked to.
+        if "--su-mysql" in test:
+            test = [arg for arg in test if arg != "--su-mysql"]
+            if environment(services[name]).get("MARIADB_MYSQL_LOCALHOST_USER") != "1":
+                problems.append(f"{name}: healthcheck as mysql@localhost, which is not created")
         if health.get("disable") or test[: len(start)] != start:
             problems.append(
                 "{}: healthcheck {} (disable: {}) is not on, starting {}".format(
@@ -312,11 +273,11 @@ def check_healthchecks(deployment):
 
 
 def check_start_order(deployment):
-    """Services wait for a healthy broker and database and a finished
-    migration; the migration waits for the database and runs once."""
-    wanted = {
-        BROKER: "service_healthy",
-        DATABASE: "service_healthy",
+    """Services wait for every broker node, the database's address and a
+    finished migration; the migration waits for the database and runs once."""
+    layout = deployment.layout
+    wanted = {broker: "service_healthy" for broker in layout.brokers} | {
+        layout.database_address: "service_healthy",
         MIGRATE: "service_completed_successfully",
     }
     services = deployment.services()
@@ -331,7 +292,7 @@ def check_start_order(deployment):
         if got != wanted:
             problems.append(f"{name}: depends_on {depends}, wanted {wanted}")
     migrate = services.get(MIGRATE, {})
-    if ((migrate.get("depends_on") or {}).get(DATABASE) or {}).get(
+    if ((migrate.get("depends_on") or {}).get(layout.database_address) or {}).get(
         "condition"
     ) != "service_healthy":
         problems.append("migrate does not wait for a healthy database")
@@ -341,14 +302,21 @@ def check_start_order(deployment):
 
 
 def check_persistent_data(deployment):
-    """Broker and database keep their data in declared named volumes, and the
-    broker's node name (from its hostname) is fixed."""
+    """Brokers and database servers keep their data in named volumes of
+    their own, declared, and each broker's node name (from its hostname) is
+    fixed."""
+    layout = deployment.layout
     rendered = deployment.rendered()
     declared = set(rendered.get("volumes") or {})
     problems = []
-    if not rendered["services"].get(BROKER, {}).get("hostname"):
-        problems.append("rabbitmq has no fixed hostname")
-    for name, data_dir in ((BROKER, "/var/lib/rabbitmq"), (DATABASE, "/var/lib/mysql")):
+    for broker in layout.brokers:
+        if not rendered["services"].get(broker, {}).get("hostname"):
+            problems.append(f"{broker} has no fixed hostname")
+    data_dirs = [(broker, "/var/lib/rabbitmq") for broker in layout.brokers] + [
+        (server, "/var/lib/mysql") for server in layout.database_servers
+    ]
+    owners = {}
+    for name, data_dir in data_dirs:
         mounts = {
             target: volume
             for volume, target in map(
@@ -357,6 +325,10 @@ def check_persistent_data(deployment):
         }
         if not mounts.get(data_dir):
             problems.append(f"{name}: {data_dir} is not on a named volume")
+        elif owners.setdefault(mounts[data_dir], name) != name:
+            problems.append(
+                f"{name} shares volume {mounts[data_dir]} with {owners[mounts[data_dir]]}"
+            )
     for name, service in rendered["services"].items():
         for volume, _ in map(named_volume, service.get("volumes", [])):
             if volume and volume not in declared:
@@ -418,6 +390,8 @@ def check_build_context_is_lean(deployment):
         ".git",
         ".venv",
         ".env",
+        "deploy/cluster.env",
+        "deploy/k8s/secrets.env",
         ".pytest_cache",
         ".hypothesis",
         "order_pipeline/__pycache__",
@@ -431,22 +405,26 @@ def check_build_context_is_lean(deployment):
 
 
 def check_variables_documented(deployment):
-    """Every variable compose reads is in .env.example with compose's default
-    as its value, and none is required: `up` works without a .env."""
-    example = deployment.env_example
+    """Every variable compose reads is in the example file with compose's
+    default as its value, and none is required but the layout's secrets
+    without a default: `up` works without a .env otherwise."""
+    layout, example = deployment.layout, deployment.env_example
+    compose_file, example_file = layout.compose_file, layout.env_example
     problems = []
     for name, op, default in sorted(set(compose_variables(deployment))):
         if name not in example:
-            problems.append(f"{name} is read by compose.yaml but not in .env.example")
-        elif op.endswith("?"):
-            problems.append(f"{name} is required, so compose fails without a .env")
-        elif default != example[name]:
+            problems.append(f"{name} is read by {compose_file} but not in {example_file}")
+        elif op.endswith("?") != (name in layout.required):
             problems.append(
-                f"{name} defaults to {default!r} in compose.yaml, {example[name]!r} in .env.example"
+                f"{name} is {'' if op.endswith('?') else 'not '}required by {compose_file}"
+            )
+        elif not op.endswith("?") and default != example[name]:
+            problems.append(
+                f"{name} defaults to {default!r} in {compose_file}, {example[name]!r} in {example_file}"
             )
     read = {name for name, _, _ in compose_variables(deployment)}
     problems += [
-        f"{name} is in .env.example but compose.yaml ignores it"
+        f"{name} is in {example_file} but {compose_file} ignores it"
         for name in example
         if name not in read
     ]
@@ -459,6 +437,12 @@ def check_no_secrets(deployment):
     into the image."""
     problems = []
     for name, service in deployment.compose["services"].items():
+        # A secret passed on a command line: an Erlang cookie, or the
+        # password of Galera's state transfer.
+        for raw in strings_in(service):
+            masked = COMPOSE_VARIABLE.sub("<var>", raw)
+            if re.search(r"-setcookie\s+(?!<var>)\S|sst-auth=[^:\s]*:(?!<var>)\S", masked):
+                problems.append(f"{name}: {raw!r} holds a literal secret")
         for key, raw in environment(service).items():
             if (
                 SECRET_NAME.search(key)
@@ -472,12 +456,231 @@ def check_no_secrets(deployment):
             if password and password != "<var>":
                 problems.append(f"{name}: {key} has a literal password")
     for name, value in deployment.env_example.items():
-        if re.search(r"TOKEN|SECRET", name) and value:
-            problems.append(f".env.example ships a value for {name}")
+        if UNSHIPPED_SECRET.search(name) and value:
+            problems.append(f"{deployment.layout.env_example} ships a value for {name}")
     for kind, args in dockerfile_instructions(deployment.dockerfile):
         names = re.findall(r"(\w+)=", args) or args.split()[:1]
         if kind in ("ENV", "ARG") and any(SECRET_NAME.search(name) for name in names):
             problems.append(f"Dockerfile {kind} {args} looks like a secret")
+    return problems
+
+
+def bind_mounts(service):
+    """{target: source} of a service's bind mounts (relative to the repo)."""
+    mounts = {}
+    for mount in service.get("volumes", []):
+        parts = mount.split(":") if isinstance(mount, str) else [mount.get("source", "")]
+        if parts[0].startswith("./") and len(parts) > 1:
+            mounts[parts[1]] = parts[0].removeprefix("./")
+    return mounts
+
+
+def mounted_file(service, target_dir):
+    """(source, text) of the file a service mounts into `target_dir`, else
+    (None, "")."""
+    for target, source in bind_mounts(service).items():
+        if target.startswith(target_dir) and (ROOT / source).is_file():
+            return source, (ROOT / source).read_text()
+    return None, ""
+
+
+def check_mounted_files_exist(deployment):
+    """What a service mounts from the repository is there, and an entrypoint
+    it mounts can be executed."""
+    problems = []
+    for name, service in deployment.services().items():
+        mounts = bind_mounts(service)
+        problems += [
+            f"{name}: mounts ./{source}, which does not exist"
+            for source in mounts.values()
+            if not (ROOT / source).exists()
+        ]
+        entrypoint = (service.get("entrypoint") or [None])[0]
+        source = mounts.get(entrypoint)
+        if source and not os.access(ROOT / source, os.X_OK):
+            problems.append(f"{name}: its entrypoint ./{source} is not executable")
+    return problems
+
+
+def check_broker_cluster(deployment):
+    """Several broker nodes form one cluster: each reads a rabbitmq.conf
+    whose classic peer discovery lists exactly their node names, and all of
+    them (and their CLI tools, which the healthcheck uses) share one Erlang
+    cookie and the services' user."""
+    brokers = deployment.layout.brokers
+    if len(brokers) < 2:
+        return []
+    services = deployment.services()
+    problems = []
+    shared = set()
+    for broker in brokers:
+        service = services.get(broker, {})
+        source, text = mounted_file(service, "/etc/rabbitmq/conf.d/")
+        settings = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (
+                line.partition("=") for line in text.splitlines() if not line.startswith("#")
+            )
+            if value
+        )
+        nodes = {
+            value
+            for key, value in settings.items()
+            if key.startswith("cluster_formation.classic_config.nodes.")
+        }
+        if settings.get("cluster_formation.peer_discovery_backend") != "classic_config":
+            problems.append(f"{broker}: no classic_config peer discovery in {source}")
+        if nodes != {f"rabbit@{services[each].get('hostname')}" for each in brokers}:
+            problems.append(f"{broker}: {source} lists {sorted(nodes)}, not the broker nodes")
+        env = environment(service)
+        cookies = {
+            re.sub(r".*-setcookie\s+(\S+).*", r"\1", env.get(key, ""))
+            for key in ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "RABBITMQ_CTL_ERL_ARGS")
+        }
+        if len(cookies) != 1 or not all(cookies):
+            problems.append(f"{broker}: the node and its CLI tools are not given one cookie")
+        shared.add(
+            (frozenset(cookies), env.get("RABBITMQ_DEFAULT_USER"), env.get("RABBITMQ_DEFAULT_PASS"))
+        )
+    if len(shared) != 1:
+        problems.append("the broker nodes do not share one cookie and user")
+    return problems
+
+
+def check_galera_cluster(deployment):
+    """Several database servers form one Galera cluster: each reads a
+    galera.cnf whose gcomm:// address lists exactly them, names itself in
+    its command, and logs state transfers in as the SST user the initdb
+    script creates; exactly one bootstraps, and the others start after it."""
+    servers = deployment.layout.database_servers
+    if len(servers) < 2:
+        return []
+    services = deployment.services()
+    problems = []
+    bootstrap = [
+        name
+        for name in servers
+        if environment(services.get(name, {})).get("GALERA_BOOTSTRAP") == "1"
+    ]
+    if len(bootstrap) != 1:
+        return [f"{bootstrap} have GALERA_BOOTSTRAP=1, wanted exactly one node"]
+    for name in servers:
+        service = services.get(name, {})
+        source, text = mounted_file(service, "/etc/mysql/conf.d/")
+        cnf = {
+            key.strip(): value.strip().strip('"')
+            for key, _, value in (line.partition("=") for line in text.splitlines())
+            if value and not key.lstrip().startswith("#")
+        }
+        address = cnf.get("wsrep_cluster_address", "")
+        if not address.startswith("gcomm://") or sorted(address[8:].split(",")) != sorted(servers):
+            problems.append(f"{name}: {source} has wsrep_cluster_address {address!r}")
+        for key, wanted in (
+            ("wsrep_on", "ON"),
+            ("binlog_format", "ROW"),
+            ("innodb_autoinc_lock_mode", "2"),
+        ):
+            if cnf.get(key) != wanted:
+                problems.append(
+                    f"{name}: {source} has {key}={cnf.get(key)!r}, Galera needs {wanted}"
+                )
+        command = service.get("command") or []
+        for flag in ("--wsrep-node-name", "--wsrep-node-address"):
+            if f"{flag}={name}" not in command:
+                problems.append(f"{name}: its command has no {flag}={name}")
+        env = environment(service)
+        auth = f"--wsrep-sst-auth={env.get('GALERA_SST_USER')}:{env.get('GALERA_SST_PASSWORD')}"
+        if cnf.get("wsrep_sst_method") == "mariabackup" and auth not in command:
+            problems.append(f"{name}: mariabackup state transfers without {auth}")
+        initdb = bind_mounts(service).get("/docker-entrypoint-initdb.d")
+        scripts = " ".join(
+            path.read_text() for path in sorted((ROOT / (initdb or "-")).glob("*.sh"))
+        )
+        if "CREATE USER IF NOT EXISTS '${GALERA_SST_USER}'" not in scripts:
+            problems.append(f"{name}: no initdb script creates the SST user")
+        if "--galera_ready" not in ((service.get("healthcheck") or {}).get("test") or []):
+            problems.append(f"{name}: healthy before it is synced with the cluster")
+        if name not in bootstrap:
+            depends = (service.get("depends_on") or {}).get(bootstrap[0]) or {}
+            if depends.get("condition") != "service_healthy":
+                problems.append(f"{name} does not wait for the bootstrap node {bootstrap[0]}")
+    return problems
+
+
+def haproxy_sections(text):
+    """{section header: [its lines]} of an haproxy.cfg."""
+    sections, current = {}, None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            current = sections.setdefault(line.strip(), [])
+        elif current is not None:
+            current.append(line.strip())
+    return sections
+
+
+def check_database_proxy(deployment):
+    """A proxy in front of the database servers: it listens on DB_URI's
+    port and passes connections to exactly those servers, each health
+    checked with a MariaDB handshake as a user the initdb script creates;
+    its own healthcheck asks its monitor URI, which fails when no server is
+    up."""
+    layout = deployment.layout
+    if layout.database_address in layout.database_servers:
+        return []
+    services = deployment.services()
+    proxy = services.get(layout.database_address, {})
+    source, text = mounted_file(proxy, "/usr/local/etc/haproxy/")
+    sections = haproxy_sections(text)
+    problems = []
+    listener = next((lines for lines in sections.values() if "bind :3306" in lines), None)
+    if listener is None:
+        return [f"{layout.database_address}: {source} listens on no :3306"]
+    servers = sorted(line.split()[1] for line in listener if line.startswith("server "))
+    if servers != sorted(layout.database_servers) or not all(
+        " check" in line for line in listener if line.startswith("server ")
+    ):
+        problems.append(
+            f"{source} passes connections to {servers}, each checked, not {list(layout.database_servers)}"
+        )
+    check_user = next(
+        (
+            re.search(r"option mysql-check user (\S+)", line)
+            for line in listener
+            if "mysql-check" in line
+        ),
+        None,
+    )
+    initdb = bind_mounts(services.get(layout.database_servers[0], {})).get(
+        "/docker-entrypoint-initdb.d"
+    )
+    scripts = " ".join(path.read_text() for path in sorted((ROOT / (initdb or "-")).glob("*.sh")))
+    if not check_user or f"'{check_user.group(1)}'@'%'" not in scripts:
+        problems.append(f"{source}: no mysql-check as a user the initdb script creates")
+    monitor = next(
+        (
+            lines
+            for lines in sections.values()
+            if any(line.startswith("monitor-uri ") for line in lines)
+        ),
+        [],
+    )
+    uri = next((line.split()[1] for line in monitor if line.startswith("monitor-uri ")), None)
+    port = next((line.rsplit(":", 1)[1] for line in monitor if line.startswith("bind ")), None)
+    if not any(re.fullmatch(r"monitor fail if \{ nbsrv\(\w+\) lt 1 \}", line) for line in monitor):
+        problems.append(f"{source}: the monitor URI does not fail when no server is up")
+    health = proxy.get("healthcheck") or {}
+    test = " ".join(health.get("test") or [])
+    if (
+        health.get("disable")
+        or not uri
+        or f"/dev/tcp/127.0.0.1/{port}" not in test
+        or f"GET {uri} " not in test
+    ):
+        problems.append(
+            f"{layout.database_address}: healthcheck {test!r} does not ask {uri} on port {port}"
+        )
     return problems
 
 
@@ -497,12 +700,36 @@ CHECKS = [
     check_build_context_is_lean,
     check_variables_documented,
     check_no_secrets,
+    check_mounted_files_exist,
+    check_broker_cluster,
+    check_galera_cluster,
+    check_database_proxy,
 ]
+# What reads only the Dockerfile and .dockerignore: checked once.
+IMAGE_CHECKS = {check_image, check_image_contents, check_build_context_is_lean}
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_deployment_holds(check):
-    assert check(Deployment.from_files()) == []
+def layout_id(layout):
+    return layout.compose_file
+
+
+@pytest.mark.parametrize(
+    "check, layout",
+    [
+        pytest.param(check, layout, id=f"{check.__name__}-{layout_id(layout)}")
+        for layout in LAYOUTS
+        for check in CHECKS
+        if layout == LAYOUTS[0] or check not in IMAGE_CHECKS
+    ],
+)
+def test_deployment_holds(check, layout):
+    assert check(Deployment.from_files(layout)) == []
+
+
+def test_settings_in_progress_are_not_read_yet():
+    """Once config.yml reads a setting of SETTINGS_IN_PROGRESS, it is to be
+    taken off that list, so that it is checked like every other."""
+    assert SETTINGS_IN_PROGRESS & set(config_variables()) == set()
 
 
 def test_runtime_packages_are_found():
@@ -518,6 +745,43 @@ def test_runtime_packages_are_found():
 
 def service(deployment, name):
     return deployment.compose["services"][name]
+
+
+def broker(deployment):
+    return service(deployment, deployment.layout.brokers[0])
+
+
+def database_server(deployment):
+    return service(deployment, deployment.layout.database_servers[0])
+
+
+def proxy(deployment):
+    return service(deployment, deployment.layout.database_address)
+
+
+def replace_in_mounted_file(target_dir, old, new):
+    """Point the first database server's or the proxy's mount into
+    `target_dir` at a broken copy of its file."""
+
+    def mutate(deployment):
+        for each in (database_server(deployment), proxy(deployment), broker(deployment)):
+            source = bind_mounts(each).get(
+                next((t for t in bind_mounts(each) if t.startswith(target_dir)), None)
+            )
+            if source:
+                text = (ROOT / source).read_text()
+                assert old in text, (old, source)
+                broken = ROOT / ".pytest_cache" / "broken" / source
+                broken.parent.mkdir(parents=True, exist_ok=True)
+                broken.write_text(text.replace(old, new))
+                each["volumes"] = [
+                    mount.replace(f"./{source}:", f"./{broken.relative_to(ROOT)}:")
+                    for mount in each["volumes"]
+                ]
+                return
+        raise AssertionError(f"nothing mounts a file into {target_dir}")
+
+    return mutate
 
 
 def setting(deployment, name, key, value):
@@ -611,7 +875,9 @@ BREAKAGES = {
     ),
     "DB password not the database's": (
         check_services_reach_broker_and_database,
-        lambda d: setting(d, DATABASE, "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}"),
+        lambda d: setting(
+            d, d.layout.database_servers[0], "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}"
+        ),
     ),
     "gateway publishes the wrong port": (
         check_only_gateway_published,
@@ -625,10 +891,12 @@ BREAKAGES = {
         check_only_gateway_published,
         lambda d: service(d, "processor").__setitem__("container_name", "processor"),
     ),
-    "no broker healthcheck": (check_healthchecks, lambda d: service(d, BROKER).pop("healthcheck")),
+    "no broker healthcheck": (check_healthchecks, lambda d: broker(d).pop("healthcheck")),
     "database healthcheck disabled": (
         check_healthchecks,
-        lambda d: service(d, DATABASE)["healthcheck"].__setitem__("disable", True),
+        lambda d: database_server(d).__setitem__(
+            "healthcheck", {**database_server(d)["healthcheck"], "disable": True}
+        ),
     ),
     "processor without a healthcheck": (
         check_healthchecks,
@@ -687,8 +955,8 @@ BREAKAGES = {
         lambda d: service(d, "processor").__setitem__(
             "depends_on",
             {
-                BROKER: {"condition": "service_healthy"},
-                DATABASE: {"condition": "service_healthy"},
+                **{name: {"condition": "service_healthy"} for name in d.layout.brokers},
+                d.layout.database_address: {"condition": "service_healthy"},
                 MIGRATE: {"condition": "service_started"},
             },
         ),
@@ -699,13 +967,16 @@ BREAKAGES = {
     ),
     "broker without hostname": (
         check_persistent_data,
-        lambda d: service(d, BROKER).pop("hostname"),
+        lambda d: broker(d).pop("hostname"),
     ),
     "database on an anonymous volume": (
         check_persistent_data,
-        lambda d: service(d, DATABASE).__setitem__("volumes", ["/var/lib/mysql"]),
+        lambda d: database_server(d).__setitem__("volumes", ["/var/lib/mysql"]),
     ),
-    "volume not declared": (check_persistent_data, lambda d: d.compose["volumes"].pop("db-data")),
+    "volume not declared": (
+        check_persistent_data,
+        lambda d: d.compose["volumes"].pop(named_volume(database_server(d)["volumes"][0])[0]),
+    ),
     "wrong base image": (check_image, replace_in_dockerfile("python:3.11-slim", "python:3.12")),
     "runs as root": (check_image, replace_in_dockerfile("USER 10001:10001", "USER root")),
     "dev requirements installed": (
@@ -742,7 +1013,9 @@ BREAKAGES = {
     ),
     "undocumented default": (
         check_variables_documented,
-        lambda d: setting(d, BROKER, "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}"),
+        lambda d: setting(
+            d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}"
+        ),
     ),
     "required variable": (
         check_variables_documented,
@@ -750,7 +1023,7 @@ BREAKAGES = {
     ),
     "literal password": (
         check_no_secrets,
-        lambda d: setting(d, BROKER, "RABBITMQ_DEFAULT_PASS", "hunter2"),
+        lambda d: setting(d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "hunter2"),
     ),
     "literal password in a URI": (
         check_no_secrets,
@@ -765,13 +1038,177 @@ BREAKAGES = {
 }
 
 
-@pytest.mark.parametrize("breakage", list(BREAKAGES))
-def test_check_catches(breakage):
-    check, mutate = BREAKAGES[breakage]
-    deployment = copy.deepcopy(Deployment.from_files())
+def without(deployment, name, key):
+    service(deployment, name)["environment"] = {
+        each: value for each, value in environment(service(deployment, name)).items() if each != key
+    }
+
+
+# Breakages only a cluster can have (its compose file, deploy/ files and
+# variables); those above are tried on both compose files.
+CLUSTER_BREAKAGES = {
+    "a broker node missing from AMQP_URI": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "processor",
+            "AMQP_URI",
+            "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}@rabbitmq-1:5672/",
+        ),
+    ),
+    "services on one Galera node, not the proxy": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "processor",
+            "DB_URI",
+            "mysql+pymysql://${DB_USER:-orders}:${DB_PASSWORD:-orders}@galera-1:3306/${DB_NAME:-orders}",
+        ),
+    ),
+    "classic queues on the cluster": (
+        check_every_setting_reaches_the_services,
+        lambda d: setting(d, "processor", "QUEUE_TYPE", "classic"),
+    ),
+    "peer discovery lists another node": (
+        check_broker_cluster,
+        replace_in_mounted_file("/etc/rabbitmq/conf.d/", "rabbit@rabbitmq-3", "rabbit@rabbitmq-4"),
+    ),
+    "no peer discovery": (
+        check_broker_cluster,
+        replace_in_mounted_file("/etc/rabbitmq/conf.d/", "= classic_config", "= dns"),
+    ),
+    "healthcheck as a user that is not created": (
+        check_healthchecks,
+        lambda d: without(d, "galera-1", "MARIADB_MYSQL_LOCALHOST_USER"),
+    ),
+    "Galera node healthy before it is synced": (
+        check_galera_cluster,
+        lambda d: service(d, "galera-2").__setitem__(
+            "healthcheck",
+            {
+                **service(d, "galera-2")["healthcheck"],
+                "test": ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
+            },
+        ),
+    ),
+    "CLI tools without the cookie": (
+        check_broker_cluster,
+        lambda d: without(d, "rabbitmq-2", "RABBITMQ_CTL_ERL_ARGS"),
+    ),
+    "two bootstrap nodes": (
+        check_galera_cluster,
+        lambda d: setting(d, "galera-2", "GALERA_BOOTSTRAP", "1"),
+    ),
+    "gcomm:// misses a node": (
+        check_galera_cluster,
+        replace_in_mounted_file("/etc/mysql/conf.d/", "galera-2,galera-3", "galera-2"),
+    ),
+    "Galera without row-based binary log": (
+        check_galera_cluster,
+        replace_in_mounted_file(
+            "/etc/mysql/conf.d/", "binlog_format = ROW", "binlog_format = MIXED"
+        ),
+    ),
+    "a node does not wait for the bootstrap": (
+        check_galera_cluster,
+        lambda d: service(d, "galera-2").pop("depends_on"),
+    ),
+    "a node named as another": (
+        check_galera_cluster,
+        lambda d: service(d, "galera-3").__setitem__(
+            "command",
+            [arg.replace("galera-3", "galera-2") for arg in service(d, "galera-3")["command"]],
+        ),
+    ),
+    "state transfer without the SST user": (
+        check_galera_cluster,
+        lambda d: service(d, "galera-2").__setitem__(
+            "command",
+            [arg for arg in service(d, "galera-2")["command"] if "sst-auth" not in arg],
+        ),
+    ),
+    "the proxy leaves out a node": (
+        check_database_proxy,
+        replace_in_mounted_file(
+            "/usr/local/etc/haproxy/", "    server galera-3 galera-3:3306 check backup\n", ""
+        ),
+    ),
+    "the proxy checks as a user nobody creates": (
+        check_database_proxy,
+        replace_in_mounted_file("/usr/local/etc/haproxy/", "user haproxy_check", "user monitor"),
+    ),
+    "the proxy healthy with every node down": (
+        check_database_proxy,
+        replace_in_mounted_file(
+            "/usr/local/etc/haproxy/", "    monitor fail if { nbsrv(galera) lt 1 }\n", ""
+        ),
+    ),
+    "the proxy's healthcheck asks another port": (
+        check_database_proxy,
+        lambda d: proxy(d).__setitem__(
+            "healthcheck",
+            {
+                **proxy(d)["healthcheck"],
+                "test": [arg.replace("8404", "8405") for arg in proxy(d)["healthcheck"]["test"]],
+            },
+        ),
+    ),
+    "entrypoint not executable": (
+        check_mounted_files_exist,
+        lambda d: service(d, "galera-1").__setitem__(
+            "volumes",
+            [
+                mount.replace("./deploy/galera/start.sh:", "./deploy/galera/galera.cnf:")
+                for mount in service(d, "galera-1")["volumes"]
+            ],
+        ),
+    ),
+    "literal cookie": (
+        check_no_secrets,
+        lambda d: setting(
+            d, "rabbitmq-1", "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-setcookie hunter2"
+        ),
+    ),
+    "literal SST password": (
+        check_no_secrets,
+        lambda d: service(d, "galera-1")["command"].__setitem__(-1, "--wsrep-sst-auth=sst:hunter2"),
+    ),
+    "shipped cookie": (
+        check_no_secrets,
+        lambda d: d.env_example.__setitem__("RABBITMQ_ERLANG_COOKIE", "hunter2"),
+    ),
+    "cookie with a default": (
+        check_variables_documented,
+        lambda d: setting(
+            d, "rabbitmq-1", "RABBITMQ_CTL_ERL_ARGS", "-setcookie ${RABBITMQ_ERLANG_COOKIE:-cookie}"
+        ),
+    ),
+}
+BREAKAGES["mounted file missing"] = (
+    check_mounted_files_exist,
+    lambda d: broker(d).__setitem__(
+        "volumes", [*broker(d).get("volumes", []), "./deploy/missing.conf:/etc/missing.conf:ro"]
+    ),
+)
+CASES = [
+    pytest.param(breakage, layout, id=f"{layout_id(layout)}: {breakage}")
+    for layout in LAYOUTS
+    for breakage in BREAKAGES
+    if layout == LAYOUTS[0] or BREAKAGES[breakage][0] not in IMAGE_CHECKS
+] + [
+    pytest.param(breakage, CLUSTER, id=f"{layout_id(CLUSTER)}: {breakage}")
+    for breakage in CLUSTER_BREAKAGES
+]
+
+
+@pytest.mark.parametrize("breakage, layout", CASES)
+def test_check_catches(breakage, layout):
+    check, mutate = {**BREAKAGES, **CLUSTER_BREAKAGES}[breakage]
+    deployment = copy.deepcopy(Deployment.from_files(layout))
     mutate(deployment)
     assert check(deployment) != []
 
 
 def test_every_check_is_shown_to_fail():
-    assert {check for check, _ in BREAKAGES.values()} == set(CHECKS)
+    shown = {check for check, _ in [*BREAKAGES.values(), *CLUSTER_BREAKAGES.values()]}
+    assert shown == set(CHECKS)
