@@ -21,7 +21,13 @@ from harness.processes import CONFIG, NAMEKO, ROOT, free_port
 from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.broker import connect
 from order_pipeline.config import load_config
-from order_pipeline.queues import RECREATE_COMMAND, TEMPORARY_SUFFIX, project_queues
+from order_pipeline.dead_letter_queue import DeadLetterQueue
+from order_pipeline.queues import (
+    RECREATE_COMMAND,
+    TEMPORARY_SUFFIX,
+    dead_letter_queue,
+    project_queues,
+)
 
 EVENTS = 40
 DEAD_LETTERS = 7
@@ -165,3 +171,19 @@ def test_a_first_node_that_does_not_answer_is_passed_over(amqp_uri):
     with connect(nodes) as connection:
         assert connection.as_uri().endswith(vhost_path)
         assert "5672" in connection.as_uri()
+
+
+def test_listing_a_quorum_dead_letter_queue_keeps_its_order(amqp_uri):
+    """A quorum queue puts a requeued message at its tail: listing the first
+    two of three must still leave them first."""
+    with connect(amqp_uri) as connection:
+        dead_letter_queue(HANDLER_QUEUE, "quorum").bind(connection.channel()).declare()
+    publish_direct(amqp_uri, DEAD_LETTER_QUEUE, 3)
+    letters = DeadLetterQueue(
+        amqp_uri, DEAD_LETTER_QUEUE, HANDLER_QUEUE, lambda body: None, queue_type="quorum"
+    )
+    _, first_two = letters.overview(limit=2)
+    count, every = letters.overview(limit=10)
+    assert count == 3
+    assert [letter["body"] for letter in every] == ["message 0", "message 1", "message 2"]
+    assert every[:2] == first_two
