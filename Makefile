@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate migration run shell test test-fast lint format prometheus-check bench bench-smoke clean
+.PHONY: install migrate migration run shell recreate-queues test test-fast lint format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -55,8 +55,15 @@ run: migrate
 	exec $(BIN)/nameko run --config $(CONFIG) $(SERVICES)
 
 # nameko shell on the configured broker: n.rpc.order_generator.get_order(1)
+# (through a wrapper whose banner hides the broker's passwords).
 shell: install
-	$(BIN)/nameko shell --config $(CONFIG)
+	$(BIN)/python -m order_pipeline.shell --config $(CONFIG)
+
+# After changing QUEUE_TYPE on an existing deployment, with the services
+# stopped: re-declare the project's queues with that type, keeping their
+# messages (order_pipeline/queues.py).
+recreate-queues: install
+	$(BIN)/python -m order_pipeline.queues recreate --config $(CONFIG)
 
 # Lint, format check, the import contract, then every test suite.
 test: lint

@@ -3,10 +3,10 @@ services panel, read by the gateway itself so that it still shows the
 backlog and the consumer count when the processor is down."""
 
 from amqp.exceptions import NotFound
-from kombu import Connection
 from nameko.extensions import DependencyProvider
 
 from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
+from order_pipeline.broker import connect
 from order_pipeline.settings import amqp_uri
 
 CONNECT_TIMEOUT_SECONDS = 2
@@ -24,8 +24,7 @@ def passive_declare(channel, name):
 
 def read_queue_figures(broker_uri: str) -> dict:
     """{"queue_depth", "consumers", "dead_letter_depth"} from the broker."""
-    with Connection(broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
-        connection.ensure_connection(max_retries=1)
+    with connect(broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
         # A NotFound closes the channel it happened on: one channel per queue.
         depth, consumers = passive_declare(connection.channel(), ORDER_CREATED_QUEUE)
         dead_letters, _ = passive_declare(connection.channel(), DEAD_LETTER_QUEUE)

@@ -3,21 +3,23 @@ queues, how many messages they hold, and OrderCreated events published from
 outside the generator (to build a backlog, duplicate an event, or send a
 malformed one)."""
 
+import json
 import subprocess
 from urllib.parse import unquote, urlsplit
 
-from kombu import Connection, Producer
+from kombu import Producer
 from nameko.constants import PERSISTENT
 from nameko.standalone.events import get_event_exchange
 
 from order_contract import GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE
+from order_pipeline.broker import connect
 
 # The processor's OrderCreated queue, by the name the tests have always used.
 HANDLER_QUEUE = ORDER_CREATED_QUEUE
 
 
 def vhost_of(amqp_uri):
-    """The vhost of a URI, or of the first of a `;`-separated list."""
+    """The vhost of an AMQP_URI (of its first node, if it lists several)."""
     return unquote(urlsplit(amqp_uri.split(";")[0]).path[1:]) or "/"
 
 
@@ -28,7 +30,7 @@ def event_exchange():
 def queue_depth(amqp_uri, queue_name):
     """Messages ready on a queue (0 if it does not exist; a passive
     declare creates nothing)."""
-    with Connection(amqp_uri, connect_timeout=5) as connection:
+    with connect(amqp_uri, connect_timeout=5) as connection:
         channel = connection.channel()
         try:
             return channel.queue_declare(queue=queue_name, passive=True).message_count
@@ -52,6 +54,49 @@ def list_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
     )
     rows = (line.split("\t") for line in listing.splitlines() if "\t" in line)
     return {name: int(count) for name, count in rows}
+
+
+def queue_properties(amqp_uri, rabbitmqctl_args=()):
+    """{queue: {"type", "arguments", "durable", "auto_delete", "exclusive",
+    "messages", "leader", "members"}} for every queue in the vhost, from
+    `rabbitmqctl list_queues` (on this machine's node; `rabbitmqctl_args`
+    such as ["-n", "rabbit1@host"] ask another), `arguments` as a plain
+    dict. `leader` (a node name) and `members` (a list) are those of a
+    quorum queue; "" and [] for a classic one. `messages` may lag a moment
+    for a quorum queue: `queue_depth` asks the queue itself."""
+    listing = subprocess.run(
+        [
+            "rabbitmqctl",
+            *rabbitmqctl_args,
+            "-q",
+            "list_queues",
+            "-p",
+            vhost_of(amqp_uri),
+            "name",
+            "type",
+            "arguments",
+            "durable",
+            "auto_delete",
+            "exclusive",
+            "messages",
+            "leader",
+            "members",
+            "--formatter",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    queues = {}
+    for row in json.loads(listing or "[]"):
+        row["arguments"] = {name: value for name, _, value in row["arguments"]}
+        # A quorum queue has no exclusive owner: rabbitmqctl says "".
+        row["exclusive"] = row["exclusive"] is True
+        row["members"] = row["members"] or []
+        queues[row.pop("name")] = row
+    return queues
 
 
 def handler_queue_messages(amqp_uri):
@@ -99,7 +144,7 @@ def publish_order_created(amqp_uri, bodies, content_type="application/json", con
     faster; the caller then checks the queue depth."""
     exchange = event_exchange()
     transport_options = {"confirm_publish": True} if confirm else {}
-    with Connection(amqp_uri, transport_options=transport_options) as connection:
+    with connect(amqp_uri, transport_options=transport_options) as connection:
         producer = Producer(connection.channel(), exchange=exchange)
         for body in bodies:
             options = (

@@ -31,10 +31,10 @@ from contextlib import contextmanager
 import eventlet
 from amqp import Message
 from amqp.exceptions import NotFound, ResourceLocked
-from kombu import Connection
 
 from order_contract import MAX_BODY_CHARS, MAX_DEAD_LETTERS_PER_CALL, DeadLetter, DeadLettersBusy
 from order_contract.dead_letters import DEAD_LETTER_ID
+from order_pipeline.broker import connect
 from order_pipeline.reliable_events import (
     ATTEMPT_HEADER,
     DEAD_LETTER_ID_HEADER,
@@ -48,14 +48,21 @@ LOCK_WAIT_SECONDS = 3.0
 LOCK_RETRY_SECONDS = 0.05
 CONFIRM_TIMEOUT_SECONDS = 5
 # Headers a dead letter carries that its replayed copy must not: a copy that
-# fails again is dead-lettered under a new id.
-STAY_HEADERS = (DEAD_LETTER_ID_HEADER, DEAD_LETTERED_AT_HEADER)
+# fails again is dead-lettered under a new id; and the count of deliveries
+# a quorum queue keeps in a header of its own.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+STAY_HEADERS = (DEAD_LETTER_ID_HEADER, DEAD_LETTERED_AT_HEADER, DELIVERY_COUNT_HEADER)
 
 
 class DeadLetterQueue:
     """`DeadLetterQueue(amqp_uri, "q.dead-letter", "q", order_id_of)`:
     operations on the dead letters of the handler that consumes queue `q`.
-    `order_id_of(body_text)` names the order a body is about, or None."""
+    `order_id_of(body_text)` names the order a body is about, or None.
+
+    A quorum queue (`queue_type="quorum"`) puts a requeued message at its
+    tail, not back in its place: listing then takes every dead letter (up to
+    MAX_DEAD_LETTERS_PER_CALL) and gives them all back in order, a full turn
+    that leaves the order as it was."""
 
     def __init__(
         self,
@@ -63,7 +70,9 @@ class DeadLetterQueue:
         queue_name: str,
         handler_queue_name: str,
         order_id_of: Callable[[str], int | None],
+        queue_type: str = "classic",
     ):
+        self.requeue_goes_to_tail = queue_type == "quorum"
         self.amqp_uri = amqp_uri
         self.queue_name = queue_name
         self.handler_queue_name = handler_queue_name
@@ -74,8 +83,9 @@ class DeadLetterQueue:
         """(how many dead letters there are, the first `limit` of them)."""
         with self._turn() as channel:
             count = self._count(channel)
-            taken = self._take(channel, min(count, limit))
-            records = [self.describe(message) for message in taken]
+            wanted = MAX_DEAD_LETTERS_PER_CALL if self.requeue_goes_to_tail else limit
+            taken = self._take(channel, min(count, wanted))
+            records = [self.describe(message) for message in taken[:limit]]
             self._give_back(channel, taken)
         return count, records
 
@@ -143,8 +153,7 @@ class DeadLetterQueue:
     @contextmanager
     def _turn(self):
         """A channel on which this caller alone works on the queue."""
-        with Connection(self.amqp_uri, connect_timeout=5) as connection:
-            connection.ensure_connection(max_retries=1)
+        with connect(self.amqp_uri, connect_timeout=5) as connection:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
             while True:
                 channel = connection.channel()
@@ -216,5 +225,8 @@ def dead_letter_id(headers, body):
     if DEAD_LETTER_ID.match(given):
         return given
     digest = hashlib.sha256(body if isinstance(body, bytes) else str(body).encode("utf-8"))
-    digest.update(repr(sorted((str(k), str(v)) for k, v in headers.items())).encode("utf-8"))
+    # A quorum queue counts deliveries in a header of its own, which each
+    # listing raises: it is no part of the letter.
+    kept = ((str(k), str(v)) for k, v in headers.items() if k != DELIVERY_COUNT_HEADER)
+    digest.update(repr(sorted(kept)).encode("utf-8"))
     return digest.hexdigest()[:16]

@@ -6,6 +6,10 @@ The per-order lines (`Order <id> OrderExecutionPrice <price>`, `Order
 created: id=<id>`) go through the `orders` logger at INFO, whatever
 LOG_LEVEL says, to the same standard output: they carry a timestamp, follow
 LOG_FORMAT, and in JSON name their order (and trace, when one is known).
+
+Every line goes out with the passwords of the URIs in it masked
+(`order_pipeline.broker.mask_uri`): nameko's "Error connecting to broker"
+warning masks only the first node of an AMQP_URI that lists several.
 """
 
 import logging
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
+from order_pipeline.broker import mask_uri
 from order_pipeline.settings import log_format
 from order_pipeline.tracing import current_trace_id
 
@@ -41,6 +46,11 @@ def service_name() -> str:
     return current_service.get() or "+".join(process_services) or "nameko"
 
 
+class MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_uri(super().format(record))
+
+
 class JsonLineFormatter(JsonFormatter):
     """One JSON object per line: time (UTC, ISO 8601), level, service,
     logger, message, then order_id, trace_id and exc_info where known."""
@@ -63,10 +73,13 @@ class JsonLineFormatter(JsonFormatter):
             log_data["trace_id"] = trace_id
         log_data.update(message_dict)  # exc_info, stack_info
 
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_uri(super().format(record))
+
 
 def console_formatter(log_format_name: str) -> logging.Formatter:
     """The formatter LOG_FORMAT names (`text` or `json`); an unknown name
     stops start-up with one line (StartupError passes through dictConfig)."""
     if log_format(log_format_name) == "json":
         return JsonLineFormatter()
-    return logging.Formatter(TEXT_FORMAT)
+    return MaskingFormatter(TEXT_FORMAT)

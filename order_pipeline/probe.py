@@ -29,7 +29,8 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
     from nameko.constants import NON_PERSISTENT
     from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
-    from nameko.utils import sanitize_url
+
+    from order_pipeline.broker import mask_uri
 
     try:
         with ClusterRpcProxy(config, timeout=timeout) as cluster:
@@ -46,8 +47,9 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
     except RemoteError as exc:
         return False, f"answered with an error: {exc.exc_type}"
     except Exception as exc:  # anything else: the broker cannot be used
-        amqp_uri = sanitize_url(config.get("AMQP_URI") or "")
-        return False, f"cannot use the broker at AMQP_URI={amqp_uri}: {type(exc).__name__}: {exc}"
+        amqp_uri = mask_uri(config.get("AMQP_URI") or "")
+        reason = mask_uri(f"{type(exc).__name__}: {exc}")
+        return False, f"cannot use the broker at AMQP_URI={amqp_uri}: {reason}"
     return True, "ok"
 
 

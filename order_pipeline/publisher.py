@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from opentelemetry.trace import SpanKind
 
-from order_pipeline.broker import check_broker
+from order_pipeline.broker import check_broker, node_count
 from order_pipeline.settings import amqp_uri
 from order_pipeline.tracing import carrier_context, current_carrier, tracer
 
@@ -116,11 +116,12 @@ class RoutedEventPublisher(DependencyProvider):
             self._connection = Connection(
                 self.amqp_uri, connect_timeout=5, transport_options={"confirm_publish": True}
             )
-            # One attempt, no back-off sleep: kombu's retry would sleep 2 s
-            # per attempt while the broker is down, with the channel's lock
-            # (and the caller's outbox rows) held. `publish` already tries a
-            # second time, and the outbox keeps what did not go out.
-            self._connection.ensure_connection(max_retries=0)
+            # One attempt per node, no back-off sleep: kombu's retry would
+            # sleep 2 s per round while the broker is down, with the
+            # channel's lock (and the caller's outbox rows) held. `publish`
+            # already tries a second time, and the outbox keeps what did not
+            # go out. (Within one round over the nodes kombu does not sleep.)
+            self._connection.ensure_connection(max_retries=node_count(self.amqp_uri) - 1)
             self._producer = Producer(
                 self._connection.channel(), exchange=self.exchange, on_return=self._on_return
             )

@@ -35,15 +35,14 @@ from datetime import UTC, datetime
 from functools import partial
 
 import eventlet
-from kombu import Connection, Queue
-from kombu.common import maybe_declare
 from nameko.amqp.publish import Publisher
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.messaging import QueueConsumer
 
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.broker import check_broker
-from order_pipeline.settings import amqp_uri, retry_settings
+from order_pipeline.queues import dead_letter_queue, declare_at_start, durable_queue, retry_queue
+from order_pipeline.settings import amqp_uri, queue_type, retry_settings
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +125,18 @@ class ReliableEventHandler(EventHandler):
         retry = retry_settings(config)
         self.max_attempts = retry.max_attempts
         self.delays = retry_delays(retry.first_delay_seconds, retry.max_delay_seconds)
+        kind = queue_type(config)
+        # nameko's EventHandler.setup has made self.queue a classic queue;
+        # the consumer reads it only when it starts, so it is replaced here.
+        self.queue = durable_queue(
+            self.queue.name, kind, self.queue.exchange, routing_key=self.queue.routing_key
+        )
         self.retry_queues = {
-            delay: Queue(
-                f"{self.queue.name}.retry.{int(delay * 1000)}ms",
-                durable=True,
-                queue_arguments={
-                    "x-message-ttl": int(delay * 1000),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.queue.name,
-                },
-            )
-            for delay in self.delays
+            delay: retry_queue(self.queue.name, delay, kind) for delay in self.delays
         }
-        self.dead_letter_queue = Queue(self.queue.name + ".dead-letter", durable=True)
+        self.dead_letter_queue = dead_letter_queue(self.queue.name, kind)
+        declare_at_start(config, [self.queue, self.dead_letter_queue, *self.retry_queues.values()])
         broker_uri = amqp_uri(config)
-        with Connection(broker_uri) as connection:
-            channel = connection.channel()
-            for queue in [self.dead_letter_queue, *self.retry_queues.values()]:
-                maybe_declare(queue, channel)
         self.publisher = Publisher(broker_uri, use_confirms=True)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):

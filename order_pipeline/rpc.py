@@ -5,15 +5,25 @@ hang every caller. `TimeoutRpcProxy` waits RPC_TIMEOUT_SECONDS and then
 raises `RpcTimeout`; the request carries the same TTL, so a service that
 comes back later does not act on a request its caller has given up on.
 Requests are not persistent, for the same reason.
+
+Its replies come back on a `ReplyQueueListener` queue: nameko's reply queue
+is a classic one, lost with its node in a cluster (the proxy would then
+wait in vain on a queue that is gone); this one has the type QUEUE_TYPE
+names. It is durable and shared (a quorum queue can be neither exclusive nor
+auto-delete), named for its container (`rpc.reply-<service>-<uuid>`, as
+nameko names it), and `x-expires` makes the broker delete it once it has
+had no consumer for RPC_REPLY_QUEUE_EXPIRES_SECONDS: a container that died
+does not leave its queue behind.
 """
 
 import eventlet
 from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService, deserialize_to_instance
-from nameko.rpc import RpcProxy
+from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, RpcProxy
 
 from order_pipeline.broker import check_broker
-from order_pipeline.settings import rpc_timeout_seconds
+from order_pipeline.queues import declare_at_start, durable_queue
+from order_pipeline.settings import queue_type, rpc_reply_queue_expires_seconds, rpc_timeout_seconds
 
 
 # Registered so that, passed on through another RPC hop, they arrive as
@@ -28,7 +38,29 @@ class ServiceUnavailable(Exception):
     """Nothing is listening for the remote service (it is not running)."""
 
 
+class ReplyQueueListener(ReplyListener):
+    def setup(self):
+        config = self.container.config
+        super().setup()  # names the queue and registers with the consumer
+        expires_ms = int(rpc_reply_queue_expires_seconds(config) * 1000)
+        self.queue = durable_queue(
+            self.queue.name,
+            queue_type(config),
+            self.queue.exchange,
+            routing_key=self.routing_key,
+            arguments={"x-expires": expires_ms},
+        )
+        declare_at_start(config, [self.queue])
+
+
+# nameko's name for a reply queue, kept: tools that look for `rpc.reply-`
+# find these too.
+REPLY_QUEUE_PREFIX = RPC_REPLY_QUEUE_TEMPLATE.split("{")[0]
+
+
 class TimeoutRpcProxy(RpcProxy):
+    rpc_reply_listener = ReplyQueueListener()
+
     def setup(self):
         check_broker(self.container.config)
         super().setup()

@@ -1,5 +1,9 @@
-"""`@rpc` as nameko's, except that a reply the broker cannot take does not
-stop the service.
+"""`@rpc` as nameko's, except that its queue has the type QUEUE_TYPE names,
+and a reply the broker cannot take does not stop the service.
+
+nameko's RpcConsumer declares `rpc-<service>` as a plain (classic) queue;
+`TypedRpcConsumer` declares it with `order_pipeline.queues.durable_queue`,
+checked at start-up (a queue of the other type is a one-line error).
 
 nameko 2.14 sends an RPC's reply from the worker's result handler. If the
 broker is away at that moment (restarting, or hung and then gone), the
@@ -11,12 +15,34 @@ the caller gets no reply (it times out, as it would have anyway).
 
 import logging
 
-from nameko.rpc import Rpc
+from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc, RpcConsumer, get_rpc_exchange
+
+from order_pipeline.queues import declare_at_start, durable_queue
+from order_pipeline.settings import queue_type
 
 log = logging.getLogger(__name__)
 
 
+class TypedRpcConsumer(RpcConsumer):
+    def setup(self):
+        if self.queue is not None:  # shared: set up once for all methods
+            return
+        config = self.container.config
+        service_name = self.container.service_name
+        self.queue = durable_queue(
+            RPC_QUEUE_TEMPLATE.format(service_name),
+            queue_type(config),
+            get_rpc_exchange(config),
+            routing_key=f"{service_name}.*",
+        )
+        declare_at_start(config, [self.queue])
+        self.queue_consumer.register_provider(self)
+        self._registered = True
+
+
 class ReplyTolerantRpc(Rpc):
+    rpc_consumer = TypedRpcConsumer()
+
     def handle_result(self, message, worker_ctx, result, exc_info):
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)

@@ -40,6 +40,24 @@ def rpc_timeout_seconds(config: dict) -> float:
     return setting(config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
 
 
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_type(config: dict) -> str:
+    """QUEUE_TYPE: the type of every durable queue the services declare
+    (see order_pipeline/queues.py)."""
+    value = setting(config, "QUEUE_TYPE", str).strip().lower()
+    if value not in QUEUE_TYPES:
+        raise StartupError(f"QUEUE_TYPE must be 'classic' or 'quorum', got {value!r}")
+    return value
+
+
+def rpc_reply_queue_expires_seconds(config: dict) -> float:
+    """How long a service's RPC reply queue outlives its consumer (the
+    broker then deletes it: the container that owned it is gone)."""
+    return setting(config, "RPC_REPLY_QUEUE_EXPIRES_SECONDS", float, minimum=1)
+
+
 LOG_FORMATS = ("text", "json")
 
 

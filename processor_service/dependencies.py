@@ -15,7 +15,7 @@ from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayloa
 from order_pipeline.dead_letter_queue import DeadLetterQueue
 from order_pipeline.errors import StartupError
 from order_pipeline.reliable_events import ReliableEventHandler
-from order_pipeline.settings import PriceSettings, amqp_uri, db_uri, price_settings
+from order_pipeline.settings import PriceSettings, amqp_uri, db_uri, price_settings, queue_type
 from order_pipeline.transactions import (
     CommitOutcomeUnknown,
     Sessions,
@@ -64,8 +64,13 @@ class DeadLetters(DependencyProvider):
     """Injects the DeadLetterQueue of the OrderCreated handler's queue."""
 
     def setup(self):
+        config = self.container.config
         self.queue = DeadLetterQueue(
-            amqp_uri(self.container.config), DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, order_id_of
+            amqp_uri(config),
+            DEAD_LETTER_QUEUE,
+            ORDER_CREATED_QUEUE,
+            order_id_of,
+            queue_type=queue_type(config),
         )
 
     def get_dependency(self, worker_ctx):

@@ -119,7 +119,7 @@ class Napper:
 
 def test_a_reply_the_broker_cannot_take_does_not_stop_the_service(private_rabbit, caplog):
     Napper.napping, Napper.finish = Event(), Event()
-    config = {"AMQP_URI": private_rabbit.amqp_uri}
+    config = {"AMQP_URI": private_rabbit.amqp_uri, "QUEUE_TYPE": "classic"}
     container = ServiceContainer(Napper, config)
     container.start()
     ended = eventlet.spawn(container.wait)  # returns (or raises) once the service is dead

@@ -28,7 +28,7 @@ class Reader:
 
 def test_a_connection_the_database_dropped_does_not_stop_the_service(db_uri, amqp_uri):
     Reader.db_uri = db_uri
-    config = {"AMQP_URI": amqp_uri, "DB_URIS": {"reader:Base": db_uri}}
+    config = {"AMQP_URI": amqp_uri, "QUEUE_TYPE": "classic", "DB_URIS": {"reader:Base": db_uri}}
     container = ServiceContainer(Reader, config)
     container.start()
     ended = eventlet.spawn(container.wait)  # returns (or raises) once the service is dead

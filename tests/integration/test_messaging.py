@@ -129,6 +129,7 @@ def flaky(amqp_uri):
     SetAsideLog.outcomes = []
     config = {
         "AMQP_URI": amqp_uri,
+        "QUEUE_TYPE": "classic",
         "RETRY_FIRST_DELAY_SECONDS": 0.2,
         "RETRY_MAX_DELAY_SECONDS": 0.4,
         "RETRY_MAX_ATTEMPTS": 4,
@@ -212,7 +213,12 @@ def test_an_rpc_call_gives_up_after_the_timeout_and_forgets_the_reply(amqp_uri):
 
     timeout = 0.5
     Sleeper.alarm = Event()
-    config = {"AMQP_URI": amqp_uri, "RPC_TIMEOUT_SECONDS": timeout}
+    config = {
+        "AMQP_URI": amqp_uri,
+        "QUEUE_TYPE": "classic",
+        "RPC_REPLY_QUEUE_EXPIRES_SECONDS": 300,
+        "RPC_TIMEOUT_SECONDS": timeout,
+    }
     containers = [ServiceContainer(cls, config) for cls in (Sleeper, Caller)]
     for container in containers:
         container.start()

@@ -24,10 +24,10 @@ READ_ONLY_RPC = {"status", "metrics"}
 
 
 # Settings compose.cluster.yaml and deploy/k8s set that config.yml does not
-# read yet: QUEUE_TYPE comes with the quorum queues of issue 11, built beside
-# this. test_settings_in_progress_are_not_read_yet fails once config.yml
-# reads one, so that it is taken off this list and checked like the others.
-SETTINGS_IN_PROGRESS = {"QUEUE_TYPE"}
+# read yet (none now). test_settings_in_progress_are_not_read_yet fails once
+# config.yml reads one, so that it is taken off this list and checked like
+# the others.
+SETTINGS_IN_PROGRESS: set[str] = set()
 
 
 def known_settings():
