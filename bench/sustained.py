@@ -31,7 +31,9 @@ CALLS_PER_SECOND = 50
 LANES = 16
 SAMPLE_SECONDS = 0.5
 WARMUP_SECONDS = 2
-# The backlog "grew" when it rose faster than this share of the offered rate.
+# The backlog "grew" when it rose faster than this share of the rate orders
+# were created at (not the offered rate: a generator that falls behind the
+# offer creates fewer, and its processors' lag is read against those).
 GROWTH_TOLERANCE = 0.02
 
 
@@ -156,16 +158,19 @@ def summarise(
     growth = slope([(moment, created - processed) for moment, created, processed in window])
     first, last = (window[0], window[-1]) if len(window) >= 2 else (None, None)
     span = last[0] - first[0] if first else None
+    created_rate = (last[1] - first[1]) / span if span else None
     measured = [processed - created for _, created, processed in rows if created >= latency_from]
     return {
         "offered_orders_per_second": per_second,
         "seconds": seconds,
-        "created_orders_per_second": (last[1] - first[1]) / span if span else None,
+        "created_orders_per_second": created_rate,
         "processed_orders_per_second": (last[2] - first[2]) / span if span else None,
         "backlog_start": first[1] - first[2] if first else None,
         "backlog_end": last[1] - last[2] if last else None,
         "backlog_growth_per_second": growth,
-        "backlog_grew": None if growth is None else growth > GROWTH_TOLERANCE * per_second,
+        "backlog_grew": None
+        if growth is None or created_rate is None
+        else growth > GROWTH_TOLERANCE * created_rate,
         "driver_lateness_seconds": lateness,
         "create_orders_errors": len(errors),
         "first_errors": sorted(set(errors))[:3],

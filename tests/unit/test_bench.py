@@ -243,6 +243,8 @@ def test_a_sustained_run_says_whether_its_backlog_grew():
     assert growing["backlog_grew"] is True
     assert growing["backlog_growth_per_second"] == pytest.approx(10)
     assert growing["processed_orders_per_second"] == pytest.approx(90)
+    # Read against what was created (100/s), not a far higher offer.
+    assert sustained_summary([10, 20, 30, 40, 50, 60], per_second=1500)["backlog_grew"] is True
 
 
 def test_post_orders_is_read_against_the_do_nothing_route_and_per_order_cpu():
