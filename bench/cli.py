@@ -14,17 +14,30 @@ from functools import partial
 from bench.cluster import run_cluster_profile
 from bench.cluster import table as cluster_table
 from bench.drain import run_drain
+from bench.http_orders import run_http_orders
 from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
+from bench.outbox_publish import run_outbox_publish
 from bench.profile import profile_drain
 from bench.report import figures, table, target_checks
+from bench.sustained import run_sustained
 from bench.tracing_cost import MODES, run_tracing_drain, run_tracing_latency
 from bench.tracing_report import tracing_figures, tracing_table
 from harness.processes import ROOT
 
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
-SCENARIOS = ("drain", "latency", "metrics", "ingest", "tracing")
+SCENARIOS = (
+    "drain",
+    "latency",
+    "metrics",
+    "ingest",
+    "outbox",
+    "http_orders",
+    "sustained",
+    "steady_latency",
+    "tracing",
+)
 # Full size, then the smoke size used by CI to keep the script working.
 SIZES = {
     "orders": (20_000, 300),
@@ -40,6 +53,13 @@ SIZES = {
     # The smoke skips the tracing latency runs (0): each is a fresh sandbox.
     "tracing_latency_seconds": (10, 0),
     "tracing_repeat": (3, 1),
+    "outbox_orders": (20_000, 500),
+    "outbox_single_orders": (500, 50),
+    "http_seconds": (10, 2),
+    "sustained_seconds": (60, 3),
+    "sustained_rate": (1500, 200),
+    "steady_latency_seconds": (30, 3),
+    "steady_latency_rate": (500, 100),
 }
 
 
@@ -84,6 +104,29 @@ def parse_args(argv):
         "--tracing-repeat",
         type=int,
         help="runs of each tracing mode, taking turns, in one invocation (3)",
+    )
+    parser.add_argument(
+        "--outbox-orders", type=int, help="outbox rows published in batches (20000)"
+    )
+    parser.add_argument(
+        "--outbox-single-orders", type=int, help="outbox rows published one at a time (500)"
+    )
+    parser.add_argument(
+        "--http-seconds", type=float, help="seconds of each POST /orders and do-nothing load (10)"
+    )
+    parser.add_argument(
+        "--sustained-seconds", type=float, help="seconds of orders offered end to end (60)"
+    )
+    parser.add_argument(
+        "--sustained-rate", type=float, help="orders/s offered through create_orders (1500)"
+    )
+    parser.add_argument(
+        "--steady-latency-seconds",
+        type=float,
+        help="seconds of the created -> processed latency run (30)",
+    )
+    parser.add_argument(
+        "--steady-latency-rate", type=float, help="orders/s offered for that latency (500)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
@@ -188,6 +231,34 @@ def plan(args, logs):
 
 
 def plan_ingest(args, logs, n):
+    if "outbox" in args.scenarios:
+        yield (
+            "outbox",
+            f"outbox: {args.outbox_orders} events in batches, {args.outbox_single_orders} one by one",
+            partial(
+                run_outbox_publish,
+                os.path.join(logs, f"outbox-{n}"),
+                args.outbox_orders,
+                args.outbox_single_orders,
+            ),
+        )
+    if "http_orders" in args.scenarios:
+        yield (
+            "http_orders",
+            f"POST /orders and a do-nothing @http route, 32 clients, {args.http_seconds:g} s each",
+            partial(run_http_orders, os.path.join(logs, f"http-orders-{n}"), args.http_seconds),
+        )
+    for scenario, rate, seconds in (
+        ("sustained", args.sustained_rate, args.sustained_seconds),
+        ("steady_latency", args.steady_latency_rate, args.steady_latency_seconds),
+    ):
+        if scenario in args.scenarios:
+            yield (
+                scenario,
+                f"{scenario}: {rate:g} orders/s offered through create_orders for {seconds:g} s, "
+                "1 generator, 2 processors",
+                partial(run_sustained, os.path.join(logs, f"{scenario}-{n}"), rate, seconds),
+            )
     if "ingest" in args.scenarios:
         yield (
             "ingest",

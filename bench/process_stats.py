@@ -1,7 +1,9 @@
 """What a running process costs, from /proc (Linux): peak resident memory
-and CPU time."""
+and CPU time, of the services the benchmark starts and of the machine's own
+RabbitMQ and MariaDB servers."""
 
 import os
+import pwd
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -35,10 +37,46 @@ def peak_rss_by_service(named_processes):
     return {label: peak_rss_mb(process.process.pid) for label, process in named_processes}
 
 
+def server_pids():
+    """{"rabbitmq": pid, "mariadb": pid} of the machine's broker and
+    database servers, those found. The broker is the `beam.smp` run by the
+    rabbitmq user that is not a `rabbitmqctl` (an escript); the servers are
+    shared, so their CPU includes whatever else uses them meanwhile."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                name = comm.read().strip()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                arguments = cmdline.read().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if name in ("mariadbd", "mysqld"):
+            found.setdefault("mariadb", int(entry))
+        elif name == "beam.smp" and b"escript" not in arguments and _owner(entry) == "rabbitmq":
+            found.setdefault("rabbitmq", int(entry))
+    return found
+
+
+def _owner(pid):
+    try:
+        return pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+    except (OSError, KeyError):
+        return None
+
+
+def _pid(process):
+    """A NamekoProcess's pid, or a pid as it is."""
+    return process if isinstance(process, int) else process.process.pid
+
+
 class CpuPerOrder:
     """CPU milliseconds each process spends per order processed, between the
     first poll that sees an order processed and the last poll (so process
-    start-up is left out). Feed it with `sample(processed_count)`."""
+    start-up is left out). Feed it with `sample(processed_count)`. Each
+    process is a NamekoProcess or a pid."""
 
     def __init__(self, named_processes):
         self.named_processes = named_processes
@@ -50,7 +88,7 @@ class CpuPerOrder:
             return
         reading = (
             processed,
-            {label: cpu_seconds(process.process.pid) for label, process in self.named_processes},
+            {label: cpu_seconds(_pid(process)) for label, process in self.named_processes},
         )
         if self.first is None:
             self.first = reading

@@ -21,6 +21,22 @@ TARGETS = [
         "orders/s",
     ),
     ("ingest_timer_orders_per_second", "timer at 0.001 s", operator.ge, 500, "orders/s"),
+    ("http_orders_ratio", "POST /orders / do-nothing @http route", operator.ge, 0.6, "x"),
+    ("http_orders_p99_ms", "POST /orders p99, 32 clients", operator.le, 100, "ms"),
+    (
+        "sustained_processed_orders_per_second",
+        "sustained created -> processed",
+        operator.ge,
+        1500,
+        "orders/s",
+    ),
+    (
+        "steady_latency_p99_ms",
+        "created -> processed p99 at the offered rate",
+        operator.le,
+        50,
+        "ms",
+    ),
 ]
 INGEST_FIGURES = (
     "noop_calls_per_second",
@@ -30,6 +46,23 @@ INGEST_FIGURES = (
     "timer_orders_per_second",
     "timer_batched_orders_per_second",
 )
+HTTP_FIGURES = (
+    "noop_requests_per_second",
+    "orders_per_second",
+    "ratio",
+    "p50_ms",
+    "p99_ms",
+    "noop_p99_ms",
+)
+SUSTAINED_FIGURES = (
+    "offered_orders_per_second",
+    "created_orders_per_second",
+    "processed_orders_per_second",
+    "backlog_growth_per_second",
+    "backlog_end",
+)
+# The processes whose CPU per order the ingest scenarios report.
+PROFILED = ("order_generator", "order_processor", "gateway", "rabbitmq", "mariadb")
 RSS_TARGET_MB = 150
 SYMBOLS = {operator.ge: ">=", operator.le: "<="}
 
@@ -69,6 +102,30 @@ def figures(results):
     ingest_runs = results.get("ingest", {}).get("runs", [])
     for key in INGEST_FIGURES:
         out["ingest_" + key] = median_of(ingest_runs, key)
+    outbox_runs = results.get("outbox", {}).get("runs", [])
+    for key in (
+        "batched_events_per_second",
+        "batched_broker_share",
+        "single_events_per_second",
+        "single_broker_share",
+    ):
+        out["outbox_" + key] = median_of(outbox_runs, key)
+    http_runs = results.get("http_orders", {}).get("runs", [])
+    for key in HTTP_FIGURES:
+        out["http_orders_" + key] = median_of(http_runs, key)
+    for service in PROFILED:
+        out[f"http_orders_{service}_cpu_ms_per_order"] = _median_cpu(http_runs, service)
+    for scenario in ("sustained", "steady_latency"):
+        runs = results.get(scenario, {}).get("runs", [])
+        for key in SUSTAINED_FIGURES:
+            out[f"{scenario}_{key}"] = median_of(runs, key)
+        grew = [run["backlog_grew"] for run in runs if run.get("backlog_grew") is not None]
+        out[f"{scenario}_backlog_grew"] = any(grew) if grew else None
+        latency_runs = [run["latency"] for run in runs if run.get("latency")]
+        for key in ("p50_ms", "p99_ms"):
+            out[f"{scenario}_{key}"] = median_of(latency_runs, key)
+        for service in PROFILED:
+            out[f"{scenario}_{service}_cpu_ms_per_order"] = _median_cpu(runs, service)
     out["peak_rss_mb"] = peak_rss(results)
     return out
 
@@ -90,7 +147,15 @@ def _median_cpu(runs, service):
 def peak_rss(results):
     """The highest VmHWM of each service over every scenario."""
     peaks = {}
-    for scenario in ("drain", "latency", "metrics_endpoint", "ingest"):
+    for scenario in (
+        "drain",
+        "latency",
+        "metrics_endpoint",
+        "ingest",
+        "http_orders",
+        "sustained",
+        "steady_latency",
+    ):
         for run in results.get(scenario, {}).get("runs", []):
             for label, mb in run.get("peak_rss_mb", {}).items():
                 if mb is not None:
@@ -123,6 +188,80 @@ def target_checks(figs):
             }
         )
     return checks
+
+
+def ingest_rows(row, figs):
+    """POST /orders beside its ceiling, the sustained run, the latency at a
+    steady offered rate, and the CPU each process spends per order in them."""
+    row(
+        "outbox published in batches of 500",
+        figs.get("outbox_batched_events_per_second"),
+        "events/s",
+        "{:.0f}",
+    )
+    row(
+        "  share of that time on the broker",
+        figs.get("outbox_batched_broker_share"),
+        fmt="{:.0%}",
+    )
+    row(
+        "outbox published one row at a time",
+        figs.get("outbox_single_events_per_second"),
+        "events/s",
+        "{:.0f}",
+    )
+    row("  share of that time on the broker", figs.get("outbox_single_broker_share"), fmt="{:.0%}")
+    row(
+        "do-nothing @http route, 32 clients",
+        figs.get("http_orders_noop_requests_per_second"),
+        "req/s",
+        "{:.0f}",
+    )
+    row("POST /orders, 32 clients", figs.get("http_orders_orders_per_second"), "orders/s", "{:.0f}")
+    row("POST /orders / do-nothing @http route", figs.get("http_orders_ratio"), "x", "{:.2f}")
+    row("POST /orders p50, 32 clients", figs.get("http_orders_p50_ms"), "ms")
+    row("POST /orders p99, 32 clients", figs.get("http_orders_p99_ms"), "ms")
+    row("do-nothing @http route p99", figs.get("http_orders_noop_p99_ms"), "ms")
+    row("sustained: offered", figs.get("sustained_offered_orders_per_second"), "orders/s", "{:.0f}")
+    row("sustained: created", figs.get("sustained_created_orders_per_second"), "orders/s", "{:.0f}")
+    row(
+        "sustained created -> processed",
+        figs.get("sustained_processed_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    grew = figs.get("sustained_backlog_grew")
+    rows_text = {None: None, True: "grew", False: "did not grow"}[grew]
+    row(
+        "sustained: backlog",
+        rows_text,
+        "({:+.0f} orders/s)".format(figs["sustained_backlog_growth_per_second"])
+        if figs.get("sustained_backlog_growth_per_second") is not None
+        else "",
+        "{}",
+    )
+    row(
+        "steady latency: offered",
+        figs.get("steady_latency_offered_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row(
+        "steady latency: processed",
+        figs.get("steady_latency_processed_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row("created -> processed p50 at the offered rate", figs.get("steady_latency_p50_ms"), "ms")
+    row("created -> processed p99 at the offered rate", figs.get("steady_latency_p99_ms"), "ms")
+    for scenario, per in (("http_orders", "order created"), ("sustained", "order processed")):
+        for service in PROFILED:
+            row(
+                f"  CPU per {per}, {service} ({scenario})",
+                figs.get(f"{scenario}_{service}_cpu_ms_per_order"),
+                "ms",
+                "{:.2f}",
+            )
 
 
 def table(results, figs):
@@ -198,6 +337,7 @@ def table(results, figs):
         "orders/s",
         "{:.0f}",
     )
+    ingest_rows(row, figs)
     for service, mb in sorted(figs["peak_rss_mb"].items()):
         row("peak RSS " + service, mb, "MiB", "{:.0f}")
 

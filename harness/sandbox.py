@@ -12,7 +12,7 @@ import uuid
 from contextlib import contextmanager
 
 from kombu import Connection
-from nameko.exceptions import UnknownService
+from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy.engine import make_url
 
@@ -107,7 +107,12 @@ def rpc_proxy(amqp_uri, timeout=10):
 
 def wait_for_rpc(amqp_uri, service, method, processes=()):
     """Wait until `service.method()` answers over RPC; fail early if one of
-    `processes` has exited."""
+    `processes` has exited.
+
+    A service restarted on a vhost where its queue already exists gets the
+    call from that queue only once it has started consuming, which on a
+    loaded machine can take longer than one call's timeout: that is asked
+    again, like an unknown service, until STARTUP_TIMEOUT_SECONDS."""
 
     def answers():
         check_running(processes)
@@ -115,7 +120,7 @@ def wait_for_rpc(amqp_uri, service, method, processes=()):
             with rpc_proxy(amqp_uri, timeout=5) as proxy:
                 getattr(getattr(proxy, service), method)()
             return True
-        except UnknownService:
+        except (UnknownService, RpcTimeout):
             time.sleep(0.2)
             return False
 

@@ -10,11 +10,14 @@ import pytest
 
 from bench.cli import parse_args, plan
 from bench.drain import summarise as summarise_drain
+from bench.http_orders import summarise as summarise_http
 from bench.latency import summarise as summarise_latency
 from bench.process_stats import CpuPerOrder, cpu_seconds, peak_rss_mb
 from bench.profile import tally
 from bench.report import figures, table, target_checks
 from bench.stats import latency_summary, percentile, rate
+from bench.sustained import slope
+from bench.sustained import summarise as summarise_sustained
 from bench.tracing_cost import MODES, check_spans, span_names
 from bench.tracing_report import tracing_figures, tracing_table
 
@@ -294,3 +297,100 @@ def test_tracing_modes_take_turns_and_the_smoke_skips_their_latency_runs():
     smoke_titles = [title for _, title, _ in plan(smoke, "/logs")]
     assert len(smoke_titles) == len(MODES)
     assert all("drain" in title for title in smoke_titles)
+
+
+def test_cpu_per_order_takes_a_pid_as_well_as_a_process():
+    meter = CpuPerOrder([("me", os.getpid())])
+    meter.sample(10)
+    sum(range(10_000_000))
+    meter.sample(20)
+    assert meter.ms_per_order()["me"] > 0
+
+
+def test_the_backlog_slope_is_least_squares():
+    assert slope([(0, 5), (1, 7), (2, 9)]) == pytest.approx(2)
+    assert slope([(0, 5), (1, 3), (2, 7), (3, 5)]) == pytest.approx(0.4)
+    assert slope([(1, 5)]) is None
+
+
+def sustained_summary(backlogs, per_second=100):
+    """A sustained run whose backlog, sampled once a second from t=10,
+    is `backlogs`; processing keeps 50 ms behind creation."""
+    samples = [(10 + n, 1000 + 100 * n, 1000 + 100 * n - b) for n, b in enumerate(backlogs)]
+    rows = [(n, 5000 + n / 100, 5000 + n / 100 + 0.05) for n in range(1000)]
+    return summarise_sustained(
+        rows,
+        samples,
+        per_second,
+        seconds=len(backlogs),
+        measure_from=10,
+        offered_until=10 + len(backlogs),
+        latency_from=5002,
+        lateness=0.0,
+        errors=[],
+        cpu={},
+        memory={},
+    )
+
+
+def test_a_sustained_run_says_whether_its_backlog_grew():
+    steady = sustained_summary([10, 30, 5, 20, 15, 10])
+    assert steady["backlog_grew"] is False
+    assert steady["created_orders_per_second"] == pytest.approx(100)
+    assert steady["latency"]["p99_ms"] == pytest.approx(50)
+    assert steady["latency"]["count"] == 800  # those created after latency_from
+    growing = sustained_summary([10, 20, 30, 40, 50, 60])
+    assert growing["backlog_grew"] is True
+    assert growing["backlog_growth_per_second"] == pytest.approx(10)
+    assert growing["processed_orders_per_second"] == pytest.approx(90)
+    # Read against what was created (100/s), not a far higher offer.
+    assert sustained_summary([10, 20, 30, 40, 50, 60], per_second=1500)["backlog_grew"] is True
+
+
+def test_post_orders_is_read_against_the_do_nothing_route_and_per_order_cpu():
+    load = {
+        "concurrency": 32,
+        "seconds": 10,
+        "errors": 0,
+        "first_errors": [],
+        "client_cpu_seconds": 1.0,
+    }
+    result = summarise_http(
+        dict(load, requests_per_second=1000, latency={"p99_ms": 20}),
+        dict(load, requests_per_second=600, latency={"p50_ms": 30, "p99_ms": 80}),
+        created=6000,
+        before={"gateway": 1.0, "rabbitmq": 5.0},
+        after={"gateway": 7.0, "rabbitmq": 8.0},
+        memory={},
+    )
+    assert result["ratio"] == pytest.approx(0.6)
+    assert result["p99_ms"] == 80
+    assert result["cpu_ms_per_order"] == {"gateway": 1.0, "rabbitmq": 0.5}
+
+
+def test_ingest_figures_and_targets():
+    results = dict(
+        RESULTS,
+        http_orders={"runs": [{"ratio": 0.5, "p99_ms": 90, "cpu_ms_per_order": {"gateway": 2}}]},
+        sustained={
+            "runs": [
+                {"processed_orders_per_second": 1400, "backlog_grew": False},
+                {"processed_orders_per_second": 1600, "backlog_grew": True},
+            ]
+        },
+        steady_latency={"runs": [{"latency": {"p50_ms": 10, "p99_ms": 30}}]},
+    )
+    figs = figures(results)
+    assert figs["http_orders_gateway_cpu_ms_per_order"] == 2
+    assert figs["sustained_processed_orders_per_second"] == 1500
+    assert figs["sustained_backlog_grew"] is True
+    checks = {check["figure"]: check["met"] for check in target_checks(figs)}
+    assert checks["POST /orders / do-nothing @http route"] is False
+    assert checks["POST /orders p99, 32 clients"] is True
+    assert checks["sustained created -> processed"] is True
+    assert checks["created -> processed p99 at the offered rate"] is True
+    rows = {}
+    for line in table(results, figs).splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells[1:]
+    assert rows["sustained: backlog"] == ["grew"]
