@@ -1,7 +1,8 @@
 """Database access shared by the services that own tables.
 
-`CheckedDatabase` is nameko-sqlalchemy's `Database` with four changes: the
-engine survives a database restart (connections are pinged before use), a
+`CheckedDatabase` is nameko-sqlalchemy's `Database` with five changes: the
+engine survives a database restart (connections are pinged before use),
+reads are causal on a Galera cluster (`read_causally_on_galera`), a
 worker whose connection died with the database does not take the service
 down when its session is closed, a database that cannot be reached at
 start-up stops `nameko run` with a one-line error naming DB_URI instead of
@@ -12,7 +13,7 @@ start-up (`on_setup`).
 import logging
 
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +44,22 @@ def describe_failure(db_uri, exc):
     return f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)} ({reason}); {hint}"
 
 
+def read_causally_on_galera(dbapi_connection, _connection_record):
+    """On a Galera node, make the connection's reads wait until the node has
+    applied every write set the cluster committed before them
+    (`wsrep_sync_wait = 1`: SELECT, SHOW and BEGIN). Galera applies other
+    nodes' commits asynchronously: just after HAProxy moves the services to
+    another node, a plain read there can miss an order committed through the
+    old one a moment before, and the processor would dead-letter its event
+    as OrderNotFound. One SHOW per new connection; nothing changes on a
+    server without Galera."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        row = cursor.fetchone()
+        if row is not None and str(row[1]).upper() == "ON":
+            cursor.execute("SET SESSION wsrep_sync_wait = 1")
+
+
 def check_connection(engine):
     try:
         with engine.connect() as connection:
@@ -63,6 +80,7 @@ class CheckedDatabase(Database):
 
     def setup(self):
         super().setup()
+        event.listen(self.engine, "connect", read_causally_on_galera)
         check_connection(self.engine)
         if self.on_setup is not None:
             db = DatabaseWrapper(self.Session)
