@@ -623,7 +623,8 @@ def haproxy_sections(text):
 def check_database_proxy(deployment):
     """A proxy in front of the database servers: it listens on DB_URI's
     port and passes connections to exactly those servers, each health
-    checked with a MariaDB handshake as a user the initdb script creates;
+    checked with a MariaDB handshake as a user the initdb script creates,
+    holding the node in use (no failback);
     its own healthcheck asks its monitor URI, which fails when no server is
     up."""
     layout = deployment.layout
@@ -643,6 +644,10 @@ def check_database_proxy(deployment):
     ):
         problems.append(
             f"{source} passes connections to {servers}, each checked, not {list(layout.database_servers)}"
+        )
+    if "stick on int(1)" not in listener:
+        problems.append(
+            f"{source}: traffic goes back to a node that returns (no one-entry stick table)"
         )
     check_user = next(
         (
@@ -1132,6 +1137,10 @@ CLUSTER_BREAKAGES = {
         replace_in_mounted_file(
             "/usr/local/etc/haproxy/", "    server galera-3 galera-3:3306 check backup\n", ""
         ),
+    ),
+    "the proxy fails back to a returning node": (
+        check_database_proxy,
+        replace_in_mounted_file("/usr/local/etc/haproxy/", "    stick on int(1)\n", ""),
     ),
     "the proxy checks as a user nobody creates": (
         check_database_proxy,
