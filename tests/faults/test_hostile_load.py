@@ -216,8 +216,15 @@ def test_connections_and_streams_over_their_limits_are_turned_away_at_once(backe
     assert [json_error(reply)["error"] for reply in refused_streams] == ["SERVICE_UNAVAILABLE"] * 10
     open_streams = [c for c in streams.connections if c.reply() is None]
     assert all(c.received.startswith(b"HTTP/1.1 200 ") for c in open_streams)
-    answers = burst(backend.port, ["/health"] * MAX_CONNECTIONS)
-    assert all(answer.status == 200 for answer in answers), answers
+    # Every other connection place, all at once (the probe holds one at
+    # times; the refused streams' connections may still be lingering).
+    answers = []
+
+    def places_left_for_requests():
+        answers[:] = burst(backend.port, ["/health"] * (MAX_CONNECTIONS - 1))
+        return all(answer.status == 200 for answer in answers)
+
+    wait_until(places_left_for_requests, 10, message=f"200s for {MAX_CONNECTIONS - 1} requests")
 
     # Connections that send nothing: the gateway holds at most
     # MAX_CONNECTIONS of them, and the streams flow on. (While they arrive
