@@ -65,9 +65,21 @@ shell: install
 recreate-queues: install
 	$(BIN)/python -m order_pipeline.queues recreate --config $(CONFIG)
 
-# Lint, format check, the import contract, then every test suite.
+# Lint, format check, the import contract, then every test suite, in two
+# pytest processes side by side: most of a test's time goes to waiting on
+# services and nodes, not to this machine's CPU. Each process makes its own
+# database and vhost. The slow suites' output follows the other's.
+SUITES_ALONGSIDE := tests/cluster tests/faults tests/e2e
+SUITES_IN_FRONT := tests/integration tests/browser tests/unit
 test: lint
-	$(BIN)/pytest
+	@log="$$(mktemp)"; \
+	$(BIN)/pytest $(SUITES_ALONGSIDE) >"$$log" 2>&1 & alongside=$$!; \
+	$(BIN)/pytest $(SUITES_IN_FRONT); in_front=$$?; \
+	wait $$alongside; alongside_status=$$?; \
+	echo; echo "==== $(SUITES_ALONGSIDE) (ran alongside) ===="; \
+	cat "$$log"; rm -f "$$log"; \
+	echo "==== exit status: $(SUITES_IN_FRONT): $$in_front; $(SUITES_ALONGSIDE): $$alongside_status ===="; \
+	[ $$in_front -eq 0 ] && [ $$alongside_status -eq 0 ]
 
 # Unit tests only: no broker or database needed.
 test-fast: install
