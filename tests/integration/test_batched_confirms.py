@@ -166,11 +166,16 @@ def test_a_connection_lost_twice_leaves_the_batch_in_the_outbox(db, amqp_uri, pu
     order_ids = [order["id"] for order in generation.create_orders(db, [1] * 10)]
     cutter = publisher(SocketCutter)
     cutter.connections_to_cut = 2  # the batch's connection and the retry's
-    assert generation.publish_outbox(db, cutter.publish) == (10, 0)
-    assert outbox(db) == order_ids
+    # At most 3 messages are written on each connection before it is cut;
+    # whether the broker's confirms of those were read before the cut
+    # depends on timing. Only confirmed ones leave the outbox.
+    taken, published = generation.publish_outbox(db, cutter.publish)
+    assert taken == 10 and published <= 6
+    left = outbox(db)
+    assert len(left) == 10 - published and set(left) <= set(order_ids)
 
-    # The broker is reachable again: the next round sends them all.
-    assert generation.publish_outbox(db, cutter.publish) == (10, 10)
+    # The broker is reachable again: the next round sends the rest.
+    assert generation.publish_outbox(db, cutter.publish) == (len(left), len(left))
     assert outbox(db) == []
     received = [p["order_id"] for p in payloads_in(amqp_uri, "listener")]
     assert set(received) == set(order_ids)
