@@ -16,10 +16,19 @@ from gateway.queue_figures import QueueFigures
 from gateway.request_body import read_ids, read_quantity
 from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
-from order_contract import DEFAULT_DEAD_LETTER_LIMIT, GATEWAY, GENERATOR, MAX_ORDER_ID, PROCESSOR
+from order_contract import (
+    DEFAULT_DEAD_LETTER_LIMIT,
+    GATEWAY,
+    GENERATOR,
+    MAX_ORDER_ID,
+    MAX_ORDERS_PER_CALL,
+    PROCESSOR,
+    validate_quantity,
+)
 from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
 from order_pipeline.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import gateway_metrics_address
+from order_pipeline.shared_batches import SharedBatches
 from order_pipeline.telemetry import Telemetry
 from order_pipeline.timer import configured_timer
 
@@ -50,6 +59,8 @@ class GatewayService:
     order_processor = TimeoutRpcProxy(PROCESSOR)
     require_control = ControlAuth()
     shared_read = SharedReads()
+    # Concurrent POST /orders share one create_orders call.
+    shared_create = SharedBatches(MAX_ORDERS_PER_CALL)
     event_streams = EventStreams()
     console_snapshot = ConsoleSnapshot()
     queue_figures = QueueFigures()
@@ -91,14 +102,24 @@ class GatewayService:
     @json_http("POST", "/orders")
     def create_order(self, request):
         """Create an order from {"quantity": n} (needs the bearer token):
-        201 with the order and its Location. With an Idempotency-Key
-        header, a repeat of a key seen within 24 hours answers 200 with the
-        order that key created, and creates nothing."""
+        201 with the order and its Location.
+
+        Concurrent requests share one create_orders call
+        (order_pipeline.shared_batches): one transaction for all of them,
+        each answered with its own order. The quantity is checked first, so
+        a bad one is a 400 of its own and never fails the others' call; a
+        call that fails (the generator does not answer) fails each of its
+        requests as a call of its own would have.
+
+        With an Idempotency-Key header, a repeat of a key seen within 24
+        hours answers 200 with the order that key created, and creates
+        nothing (one create_order_once call per keyed request)."""
         self.require_control(request)
         quantity = read_quantity(request)
         key = request.headers.get("Idempotency-Key")
         if key is None:
-            order, created = self.order_generator.create_order(quantity), True
+            create_orders = self.order_generator.create_orders
+            order, created = self.shared_create(create_orders, validate_quantity(quantity)), True
         else:
             answer = self.order_generator.create_order_once(quantity, key)
             order, created = answer["order"], answer["created"]

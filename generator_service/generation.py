@@ -21,6 +21,7 @@ the processor stores an order once whatever it is sent.
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +29,7 @@ from generator_service import store
 from generator_service.orders import order_as_dict, random_quantity, status_as_dict, utc_now
 from order_contract import (
     IDEMPOTENCY_WINDOW,
+    MAX_ORDERS_PER_CALL,
     ORDER_CREATED,
     OrderCreated,
     validate_idempotency_key,
@@ -46,6 +48,10 @@ OUTBOX_GRACE = timedelta(seconds=2)
 OUTBOX_BATCH = 500
 # Expired idempotency keys deleted per relay pass, at most.
 EXPIRED_KEYS_BATCH = 1000
+# A late tick makes up for the intervals it missed, up to this long: the
+# timer keeps its rate when a tick takes longer than a short interval, and a
+# generator that was stopped or stalled does not make up for all of it.
+CATCH_UP_SECONDS = 1.0
 
 
 def prepare_state(db, config):
@@ -97,16 +103,30 @@ def orders_created_by(created_at, create_token):
     return find
 
 
+def catch_up_intervals(settings) -> int:
+    """How many intervals one tick may stand for (store.claim_tick): up to
+    CATCH_UP_SECONDS of them, at most MAX_ORDERS_PER_CALL orders in all."""
+    by_time = int(CATCH_UP_SECONDS / settings.interval_seconds)
+    by_size = MAX_ORDERS_PER_CALL // settings.orders_per_tick
+    return max(1, min(by_time, by_size))
+
+
 def generate_tick(db, settings, rng):
-    """Create this tick's orders (ORDERS_PER_TICK of them) if generation is
-    on and the tick is ours; returns them, or [] for no tick."""
-    quantities = [random_quantity(rng, settings) for _ in range(settings.orders_per_tick)]
+    """Create this tick's orders if generation is on and the tick is ours:
+    ORDERS_PER_TICK for each interval the tick stands for (more than one
+    when ticks fall behind a short interval); returns them, or [] for no
+    tick."""
     created_at, token = utc_now(), store.new_create_token()
+    most_intervals = catch_up_intervals(settings)
 
     def work(session):
-        if not store.claim_tick(session, settings.interval_seconds):
+        intervals = store.claim_tick(session, settings.interval_seconds, most_intervals)
+        if not intervals:
             return []
-        rows = store.add_orders(session, quantities, created_at, current_traceparent(), token)
+        count = intervals * settings.orders_per_tick
+        quantities = [random_quantity(rng, settings) for _ in range(count)]
+        traceparents = [current_traceparent()] * count
+        rows = store.add_orders(session, quantities, created_at, traceparents, token)
         return [order_as_dict(row) for row in rows]
 
     with tracer().start_as_current_span("commit order"):
@@ -115,32 +135,45 @@ def generate_tick(db, settings, rng):
         )
 
 
-def create_order(db, quantity):
-    """Create one order now, whatever the on/off state."""
-    return _create(db, [validate_quantity(quantity)], "commit order")[0]
+def create_order(db, quantity, share=None):
+    """Create one order now, whatever the on/off state.
+
+    With `share` (an order_pipeline.shared_batches submit), concurrent calls
+    share one transaction: a group commit. The quantity is checked first,
+    so a bad one fails alone; each call's order keeps its own trace."""
+    quantity = validate_quantity(quantity)
+    with tracer().start_as_current_span("commit order"):
+        wanted = (quantity, current_traceparent())
+        if share is None:
+            return _create(db, [wanted])[0]
+        return share(partial(_create, db), wanted)
 
 
 def create_orders(db, quantities):
     """Create one order per quantity now, all or none, in one transaction
     (at most MAX_ORDERS_PER_CALL), whatever the on/off state."""
-    return _create(db, validate_quantities(quantities), "commit orders")
+    quantities = validate_quantities(quantities)
+    with tracer().start_as_current_span("commit orders"):
+        traceparent = current_traceparent()
+        return _create(db, [(quantity, traceparent) for quantity in quantities])
 
 
-def _create(db, quantities, span):
-    """Store the orders in one transaction, run again whole on a deadlock,
-    certification conflict or lost connection. After a connection lost
-    during COMMIT, the transaction's token says whether its orders were
-    stored, so none is created twice."""
+def _create(db, wanted):
+    """Store one order per (quantity, traceparent) in one transaction, run
+    again whole on a deadlock, certification conflict or lost connection.
+    After a connection lost during COMMIT, the transaction's token says
+    whether its orders were stored, so none is created twice."""
     created_at, token = utc_now(), store.new_create_token()
+    quantities = [quantity for quantity, _ in wanted]
+    traceparents = [traceparent for _, traceparent in wanted]
 
     def work(session):
-        rows = store.add_orders(session, quantities, created_at, current_traceparent(), token)
+        rows = store.add_orders(session, quantities, created_at, traceparents, token)
         return [order_as_dict(row) for row in rows]
 
-    with tracer().start_as_current_span(span):
-        return run_transaction(
-            db, work, name="creating orders", recover=orders_created_by(created_at, token)
-        )
+    return run_transaction(
+        db, work, name="creating orders", recover=orders_created_by(created_at, token)
+    )
 
 
 def create_order_once(db, quantity, key, now=None):

@@ -12,6 +12,7 @@ from generator_service.orders import order_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from order_contract import (
     GENERATOR,
+    MAX_ORDERS_PER_CALL,
     RECENT_ORDERS,
     InvalidArgument,
     InvalidOrderId,
@@ -32,6 +33,7 @@ from order_pipeline.settings import (
     order_interval_seconds,
     outbox_sweep_seconds,
 )
+from order_pipeline.shared_batches import SharedBatches
 from order_pipeline.telemetry import Telemetry
 from order_pipeline.timer import configured_timer
 
@@ -47,6 +49,8 @@ class OrderGeneratorService:
     outbox = BackgroundOutboxPublisher()
     settings = Settings(generator_settings)
     rng = random.SystemRandom()
+    # Concurrent create_order calls share one transaction (a group commit).
+    shared_create = SharedBatches(MAX_ORDERS_PER_CALL)
     runtime_metrics = RuntimeMetrics(generator_metrics_address)
 
     @configured_timer(read_interval=order_interval_seconds)
@@ -82,8 +86,9 @@ class OrderGeneratorService:
     @rpc(expected_exceptions=InvalidQuantity)
     def create_order(self, quantity):
         """`create_order(5)`: create one order now, on or off; its
-        OrderCreated event goes out right after, in the background."""
-        order = generation.create_order(self.db, quantity)
+        OrderCreated event goes out right after, in the background.
+        Concurrent calls share one transaction."""
+        order = generation.create_order(self.db, quantity, self.shared_create)
         self.outbox.wake()
         log_order(f"Order created: id={order['id']}", order["id"])
         return order

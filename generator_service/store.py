@@ -3,9 +3,8 @@ the caller owns the transaction."""
 
 import random
 import secrets
-from datetime import timedelta
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from generator_service.models import (
@@ -68,27 +67,60 @@ def count_orders(session, created):
 
 
 def set_running(session, running):
+    """Turn generation on or off. Turned on from off, the tick schedule
+    starts again (the first tick creates its orders at once, and the time
+    it was off is not made up)."""
     session.execute(
-        update(GeneratorState).where(GeneratorState.id == STATE_ID).values(running=running)
+        text(
+            # MariaDB assigns left to right: last_tick_at reads the old `running`.
+            "UPDATE generator_state SET last_tick_at = IF(running, last_tick_at, NULL), "
+            "running = :running WHERE id = :id"
+        ),
+        {"id": STATE_ID, "running": running},
     )
 
 
-def claim_tick(session, interval_seconds):
-    """Take this tick for the calling instance; False if generation is off or
-    another instance already created this tick's order.
+def claim_tick(session, interval_seconds, most_intervals=1):
+    """Take this tick for the calling instance: the number of intervals it
+    stands for, from 1 to `most_intervals`; 0 if generation is off or
+    another instance already took this interval.
 
-    The conditional UPDATE is atomic on the state row, and the database's
-    own clock decides, so instances on different hosts cannot both win.
+    `last_tick_at` is the tick schedule, kept by the database's own clock
+    (so instances on different hosts agree) under the state row's lock (so
+    two cannot both win). A tick that comes several intervals after the
+    last stands for each of them, and the schedule moves on by that many
+    intervals, keeping the fraction of an interval left over: so the timer
+    keeps its rate when a tick takes longer than the interval. One more
+    than `most_intervals` behind (a generator that was stopped, a machine
+    that stalled), the schedule starts again from now: nothing is made up
+    beyond that.
     """
-    min_gap = timedelta(seconds=interval_seconds * TICK_SLACK)
-    claim = text(
-        "UPDATE generator_state SET last_tick_at = UTC_TIMESTAMP(6) "
-        "WHERE id = :id AND running "
-        "AND (last_tick_at IS NULL "
-        "     OR last_tick_at <= UTC_TIMESTAMP(6) - INTERVAL :gap_us MICROSECOND)"
+    interval_us = int(interval_seconds * 1_000_000)
+    state = session.execute(
+        text(
+            "SELECT running, TIMESTAMPDIFF(MICROSECOND, last_tick_at, UTC_TIMESTAMP(6)) AS elapsed "
+            "FROM generator_state WHERE id = :id FOR UPDATE"
+        ),
+        {"id": STATE_ID},
+    ).one()
+    if not state.running:
+        return 0
+    if state.elapsed is None:  # the first tick since generation was turned on
+        intervals, behind = 1, True
+    elif state.elapsed < interval_us * TICK_SLACK:
+        return 0
+    else:
+        intervals = min(max(1, state.elapsed // interval_us), most_intervals)
+        behind = state.elapsed >= (most_intervals + 1) * interval_us
+    move_on = text(
+        "UPDATE generator_state SET last_tick_at = "
+        "IF(:behind, UTC_TIMESTAMP(6), last_tick_at + INTERVAL :advance_us MICROSECOND) "
+        "WHERE id = :id"
     )
-    params = {"id": STATE_ID, "gap_us": int(min_gap.total_seconds() * 1_000_000)}
-    return session.execute(claim, params).rowcount == 1
+    session.execute(
+        move_on, {"id": STATE_ID, "behind": behind, "advance_us": intervals * interval_us}
+    )
+    return intervals
 
 
 def new_create_token() -> str:
@@ -111,10 +143,12 @@ def add_order(session, quantity, created_at, traceparent=None, create_token=None
     return order
 
 
-def add_orders(session, quantities, created_at, traceparent=None, create_token=None):
-    """Insert orders, one per quantity, with their outbox rows, and count
-    them: one INSERT for the orders, one for the outbox. Returns
-    (id, quantity, created_at) rows, ids ascending in the order given.
+def add_orders(session, quantities, created_at, traceparents=None, create_token=None):
+    """Insert orders, one per quantity, with their outbox rows (each with
+    the trace context its event is to continue: `traceparents`, one per
+    quantity, or None), and count them: one INSERT for the orders, one for
+    the outbox. Returns (id, quantity, created_at) rows, ids ascending in
+    the order given.
 
     Ids are read back with RETURNING, never computed from the first one:
     a multi-row INSERT takes auto-increment values in row order, but steps
@@ -130,11 +164,12 @@ def add_orders(session, quantities, created_at, traceparent=None, create_token=N
         .returning(Order.id, Order.quantity, Order.created_at)
     ).all()
     rows.sort(key=lambda row: row.id)
+    traceparents = traceparents or [None] * len(rows)
     session.execute(
         insert(OrderOutbox).values(
             [
                 {"order_id": row.id, "created_at": created_at, "traceparent": traceparent}
-                for row in rows
+                for row, traceparent in zip(rows, traceparents, strict=True)
             ]
         )
     )

@@ -51,21 +51,21 @@ def test_seeding_the_state_keeps_what_is_there(db):
         store.set_running(session, False)
         store.seed_state(session, running=True)
     assert sql(db.uri, "SELECT running FROM generator_state") == [(0,)]
-    assert claim(db) is False
+    assert claim(db) == 0
 
 
 def test_one_tick_per_interval_and_none_while_stopped(db):
-    assert claim(db) is True
-    assert claim(db) is False  # same interval: already taken
+    assert claim(db) == 1
+    assert claim(db) == 0  # same interval: already taken
     an_interval_passes(db)
-    assert claim(db) is True
+    assert claim(db) == 1
     with db.get_session() as session:
         store.set_running(session, False)
     an_interval_passes(db)
-    assert claim(db) is False
+    assert claim(db) == 0
     with db.get_session() as session:
         store.set_running(session, True)
-    assert claim(db) is True
+    assert claim(db) == 1
 
 
 def test_concurrent_instances_get_exactly_one_tick(db):
@@ -73,7 +73,70 @@ def test_concurrent_instances_get_exactly_one_tick(db):
     an_interval_passes(db)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: claim(db), range(8)))
-    assert results.count(True) == 1
+    assert sorted(results) == [0] * 7 + [1]
+
+
+def schedule_moved_back(db, seconds):
+    """Move the tick schedule `seconds` into the past, as if that long had gone by."""
+    sql(
+        db.uri,
+        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :us MICROSECOND",
+        us=int(seconds * 1_000_000),
+    )
+
+
+def test_a_late_tick_stands_for_each_interval_it_missed_keeping_the_remainder(db):
+    with db.get_session() as session:
+        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 1
+    schedule_moved_back(db, 3.5 * SAME_TICK)
+    with db.get_session() as session:
+        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 3
+    # The half interval left over counts towards the next tick: half an
+    # interval more and it is due.
+    schedule_moved_back(db, 0.5 * SAME_TICK)
+    with db.get_session() as session:
+        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 1
+
+
+def test_a_tick_far_behind_makes_up_for_most_intervals_and_starts_again_from_now(db):
+    with db.get_session() as session:
+        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 1
+    schedule_moved_back(db, 100 * SAME_TICK)
+    with db.get_session() as session:
+        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 4
+        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 0
+
+
+def test_turning_generation_on_again_does_not_make_up_for_the_time_it_was_off(db):
+    settings = dataclasses.replace(SETTINGS, interval_seconds=0.001)
+    assert len(generation.generate_tick(db, settings, random.Random(1))) == 1
+    with db.get_session() as session:
+        store.set_running(session, False)
+    schedule_moved_back(db, 60)
+    with db.get_session() as session:
+        store.set_running(session, True)
+    assert len(generation.generate_tick(db, settings, random.Random(1))) == 1
+
+
+def test_a_late_tick_at_a_short_interval_creates_the_orders_of_each_interval(db):
+    settings = dataclasses.replace(SETTINGS, interval_seconds=0.1, orders_per_tick=2)
+    generation.generate_tick(db, settings, random.Random(1))
+    schedule_moved_back(db, 60)  # far behind: one second's worth, 10 intervals
+    orders = generation.generate_tick(db, settings, random.Random(1))
+    assert len(orders) == 10 * 2
+    assert outbox(db)[-len(orders) :] == [order["id"] for order in orders]
+    with db.get_session() as session:
+        assert store.orders_created(session) == 1 * 2 + 10 * 2
+
+
+def test_a_tick_never_makes_up_for_more_than_one_second_or_a_thousand_orders():
+    one_second = dataclasses.replace(SETTINGS, interval_seconds=0.01)
+    assert generation.catch_up_intervals(one_second) == 100
+    assert generation.catch_up_intervals(SETTINGS) == 3  # 0.3 s
+    default = dataclasses.replace(SETTINGS, interval_seconds=2)
+    assert generation.catch_up_intervals(default) == 1  # one order per tick, as ever
+    many = dataclasses.replace(SETTINGS, interval_seconds=0.0001, orders_per_tick=300)
+    assert generation.catch_up_intervals(many) == 3
 
 
 def test_a_create_commits_while_another_create_is_still_open(db, monkeypatch):
