@@ -143,6 +143,14 @@ def add_order(session, quantity, created_at, traceparent=None, create_token=None
     return order
 
 
+# Core statements given a list of rows: compiled once, then sent as one
+# multi-row INSERT by SQLAlchemy (insertmanyvalues) and PyMySQL.
+INSERT_ORDERS = insert(Order.__table__).returning(
+    Order.__table__.c.id, Order.__table__.c.quantity, Order.__table__.c.created_at
+)
+INSERT_OUTBOX_ROWS = insert(OrderOutbox.__table__)
+
+
 def add_orders(session, quantities, created_at, traceparents=None, create_token=None):
     """Insert orders, one per quantity, with their outbox rows (each with
     the trace context its event is to continue: `traceparents`, one per
@@ -154,24 +162,20 @@ def add_orders(session, quantities, created_at, traceparents=None, create_token=
     a multi-row INSERT takes auto-increment values in row order, but steps
     them by auto_increment_increment (the cluster size, on Galera)."""
     rows = session.execute(
-        insert(Order)
-        .values(
-            [
-                {"quantity": quantity, "created_at": created_at, "create_token": create_token}
-                for quantity in quantities
-            ]
-        )
-        .returning(Order.id, Order.quantity, Order.created_at)
+        INSERT_ORDERS,
+        [
+            {"quantity": quantity, "created_at": created_at, "create_token": create_token}
+            for quantity in quantities
+        ],
     ).all()
     rows.sort(key=lambda row: row.id)
     traceparents = traceparents or [None] * len(rows)
     session.execute(
-        insert(OrderOutbox).values(
-            [
-                {"order_id": row.id, "created_at": created_at, "traceparent": traceparent}
-                for row, traceparent in zip(rows, traceparents, strict=True)
-            ]
-        )
+        INSERT_OUTBOX_ROWS,
+        [
+            {"order_id": row.id, "created_at": created_at, "traceparent": traceparent}
+            for row, traceparent in zip(rows, traceparents, strict=True)
+        ],
     )
     count_orders(session, len(rows))
     return rows
