@@ -20,6 +20,7 @@ the confirm wait timed out) is reported False and stays in the caller's
 outbox, to be published again later.
 """
 
+import itertools
 import logging
 import time
 import uuid
@@ -163,11 +164,10 @@ class RoutedEventPublisher(DependencyProvider):
             )
 
     def _settle(self, delivery_tag, multiple, acked):
-        tags = [
-            tag
-            for tag in self._unsettled
-            if tag == delivery_tag or (multiple and tag < delivery_tag)
-        ]
+        if multiple:  # every tag up to this one; the dict is in tag order
+            tags = list(itertools.takewhile(lambda tag: tag <= delivery_tag, self._unsettled))
+        else:
+            tags = [delivery_tag] if delivery_tag in self._unsettled else []
         for tag in tags:
             index, message_id = self._unsettled.pop(tag)
             self._settled[index] = acked and message_id not in self._returned
