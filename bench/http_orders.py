@@ -23,6 +23,11 @@ from harness.tables import order_count
 
 CLIENTS = 32
 ORDER_BODY = '{"quantity": 3}'
+# A second gateway on the same generator, with this many workers: each
+# POST /orders holds a worker while it waits for its shared call, so the
+# gateway's MAX_WORKERS (less the two kept for cheap routes) bounds how
+# many requests one create_orders call can take.
+WIDE_GATEWAY_WORKERS = 40
 
 
 def http_load(url, clients, seconds, warmup):
@@ -73,11 +78,20 @@ def run_http_orders(log_dir, seconds, clients=CLIENTS, warmup=1):
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
         generator = pipeline.start_service("generator_service")
         gateway = pipeline.start_service("gateway")
+        wide_address = f"127.0.0.1:{free_port()}"
+        wide_gateway = pipeline.start_service(
+            "gateway", WEB_SERVER_ADDRESS=wide_address, MAX_WORKERS=str(WIDE_GATEWAY_WORKERS)
+        )
+        wide_url = f"http://{wide_address}/orders"
         noop_address = f"127.0.0.1:{free_port()}"
         noop = pipeline.start_service("bench.noop_http_service", WEB_SERVER_ADDRESS=noop_address)
         wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
         noop_url = f"http://{noop_address}/orders"
-        for url, processes in ((noop_url, [noop]), (pipeline.url("/orders"), [generator, gateway])):
+        for url, processes in (
+            (noop_url, [noop]),
+            (pipeline.url("/orders"), [generator, gateway]),
+            (wide_url, [generator, wide_gateway]),
+        ):
             wait_until(partial(answers_post, url, processes), 60, message=f"POST {url}")
 
         noop_load = http_load(noop_url, clients, seconds, warmup)
@@ -88,10 +102,27 @@ def run_http_orders(log_dir, seconds, clients=CLIENTS, warmup=1):
         orders_load = http_load(pipeline.url("/orders"), clients, seconds, warmup)
         created = order_count(pipeline.db_uri) - created_before
         after = {label: cpu_seconds(pid) for label, pid in measured}
+        wide_before = order_count(pipeline.db_uri)
+        wide_load = http_load(wide_url, clients, seconds, warmup)
+        wide_created = order_count(pipeline.db_uri) - wide_before
         memory = peak_rss_by_service([("order_generator", generator), ("gateway", gateway)])
-    if created < orders_load["requests"]:
-        raise RuntimeError(f"{orders_load['requests']} orders answered 201, {created} created")
-    return summarise(noop_load, orders_load, created, before, after, memory)
+    for load, made in ((orders_load, created), (wide_load, wide_created)):
+        if made < load["requests"]:
+            raise RuntimeError(f"{load['requests']} orders answered 201, {made} created")
+    figures = summarise(noop_load, orders_load, created, before, after, memory)
+    noop_rate = noop_load["requests_per_second"]
+    figures.update(
+        {
+            "wide_gateway_workers": WIDE_GATEWAY_WORKERS,
+            "wide_orders_per_second": wide_load["requests_per_second"],
+            "wide_ratio": wide_load["requests_per_second"] / noop_rate if noop_rate else None,
+            "wide_p50_ms": wide_load.get("latency", {}).get("p50_ms"),
+            "wide_p99_ms": wide_load.get("latency", {}).get("p99_ms"),
+            "errors": figures["errors"] + wide_load["errors"],
+            "first_errors": figures["first_errors"] + wide_load["first_errors"],
+        }
+    )
+    return figures
 
 
 def summarise(noop_load, orders_load, created, before, after, memory):
