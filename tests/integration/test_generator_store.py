@@ -32,18 +32,22 @@ def seeded_state(db):
         store.seed_state(session, running=True)
 
 
-def claim(db):
+def claim(db, most_intervals=1):
     with db.get_session() as session:
-        return store.claim_tick(session, SAME_TICK)
+        return store.claim_tick(session, SAME_TICK, most_intervals)
+
+
+def schedule_moved_back(db, seconds):
+    """Move the tick schedule `seconds` into the past, as if that long had gone by."""
+    sql(
+        db.uri,
+        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :us MICROSECOND",
+        us=int(seconds * 1_000_000),
+    )
 
 
 def an_interval_passes(db):
-    """Move the last tick an interval into the past, as if that long had gone by."""
-    sql(
-        db.uri,
-        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :s SECOND",
-        s=SAME_TICK,
-    )
+    schedule_moved_back(db, SAME_TICK)
 
 
 def test_seeding_the_state_keeps_what_is_there(db):
@@ -76,35 +80,21 @@ def test_concurrent_instances_get_exactly_one_tick(db):
     assert sorted(results) == [0] * 7 + [1]
 
 
-def schedule_moved_back(db, seconds):
-    """Move the tick schedule `seconds` into the past, as if that long had gone by."""
-    sql(
-        db.uri,
-        "UPDATE generator_state SET last_tick_at = last_tick_at - INTERVAL :us MICROSECOND",
-        us=int(seconds * 1_000_000),
-    )
-
-
 def test_a_late_tick_stands_for_each_interval_it_missed_keeping_the_remainder(db):
-    with db.get_session() as session:
-        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 1
+    assert claim(db, most_intervals=10) == 1
     schedule_moved_back(db, 3.5 * SAME_TICK)
-    with db.get_session() as session:
-        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 3
+    assert claim(db, most_intervals=10) == 3
     # The half interval left over counts towards the next tick: half an
     # interval more and it is due.
     schedule_moved_back(db, 0.5 * SAME_TICK)
-    with db.get_session() as session:
-        assert store.claim_tick(session, SAME_TICK, most_intervals=10) == 1
+    assert claim(db, most_intervals=10) == 1
 
 
 def test_a_tick_far_behind_makes_up_for_most_intervals_and_starts_again_from_now(db):
-    with db.get_session() as session:
-        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 1
+    assert claim(db, most_intervals=4) == 1
     schedule_moved_back(db, 100 * SAME_TICK)
-    with db.get_session() as session:
-        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 4
-        assert store.claim_tick(session, SAME_TICK, most_intervals=4) == 0
+    assert claim(db, most_intervals=4) == 4
+    assert claim(db, most_intervals=4) == 0
 
 
 def test_turning_generation_on_again_does_not_make_up_for_the_time_it_was_off(db):
