@@ -182,6 +182,12 @@ def gateway_token(config: dict) -> str:
     return setting(config, "GATEWAY_TOKEN", str)
 
 
+def gateway_max_workers(config: dict) -> int:
+    """The gateway's worker pool (the other services take nameko's
+    max_workers); at least 3: two workers are kept for its cheap routes."""
+    return setting(config, "GATEWAY_MAX_WORKERS", int, minimum=3)
+
+
 def max_request_bytes(config: dict) -> int:
     return setting(config, "MAX_REQUEST_BYTES", int, minimum=0)
 

@@ -98,7 +98,7 @@ def test_several_pages_share_each_snapshot_and_a_closed_page_frees_its_stream(se
 
 
 def test_open_streams_hold_no_worker(services):
-    max_workers = services.config["max_workers"]
+    max_workers = services.containers["gateway"].max_workers
     readers = [EventReader(services.base_url) for _ in range(max_workers + 2)]
     try:
         for reader in readers:

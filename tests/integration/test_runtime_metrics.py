@@ -59,6 +59,7 @@ def test_each_service_process_serves_its_own_runtime_metrics(services):
             "GENERATOR_METRICS_ADDRESS": f"127.0.0.1:{ports['generator']}",
             "PROCESSOR_METRICS_ADDRESS": f"127.0.0.1:{ports['processor']}",
             "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{ports['gateway']}",
+            "GATEWAY_MAX_WORKERS": 24,
         }
     )
     services.start("generator", "processor", "gateway")
@@ -79,6 +80,8 @@ def test_each_service_process_serves_its_own_runtime_metrics(services):
     assert worker_count(processor, "order_processor", "create_order", "rpc") == 0
     _, gateway = runtime_figures(ports["gateway"], Accept="application/openmetrics-text")
     assert worker_count(gateway, "gateway", "status", "http") == 1
+    # The gateway's pool is its own size; the others take max_workers.
+    assert gateway['order_pipeline_workers_max{service="gateway"}'] == 24
     checked = promtool("check", "metrics", stdin=runtime_figures(ports["processor"])[0].content)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # The endpoint stops with its service, and gives its port back.

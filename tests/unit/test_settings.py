@@ -96,6 +96,7 @@ def test_settings_come_from_environment_variables(monkeypatch):
         (settings.retry_settings, {"RETRY_MAX_ATTEMPTS": -1}),
         (settings.rpc_timeout_seconds, {"RPC_TIMEOUT_SECONDS": 0}),
         (settings.max_request_bytes, {"MAX_REQUEST_BYTES": -1}),
+        (settings.gateway_max_workers, {"GATEWAY_MAX_WORKERS": 2}),
         (settings.price_settings, {"PRICE_SOURCE": "oracle"}),
         (settings.price_settings, {"PRICE_SOURCE": "http", "PRICE_FEED_URL": ""}),
         (settings.price_settings, {"PRICE_BASE": "lots"}),
