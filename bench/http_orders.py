@@ -17,17 +17,19 @@ from functools import partial
 import requests
 
 from bench.process_stats import cpu_seconds, peak_rss_by_service, server_pids
-from harness.processes import ROOT, TEST_TOKEN, free_port, wait_until
+from harness.processes import CONFIG, ROOT, TEST_TOKEN, free_port, wait_until
 from harness.sandbox import check_running, sandbox, wait_for_rpc
 from harness.tables import order_count
+from order_pipeline.config import load_config
+from order_pipeline.settings import gateway_max_workers
 
 CLIENTS = 32
 ORDER_BODY = '{"quantity": 3}'
-# A second gateway on the same generator, with this many workers: each
-# POST /orders holds a worker while it waits for its shared call, so the
-# gateway's MAX_WORKERS (less the two kept for cheap routes) bounds how
-# many requests one create_orders call can take.
-WIDE_GATEWAY_WORKERS = 40
+# A second gateway on the same generator, with the services' pool size
+# instead of its own: each POST /orders holds a worker while it waits for
+# its shared call, so GATEWAY_MAX_WORKERS (less the two kept for cheap
+# routes) bounds how many requests one create_orders call can take.
+NARROW_GATEWAY_WORKERS = 10
 
 
 def http_load(url, clients, seconds, warmup):
@@ -78,19 +80,26 @@ def run_http_orders(log_dir, seconds, clients=CLIENTS, warmup=1):
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
         generator = pipeline.start_service("generator_service")
         gateway = pipeline.start_service("gateway")
-        wide_address = f"127.0.0.1:{free_port()}"
-        wide_gateway = pipeline.start_service(
-            "gateway", WEB_SERVER_ADDRESS=wide_address, MAX_WORKERS=str(WIDE_GATEWAY_WORKERS)
+        narrow_address = f"127.0.0.1:{free_port()}"
+        narrow_gateway = pipeline.start_service(
+            "gateway",
+            WEB_SERVER_ADDRESS=narrow_address,
+            GATEWAY_MAX_WORKERS=str(NARROW_GATEWAY_WORKERS),
         )
-        wide_url = f"http://{wide_address}/orders"
+        narrow_url = f"http://{narrow_address}/orders"
         noop_address = f"127.0.0.1:{free_port()}"
-        noop = pipeline.start_service("bench.noop_http_service", WEB_SERVER_ADDRESS=noop_address)
+        # The do-nothing route gets as many workers as the gateway.
+        noop = pipeline.start_service(
+            "bench.noop_http_service",
+            WEB_SERVER_ADDRESS=noop_address,
+            MAX_WORKERS=str(gateway_max_workers(load_config(CONFIG))),
+        )
         wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
         noop_url = f"http://{noop_address}/orders"
         for url, processes in (
             (noop_url, [noop]),
             (pipeline.url("/orders"), [generator, gateway]),
-            (wide_url, [generator, wide_gateway]),
+            (narrow_url, [generator, narrow_gateway]),
         ):
             wait_until(partial(answers_post, url, processes), 60, message=f"POST {url}")
 
@@ -102,24 +111,24 @@ def run_http_orders(log_dir, seconds, clients=CLIENTS, warmup=1):
         orders_load = http_load(pipeline.url("/orders"), clients, seconds, warmup)
         created = order_count(pipeline.db_uri) - created_before
         after = {label: cpu_seconds(pid) for label, pid in measured}
-        wide_before = order_count(pipeline.db_uri)
-        wide_load = http_load(wide_url, clients, seconds, warmup)
-        wide_created = order_count(pipeline.db_uri) - wide_before
+        narrow_before = order_count(pipeline.db_uri)
+        narrow_load = http_load(narrow_url, clients, seconds, warmup)
+        narrow_created = order_count(pipeline.db_uri) - narrow_before
         memory = peak_rss_by_service([("order_generator", generator), ("gateway", gateway)])
-    for load, made in ((orders_load, created), (wide_load, wide_created)):
+    for load, made in ((orders_load, created), (narrow_load, narrow_created)):
         if made < load["requests"]:
             raise RuntimeError(f"{load['requests']} orders answered 201, {made} created")
     figures = summarise(noop_load, orders_load, created, before, after, memory)
     noop_rate = noop_load["requests_per_second"]
     figures.update(
         {
-            "wide_gateway_workers": WIDE_GATEWAY_WORKERS,
-            "wide_orders_per_second": wide_load["requests_per_second"],
-            "wide_ratio": wide_load["requests_per_second"] / noop_rate if noop_rate else None,
-            "wide_p50_ms": wide_load.get("latency", {}).get("p50_ms"),
-            "wide_p99_ms": wide_load.get("latency", {}).get("p99_ms"),
-            "errors": figures["errors"] + wide_load["errors"],
-            "first_errors": figures["first_errors"] + wide_load["first_errors"],
+            "narrow_gateway_workers": NARROW_GATEWAY_WORKERS,
+            "narrow_orders_per_second": narrow_load["requests_per_second"],
+            "narrow_ratio": narrow_load["requests_per_second"] / noop_rate if noop_rate else None,
+            "narrow_p50_ms": narrow_load.get("latency", {}).get("p50_ms"),
+            "narrow_p99_ms": narrow_load.get("latency", {}).get("p99_ms"),
+            "errors": figures["errors"] + narrow_load["errors"],
+            "first_errors": figures["first_errors"] + narrow_load["first_errors"],
         }
     )
     return figures

@@ -3,7 +3,7 @@ printed table. Targets are shown, not enforced."""
 
 import operator
 
-from bench.http_orders import WIDE_GATEWAY_WORKERS
+from bench.http_orders import NARROW_GATEWAY_WORKERS
 from bench.stats import median_of
 
 # (figure key, label, comparison, threshold, unit)
@@ -54,10 +54,10 @@ HTTP_FIGURES = (
     "p50_ms",
     "p99_ms",
     "noop_p99_ms",
-    "wide_orders_per_second",
-    "wide_ratio",
-    "wide_p50_ms",
-    "wide_p99_ms",
+    "narrow_orders_per_second",
+    "narrow_ratio",
+    "narrow_p50_ms",
+    "narrow_p99_ms",
 )
 SUSTAINED_FIGURES = (
     "offered_orders_per_second",
@@ -227,11 +227,11 @@ def ingest_rows(row, figs):
     row("POST /orders p50, 32 clients", figs.get("http_orders_p50_ms"), "ms")
     row("POST /orders p99, 32 clients", figs.get("http_orders_p99_ms"), "ms")
     row("do-nothing @http route p99", figs.get("http_orders_noop_p99_ms"), "ms")
-    wide = f"POST /orders, gateway with MAX_WORKERS={WIDE_GATEWAY_WORKERS}"
-    row(wide, figs.get("http_orders_wide_orders_per_second"), "orders/s", "{:.0f}")
-    row(f"  {wide} / do-nothing", figs.get("http_orders_wide_ratio"), "x", "{:.2f}")
-    row(f"  {wide}, p50", figs.get("http_orders_wide_p50_ms"), "ms")
-    row(f"  {wide}, p99", figs.get("http_orders_wide_p99_ms"), "ms")
+    narrow = f"POST /orders, gateway with GATEWAY_MAX_WORKERS={NARROW_GATEWAY_WORKERS}"
+    row(narrow, figs.get("http_orders_narrow_orders_per_second"), "orders/s", "{:.0f}")
+    row(f"  {narrow} / do-nothing", figs.get("http_orders_narrow_ratio"), "x", "{:.2f}")
+    row(f"  {narrow}, p50", figs.get("http_orders_narrow_p50_ms"), "ms")
+    row(f"  {narrow}, p99", figs.get("http_orders_narrow_p99_ms"), "ms")
     row("sustained: offered", figs.get("sustained_offered_orders_per_second"), "orders/s", "{:.0f}")
     row("sustained: created", figs.get("sustained_created_orders_per_second"), "orders/s", "{:.0f}")
     row(

@@ -13,7 +13,7 @@
   events) takes a stream slot and gives its connection slot back, so open
   streams never use up the connections ordinary requests need, and idle
   connections never take a stream's place. A stream over the limit is a 503.
-- Calls (MAX_WORKERS - 2). A route whose every request makes RPC calls of
+- Calls (GATEWAY_MAX_WORKERS - 2). A route whose every request makes RPC calls of
   its own (`costly`) takes a call slot; the two workers it can never have
   are left for the cheap routes (the shared reads behind /health, /metrics
   and /status, whose cost does not grow with the number of clients), so a
@@ -46,7 +46,7 @@ CONNECTION_KEY = "gateway.connection"
 # handshake, and its connection is waiting only until that is read.
 EVICT_AFTER_SECONDS = 0.25
 
-# Workers a costly route can never hold (if MAX_WORKERS leaves any).
+# Workers a costly route can never hold.
 WORKERS_KEPT_FOR_CHEAP_ROUTES = 2
 
 # Connections over the limit that may be answered 503 at once and kept for
