@@ -142,12 +142,16 @@ def test_orders_posted_over_http_and_created_in_bulk_are_each_processed(pipeline
     assert posted.status_code == 201
     retried = system.post("/orders", json={"quantity": 3}, headers={"Idempotency-Key": "e2e-1"})
     assert (retried.status_code, retried.json()) == (200, posted.json())
+    unkeyed = system.post("/orders", json={"quantity": 8})  # through a shared create_orders call
+    assert unkeyed.status_code == 201 and unkeyed.json()["quantity"] == 8
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as rpc:
         bulk = rpc.order_generator.create_orders([1, 2, 3, 4, 5])
-        assert rpc.order_generator.status()["orders_created"] == 6
-    assert order_count(db_uri) == 6
+        assert rpc.order_generator.status()["orders_created"] == 7
+    assert order_count(db_uri) == 7
     wait_all_processed(db_uri)
-    assert processed_count(db_uri) == 6 and wrong_prices(db_uri) == []
-    body = system.get(posted.headers["Location"]).json()
-    assert body["quantity"] == 3 and body["processing"]["order_id"] == posted.json()["id"]
+    assert processed_count(db_uri) == 7 and wrong_prices(db_uri) == []
+    for response in (posted, unkeyed):
+        body = system.get(response.headers["Location"]).json()
+        assert body["quantity"] == response.json()["quantity"]
+        assert body["processing"]["order_id"] == response.json()["id"]
     assert [order["quantity"] for order in bulk] == [1, 2, 3, 4, 5]

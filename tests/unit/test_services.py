@@ -75,6 +75,7 @@ def test_generator_create_order_rejects_bad_quantities_before_writing(bad_quanti
     with pytest.raises(InvalidQuantity):
         service.create_order(bad_quantity)
     assert not service.db.mock_calls
+    assert not service.shared_create.mock_calls  # never joins a shared transaction
     assert not service.outbox.mock_calls
 
 
