@@ -6,46 +6,22 @@ for one key queue behind the call in progress and are all answered by the
 next call, which starts as soon as that one ends. Every answer therefore
 comes from a read that started after its request arrived (nothing is
 cached), while the number of RPC calls stays at about one per round trip
-however many clients there are.
+however many clients there are. The rounds are those of
+`order_pipeline.shared_batches`, with one answer for every caller.
 """
 
-from eventlet.event import Event
-from nameko.extensions import DependencyProvider
+from order_pipeline.shared_batches import SharedBatches
 
 
-class _Round:
-    def __init__(self, call):
-        self.call = call  # made by a caller that waits for this round
-        self.answer = Event()
-
-
-class SharedReads(DependencyProvider):
+class SharedReads(SharedBatches):
     """Injects `read(key, call)`: `call()`'s result, shared with every
     concurrent caller of the same key."""
 
-    def setup(self):
-        self._next_round = {}  # key -> _Round waiting to start
-        self._running = set()  # keys with a round in progress
+    def __init__(self):
+        super().__init__(max_items=None)  # a round takes every waiting reader
 
     def get_dependency(self, worker_ctx):
         return self.read
 
     def read(self, key, call):
-        next_round = self._next_round.get(key)
-        if next_round is None:
-            next_round = self._next_round[key] = _Round(call)
-            if key not in self._running:
-                self._running.add(key)
-                self.container.spawn_managed_thread(lambda: self._run_rounds(key))
-        return next_round.answer.wait()
-
-    def _run_rounds(self, key):
-        try:
-            while key in self._next_round:
-                current = self._next_round.pop(key)
-                try:
-                    current.answer.send(current.call())
-                except Exception as exc:  # every waiter of the round gets it
-                    current.answer.send_exception(exc)
-        finally:
-            self._running.discard(key)
+        return self.submit(lambda readers: [call()] * len(readers), None, key)

@@ -33,47 +33,48 @@ class _Item:
 class SharedBatches(DependencyProvider):
     """`batch = SharedBatches(max_items)` injects `batch(call, item)`: the
     result for `item` of `call(items)`, which takes a list and returns one
-    result per item, in order, shared with every concurrent caller."""
+    result per item, in order, shared with every concurrent caller. Items
+    handed in with different `key`s never share a call."""
 
-    def __init__(self, max_items: int):
-        self.max_items = max_items
+    def __init__(self, max_items: int | None):
+        self.max_items = max_items  # None: a round takes every waiting item
 
     def setup(self):
-        self._waiting = []  # _Item, in arrival order
-        self._running = False  # a greenthread runs rounds
-        self._calling = 0
+        self._waiting = {}  # key -> [_Item], in arrival order
+        self._calling = {}  # key -> items in the call in progress; a key here has a round runner
 
     def get_dependency(self, worker_ctx):
         return self.submit
 
-    @property
-    def queued(self) -> int:
+    def queued(self, key=None) -> int:
         """Items waiting for the next round."""
-        return len(self._waiting)
+        return len(self._waiting.get(key, ()))
 
-    @property
-    def calling(self) -> int:
+    def calling(self, key=None) -> int:
         """How many items the call in progress is for (0: none)."""
-        return self._calling
+        return self._calling.get(key, 0)
 
-    def submit(self, call, value):
+    def submit(self, call, value, key=None):
         item = _Item(value, call)
-        self._waiting.append(item)
-        if not self._running:
-            self._running = True
-            self.container.spawn_managed_thread(self._run_rounds, identifier="shared batches")
+        self._waiting.setdefault(key, []).append(item)
+        if key not in self._calling:
+            self._calling[key] = 0
+            self.container.spawn_managed_thread(
+                lambda: self._run_rounds(key), identifier="shared batches"
+            )
         return item.result.wait()
 
-    def _run_rounds(self):
+    def _run_rounds(self, key):
         try:
-            while self._waiting:
-                round_items = self._waiting[: self.max_items]
-                del self._waiting[: self.max_items]
-                self._calling = len(round_items)
+            while self._waiting.get(key):
+                waiting = self._waiting[key]
+                round_items = waiting[: self.max_items]
+                del waiting[: self.max_items]
+                self._calling[key] = len(round_items)
                 self._run_round(round_items)
         finally:
-            self._running = False
-            self._calling = 0
+            del self._calling[key]
+            self._waiting.pop(key, None)
 
     @staticmethod
     def _run_round(items):

@@ -32,9 +32,9 @@ def services(make_database, make_vhost):
 
 
 def shared_batches(services, name):
-    """Service `name`'s SharedBatches: the creates it holds for a shared call."""
+    """Service `name`'s SharedBatches for creates (not the gateway's SharedReads)."""
     container = services.containers[name]
-    (batches,) = [d for d in container.dependencies if isinstance(d, SharedBatches)]
+    (batches,) = [d for d in container.dependencies if type(d) is SharedBatches]
     return batches
 
 
@@ -44,10 +44,10 @@ def first_then_the_rest(services, name, send, quantities):
     returned for each."""
     batches = shared_batches(services, name)
     first = send(quantities[0])
-    wait_until(lambda: batches.calling == 1, 30, message="the first create's call")
+    wait_until(lambda: batches.calling() == 1, 30, message="the first create's call")
     rest = [send(quantity) for quantity in quantities[1:]]
-    wait_until(lambda: batches.queued == len(rest), 30, message="the other creates queued")
-    assert batches.calling == 1
+    wait_until(lambda: batches.queued() == len(rest), 30, message="the other creates queued")
+    assert batches.calling() == 1
     return [first, *rest]
 
 

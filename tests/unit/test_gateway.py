@@ -338,7 +338,7 @@ def test_table_errors_are_answers_and_other_errors_still_raise():
 
 
 class _Container:
-    def spawn_managed_thread(self, run):
+    def spawn_managed_thread(self, run, identifier=None):
         return eventlet.spawn(run)
 
 
