@@ -27,8 +27,21 @@ def mask_uri(text: str) -> str:
     return _CREDENTIALS.sub(rf"\g<head>:{MASK}@", text)
 
 
+def nodes(uri: str) -> list[str]:
+    """The URI of each node in `uri`, in order."""
+    return [part.strip() for part in uri.split(";") if part.strip()]
+
+
 def node_count(uri: str) -> int:
-    return len([part for part in uri.split(";") if part.strip()])
+    return len(nodes(uri))
+
+
+def starting_at(uri: str, index: int) -> str:
+    """`uri` with its nodes rotated so that node `index` (modulo their
+    number) comes first: kombu tries the nodes in the order given."""
+    parts = nodes(uri)
+    index %= len(parts)
+    return ";".join(parts[index:] + parts[:index])
 
 
 def connect(uri: str, **options) -> Connection:

@@ -15,9 +15,19 @@ we already know whether that message was returned (returns carry no
 delivery tag: each message has a `message_id` to match them by).
 
 An event is reported routed only when it was acked and not returned.
-Anything else (returned, nacked, unconfirmed when the connection dropped or
-the confirm wait timed out) is reported False and stays in the caller's
-outbox, to be published again later.
+Anything else (returned, nacked twice, unconfirmed when the connection
+dropped or the confirm wait timed out) is reported False and stays in the
+caller's outbox, to be published again later.
+
+A nack costs the connection. RabbitMQ nacks when a queue cannot take the
+message (full, with `reject-publish`), and also, with quorum queues, when
+the channel's view of the queue is stale: a channel that first published
+to a queue while its leader node was stopping was seen nacking everything
+until that node came back (minutes), while a new channel published to the
+newly elected leader at once. So nacked messages are published once more on
+a new connection, and every new connection starts one node further along
+AMQP_URI's list than the last, so that a node that misbehaves without
+refusing connections is not the one picked again.
 """
 
 import itertools
@@ -32,7 +42,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from opentelemetry.trace import SpanKind
 
-from order_pipeline.broker import check_broker, node_count
+from order_pipeline.broker import check_broker, node_count, starting_at
 from order_pipeline.settings import amqp_uri
 from order_pipeline.tracing import carrier_context, current_carrier, tracer
 
@@ -46,6 +56,10 @@ class ConfirmTimeout(Exception):
     """The broker did not settle every message of a batch in time."""
 
 
+class Nacked(Exception):
+    """The broker nacked messages of a batch."""
+
+
 class RoutedEventPublisher(DependencyProvider):
     """Injects `publish(event_type, payloads) -> [payload routed?]`."""
 
@@ -56,6 +70,8 @@ class RoutedEventPublisher(DependencyProvider):
         self.exchange = get_event_exchange(self.container.service_name, config)
         # One channel, used by one greenthread at a time.
         self._lock = Semaphore()
+        # Connections made so far: each new one starts at the next node.
+        self._connections_made = 0
         self._connection = None
         self._producer = None
         # The channel's confirm-mode delivery tags: the broker numbers the
@@ -63,10 +79,12 @@ class RoutedEventPublisher(DependencyProvider):
         self._last_tag = 0
         # Of the batch being published: delivery tag -> (index, message id)
         # of each message not yet acked or nacked, the message ids returned
-        # unroutable, and index -> routed? of each message settled.
+        # unroutable, index -> routed? of each message acked, and how many
+        # were nacked (left to the next attempt).
         self._unsettled = {}
         self._returned = set()
         self._settled = {}
+        self._nacked = 0
 
     def stop(self):
         self._close()
@@ -85,11 +103,11 @@ class RoutedEventPublisher(DependencyProvider):
         trace each event continues, in a "publish" span whose context goes
         in the message's `nameko.*` headers (handed to the handling worker).
 
-        On a broker error (or no confirms within CONFIRM_TIMEOUT_SECONDS)
-        the messages not yet settled are published once more on a new
-        connection; what is still unsettled then is reported False (it may
-        have arrived: the caller publishes it again, and consumers must
-        take an event twice). A nacked message is reported False at once.
+        On a broker error, a nack, or no confirms within
+        CONFIRM_TIMEOUT_SECONDS, the messages not yet acked are published
+        once more on a new connection; what is still not acked then is
+        reported False (it may have arrived: the caller publishes it again,
+        and consumers must take an event twice).
         """
         trace_contexts = trace_contexts or [{}] * len(payloads)
         with self._lock:
@@ -107,7 +125,7 @@ class RoutedEventPublisher(DependencyProvider):
                         log.warning("publishing %s failed, reconnecting: %s", event_type, exc)
                     else:
                         log.warning(
-                            "broker unavailable, %d %s event(s) left in the outbox: %s",
+                            "%d %s event(s) not published, left in the outbox: %s",
                             len(payloads) - sum(self._settled.values()),
                             event_type,
                             exc,
@@ -121,6 +139,7 @@ class RoutedEventPublisher(DependencyProvider):
         producer = self._get_producer()
         self._unsettled = {}
         self._returned = set()
+        self._nacked = 0
         for index in indexes:
             message_id = uuid.uuid4().hex
             self._publish_traced(
@@ -138,6 +157,8 @@ class RoutedEventPublisher(DependencyProvider):
                 )
             # Runs _on_ack, _on_nack and _on_return; socket.timeout if quiet.
             self._connection.drain_events(timeout=remaining)
+        if self._nacked:
+            raise Nacked(f"the broker nacked {self._nacked} of {len(indexes)} message(s)")
 
     def _publish_traced(self, producer, event_type, payload, trace_context, message_id):
         with tracer().start_as_current_span(
@@ -170,7 +191,10 @@ class RoutedEventPublisher(DependencyProvider):
             tags = [delivery_tag] if delivery_tag in self._unsettled else []
         for tag in tags:
             index, message_id = self._unsettled.pop(tag)
-            self._settled[index] = acked and message_id not in self._returned
+            if acked:
+                self._settled[index] = message_id not in self._returned
+            else:  # not settled: the next attempt publishes it again
+                self._nacked += 1
 
     def _on_ack(self, delivery_tag, multiple):
         self._settle(delivery_tag, multiple, acked=True)
@@ -183,7 +207,9 @@ class RoutedEventPublisher(DependencyProvider):
 
     def _get_producer(self):
         if self._producer is None:
-            self._connection = Connection(self.amqp_uri, connect_timeout=5)
+            uri = starting_at(self.amqp_uri, self._connections_made)
+            self._connections_made += 1
+            self._connection = Connection(uri, connect_timeout=5)
             # One attempt per node, no back-off sleep: kombu's retry would
             # sleep 2 s per round while the broker is down, with the
             # channel's lock (and the caller's outbox rows) held. `publish`

@@ -4,7 +4,9 @@ confirm: against a real RabbitMQ vhost and MariaDB database of the test's
 own.
 
 A queue with `x-max-length` and `x-overflow: reject-publish` makes RabbitMQ
-itself nack the messages past its length, in the middle of a batch.
+itself nack the messages past its length, in the middle of a batch. (The
+nacks that made the publisher try a new connection came from a quorum queue
+whose leader node stopped: tests/cluster.)
 """
 
 import json
@@ -97,14 +99,36 @@ class SocketCutter(RoutedEventPublisher):
         return result
 
 
+class RoomOnReconnect(RoutedEventPublisher):
+    """Empties the queue `queue_name` as it makes its second connection: the
+    broker nacks on the first connection and has room on the second."""
+
+    queue_name = "short"
+
+    def _get_producer(self):
+        if self._producer is None and self._connections_made == 1:
+            with Connection(self.amqp_uri.split(";")[0]) as connection:
+                connection.channel().queue_purge(self.queue_name)
+        return super()._get_producer()
+
+
+def same_broker_by_another_name(amqp_uri):
+    """`amqp_uri` with 127.0.0.1 for localhost or the other way round: a
+    second "node" that is the same broker."""
+    host = Connection(amqp_uri).hostname
+    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host)
+    assert other, f"the tests' broker is expected on this machine, not at {host}"
+    return amqp_uri.replace(f"@{host}:", f"@{other}:", 1)
+
+
 @pytest.fixture
 def publisher(amqp_uri):
     """Factory: a set-up publisher of the given class, stopped at the end."""
     made = []
 
-    def make(cls=RoutedEventPublisher):
+    def make(cls=RoutedEventPublisher, uri=amqp_uri):
         made.append(cls())
-        made[-1].container = SimpleNamespace(config={"AMQP_URI": amqp_uri}, service_name=GENERATOR)
+        made[-1].container = SimpleNamespace(config={"AMQP_URI": uri}, service_name=GENERATOR)
         made[-1].setup()
         return made[-1]
 
@@ -130,6 +154,38 @@ def test_nacked_messages_are_reported_unpublished_and_the_rest_published(amqp_ur
     payloads = [{"order_id": n} for n in range(1, 6)]
     assert publisher().publish(ORDER_CREATED, payloads) == [True] * 3 + [False] * 2
     assert payloads_in(amqp_uri, "short") == payloads[:3]
+
+
+def test_nacked_messages_go_out_again_on_a_new_connection(amqp_uri, publisher):
+    bind_queue(amqp_uri, "short", max_length=3)
+    first = publisher()
+    assert first.publish(ORDER_CREATED, [{"order_id": n} for n in (1, 2, 3)]) == [True] * 3
+    # Full: the broker nacks both on the first connection; the second
+    # connection finds room, within the same call.
+    reconnecting = publisher(RoomOnReconnect)
+    assert reconnecting.publish(ORDER_CREATED, [{"order_id": 4}, {"order_id": 5}]) == [True] * 2
+    assert reconnecting._connections_made == 2
+    assert payloads_in(amqp_uri, "short") == [{"order_id": 4}, {"order_id": 5}]
+
+
+def test_each_new_connection_starts_at_the_next_node(amqp_uri, publisher):
+    bind_queue(amqp_uri, "listener")
+    second = same_broker_by_another_name(amqp_uri)
+    cutter = publisher(SocketCutter, uri=f"{amqp_uri};{second}")
+    first_tried = []
+    connect = cutter._get_producer
+
+    def noting_the_first_node_tried():
+        producer = connect()
+        first_tried.append(cutter._connection.alt[0])
+        return producer
+
+    cutter._get_producer = noting_the_first_node_tried
+    assert cutter.publish(ORDER_CREATED, [{"order_id": n} for n in range(1, 11)]) == [True] * 10
+    # The first connection, cut, was to the first node; the retry went to
+    # the second first, although the first still takes connections.
+    assert first_tried == [amqp_uri, second]
+    assert {p["order_id"] for p in payloads_in(amqp_uri, "listener")} == set(range(1, 11))
 
 
 def test_the_outbox_keeps_the_rows_the_broker_refused_and_sends_them_later(db, amqp_uri, publisher):

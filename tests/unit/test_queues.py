@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from order_pipeline.broker import mask_uri, node_count
+from order_pipeline.broker import mask_uri, node_count, starting_at
 from order_pipeline.errors import StartupError
 from order_pipeline.logs import console_formatter
 from order_pipeline.queues import dead_letter_queue, durable_queue, queue_arguments, retry_queue
@@ -48,6 +48,14 @@ def test_mask_uri_hides_the_password_of_every_node():
     assert masked == "amqp://alice:********@h1:5672/v;amqp://bob:********@h2:5672/v"
     assert mask_uri("amqp://h1/;amqp://guest@h2/") == "amqp://h1/;amqp://guest@h2/"
     assert node_count(TWO_NODES) == 2
+
+
+def test_a_node_list_can_start_at_any_of_its_nodes():
+    three = "amqp://h1/v;amqp://h2/v; amqp://h3/v"
+    assert starting_at(three, 0) == "amqp://h1/v;amqp://h2/v;amqp://h3/v"
+    assert starting_at(three, 1) == "amqp://h2/v;amqp://h3/v;amqp://h1/v"
+    assert starting_at(three, 5) == "amqp://h3/v;amqp://h1/v;amqp://h2/v"
+    assert starting_at("amqp://h1/v", 7) == "amqp://h1/v"
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
