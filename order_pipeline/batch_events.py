@@ -5,11 +5,16 @@ round trip and a database commit for every order. `BatchEventHandler` hands
 the service method a list of payloads instead, so that one RPC and one
 transaction serve up to EVENT_BATCH_SIZE events.
 
-Batches form by themselves, without a timer: an event that arrives while
-fewer than EVENT_BATCHES_IN_FLIGHT batches are running is handled at once
-(alone, at low load, so latency stays low); events that arrive while the
-workers are busy wait and go together in the next batch (large batches under
-load, so throughput grows with the backlog).
+Batches form by themselves, without a timer: events that arrive while
+fewer than EVENT_BATCHES_IN_FLIGHT batches are running are handled at once,
+together with every event that came in with them (alone, at low load, so
+latency stays low); events that arrive while the workers are busy wait and
+go together in the next batch (large batches under load, so throughput
+grows with the backlog). "Came in with them": nameko's consumer hands over
+the messages already read off the socket one after the other without
+yielding, so a batch started once it yields (not at the first message)
+takes every event of a burst, such as the generator's outbox publishing
+several events at once, instead of the first alone and the rest next.
 
 The method returns one outcome per payload, in order: None when that event
 is done, or the exception that failed it. Each event is then settled as
@@ -56,6 +61,7 @@ class BatchEventHandler(ReliableEventHandler):
             self.max_batches = max(1, self.container.max_workers - 1)
         self._waiting = []  # (payload, message) not yet in a batch
         self._in_flight = 0
+        self._start_due = False  # a start is scheduled for the next yield
         self._stopping = False
 
     def stop(self):
@@ -68,6 +74,12 @@ class BatchEventHandler(ReliableEventHandler):
 
     def handle_message(self, body, message):
         self._waiting.append((body, message))
+        if not self._start_due:
+            self._start_due = True
+            eventlet.spawn_n(self._start_when_due)
+
+    def _start_when_due(self):
+        self._start_due = False
         self._start_batches()
 
     def _requeue_waiting(self):
