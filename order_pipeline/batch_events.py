@@ -7,14 +7,16 @@ transaction serve up to EVENT_BATCH_SIZE events.
 
 Batches form by themselves, without a timer: events that arrive while
 fewer than EVENT_BATCHES_IN_FLIGHT batches are running are handled at once,
-together with every event that came in with them (alone, at low load, so
-latency stays low); events that arrive while the workers are busy wait and
-go together in the next batch (large batches under load, so throughput
-grows with the backlog). "Came in with them": nameko's consumer hands over
-the messages already read off the socket one after the other without
-yielding, so a batch started once it yields (not at the first message)
-takes every event of a burst, such as the generator's outbox publishing
-several events at once, instead of the first alone and the rest next.
+with whatever came in with them (so latency stays low at low load); events
+that arrive while the workers are busy wait and go together in the next
+batch (large batches under load, so throughput grows with the backlog).
+"Came in with them": nameko's consumer hands over the messages already read
+off the socket one after the other without yielding, so a batch started
+once it yields (not at the first message) takes every event of a burst,
+such as the generator's outbox publishing several at once, instead of the
+first alone and the rest next. The start runs in a plain greenthread:
+`_start_batches` handles a container being killed; after any other error
+the events stay waiting, unacked, for the next start.
 
 The method returns one outcome per payload, in order: None when that event
 is done, or the exception that failed it. Each event is then settled as

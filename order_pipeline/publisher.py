@@ -79,12 +79,11 @@ class RoutedEventPublisher(DependencyProvider):
         self._last_tag = 0
         # Of the batch being published: delivery tag -> (index, message id)
         # of each message not yet acked or nacked, the message ids returned
-        # unroutable, index -> routed? of each message acked, and how many
-        # were nacked (left to the next attempt).
+        # unroutable, and index -> routed? of each message acked (a nacked
+        # one is in neither dict: the next attempt publishes it again).
         self._unsettled = {}
         self._returned = set()
         self._settled = {}
-        self._nacked = 0
 
     def stop(self):
         self._close()
@@ -139,7 +138,6 @@ class RoutedEventPublisher(DependencyProvider):
         producer = self._get_producer()
         self._unsettled = {}
         self._returned = set()
-        self._nacked = 0
         for index in indexes:
             message_id = uuid.uuid4().hex
             self._publish_traced(
@@ -157,8 +155,9 @@ class RoutedEventPublisher(DependencyProvider):
                 )
             # Runs _on_ack, _on_nack and _on_return; socket.timeout if quiet.
             self._connection.drain_events(timeout=remaining)
-        if self._nacked:
-            raise Nacked(f"the broker nacked {self._nacked} of {len(indexes)} message(s)")
+        nacked = sum(1 for index in indexes if index not in self._settled)
+        if nacked:
+            raise Nacked(f"the broker nacked {nacked} of {len(indexes)} message(s)")
 
     def _publish_traced(self, producer, event_type, payload, trace_context, message_id):
         with tracer().start_as_current_span(
@@ -193,8 +192,6 @@ class RoutedEventPublisher(DependencyProvider):
             index, message_id = self._unsettled.pop(tag)
             if acked:
                 self._settled[index] = message_id not in self._returned
-            else:  # not settled: the next attempt publishes it again
-                self._nacked += 1
 
     def _on_ack(self, delivery_tag, multiple):
         self._settle(delivery_tag, multiple, acked=True)
