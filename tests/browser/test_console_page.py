@@ -68,7 +68,14 @@ def test_an_operator_runs_the_pipeline_from_the_page(running):
         driver.find_element(By.ID, "stop").click()
         wait_for(driver, lambda: text(driver, "generator-state") == "STOPPED", "STOPPED")
         assert not generation_on(system)
-        assert driver.find_element(By.ID, "alarm-stopped").is_displayed()
+        # Waited for, not read at once: a snapshot the stream read before
+        # the stop may still arrive after its answer and show RUNNING for a
+        # moment; the next one shows the stop.
+        wait_for(
+            driver,
+            lambda: driver.find_element(By.ID, "alarm-stopped").is_displayed(),
+            "the generation-stopped alarm",
+        )
 
         # The processed count rises to what the table says once all is done.
         wait_until(lambda: not unprocessed_order_ids(system.db_uri), TIMEOUT, message="drained")
