@@ -35,5 +35,5 @@ EXPOSE 8000
 # Exec form, so nameko is PID 1 and gets SIGTERM from `docker stop`.
 # Without compose this runs all three services in one process (like
 # `make run`); the database schema must exist first:
-#   docker run ... order-pipeline python -m order_pipeline.migrations --config config.yml
+#   docker run ... order-pipeline python -m order_pipeline.commands.migrate --config config.yml
 CMD ["nameko", "run", "--config", "config.yml", "generator_service", "processor_service", "gateway"]

@@ -24,14 +24,14 @@ install: $(BIN)/.installed
 
 # Create the database if missing and apply every service's migrations.
 migrate: install
-	$(BIN)/python -m order_pipeline.migrations --config $(CONFIG)
+	$(BIN)/python -m order_pipeline.commands.migrate --config $(CONFIG)
 
 # A new migration for one service, from its models against the database:
 #   make migration SERVICE=generator_service MESSAGE="add orders.note"
 migration: install
 	@test -n "$(SERVICE)" -a -n "$(MESSAGE)" || \
 		{ echo 'usage: make migration SERVICE=generator_service|processor_service MESSAGE="..."'; exit 2; }
-	$(BIN)/python -m order_pipeline.migrations --config $(CONFIG) revision $(SERVICE) "$(MESSAGE)"
+	$(BIN)/python -m order_pipeline.commands.migrate --config $(CONFIG) revision $(SERVICE) "$(MESSAGE)"
 	$(BIN)/ruff check --fix --quiet $(SERVICE)/migrations/versions
 	$(BIN)/ruff format --quiet $(SERVICE)/migrations/versions
 
@@ -57,13 +57,13 @@ run: migrate
 # nameko shell on the configured broker: n.rpc.order_generator.get_order(1)
 # (through a wrapper whose banner hides the broker's passwords).
 shell: install
-	$(BIN)/python -m order_pipeline.shell --config $(CONFIG)
+	$(BIN)/python -m order_pipeline.commands.shell --config $(CONFIG)
 
 # After changing QUEUE_TYPE on an existing deployment, with the services
 # stopped: re-declare the project's queues with that type, keeping their
-# messages (order_pipeline/queues.py).
+# messages (order_pipeline/commands/recreate_queues.py).
 recreate-queues: install
-	$(BIN)/python -m order_pipeline.queues recreate --config $(CONFIG)
+	$(BIN)/python -m order_pipeline.commands.recreate_queues --config $(CONFIG)
 
 # Lint, format check, the import contract, then every test suite, in two
 # pytest processes side by side: most of a test's time goes to waiting on

@@ -14,10 +14,10 @@ import time
 from sqlalchemy import create_engine, insert
 
 from generator_service.models import Order
-from generator_service.orders import utc_now
 from harness import broker
 from harness.processes import wait_until
 from order_contract import OrderCreated
+from order_pipeline.times import utc_now
 
 INSERT_BATCH = 5000
 QUANTITY_MAX = 100

@@ -17,11 +17,11 @@ from functools import partial
 import requests
 
 from bench.process_stats import cpu_seconds, peak_rss_by_service, server_pids
+from gateway.settings import gateway_max_workers
 from harness.processes import CONFIG, ROOT, TEST_TOKEN, free_port, wait_until
 from harness.sandbox import check_running, sandbox, wait_for_rpc
 from harness.tables import order_count
 from order_pipeline.config import load_config
-from order_pipeline.settings import gateway_max_workers
 
 CLIENTS = 32
 ORDER_BODY = '{"quantity": 3}'

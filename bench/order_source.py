@@ -18,7 +18,7 @@ from generator_service import generation
 from harness.processes import CONFIG
 from order_contract import GENERATOR
 from order_pipeline.config import load_config
-from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.extensions.event_publisher import RoutedEventPublisher
 
 
 class _Container:

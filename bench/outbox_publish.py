@@ -22,7 +22,7 @@ from harness.sandbox import sandbox
 from harness.tables import scalar
 from order_contract import GENERATOR, MAX_ORDERS_PER_CALL, ORDER_CREATED
 from order_pipeline.config import load_config
-from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.extensions.event_publisher import RoutedEventPublisher
 
 QUEUE = "bench_order_created"
 

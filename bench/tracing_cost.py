@@ -5,7 +5,7 @@ same created -> processed latency) with tracing in three modes:
   non-recording spans;
 - "disabled": OTEL_SDK_DISABLED=true (with the console exporter asked for,
   to show the switch wins): the nearest to a pipeline without tracing, as
-  the Telemetry provider still runs but the SDK is never set up;
+  the Tracing provider still runs but the SDK is never set up;
 - "console": the SDK recording every span and the console exporter writing
   each as a JSON line to the service's standard output, which the harness
   sends to the process's log file.

@@ -6,7 +6,7 @@ import logging
 from nameko.extensions import DependencyProvider
 
 from gateway.errors import Forbidden, Unauthorized
-from order_pipeline.settings import gateway_token
+from gateway.settings import gateway_token
 
 log = logging.getLogger(__name__)
 

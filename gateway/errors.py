@@ -7,7 +7,7 @@ to the log, never to the client.
 """
 
 from order_contract import DeadLettersBusy, InvalidArgument, InvalidOrderId, InvalidQuantity
-from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 
 
 class BadRequest(Exception):

@@ -13,9 +13,7 @@ import logging
 import socket
 
 import eventlet
-from eventlet.event import Event
-from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
@@ -39,7 +37,8 @@ from gateway.limits import (
 )
 from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol, lingering_close, raw_json_error
-from order_pipeline.settings import gateway_limits, max_request_bytes, web_server_address
+from gateway.settings import gateway_limits, max_request_bytes, web_server_address
+from order_pipeline.nameko_internals import AdmittingHttpRequestHandler, ListeningWebServer
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class JsonWsgiApp(WsgiApp):
         return response(environ, start_response)
 
 
-class JsonWebServer(WebServer):
+class JsonWebServer(ListeningWebServer):
     """nameko's web server with JSON errors at every level, and a connection
     that fails never taking the gateway down with it."""
 
@@ -107,35 +106,17 @@ class JsonWebServer(WebServer):
         self.lingering_refusals = Slots(LINGERING_REFUSALS)
         super().setup()
 
-    def start(self):
-        # nameko's WebServer.start, line for line, except for the socket:
-        # `gateway.listen` binds it without SO_REUSEPORT and reports a busy
-        # port in one line. nameko has no hook between making the socket and
-        # using it, so this sets the private attributes its run() and stop()
-        # read; tests/unit/test_gateway.py fails if nameko's start() changes.
-        if not self._starting:
-            self._starting = True
-            self._sock = listen(self.container.config)
-            # work around https://github.com/celery/kombu/issues/838
-            self._sock.settimeout(None)
-            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
-            self._gt = self.container.spawn_managed_thread(self.run)
+    def listen(self):
+        # Bound without SO_REUSEPORT; a busy port is one line at start-up.
+        return listen(self.container.config)
 
-    def run(self):
-        # nameko's WebServer.run, except that running out of file descriptors
-        # pauses accepting instead of ending the loop (which would kill the
-        # gateway). Same private attributes as start() above.
-        while self._is_accepting:
-            try:
-                sock, addr = self._sock.accept()
-            except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    raise
-                log.warning("cannot accept a connection: %s", exc.strerror)
-                eventlet.sleep(self.ACCEPT_PAUSE_SECONDS)
-                continue
-            sock.settimeout(self._serv.socket_timeout)
-            self.container.spawn_managed_thread(functools.partial(self.process_request, sock, addr))
+    def accept_failed(self, exc):
+        # Out of file descriptors: pause accepting rather than end the loop
+        # (which would kill the gateway).
+        if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            raise exc
+        log.warning("cannot accept a connection: %s", exc.strerror)
+        eventlet.sleep(self.ACCEPT_PAUSE_SECONDS)
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
@@ -154,7 +135,7 @@ class JsonWebServer(WebServer):
         # werkzeug would answer "//status" or "/orders//1" with a redirect;
         # an API has one spelling per route, anything else is a 404.
         url_map = Map(merge_slashes=False)
-        for provider in self._providers:
+        for provider in self.registered_providers():
             rule = provider.get_url_rule()
             rule.endpoint = provider
             url_map.add(rule)
@@ -198,7 +179,7 @@ class JsonWebServer(WebServer):
 TOO_MANY_CONNECTIONS = raw_json_error(503, "too many connections; try again shortly")
 
 
-class JsonHttpRequestHandler(HttpRequestHandler):
+class JsonHttpRequestHandler(AdmittingHttpRequestHandler):
     """The entrypoint behind `@json_http`; the request body is never read.
 
     `costly`: each request makes RPC calls of its own, so it waits for one
@@ -211,33 +192,10 @@ class JsonHttpRequestHandler(HttpRequestHandler):
         self.costly = costly
         super().__init__(method, url, **kwargs)
 
-    def handle_request(self, request):
-        # nameko's HttpRequestHandler.handle_request, with the wait for a
-        # worker bounded by the gateway's admission (a 503 past it).
-        request.shallow = False
-        try:
-            context_data = self.server.context_data_from_headers(request)
-            args, kwargs = self.get_entrypoint_parameters(request)
-            self.check_signature(args, kwargs)
-            event = Event()
-            admitted = self.server.admission.start(
-                self.costly,
-                lambda: self.container.spawn_worker(
-                    self,
-                    args,
-                    kwargs,
-                    context_data=context_data,
-                    handle_result=functools.partial(self.handle_result, event),
-                ),
-            )
-            try:
-                result = event.wait()
-            finally:
-                admitted.release()
-            response = self.response_from_result(result)
-        except Exception as exc:
-            response = self.response_from_exception(exc)
-        return response
+    def admit(self, spawn):
+        # The wait for a worker is bounded by the gateway's admission (a 503
+        # past it).
+        return self.server.admission.start(self.costly, spawn)
 
     def response_from_result(self, result):
         if isinstance(result, Response):

@@ -34,8 +34,8 @@ import eventlet
 from eventlet.semaphore import Semaphore
 
 from gateway.errors import GatewayBusy
+from gateway.settings import GatewayLimits
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import GatewayLimits
 
 # The WSGI environ key under which the protocol leaves the request's
 # Connection, for `open_stream`.
@@ -120,7 +120,6 @@ class Connections:
         self.streams = streams
         self.evict_after = evict_after
         self.counted = 0
-        self.evicted = 0  # connections closed to make room, since start
         self._waiting = OrderedDict()  # Connection -> when it began waiting
         self._by_socket = {}
 
@@ -177,7 +176,6 @@ class Connection:
         """Close a waiting connection to make room for a new one. Its
         request, if it had begun one, is dropped unanswered."""
         self._uncount()
-        self._connections.evicted += 1
         try:
             # The greenthread reading from it sees the end of the stream.
             self.sock.shutdown(socket.SHUT_RDWR)

@@ -20,8 +20,8 @@ import eventlet
 from eventlet.greenio import GreenSocket
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 
+from gateway.settings import web_server_address
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import web_server_address
 
 LISTEN_BACKLOG = 1024
 

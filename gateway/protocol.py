@@ -36,10 +36,10 @@ from http import HTTPStatus
 
 import eventlet
 from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
-from nameko.web.server import HttpOnlyProtocol
 
 from gateway.errors import http_code
 from gateway.limits import CONNECTION_KEY
+from order_pipeline.eventlet_internals import RequestLineProtocol
 
 # A lingering close reads at most this much, for at most this long.
 LINGER_SECONDS = 2.0
@@ -95,7 +95,7 @@ def body_framing_error(headers, max_request_bytes):
     return None
 
 
-class JsonHttpProtocol(HttpOnlyProtocol):
+class JsonHttpProtocol(RequestLineProtocol):
     """eventlet's HTTP/1.1 protocol with JSON refusals; the wsgi.Server it
     runs under carries `max_request_bytes`."""
 
@@ -131,8 +131,7 @@ class JsonHttpProtocol(HttpOnlyProtocol):
         if self.admitted is not None:
             self.admitted.busy()
 
-    def _read_request_line(self):
-        line = super()._read_request_line()
+    def checked_request_line(self, line):
         if line and not line.endswith(b"\n") and len(line) < self.server.url_length_limit:
             return ""  # cut short: the client is gone
         # eventlet would answer a request line over the limit with an empty 414.

@@ -14,6 +14,7 @@ from gateway.limits import open_stream
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
 from gateway.request_body import read_ids, read_quantity
+from gateway.settings import gateway_max_workers, gateway_metrics_address
 from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import (
@@ -25,12 +26,11 @@ from order_contract import (
     PROCESSOR,
     validate_quantity,
 )
-from order_pipeline.rpc import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
-from order_pipeline.runtime_metrics import RuntimeMetrics
-from order_pipeline.settings import gateway_metrics_address
-from order_pipeline.shared_batches import SharedBatches
-from order_pipeline.telemetry import Telemetry
-from order_pipeline.timer import configured_timer
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
+from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.shared_batches import SharedBatches
+from order_pipeline.extensions.timer import configured_timer
+from order_pipeline.extensions.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def parse_order_id(text):
 
 class GatewayService:
     name = GATEWAY
-    tracing = Telemetry()
+    # Its own worker pool (order_pipeline.extensions.containers): a request
+    # holds a worker while it waits on the services.
+    read_max_workers = staticmethod(gateway_max_workers)
+    tracing = Tracing()
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)
@@ -105,7 +108,7 @@ class GatewayService:
         201 with the order and its Location.
 
         Concurrent requests share one create_orders call
-        (order_pipeline.shared_batches): one transaction for all of them,
+        (order_pipeline.extensions.shared_batches): one transaction for all of them,
         each answered with its own order. The quantity is checked first, so
         a bad one is a 400 of its own and never fails the others' call; a
         call that fails (the generator does not answer) fails each of its

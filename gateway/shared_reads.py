@@ -7,10 +7,10 @@ next call, which starts as soon as that one ends. Every answer therefore
 comes from a read that started after its request arrived (nothing is
 cached), while the number of RPC calls stays at about one per round trip
 however many clients there are. The rounds are those of
-`order_pipeline.shared_batches`, with one answer for every caller.
+`order_pipeline.extensions.shared_batches`, with one answer for every caller.
 """
 
-from order_pipeline.shared_batches import SharedBatches
+from order_pipeline.extensions.shared_batches import SharedBatches
 
 
 class SharedReads(SharedBatches):

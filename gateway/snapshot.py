@@ -27,14 +27,15 @@ is down. A figure nobody could read is null, never a guess.
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import eventlet
 from nameko.extensions import DependencyProvider
 
 from gateway.charts import ChartWindow
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, RECENT_ORDERS
-from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
+from order_pipeline.times import iso_z_of_epoch
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def assemble(answers: dict, results: Answer, charts: dict, now: float) -> dict:
     processed = metrics.value["total_orders_processed"] if metrics.up else None
     dead_count = dead_letter_count(dead_letters, queues)
     return {
-        "at": iso_utc(now),
+        "at": iso_z_of_epoch(now),
         "services": {
             "generator": status.state,
             "processor": metrics.state,
@@ -172,13 +173,6 @@ def recent_orders(recent: Answer, results: Answer) -> list:
 def latency_ms(created_at: str, processed_at: str) -> float:
     elapsed = datetime.fromisoformat(processed_at) - datetime.fromisoformat(created_at)
     return round(elapsed.total_seconds() * 1000, 1)
-
-
-def iso_utc(moment: float) -> str:
-    return (
-        datetime.fromtimestamp(moment, UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-        + "Z"
-    )
 
 
 class ConsoleSnapshot(DependencyProvider):

@@ -26,7 +26,8 @@ from functools import partial
 from sqlalchemy.exc import IntegrityError
 
 from generator_service import store
-from generator_service.orders import order_as_dict, random_quantity, status_as_dict, utc_now
+from generator_service.orders import order_as_dict, random_quantity, status_as_dict
+from generator_service.settings import generator_settings
 from order_contract import (
     IDEMPOTENCY_WINDOW,
     MAX_ORDERS_PER_CALL,
@@ -36,9 +37,9 @@ from order_contract import (
     validate_quantities,
     validate_quantity,
 )
-from order_pipeline.settings import generator_settings
-from order_pipeline.tracing import TRACEPARENT, current_traceparent, tracer
-from order_pipeline.transactions import run_transaction
+from order_pipeline.times import utc_now
+from order_pipeline.trace_context import TRACEPARENT, current_traceparent, tracer
+from order_pipeline.transactions import is_duplicate_key, run_transaction
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def generate_tick(db, settings, rng):
 def create_order(db, quantity, share=None):
     """Create one order now, whatever the on/off state.
 
-    With `share` (an order_pipeline.shared_batches submit), concurrent calls
+    With `share` (an order_pipeline.extensions.shared_batches submit), concurrent calls
     share one transaction: a group commit. The quantity is checked first,
     so a bad one fails alone; each call's order keeps its own trace."""
     quantity = validate_quantity(quantity)
@@ -210,7 +211,7 @@ def create_order_once(db, quantity, key, now=None):
     try:
         return run_transaction(db, work, name="creating a keyed order", recover=recover)
     except IntegrityError as error:
-        if not store.is_duplicate_key(error):
+        if not is_duplicate_key(error):
             raise
 
     def read(session):

@@ -1,29 +1,18 @@
-"""Order rules, free of nameko and SQL: random quantities, timestamps and
-the public shape of an order and of the generator's status."""
+"""Order rules, free of nameko and SQL: random quantities and the public shape of an order and of the generator's status."""
 
-from datetime import UTC, datetime
-
-from order_pipeline.settings import GeneratorSettings
+from generator_service.settings import GeneratorSettings
+from order_pipeline.times import iso_z
 
 
 def random_quantity(rng, settings: GeneratorSettings) -> int:
     return rng.randint(settings.quantity_min, settings.quantity_max)
 
 
-def utc_now() -> datetime:
-    """Naive UTC, as stored in DATETIME columns."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def isoformat_utc(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds") + "Z"
-
-
 def order_as_dict(order) -> dict:
     return {
         "id": order.id,
         "quantity": order.quantity,
-        "created_at": isoformat_utc(order.created_at),
+        "created_at": iso_z(order.created_at),
     }
 
 

@@ -16,9 +16,10 @@ from nameko.extensions import DependencyProvider
 
 from generator_service import generation
 from generator_service.models import Base
-from order_pipeline.database import CheckedDatabase
-from order_pipeline.publisher import RoutedEventPublisher
-from order_pipeline.settings import outbox_sweep_seconds
+from generator_service.settings import outbox_sweep_seconds
+from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.event_publisher import RoutedEventPublisher
+from order_pipeline.transactions import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +93,6 @@ class OutboxPublisher:
             return False
 
 
-class _Sessions:
-    """`get_session()`, as the service's `db` offers it, on an engine of the
-    publisher's own."""
-
-    def __init__(self, database):
-        self.database = database
-
-    def get_session(self):
-        return self.database.Session(close_on_exit=True)
-
-
 class BackgroundOutboxPublisher(DependencyProvider):
     """`outbox = BackgroundOutboxPublisher()`: the worker gets the
     OutboxPublisher, which runs in a greenthread of the container from start
@@ -125,7 +115,9 @@ class BackgroundOutboxPublisher(DependencyProvider):
         database.setup()
         self.database = database
         pause = outbox_sweep_seconds(container.config)
-        self.outbox = OutboxPublisher(_Sessions(database), broker.publish, pause)
+        self.outbox = OutboxPublisher(
+            Sessions(lambda: database.Session(close_on_exit=True)), broker.publish, pause
+        )
 
     def start(self):
         self.thread = self.container.spawn_managed_thread(

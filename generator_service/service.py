@@ -10,6 +10,12 @@ from generator_service import generation, store
 from generator_service.models import Base
 from generator_service.orders import order_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
+from generator_service.settings import (
+    generator_metrics_address,
+    generator_settings,
+    order_interval_seconds,
+    outbox_sweep_seconds,
+)
 from order_contract import (
     GENERATOR,
     MAX_ORDERS_PER_CALL,
@@ -22,27 +28,21 @@ from order_contract import (
     validate_recent_limit,
     validate_since,
 )
-from order_pipeline.database import CheckedDatabase
+from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.rpc import rpc
+from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.service_settings import Settings
+from order_pipeline.extensions.shared_batches import SharedBatches
+from order_pipeline.extensions.timer import configured_timer
+from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from order_pipeline.rpc_entrypoint import rpc
-from order_pipeline.runtime_metrics import RuntimeMetrics
-from order_pipeline.settings import (
-    Settings,
-    generator_metrics_address,
-    generator_settings,
-    order_interval_seconds,
-    outbox_sweep_seconds,
-)
-from order_pipeline.shared_batches import SharedBatches
-from order_pipeline.telemetry import Telemetry
-from order_pipeline.timer import configured_timer
 
 log = logging.getLogger(__name__)
 
 
 class OrderGeneratorService:
     name = GENERATOR
-    tracing = Telemetry()
+    tracing = Tracing()
 
     db = CheckedDatabase(Base, on_setup=generation.prepare_state)
     # Publishes OrderCreated for committed orders, off the ticks' path.

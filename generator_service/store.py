@@ -17,7 +17,6 @@ from generator_service.models import (
 )
 
 STATE_ID = 1
-MYSQL_DUPLICATE_KEY = 1062
 # Concurrent creates add to one of this many count rows, picked at random,
 # rather than all to one (whose write lock would make them take turns).
 ORDER_COUNT_SHARDS = 16
@@ -225,11 +224,6 @@ def forget_expired_keys(session, before, limit):
         .execution_options(synchronize_session=False)
     )
     return session.execute(expired.with_dialect_options(mysql_limit=limit)).rowcount
-
-
-def is_duplicate_key(integrity_error) -> bool:
-    args = getattr(integrity_error.orig, "args", ())
-    return bool(args) and args[0] == MYSQL_DUPLICATE_KEY
 
 
 def get_order(session, order_id):

@@ -29,7 +29,7 @@ from harness.galera_proxy import GaleraProxy
 from harness.rabbit_cluster import RabbitCluster, run_in_parallel
 from harness.sandbox import PREFIX as PREFIX_TEST
 from harness.sandbox import drop_test_database, unique_name
-from order_pipeline.migrations import migrate
+from order_pipeline.commands.migrate import migrate
 
 PREFIX = "orders_cluster_"
 log = logging.getLogger(__name__)

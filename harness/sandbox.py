@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from kombu import Connection
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from harness.broker import local_rabbitmqctl
 from harness.processes import Pipeline, wait_until
-from order_pipeline.database import drop_database
-from order_pipeline.migrations import migrate
+from order_pipeline.commands.migrate import migrate
+from order_pipeline.database import server_url
 
 # The server to create test databases on (root may create and drop).
 DB_SERVER_URI = os.environ.get("TEST_DB_SERVER_URI", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -39,6 +40,16 @@ def create_test_database():
     db_uri = db_uri.render_as_string(hide_password=False)
     migrate(db_uri)
     return db_uri
+
+
+def drop_database(db_uri):
+    url = make_url(db_uri)
+    engine = create_engine(server_url(db_uri))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+    finally:
+        engine.dispose()
 
 
 def drop_test_database(db_uri):

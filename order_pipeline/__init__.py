@@ -1,7 +1,22 @@
-"""Plumbing shared by the order pipeline's services.
+"""Plumbing shared by the order pipeline's services, by role:
 
-Nothing here knows about orders: it is configuration loading, database and
-broker checks, schema migration, and the small nameko extensions (a timer
-whose interval comes from config, an RPC proxy with a timeout, an event
-handler that retries with back-off and dead-letters) that the services use.
+- `order_pipeline.extensions`: the nameko extensions the services are built
+  from, where nameko's own fall short: entrypoints (`rpc`, `timer`,
+  `reliable_events`, `batch_events`), dependency providers (`rpc_proxy`,
+  `checked_database`, `event_publisher`, `shared_batches`, `tracing`,
+  `runtime_metrics`, `service_settings`) and the service container
+  (`containers`).
+- `order_pipeline.commands`: what an operator runs (`python -m
+  order_pipeline.commands.<name>`): `migrate`, `probe`, `shell`,
+  `recreate_queues`. Commands know the project (its services' names and
+  queues, from the contract) but import no service.
+- small helpers, used by both: configuration (`config`, `settings`),
+  `broker`, `database`, `queues`, `transactions`, `logs`, `trace_context`,
+  `times`, `errors`, `dead_letter_tools`.
+- `nameko_internals` and `eventlet_internals`: every use of those libraries'
+  private code, each with its canary test (tests/unit/test_library_internals.py).
+
+No module here imports a service, and none knows an order's shape; each
+service's own settings live in that service. `lint-imports` checks both,
+and that helpers import no extension and no command.
 """

@@ -1,27 +1,80 @@
-"""Reading config.yml outside `nameko run` (scripts, tests, the benchmark).
+"""Reading config.yml, and one setting of it.
 
-nameko's CLI expands `${VAR:default}` while it loads YAML; plain
-`yaml.safe_load` does not, so everything that is not started by the CLI loads
-the file through `load_config` to see the same values the services see.
+config.yml's values are `${VAR:default}`: the environment variable VAR, or
+the default when it is unset, read as YAML (so `${X:2}` is the number 2).
+`nameko run` expands them with its own loader; everything else (the
+commands, the tests, the benchmark) loads the file with `load_config`, which
+gives the same values (tests/unit/test_config.py compares the two).
+
+A setting can also come from a file, for secrets mounted by Docker or
+Kubernetes: with `VAR_FILE` set (and VAR unset), VAR's value is the file's
+content, without its trailing newline. `apply_setting_files` does it, for
+`load_config` and for the service container (order_pipeline.extensions.containers),
+so it holds under `nameko run` too.
 """
 
+import os
+import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 import yaml
-from nameko.cli.main import setup_yaml_parser
 
 from order_pipeline.errors import StartupError
 
-_parser_ready = False
+# `${VAR}` or `${VAR:default}`, as nameko's CLI reads them.
+ENV_VAR = re.compile(r"\$\{([^}:\s]+):?([^}]+)?\}")
+HAS_ENV_VAR = re.compile(r".*\$\{.*\}.*")
+FILE_SUFFIX = "_FILE"
 
 
-def load_config(path="config.yml"):
-    global _parser_ready
-    if not _parser_ready:
-        setup_yaml_parser()
-        _parser_ready = True
+class ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, with `${VAR:default}` expanded in any scalar."""
+
+
+def _expand(loader, node):
+    raw = loader.construct_scalar(node)
+    value = ENV_VAR.sub(lambda match: os.environ.get(match[1], match[2] or ""), raw)
+    if value == raw:
+        return value
+    return yaml.safe_load(value)
+
+
+ConfigLoader.add_constructor("!env_var", _expand)
+ConfigLoader.add_implicit_resolver("!env_var", HAS_ENV_VAR, None)
+
+
+def load_config(path="config.yml") -> dict:
     with open(path) as config_file:
-        return yaml.safe_load(config_file)
+        config = yaml.load(config_file, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader)
+    return apply_setting_files(config)
+
+
+def apply_setting_files(config: dict, environ: Mapping[str, str] = os.environ) -> dict:
+    """A copy of `config` in which each top-level setting KEY whose
+    `KEY_FILE` variable is set takes that file's content. An alias of the
+    setting elsewhere in the file (DB_URIS repeats DB_URI) takes it too."""
+    config = dict(config)
+    for key, value in list(config.items()):
+        path = environ.get(key + FILE_SUFFIX)
+        if not path:
+            continue
+        if environ.get(key):
+            raise StartupError(f"set {key} or {key}{FILE_SUFFIX}, not both")
+        try:
+            with open(path) as secret:
+                content = secret.read().rstrip("\r\n")
+        except OSError as exc:
+            raise StartupError(
+                f"cannot read {key}{FILE_SUFFIX}={path}: {exc.strerror or exc}"
+            ) from None
+        config[key] = content
+        for other, nested in config.items():
+            if isinstance(nested, dict):
+                config[other] = {
+                    name: content if item == value else item for name, item in nested.items()
+                }
+    return config
 
 
 def setting(config, key, kind, minimum=None):

@@ -14,13 +14,13 @@ warning masks only the first node of an AMQP_URI that lists several.
 
 import logging
 from contextvars import ContextVar
-from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
 from order_pipeline.broker import mask_uri
 from order_pipeline.settings import log_format
-from order_pipeline.tracing import current_trace_id
+from order_pipeline.times import iso_z_of_epoch
+from order_pipeline.trace_context import current_trace_id
 
 ORDER_LOGGER = "orders"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -28,7 +28,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 order_log = logging.getLogger(ORDER_LOGGER)
 
 # The nameko service whose worker is running in this greenthread (set by
-# order_pipeline.telemetry.Telemetry); each greenthread has its own context.
+# order_pipeline.extensions.tracing.Tracing); each greenthread has its own context.
 current_service: ContextVar[str | None] = ContextVar("current_service", default=None)
 # Services started in this process, for lines logged outside any worker.
 process_services: list[str] = []
@@ -56,11 +56,7 @@ class JsonLineFormatter(JsonFormatter):
     logger, message, then order_id, trace_id and exc_info where known."""
 
     def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
-        log_data["time"] = (
-            datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        log_data["time"] = iso_z_of_epoch(record.created)
         log_data["level"] = record.levelname
         log_data["service"] = getattr(record, "service", None) or service_name()
         log_data["logger"] = record.name

@@ -1,10 +1,12 @@
-"""Every setting config.yml holds is read here, by one function each.
+"""The infrastructure settings every service reads, one function each.
 
-Services and extensions never index the config for a setting themselves:
-they call these readers (directly, or through the `Settings` dependency for
-a service's own group), so each setting has one type, one minimum and one
-error message. A bad value is a StartupError naming the setting, which
-`nameko run` prints as one line before exiting with status 1.
+Each service reads its own settings in its own `settings.py`
+(generator_service, processor_service, gateway), and an extension reads the
+settings that tune it in its own module (the retry and batch settings of
+the event handlers). Nothing indexes the config for a setting directly, so
+each setting has one type, one minimum and one error message. A bad value
+is a StartupError naming the setting, which `nameko run` prints as one line
+before exiting with status 1.
 
 nameko and nameko-sqlalchemy read their own keys (DB_URIS, max_workers,
 SERVICE_CONTAINER_CLS, LOGGING), and AMQP_URI and WEB_SERVER_ADDRESS too.
@@ -13,14 +15,11 @@ Inside LOGGING, LOG_LEVEL goes to `dictConfig` as it is, and LOG_FORMAT to
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
 
-from nameko.constants import AMQP_URI_CONFIG_KEY, WEB_SERVER_CONFIG_KEY
+from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import ConfigurationError
-from nameko.extensions import DependencyProvider
 from nameko.web.server import BindAddress, parse_address
 
-from order_contract import MAX_ORDERS_PER_CALL, MAX_QUANTITY
 from order_pipeline.config import setting
 from order_pipeline.errors import StartupError
 
@@ -70,154 +69,7 @@ def log_format(value: str) -> str:
     return name
 
 
-# --- order generator -----------------------------------------------------
-
-
-def order_interval_seconds(config: dict) -> float:
-    return setting(config, "ORDER_INTERVAL_SECONDS", float, minimum=0.001)
-
-
-def outbox_sweep_seconds(config: dict) -> float:
-    return setting(config, "OUTBOX_SWEEP_SECONDS", float, minimum=0.01)
-
-
-@dataclass(frozen=True)
-class GeneratorSettings:
-    interval_seconds: float
-    generate_on_first_start: bool
-    quantity_min: int
-    quantity_max: int
-    # Orders each tick creates, in one transaction: the timer runs one tick
-    # at a time, so this, not the interval, lifts its rate past what one
-    # transaction per tick allows.
-    orders_per_tick: int = 1
-
-
-def generator_settings(config: dict) -> GeneratorSettings:
-    settings = GeneratorSettings(
-        interval_seconds=order_interval_seconds(config),
-        generate_on_first_start=setting(config, "GENERATE_ON_FIRST_START", bool),
-        quantity_min=setting(config, "ORDER_QUANTITY_MIN", int, minimum=1),
-        quantity_max=setting(config, "ORDER_QUANTITY_MAX", int, minimum=1),
-        orders_per_tick=setting(config, "ORDERS_PER_TICK", int, minimum=1),
-    )
-    if settings.orders_per_tick > MAX_ORDERS_PER_CALL:
-        raise StartupError(f"ORDERS_PER_TICK must not exceed {MAX_ORDERS_PER_CALL}")
-    if not settings.quantity_min <= settings.quantity_max <= MAX_QUANTITY:
-        raise StartupError(
-            "ORDER_QUANTITY_MIN must not exceed ORDER_QUANTITY_MAX, "
-            f"which must not exceed {MAX_QUANTITY}"
-        )
-    return settings
-
-
-# --- order processor -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PriceSettings:
-    source: str  # "simulated" or "http"
-    base: Decimal
-    max_step: Decimal
-    band: Decimal
-    seed: str | None
-    feed_url: str
-    feed_timeout_seconds: float
-
-
-PRICE_SOURCES = ("simulated", "http")
-
-
-def price_settings(config: dict) -> PriceSettings:
-    source = setting(config, "PRICE_SOURCE", str).strip().lower()
-    if source not in PRICE_SOURCES:
-        raise StartupError(f"PRICE_SOURCE must be 'simulated' or 'http', got {source!r}")
-    feed_url = setting(config, "PRICE_FEED_URL", str)
-    if source == "http" and not feed_url.startswith(("http://", "https://")):
-        raise StartupError("PRICE_SOURCE=http needs PRICE_FEED_URL (http:// or https://)")
-    return PriceSettings(
-        source=source,
-        base=setting(config, "PRICE_BASE", Decimal),
-        max_step=setting(config, "PRICE_MAX_STEP", Decimal),
-        band=setting(config, "PRICE_BAND", Decimal),
-        seed=setting(config, "PRICE_SEED", str) or None,
-        feed_url=feed_url,
-        feed_timeout_seconds=setting(config, "PRICE_FEED_TIMEOUT_SECONDS", float, minimum=0.001),
-    )
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    size: int  # events per batch
-    in_flight: int  # batches handled at once per processor
-
-
-def batch_settings(config: dict) -> BatchSettings:
-    return BatchSettings(
-        size=setting(config, "EVENT_BATCH_SIZE", int, minimum=1),
-        in_flight=setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1),
-    )
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    first_delay_seconds: float
-    max_delay_seconds: float
-    max_attempts: int  # 0: never dead-letter a message for its attempts
-
-
-def retry_settings(config: dict) -> RetrySettings:
-    first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
-    return RetrySettings(
-        first_delay_seconds=first_delay,
-        max_delay_seconds=setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay),
-        max_attempts=setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0),
-    )
-
-
-# --- gateway ---------------------------------------------------------------
-
-
-def gateway_token(config: dict) -> str:
-    return setting(config, "GATEWAY_TOKEN", str)
-
-
-def gateway_max_workers(config: dict) -> int:
-    """The gateway's worker pool (the other services take nameko's
-    max_workers); at least 3: two workers are kept for its cheap routes."""
-    return setting(config, "GATEWAY_MAX_WORKERS", int, minimum=3)
-
-
-def max_request_bytes(config: dict) -> int:
-    return setting(config, "MAX_REQUEST_BYTES", int, minimum=0)
-
-
-@dataclass(frozen=True)
-class GatewayLimits:
-    max_connections: int  # open connections, streams not included
-    max_streams: int  # long-lived responses (server-sent events)
-    header_timeout_seconds: float  # to wait for a request and read its head
-    request_queue_seconds: float  # to wait for room once the head is in
-
-
-def gateway_limits(config: dict) -> GatewayLimits:
-    return GatewayLimits(
-        max_connections=setting(config, "MAX_CONNECTIONS", int, minimum=1),
-        max_streams=setting(config, "MAX_STREAMS", int, minimum=0),
-        header_timeout_seconds=setting(config, "HEADER_TIMEOUT_SECONDS", float, minimum=0.001),
-        request_queue_seconds=setting(config, "REQUEST_QUEUE_SECONDS", float, minimum=0.001),
-    )
-
-
 MAX_PORT = 65535
-
-
-def web_server_address(config: dict) -> BindAddress:
-    """WEB_SERVER_ADDRESS (`[host:]port`) as nameko parses it. nameko reads
-    the key itself too; the gateway binds through this reader so that a
-    malformed value is one line at start-up."""
-    # str(): YAML makes a bare `8000` an int.
-    return bind_address(WEB_SERVER_CONFIG_KEY, setting(config, "WEB_SERVER_ADDRESS", str))
 
 
 def bind_address(key: str, text: str) -> BindAddress:
@@ -233,50 +85,22 @@ def bind_address(key: str, text: str) -> BindAddress:
     return address
 
 
-# --- each process's own metrics endpoint (order_pipeline.runtime_metrics) ----
-# One setting per service, so that services run in one process (`make run`)
-# each get a port of their own. Empty: no endpoint.
-
-
 @dataclass(frozen=True)
 class MetricsAddress:
+    """Where a process serves its own Prometheus metrics
+    (order_pipeline.extensions.runtime_metrics)."""
+
     setting: str  # the setting it came from, for messages
     host: str
     port: int
 
 
-def _metrics_address(key: str, text: str) -> MetricsAddress | None:
-    if not text.strip():
+def metrics_address(config: dict, key: str) -> MetricsAddress | None:
+    """The `[host:]port` in setting `key`, or None when it is empty (off).
+    One setting per service, so that services run in one process (`make
+    run`) each get a port of their own."""
+    text = setting(config, key, str).strip()
+    if not text:
         return None
-    address = bind_address(key, text.strip())
+    address = bind_address(key, text)
     return MetricsAddress(setting=key, host=address.address, port=address.port)
-
-
-def generator_metrics_address(config: dict) -> MetricsAddress | None:
-    text = setting(config, "GENERATOR_METRICS_ADDRESS", str)
-    return _metrics_address("GENERATOR_METRICS_ADDRESS", text)
-
-
-def processor_metrics_address(config: dict) -> MetricsAddress | None:
-    text = setting(config, "PROCESSOR_METRICS_ADDRESS", str)
-    return _metrics_address("PROCESSOR_METRICS_ADDRESS", text)
-
-
-def gateway_metrics_address(config: dict) -> MetricsAddress | None:
-    text = setting(config, "GATEWAY_METRICS_ADDRESS", str)
-    return _metrics_address("GATEWAY_METRICS_ADDRESS", text)
-
-
-class Settings(DependencyProvider):
-    """`settings = Settings(generator_settings)`: the worker gets the
-    reader's result, parsed once in `setup()`, so a bad value stops the
-    service at start-up rather than failing its first worker."""
-
-    def __init__(self, read):
-        self.read = read
-
-    def setup(self):
-        self.value = self.read(self.container.config)
-
-    def get_dependency(self, worker_ctx):
-        return self.value

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # MySQL/MariaDB error codes, by what running the transaction again means.
+DUPLICATE_KEY = 1062
 DEADLOCK = 1213  # also Galera's certification conflict ("WSREP detected deadlock/conflict")
 LOCK_WAIT_TIMEOUT = 1205
 WSREP_NOT_READY = 1047  # "WSREP has not yet prepared node for application use"
@@ -61,11 +62,16 @@ MAX_PAUSE_SECONDS = 1.0
 
 
 class Sessions:
-    """`get_session()` on an engine, for code that holds an engine rather
-    than nameko-sqlalchemy's `db`."""
+    """`get_session()`, as nameko-sqlalchemy's `db` offers it, for code that
+    holds a session factory (`Sessions(make_session)`) or an engine
+    (`Sessions.of_engine(engine)`) instead."""
 
-    def __init__(self, engine):
-        self.make_session = sessionmaker(bind=engine)
+    def __init__(self, make_session: Callable):
+        self.make_session = make_session
+
+    @classmethod
+    def of_engine(cls, engine) -> "Sessions":
+        return cls(sessionmaker(bind=engine))
 
     def get_session(self):
         return self.make_session()
@@ -90,6 +96,11 @@ def mysql_error_code(error: BaseException) -> int | None:
     if args and isinstance(args[0], int):
         return args[0]
     return None
+
+
+def is_duplicate_key(error: BaseException) -> bool:
+    """A unique key refused the row: it is there already."""
+    return mysql_error_code(error) == DUPLICATE_KEY
 
 
 def is_rolled_back(error: BaseException) -> bool:

@@ -12,10 +12,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
-from order_pipeline.dead_letter_queue import DeadLetterQueue
+from order_pipeline.dead_letter_tools import DeadLetterQueue
 from order_pipeline.errors import StartupError
-from order_pipeline.reliable_events import ReliableEventHandler
-from order_pipeline.settings import PriceSettings, amqp_uri, db_uri, price_settings, queue_type
+from order_pipeline.extensions.reliable_events import ReliableEventHandler
+from order_pipeline.settings import amqp_uri, db_uri, queue_type
 from order_pipeline.transactions import (
     CommitOutcomeUnknown,
     Sessions,
@@ -24,6 +24,7 @@ from order_pipeline.transactions import (
 )
 from processor_service import store
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
+from processor_service.settings import PriceSettings, price_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def order_id_of(body_text: str) -> int | None:
         return None
 
 
-class DeadLetters(DependencyProvider):
+class DeadLetterOperations(DependencyProvider):
     """Injects the DeadLetterQueue of the OrderCreated handler's queue."""
 
     def setup(self):
@@ -112,7 +113,7 @@ class SetAsideCounts(DependencyProvider):
         self.stopping = False
         self.writer = None
         self.engine = create_engine(db_uri(self.container.config), **self.ENGINE_OPTIONS)
-        self.sessions = Sessions(self.engine)
+        self.sessions = Sessions.of_engine(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):
                 entrypoint.add_set_aside_listener(self.record)

@@ -1,6 +1,6 @@
 """Errors order_processor raises."""
 
-from order_pipeline.reliable_events import PermanentFailure
+from order_pipeline.extensions.reliable_events import PermanentFailure
 
 
 class InvalidEvent(PermanentFailure):

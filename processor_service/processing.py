@@ -8,8 +8,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy.exc import IntegrityError
 
 from order_contract import DEAD_LETTERED, RETRIED, InvalidPayload, OrderCreated, ProcessorTelemetry
-from order_pipeline.tracing import tracer
-from order_pipeline.transactions import run_transaction
+from order_pipeline.times import iso_z, utc_now
+from order_pipeline.trace_context import tracer
+from order_pipeline.transactions import is_duplicate_key, run_transaction
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.latency import as_histogram
@@ -121,13 +122,9 @@ def store_results(db, results):
         with tracer().start_as_current_span("insert order_process"):
             return run_transaction(db, work, name="storing results", recover=recover)
     except IntegrityError as exc:
-        if not store.is_duplicate_key(exc):
+        if not is_duplicate_key(exc):
             raise
     return run_transaction(db, work, name="storing results", recover=recover)
-
-
-def utc_now():
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def execution_line(result):
@@ -140,7 +137,7 @@ def result_as_dict(row):
         "order_id": row.order_id,
         "unit_price": str(row.unit_price),
         "execution_price": str(row.execution_price),
-        "processed_at": row.processed_at.isoformat(timespec="microseconds") + "Z",
+        "processed_at": iso_z(row.processed_at),
     }
 
 

@@ -18,17 +18,17 @@ from order_contract import (
     validate_order_ids,
     validate_since,
 )
-from order_pipeline.batch_events import batch_event_handler
-from order_pipeline.database import CheckedDatabase
+from order_pipeline.extensions.batch_events import batch_event_handler
+from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.rpc import rpc
+from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
+from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from order_pipeline.rpc import TimeoutRpcProxy
-from order_pipeline.rpc_entrypoint import rpc
-from order_pipeline.runtime_metrics import RuntimeMetrics
-from order_pipeline.settings import processor_metrics_address
-from order_pipeline.telemetry import Telemetry
 from processor_service import processing, store
-from processor_service.dependencies import DeadLetters, PriceSource, SetAsideCounts
+from processor_service.dependencies import DeadLetterOperations, PriceSource, SetAsideCounts
 from processor_service.models import Base
+from processor_service.settings import processor_metrics_address
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ def event_trace_ids(payloads, telemetry):
 
 class OrderProcessorService:
     name = PROCESSOR
-    tracing = Telemetry()
+    tracing = Tracing()
 
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
-    dead_letter_queue = DeadLetters()
+    dead_letter_operations = DeadLetterOperations()
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
 
@@ -121,13 +121,13 @@ class OrderProcessorService:
     @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
     def dead_letters(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
         """The first `limit` dead letters, oldest first; takes none away."""
-        return self.dead_letter_queue.overview(validate_limit(limit))[1]
+        return self.dead_letter_operations.overview(validate_limit(limit))[1]
 
     @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
     def dead_letter_overview(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
         """{"count": all dead letters, "dead_letters": the first `limit`},
         both read in one turn on the queue."""
-        count, listed = self.dead_letter_queue.overview(validate_limit(limit))
+        count, listed = self.dead_letter_operations.overview(validate_limit(limit))
         return {"count": count, "dead_letters": listed}
 
     @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
@@ -136,10 +136,10 @@ class OrderProcessorService:
         again: {"replayed": n}."""
         if ids is not None:
             ids = validate_dead_letter_ids(ids)
-        return {"replayed": self.dead_letter_queue.replay(ids)}
+        return {"replayed": self.dead_letter_operations.replay(ids)}
 
     @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
     def discard_dead_letters(self, ids):
         """Remove the dead letters named, for good (each is logged):
         {"discarded": n}."""
-        return {"discarded": self.dead_letter_queue.discard(validate_dead_letter_ids(ids))}
+        return {"discarded": self.dead_letter_operations.discard(validate_dead_letter_ids(ids))}

@@ -13,7 +13,6 @@ from processor_service.models import (
 )
 
 TOTALS_SHARDS = 16
-MYSQL_DUPLICATE_KEY = 1062
 
 # Core statements (not the ORM's bulk path), built once.
 INSERT_RESULT = insert(OrderProcess.__table__)
@@ -150,11 +149,6 @@ def stored_at(session, order_ids, processed_at):
             )
         )
     )
-
-
-def is_duplicate_key(integrity_error):
-    args = getattr(integrity_error.orig, "args", ())
-    return bool(args) and args[0] == MYSQL_DUPLICATE_KEY
 
 
 def totals(session):

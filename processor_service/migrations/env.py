@@ -1,4 +1,4 @@
-from order_pipeline.migrations import run_migrations_online
+from order_pipeline.commands.migrate import run_migrations_online
 from processor_service.models import Base
 
 run_migrations_online(Base.metadata)

@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from generator_service.models import Base
 from harness.clusters import ClusterServers
-from order_pipeline.database import CheckedDatabase
-from order_pipeline.rpc_entrypoint import rpc
+from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.rpc import rpc
 
 
 class SessionReader:

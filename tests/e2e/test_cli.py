@@ -271,12 +271,20 @@ def _post_stop(port, token):
 
 
 def test_make_shell_shows_the_broker_without_any_password(amqp_uri):
-    """`make shell` runs nameko's shell through order_pipeline.shell, whose
+    """`make shell` runs nameko's shell through order_pipeline.commands.shell, whose
     banner masks every node of AMQP_URI (nameko's prints them as they are)."""
     vhost = amqp_uri.rsplit("/", 1)[1]
     nodes = f"amqp://guest:first-node-secret@127.0.0.1:{free_port()}/{vhost};{amqp_uri}"
     done = subprocess.run(
-        [sys.executable, "-m", "order_pipeline.shell", "--config", CONFIG, "--interface", "plain"],
+        [
+            sys.executable,
+            "-m",
+            "order_pipeline.commands.shell",
+            "--config",
+            CONFIG,
+            "--interface",
+            "plain",
+        ],
         cwd=ROOT,
         input="print('answer', 6 * 7)\n",
         capture_output=True,

@@ -5,6 +5,7 @@ not answer before the real one."""
 import signal
 
 from amqp import Message
+from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE
 
 from harness.broker import (
     HANDLER_QUEUE,
@@ -16,9 +17,10 @@ from harness.processes import free_port, wait_until
 from harness.tables import order_count, unprocessed_order_ids
 from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.broker import connect
-from order_pipeline.rpc import REPLY_QUEUE_PREFIX
 
 INTERVAL = 0.2
+# nameko's name for a reply queue, which the services' typed reply queues keep.
+REPLY_QUEUE_PREFIX = RPC_REPLY_QUEUE_TEMPLATE.split("{")[0]
 
 
 def orders_flow(system, db_uri):

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from harness.private_server import PrivateServer
 from harness.processes import free_port
-from order_pipeline.migrations import migrate
+from order_pipeline.commands.migrate import migrate
 
 MARIADBD = "/usr/sbin/mariadbd"
 

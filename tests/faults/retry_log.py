@@ -1,11 +1,11 @@
 """Reading the processor's retry warnings back, to tell back-off from a
 hot loop. Each line is `<queue> failed (attempt N: <reason>); retrying in D s`
-(order_pipeline.reliable_events)."""
+(order_pipeline.extensions.reliable_events)."""
 
 import re
 from collections import Counter
 
-from order_pipeline.reliable_events import delay_for_attempt, retry_delays
+from order_pipeline.extensions.reliable_events import delay_for_attempt, retry_delays
 
 RETRY_LINE = re.compile(r" failed \(attempt (\d+): .*?\); retrying in ([\d.]+) s", re.DOTALL)
 

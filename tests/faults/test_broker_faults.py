@@ -7,9 +7,9 @@ from eventlet.event import Event
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from generator_service.orders import utc_now
 from harness.processes import wait_until
-from order_pipeline.rpc_entrypoint import rpc
+from order_pipeline.extensions.rpc import rpc
+from order_pipeline.times import utc_now
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import set_generation

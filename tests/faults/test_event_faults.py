@@ -14,7 +14,7 @@ from harness.broker import (
 )
 from harness.processes import wait_until
 from order_contract import DEAD_LETTER_QUEUE
-from order_pipeline.reliable_events import ATTEMPT_HEADER, ERROR_HEADER
+from order_pipeline.queues import ATTEMPT_HEADER, ERROR_HEADER
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import commit_orders_without_event, create_orders

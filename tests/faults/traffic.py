@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from generator_service import store
-from generator_service.orders import utc_now
+from order_pipeline.times import utc_now
 
 RPC_TIMEOUT_SECONDS = 30
 

@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Queue
 
 from generator_service import generation
 from order_contract import GENERATOR, ORDER_CREATED
-from order_pipeline.publisher import RoutedEventPublisher
+from order_pipeline.extensions.event_publisher import RoutedEventPublisher
 from tests.integration.test_generator_store import outbox
 
 EXCHANGE = Exchange(f"{GENERATOR}.events", type="topic", durable=True)

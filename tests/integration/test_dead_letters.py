@@ -149,7 +149,7 @@ def test_two_concurrent_replays_of_one_message_replay_it_once(services):
 def test_a_discard_is_final_and_logged(services, caplog):
     park(services, [MISSING + 1, MISSING + 2])
     gone, kept = sorted(listed(services), key=lambda letter: letter["order_id"])
-    with caplog.at_level(logging.WARNING, logger="order_pipeline.dead_letter_queue"):
+    with caplog.at_level(logging.WARNING, logger="order_pipeline.dead_letter_tools"):
         response, body = services.post("/dead-letters/discard", json={"ids": [gone["id"]]})
     assert (response.status_code, body) == (200, {"discarded": 1})
     assert_documented("/dead-letters/discard", "POST", response, body)

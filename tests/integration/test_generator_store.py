@@ -11,11 +11,11 @@ from eventlet.event import Event
 from sqlalchemy import text
 
 from generator_service import generation, store
-from generator_service.orders import utc_now
+from generator_service.settings import GeneratorSettings
 from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import ORDER_CREATED
-from order_pipeline.settings import GeneratorSettings
+from order_pipeline.times import utc_now
 
 SETTINGS = GeneratorSettings(
     interval_seconds=0.3, generate_on_first_start=True, quantity_min=1, quantity_max=100

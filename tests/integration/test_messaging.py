@@ -16,13 +16,12 @@ from nameko.standalone.events import event_dispatcher
 from harness.processes import wait_until
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.errors import StartupError
-from order_pipeline.publisher import RoutedEventPublisher
-from order_pipeline.reliable_events import (
+from order_pipeline.extensions.event_publisher import RoutedEventPublisher
+from order_pipeline.extensions.reliable_events import (
     PermanentFailure,
     ReliableEventHandler,
-    reliable_event_handler,
 )
-from order_pipeline.rpc import TimeoutRpcProxy
+from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from tests.faults.retry_log import retries
 
 
@@ -108,7 +107,7 @@ class FlakyService:
     calls = []
     set_asides = SetAsideLog()
 
-    @reliable_event_handler("source", "Thing")
+    @ReliableEventHandler.decorator("source", "Thing")
     def handle(self, payload):
         FlakyService.calls.append((payload["kind"], time.monotonic()))
         attempts = sum(1 for kind, _ in FlakyService.calls if kind == payload["kind"])
@@ -209,7 +208,7 @@ def test_an_rpc_call_gives_up_after_the_timeout_and_forgets_the_reply(amqp_uri):
     from nameko.standalone.rpc import ClusterRpcProxy
     from nameko.testing.utils import get_extension
 
-    from order_pipeline.rpc import RpcTimeout
+    from order_pipeline.extensions.rpc_proxy import RpcTimeout
 
     timeout = 0.5
     Sleeper.alarm = Event()

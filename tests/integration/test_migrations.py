@@ -17,7 +17,7 @@ import processor_service.models
 from harness import sandbox
 from harness.processes import CONFIG, ROOT
 from harness.tables import sql
-from order_pipeline.migrations import VERSION_TABLES, alembic_config, current_revision
+from order_pipeline.commands.migrate import VERSION_TABLES, alembic_config, current_revision
 
 TABLES = {
     "orders",
@@ -44,7 +44,7 @@ def tables(db_uri):
 
 def run_migrate(db_uri, *args):
     done = subprocess.run(
-        [sys.executable, "-m", "order_pipeline.migrations", "--config", CONFIG, *args],
+        [sys.executable, "-m", "order_pipeline.commands.migrate", "--config", CONFIG, *args],
         cwd=ROOT,
         env={"DB_URI": db_uri, "PATH": "/usr/bin:/bin"},
         capture_output=True,

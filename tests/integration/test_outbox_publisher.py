@@ -10,11 +10,11 @@ import eventlet
 from kombu import Connection, Exchange, Queue
 
 from generator_service import generation, store
-from generator_service.orders import utc_now
 from generator_service.outbox_publisher import OutboxPublisher
 from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import GENERATOR, ORDER_CREATED
+from order_pipeline.times import utc_now
 from tests.integration.conftest import SessionFactory
 from tests.integration.test_generator_store import RecordingPublisher, outbox
 from tests.support.services import InProcessServices

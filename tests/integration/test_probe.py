@@ -1,4 +1,4 @@
-"""order_pipeline.probe, which compose.yaml runs as the services'
+"""order_pipeline.commands.probe, which compose.yaml runs as the services'
 healthchecks, run as a process the way a healthcheck runs it, against the
 services in this test's own vhost and database.
 
@@ -15,10 +15,10 @@ import pytest
 from kombu import Connection
 
 from harness.processes import ROOT, free_port, wait_until
-from order_pipeline.database import drop_database
+from harness.sandbox import drop_database
 from tests.support.services import InProcessServices
 
-PROBE = [sys.executable, "-m", "order_pipeline.probe"]
+PROBE = [sys.executable, "-m", "order_pipeline.commands.probe"]
 # Long enough for an answer on a loaded machine; the probes that must fail
 # either fail at once or are given a short timeout of their own.
 ANSWER_TIMEOUT = "30"

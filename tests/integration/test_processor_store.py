@@ -9,7 +9,7 @@ from alembic import command
 from generator_service import store as generator_store
 from harness.tables import latency_histogram, sql, sql_metrics
 from order_contract import DEAD_LETTERED, RETRIED
-from order_pipeline.migrations import alembic_config
+from order_pipeline.commands.migrate import alembic_config
 from processor_service import store
 from processor_service.latency import BUCKET_BOUNDS_US, as_histogram
 from processor_service.processing import ProcessingResult, metrics_as_dict

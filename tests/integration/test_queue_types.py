@@ -20,14 +20,10 @@ from harness.broker import (
 from harness.processes import CONFIG, NAMEKO, ROOT, free_port
 from order_contract import DEAD_LETTER_QUEUE
 from order_pipeline.broker import connect
+from order_pipeline.commands.recreate_queues import TEMPORARY_SUFFIX, project_queues
 from order_pipeline.config import load_config
-from order_pipeline.dead_letter_queue import DeadLetterQueue
-from order_pipeline.queues import (
-    RECREATE_COMMAND,
-    TEMPORARY_SUFFIX,
-    dead_letter_queue,
-    project_queues,
-)
+from order_pipeline.dead_letter_tools import DeadLetterQueue
+from order_pipeline.queues import RECREATE_COMMAND, dead_letter_queue_for
 
 EVENTS = 40
 DEAD_LETTERS = 7
@@ -71,7 +67,7 @@ def publish_direct(amqp_uri, queue_name, count):
 
 def recreate(amqp_uri, kind="quorum"):
     return subprocess.run(
-        [sys.executable, "-m", "order_pipeline.queues", "recreate", "--config", CONFIG],
+        [sys.executable, "-m", "order_pipeline.commands.recreate_queues", "--config", CONFIG],
         cwd=ROOT,
         env={**os.environ, "AMQP_URI": amqp_uri, "QUEUE_TYPE": kind},
         capture_output=True,
@@ -177,7 +173,7 @@ def test_listing_a_quorum_dead_letter_queue_keeps_its_order(amqp_uri):
     """A quorum queue puts a requeued message at its tail: listing the first
     two of three must still leave them first."""
     with connect(amqp_uri) as connection:
-        dead_letter_queue(HANDLER_QUEUE, "quorum").bind(connection.channel()).declare()
+        dead_letter_queue_for(HANDLER_QUEUE, "quorum").bind(connection.channel()).declare()
     publish_direct(amqp_uri, DEAD_LETTER_QUEUE, 3)
     letters = DeadLetterQueue(
         amqp_uri, DEAD_LETTER_QUEUE, HANDLER_QUEUE, lambda body: None, queue_type="quorum"

@@ -14,7 +14,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from harness.processes import free_port, wait_until
 from order_pipeline.errors import StartupError
-from order_pipeline.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import MetricsAddress
 from tests.support.prometheus import exposition_samples, promtool
 from tests.support.services import InProcessServices, wait_processed

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from harness.processes import wait_until
 from harness.tables import sql
-from order_pipeline.shared_batches import SharedBatches
+from order_pipeline.extensions.shared_batches import SharedBatches
 from tests.support.services import InProcessServices
 
 # Long enough for the held call to wait however slow the machine is.
@@ -38,16 +38,27 @@ def shared_batches(services, name):
     return batches
 
 
+def calling(batches, key=None):
+    """How many items the call in progress is for (0: none): what the
+    round runner holds, read from its state (nothing public tells)."""
+    return batches._calling.get(key, 0)
+
+
+def queued(batches, key=None):
+    """Items waiting for the next round."""
+    return len(batches._waiting.get(key, ()))
+
+
 def first_then_the_rest(services, name, send, quantities):
     """Send the first create and wait until its call is in progress alone,
     then the rest, and wait until they queue behind it; return what `send`
     returned for each."""
     batches = shared_batches(services, name)
     first = send(quantities[0])
-    wait_until(lambda: batches.calling() == 1, 30, message="the first create's call")
+    wait_until(lambda: calling(batches) == 1, 30, message="the first create's call")
     rest = [send(quantity) for quantity in quantities[1:]]
-    wait_until(lambda: batches.queued() == len(rest), 30, message="the other creates queued")
-    assert batches.calling() == 1
+    wait_until(lambda: queued(batches) == len(rest), 30, message="the other creates queued")
+    assert calling(batches) == 1
     return [first, *rest]
 
 

@@ -20,10 +20,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from generator_service import generation, store
-from generator_service.orders import utc_now
 from harness.processes import wait_until
 from harness.tables import sql, sql_metrics
 from order_contract import ORDER_CREATED
+from order_pipeline.times import utc_now
 from order_pipeline.transactions import run_transaction
 from processor_service import processing
 from processor_service import store as processor_store

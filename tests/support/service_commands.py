@@ -12,12 +12,12 @@ from nameko.exceptions import CommandError
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import Rpc
 
-from order_pipeline import probe
+from order_pipeline.commands import probe
 from tests.support.deployment import CONFIG_FILE, NAMEKO_RUN, config_variables, nameko_modules
 
 GATEWAY = "gateway"
-MIGRATE_COMMAND = ["python", "-m", "order_pipeline.migrations", "--config", CONFIG_FILE]
-PROBE = ["CMD", "python", "-m", "order_pipeline.probe"]
+MIGRATE_COMMAND = ["python", "-m", "order_pipeline.commands.migrate", "--config", CONFIG_FILE]
+PROBE = ["CMD", "python", "-m", "order_pipeline.commands.probe"]
 # What a service's healthcheck may call: it runs every interval, so it must
 # only read (start or stop would switch generation on or off).
 READ_ONLY_RPC = {"status", "metrics"}
@@ -65,7 +65,7 @@ def seconds(duration):
 
 
 def probe_problems(name, health, modules, listens_on):
-    """A service's healthcheck runs order_pipeline.probe: the gateway's GETs
+    """A service's healthcheck runs order_pipeline.commands.probe: the gateway's GETs
     its /health, another's calls a read-only RPC method of the service that
     container runs. The probe gives up before the healthcheck kills it."""
     test = health.get("test") or []

@@ -1,4 +1,4 @@
-"""order_pipeline.batch_events: how events become batches.
+"""order_pipeline.extensions.batch_events: how events become batches.
 
 nameko's consumer hands a handler the messages already read off the socket
 one after the other, without yielding; here the test does the handing over,
@@ -10,8 +10,8 @@ against the broker)."""
 import eventlet
 import pytest
 
-from order_pipeline.batch_events import BatchEventHandler
-from order_pipeline.reliable_events import ReliableEventHandler
+from order_pipeline.extensions.batch_events import BatchEventHandler
+from order_pipeline.extensions.reliable_events import ReliableEventHandler
 
 
 class Container:

@@ -35,8 +35,8 @@ from order_contract import (
     validate_limit,
     validate_since,
 )
-from order_pipeline.dead_letter_queue import DeadLetterQueue
-from order_pipeline.reliable_events import new_dead_letter_id
+from order_pipeline.dead_letter_tools import DeadLetterQueue
+from order_pipeline.extensions.reliable_events import new_dead_letter_id
 from processor_service import OrderProcessorService
 from processor_service.dependencies import order_id_of
 from processor_service.processing import parse_utc, processed_seconds_as_dicts

@@ -364,7 +364,7 @@ def needed_at_runtime():
     """What the image must contain: the packages that the services and the
     migration and the healthchecks import, config.yml and requirements.txt."""
     return first_party_packages(
-        *makefile_services(), "order_pipeline.migrations", "order_pipeline.probe"
+        *makefile_services(), "order_pipeline.commands.migrate", "order_pipeline.commands.probe"
     ) + [CONFIG_FILE, "requirements.txt"]
 
 

@@ -3,7 +3,6 @@ framing, the JSON refusals, the listening socket, and what the handlers make
 of their services' answers (the services are mocks here; tests/integration
 has the real ones)."""
 
-import inspect
 import json
 import socket
 from email.parser import Parser
@@ -14,23 +13,22 @@ import eventlet.event
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
-from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import BindAddress, WebServer
+from nameko.web.server import BindAddress
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from gateway.auth import bearer_token, check_token
 from gateway.errors import BadRequest, Forbidden, Unauthorized
-from gateway.http import JsonWebServer, response_for_error
+from gateway.http import response_for_error
 from gateway.listen import listen
 from gateway.openapi import openapi_document
 from gateway.protocol import body_framing_error, raw_json_error
 from gateway.service import GatewayService, parse_order_id
+from gateway.settings import web_server_address
 from gateway.shared_reads import SharedReads
 from harness.processes import free_port
 from order_pipeline.errors import StartupError
-from order_pipeline.rpc import RpcTimeout, ServiceUnavailable
-from order_pipeline.settings import web_server_address
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 
 MAX_ID = 2**63 - 1
 
@@ -491,61 +489,3 @@ def test_a_burst_of_connections_waits_in_the_accept_queue_rather_than_being_drop
         finally:
             for client in clients:
                 client.close()
-
-
-def code_lines(function):
-    source = inspect.getsource(function)
-    return [
-        line.strip()
-        for line in source.splitlines()
-        if line.strip() and not line.strip().startswith(("#", "def "))
-    ]
-
-
-def test_the_gateway_web_server_starts_as_nameko_does_but_for_the_socket():
-    """JsonWebServer.start copies nameko's to replace the socket: if nameko's
-    start() changes, the copy must be looked at again."""
-    nameko_lines = [
-        line.replace("eventlet.listen(self.bind_addr)", "listen(self.container.config)")
-        for line in code_lines(WebServer.start)
-    ]
-    assert code_lines(JsonWebServer.start) == nameko_lines
-
-
-# nameko's WebServer.run, which JsonWebServer.run copies to keep accepting
-# when the process is out of file descriptors.
-NAMEKO_RUN = [
-    "while self._is_accepting:",
-    "sock, addr = self._sock.accept()",
-    "sock.settimeout(self._serv.socket_timeout)",
-    "self.container.spawn_managed_thread(",
-    "partial(self.process_request, sock, addr)",
-    ")",
-]
-
-# nameko's HttpRequestHandler.handle_request, which JsonHttpRequestHandler
-# copies to bound the wait for a worker.
-NAMEKO_HANDLE_REQUEST = [
-    "request.shallow = False",
-    "try:",
-    "context_data = self.server.context_data_from_headers(request)",
-    "args, kwargs = self.get_entrypoint_parameters(request)",
-    "self.check_signature(args, kwargs)",
-    "event = Event()",
-    "self.container.spawn_worker(",
-    "self, args, kwargs, context_data=context_data,",
-    "handle_result=partial(self.handle_result, event))",
-    "result = event.wait()",
-    "response = self.response_from_result(result)",
-    "except Exception as exc:",
-    "response = self.response_from_exception(exc)",
-    "return response",
-]
-
-
-def test_the_gateway_copies_of_nameko_code_match_the_nameko_installed():
-    """JsonWebServer.run and JsonHttpRequestHandler.handle_request are
-    nameko's with one change each: if nameko's change, the copies must be
-    looked at again."""
-    assert code_lines(WebServer.run) == NAMEKO_RUN
-    assert code_lines(HttpRequestHandler.handle_request) == NAMEKO_HANDLE_REQUEST

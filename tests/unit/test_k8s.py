@@ -37,7 +37,7 @@ SECRET_SETTINGS = {"AMQP_URI", "DB_URI", "GATEWAY_TOKEN"}
 # quorum queues on a broker cluster, and one JSON object a log line for a
 # log collector.
 CHANGED_DEFAULTS = {"QUEUE_TYPE": "quorum", "LOG_FORMAT": "json"}
-PROBE = ["python", "-m", "order_pipeline.probe"]
+PROBE = ["python", "-m", "order_pipeline.commands.probe"]
 
 
 def render(directory):
@@ -230,7 +230,7 @@ def gateway_routes():
 def check_probes(objects):
     """The gateway is ready when GET /health answers 200, on the port it
     listens on, and alive while it serves a route of its own; the other
-    services' probes run order_pipeline.probe against a read-only RPC
+    services' probes run order_pipeline.commands.probe against a read-only RPC
     method of the service the container runs, within the probe's time."""
     listens_on = int(
         (settings_map(objects).get("data") or {}).get("WEB_SERVER_ADDRESS", ":0").rsplit(":", 1)[1]

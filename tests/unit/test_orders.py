@@ -3,8 +3,8 @@ from datetime import datetime
 
 from generator_service.models import Order
 from generator_service.orders import order_as_dict, random_quantity
+from generator_service.settings import generator_settings
 from order_pipeline.config import load_config
-from order_pipeline.settings import generator_settings
 
 
 def test_order_as_dict_is_json_friendly_utc():

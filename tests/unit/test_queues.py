@@ -7,11 +7,11 @@ import logging
 import pytest
 
 from order_pipeline.broker import mask_uri, node_count, starting_at
+from order_pipeline.commands.shell import banner
 from order_pipeline.errors import StartupError
 from order_pipeline.logs import console_formatter
-from order_pipeline.queues import dead_letter_queue, durable_queue, queue_arguments, retry_queue
+from order_pipeline.queues import dead_letter_queue_for, durable_queue, queue_arguments, retry_queue
 from order_pipeline.settings import queue_type
-from order_pipeline.shell import banner
 
 TWO_NODES = "amqp://alice:first-secret@h1:5672/v;amqp://bob:second%40secret@h2:5672/v"
 
@@ -31,7 +31,7 @@ def test_quorum_queues_that_dead_letter_do_it_at_least_once():
     # RabbitMQ refuses at-least-once without reject-publish.
     assert retry.queue_arguments["x-overflow"] == "reject-publish"
     # The dead-letter queue is published to, and dead-letters nothing itself.
-    assert "x-dead-letter-strategy" not in dead_letter_queue("q", "quorum").queue_arguments
+    assert "x-dead-letter-strategy" not in dead_letter_queue_for("q", "quorum").queue_arguments
     # Classic queues have no such strategy: their arguments stay as they were.
     assert queue_arguments("classic", dead_letters=True) == {"x-queue-type": "classic"}
 

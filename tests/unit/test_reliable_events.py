@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from order_pipeline.reliable_events import _attempt, delay_for_attempt, retry_delays
+from order_pipeline.extensions.reliable_events import _attempt, delay_for_attempt, retry_delays
 
 
 def test_retry_delays_double_up_to_the_cap():

@@ -1,7 +1,7 @@
 """ReplyTolerantRpc: a call whose reply, and then whose ack, the broker
 cannot take (its connection is gone) leaves the service running."""
 
-from order_pipeline.rpc_entrypoint import ReplyTolerantRpc
+from order_pipeline.extensions.rpc import ReplyTolerantRpc
 
 
 class GoneQueueConsumer:

@@ -1,7 +1,7 @@
 """The parts of each process's own metrics endpoint that need no server:
 tests/integration/test_runtime_metrics.py serves them from real services."""
 
-from order_pipeline.runtime_metrics import entrypoint_kind, runtime_registry
+from order_pipeline.extensions.runtime_metrics import entrypoint_kind, runtime_registry
 
 
 def test_the_runtime_registry_has_process_worker_and_pool_figures():

@@ -1,4 +1,4 @@
-"""order_pipeline.shared_batches: concurrent callers share one bulk call,
+"""order_pipeline.extensions.shared_batches: concurrent callers share one bulk call,
 each gets its own result, and a failed round fails its callers only.
 
 The bulk function is held on an eventlet Event, so which callers join which
@@ -8,7 +8,7 @@ import eventlet
 import pytest
 from eventlet.event import Event
 
-from order_pipeline.shared_batches import SharedBatches
+from order_pipeline.extensions.shared_batches import SharedBatches
 
 
 class Container:

@@ -3,14 +3,14 @@
 import pytest
 from opentelemetry import trace
 
-from order_pipeline import tracing
+from order_pipeline import trace_context
 from order_pipeline.errors import StartupError
 
 
 @pytest.fixture
 def configure(monkeypatch):
-    """tracing.configure as on a fresh process; [providers it set]."""
-    monkeypatch.setattr(tracing, "_configured", False)
+    """trace_context.configure as on a fresh process; [providers it set]."""
+    monkeypatch.setattr(trace_context, "_configured", False)
     installed = []
     monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
@@ -19,7 +19,7 @@ def configure(monkeypatch):
     def run(**env):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        tracing.configure(["order_processor"])
+        trace_context.configure(["order_processor"])
         return installed
 
     return run
@@ -46,10 +46,10 @@ def test_an_unknown_exporter_fails_at_start_naming_the_variable(configure):
 
 def test_a_carrier_round_trips_a_span_context():
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    span_context = tracing.span_context_of({tracing.TRACEPARENT: traceparent})
-    assert tracing.trace_id_of(span_context) == "0af7651916cd43dd8448eb211c80319c"
-    assert tracing.span_context_of({}) is None
-    assert tracing.span_context_of({tracing.TRACEPARENT: "garbage"}) is None
+    span_context = trace_context.span_context_of({trace_context.TRACEPARENT: traceparent})
+    assert trace_context.trace_id_of(span_context) == "0af7651916cd43dd8448eb211c80319c"
+    assert trace_context.span_context_of({}) is None
+    assert trace_context.span_context_of({trace_context.TRACEPARENT: "garbage"}) is None
 
 
 def test_otel_service_name_names_the_process(configure, monkeypatch):

@@ -2,7 +2,7 @@
 
 The trace context of the span that created an order, so that the
 OrderCreated event published from its outbox row continues the order's
-trace (order_pipeline/tracing.py), whenever and by whom it is published.
+trace (order_pipeline/trace_context.py), whenever and by whom it is published.
 
 Revision ID: g0003
 Revises: g0002

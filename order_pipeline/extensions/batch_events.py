@@ -24,19 +24,34 @@ is done, or the exception that failed it. Each event is then settled as
 dead-lettered. If the method raises, every event in the batch is retried.
 """
 
+from dataclasses import dataclass
 from functools import partial
 
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
 
-from order_pipeline.reliable_events import (
+from order_pipeline.config import setting
+from order_pipeline.extensions.reliable_events import (
     REQUEUE_PAUSE_SECONDS,
     DeadLetteringQueueConsumer,
     ReliableEventHandler,
 )
-from order_pipeline.settings import batch_settings
-from order_pipeline.telemetry import BATCH_TRACEPARENTS
-from order_pipeline.tracing import TRACE_KEYS, TRACEPARENT
+from order_pipeline.extensions.tracing import BATCH_TRACEPARENTS
+from order_pipeline.trace_context import TRACE_KEYS, TRACEPARENT
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    size: int  # events per batch
+    in_flight: int  # batches handled at once per processor
+
+
+def batch_settings(config: dict) -> BatchSettings:
+    """EVENT_BATCH_SIZE and EVENT_BATCHES_IN_FLIGHT."""
+    return BatchSettings(
+        size=setting(config, "EVENT_BATCH_SIZE", int, minimum=1),
+        in_flight=setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1),
+    )
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):
@@ -115,7 +130,7 @@ class BatchEventHandler(ReliableEventHandler):
     def _batch_context(self, messages):
         """The worker's context data: the first event's trace context (its
         trace is the batch's), and every event's traceparent, in order, for
-        order_pipeline.telemetry to link to. Nothing else of the events'
+        order_pipeline.extensions.tracing to link to. Nothing else of the events'
         headers: the worker sends its context data on with its RPC calls."""
         headers = [self.unpack_message_headers(message) for message in messages]
         context_data = {key: headers[0][key] for key in TRACE_KEYS if key in headers[0]}

@@ -1,7 +1,7 @@
 """A span for every nameko worker, in the trace of whoever caused it.
 
 nameko 2.14 has no OpenTelemetry instrumentation (the package for it needs
-nameko 3), so `Telemetry` does it as a dependency provider: in
+nameko 3), so `Tracing` does it as a dependency provider: in
 `worker_setup`, which nameko runs in the worker's own greenthread, it opens
 the worker's span and makes it current there (each greenthread has its own
 context); in `worker_teardown`, after the RPC reply or the event's ack, it
@@ -14,7 +14,7 @@ ends it. The span continues the trace context the worker was started with:
   worker finds its parent there.
 - HTTP: the request's `traceparent` header, if the client sent one.
 - Timers: a new trace.
-- A batch of events (order_pipeline.batch_events): the batch handler puts
+- A batch of events (order_pipeline.extensions.batch_events): the batch handler puts
   every event's traceparent under BATCH_TRACEPARENTS; the span continues the
   first event's trace and links to each event's (see docs/telemetry.md).
 
@@ -30,7 +30,7 @@ from nameko.web.handlers import HttpRequestHandler
 from opentelemetry import context, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from order_pipeline import logs, tracing
+from order_pipeline import logs, trace_context
 
 # Context data key under which a batch's worker gets its events' traceparents.
 BATCH_TRACEPARENTS = "batch_traceparents"
@@ -49,7 +49,7 @@ def incoming_carrier(worker_ctx) -> dict:
     if isinstance(worker_ctx.entrypoint, HttpRequestHandler) and worker_ctx.args:
         headers = getattr(worker_ctx.args[0], "headers", None)
         if headers is not None:
-            return {key: headers[key] for key in tracing.TRACE_KEYS if key in headers}
+            return {key: headers[key] for key in trace_context.TRACE_KEYS if key in headers}
         return {}
     return worker_ctx.data
 
@@ -64,17 +64,17 @@ class WorkerTrace:
         """The trace id of the batch's `index`-th event (its order's trace)."""
         if index >= len(self.event_traceparents):
             return None
-        carrier = {tracing.TRACEPARENT: self.event_traceparents[index]}
-        return tracing.trace_id_of(tracing.span_context_of(carrier))
+        carrier = {trace_context.TRACEPARENT: self.event_traceparents[index]}
+        return trace_context.trace_id_of(trace_context.span_context_of(carrier))
 
 
-class Telemetry(DependencyProvider):
-    """`tracing = Telemetry()` on a service class."""
+class Tracing(DependencyProvider):
+    """`tracing = Tracing()` on a service class."""
 
     def setup(self):
         if self.container.service_name not in logs.process_services:
             logs.process_services.append(self.container.service_name)
-        tracing.configure(logs.process_services)
+        trace_context.configure(logs.process_services)
         self.spans = WeakKeyDictionary()
 
     def get_dependency(self, worker_ctx):
@@ -86,12 +86,12 @@ class Telemetry(DependencyProvider):
         event_traceparents = worker_ctx.data.pop(BATCH_TRACEPARENTS, None) or ()
         links = []
         for traceparent in event_traceparents:
-            span_context = tracing.span_context_of({tracing.TRACEPARENT: traceparent})
+            span_context = trace_context.span_context_of({trace_context.TRACEPARENT: traceparent})
             if span_context is not None:
                 links.append(Link(span_context))
-        span = tracing.tracer().start_span(
+        span = trace_context.tracer().start_span(
             f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}",
-            context=tracing.carrier_context(incoming_carrier(worker_ctx)),
+            context=trace_context.carrier_context(incoming_carrier(worker_ctx)),
             kind=span_kind(worker_ctx.entrypoint),
             links=links,
         )
@@ -99,7 +99,7 @@ class Telemetry(DependencyProvider):
         self.spans[worker_ctx] = (span, token)
         # What the worker's RPC calls and events carry (nothing of ours
         # when tracing is off: then the caller's context passes on as is).
-        worker_ctx.data.update(tracing.current_carrier())
+        worker_ctx.data.update(trace_context.current_carrier())
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         entry = self.spans.get(worker_ctx)

@@ -44,7 +44,7 @@ from opentelemetry.trace import SpanKind
 
 from order_pipeline.broker import check_broker, node_count, starting_at
 from order_pipeline.settings import amqp_uri
-from order_pipeline.tracing import carrier_context, current_carrier, tracer
+from order_pipeline.trace_context import carrier_context, current_carrier, tracer
 
 log = logging.getLogger(__name__)
 

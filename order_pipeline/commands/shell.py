@@ -4,15 +4,14 @@ nameko 2.14's shell prints AMQP_URI as it is in its first lines, password
 and all (nameko/cli/shell.py). This runs the same shell, with the same `n`
 helper and options, after a banner built from the masked URI:
 
-    python -m order_pipeline.shell --config config.yml   (make shell)
+    python -m order_pipeline.commands.shell --config config.yml   (make shell)
 """
 
 import sys
 
-from nameko.cli.shell import ShellRunner, make_nameko_helper
-
 from order_pipeline.broker import mask_uri
 from order_pipeline.config import load_config
+from order_pipeline.nameko_internals import start_shell
 from order_pipeline.settings import amqp_uri
 
 SHELLS = ["bpython", "ipython", "plain"]
@@ -28,14 +27,12 @@ def banner(uri: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m order_pipeline.shell")
+    parser = argparse.ArgumentParser(prog="python -m order_pipeline.commands.shell")
     parser.add_argument("--config", default="config.yml")
     parser.add_argument("--interface", choices=SHELLS)
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    ShellRunner(banner(amqp_uri(config)), {"n": make_nameko_helper(config)}).start_shell(
-        name=args.interface
-    )
+    start_shell(banner(amqp_uri(config)), config, args.interface)
 
 
 if __name__ == "__main__":

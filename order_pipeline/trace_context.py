@@ -11,7 +11,7 @@ services it runs).
 The trace context crosses processes as a W3C `traceparent` (and
 `tracestate`): in a nameko worker's context data, which nameko sends as
 `nameko.*` AMQP headers with every RPC request and event and hands to the
-worker it starts for them (order_pipeline.telemetry), in the outbox row of
+worker it starts for them (order_pipeline.extensions.tracing), in the outbox row of
 each order, and in the headers of the OrderCreated event published for it.
 """
 

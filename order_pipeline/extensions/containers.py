@@ -9,28 +9,34 @@ while the container was still starting left the process hanging). Here a
 stop waits for a start under way to finish, and a second stop waits for the
 first instead of running again.
 
-It also gives the gateway a worker pool of its own size,
-GATEWAY_MAX_WORKERS: nameko reads one `max_workers` for every service a
-process runs, and a gateway worker mostly waits on the other services.
+Its config is config.yml's with the settings given as files applied
+(`VAR_FILE`, see order_pipeline.config), which nameko's own loader does not
+know of.
+
+It also lets a service size its own worker pool: nameko reads one
+`max_workers` for every service a process runs, but a gateway worker mostly
+waits on the other services. A service class with a `read_max_workers`
+attribute (a settings reader, `config -> int`) gets a pool of that size.
 
 Selected in config.yml with `SERVICE_CONTAINER_CLS`.
 """
 
 from eventlet.event import Event
+from nameko.constants import MAX_WORKERS_CONFIG_KEY
 from nameko.containers import ServiceContainer
 
-from order_contract import GATEWAY
-from order_pipeline.settings import gateway_max_workers
+from order_pipeline.config import apply_setting_files
 
 
 class StopOnceServiceContainer(ServiceContainer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.service_name == GATEWAY:
-            # Before any extension reads it (the consumers' prefetch, the
-            # gateway's admission), and before any worker runs.
-            self.max_workers = gateway_max_workers(self.config)
-            self._worker_pool.resize(self.max_workers)
+    def __init__(self, service_cls, config, *args, **kwargs):
+        config = apply_setting_files(config)
+        read_max_workers = getattr(service_cls, "read_max_workers", None)
+        if read_max_workers is not None:
+            # nameko sizes the pool, and every consumer's prefetch, from this
+            # key; the config is this container's own copy.
+            config[MAX_WORKERS_CONFIG_KEY] = read_max_workers(config)
+        super().__init__(service_cls, config, *args, **kwargs)
         self._stopping = False
         self._start_ended = Event()
 
@@ -43,7 +49,7 @@ class StopOnceServiceContainer(ServiceContainer):
     def stop(self):
         if self._stopping:
             try:
-                self._died.wait()
+                self.wait()  # until the first stop has ended
             except Exception:  # the first stop reports how it ended
                 pass
             return

@@ -46,14 +46,6 @@ class SharedBatches(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self.submit
 
-    def queued(self, key=None) -> int:
-        """Items waiting for the next round."""
-        return len(self._waiting.get(key, ()))
-
-    def calling(self, key=None) -> int:
-        """How many items the call in progress is for (0: none)."""
-        return self._calling.get(key, 0)
-
     def submit(self, call, value, key=None):
         item = _Item(value, call)
         self._waiting.setdefault(key, []).append(item)

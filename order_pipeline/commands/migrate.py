@@ -1,15 +1,16 @@
 """Schema migrations: each service keeps its own Alembic history and
 version table, and this module applies them all.
 
-    python -m order_pipeline.migrations [--config config.yml]
+    python -m order_pipeline.commands.migrate [--config config.yml]
         create the database if it is missing and bring every service's
         schema up to date (what `make migrate` runs; safe to repeat)
-    python -m order_pipeline.migrations revision SERVICE "message"
+    python -m order_pipeline.commands.migrate revision SERVICE "message"
         write a new migration for SERVICE by comparing its models with the
         database at DB_URI (what `make migration` runs)
 """
 
 import argparse
+import importlib.util
 import os
 
 from alembic import command, context
@@ -22,8 +23,6 @@ from order_pipeline.config import load_config
 from order_pipeline.database import create_database_if_missing
 from order_pipeline.settings import db_uri as read_db_uri
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 # The services that own tables, with their Alembic version tables.
 VERSION_TABLES = {
     "generator_service": "alembic_version_generator",
@@ -33,7 +32,10 @@ VERSION_TABLES = {
 
 def alembic_config(package: str, db_uri: str) -> AlembicConfig:
     config = AlembicConfig()
-    config.set_main_option("script_location", os.path.join(ROOT, package, "migrations"))
+    # The package's own folder, found without importing it (commands import
+    # no service).
+    package_dir = os.path.dirname(importlib.util.find_spec(package).origin)
+    config.set_main_option("script_location", os.path.join(package_dir, "migrations"))
     # Passed as attributes, not ini options, so '%' in a password is safe.
     config.attributes["db_uri"] = db_uri
     config.attributes["version_table"] = VERSION_TABLES[package]

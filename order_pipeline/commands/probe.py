@@ -1,8 +1,8 @@
 """Health probes for container healthchecks: exit status 0 when the service
 answers, 1 when it does not, and one line saying which.
 
-    python -m order_pipeline.probe rpc order_generator status
-    python -m order_pipeline.probe http http://127.0.0.1:8000/health
+    python -m order_pipeline.commands.probe rpc order_generator status
+    python -m order_pipeline.commands.probe http http://127.0.0.1:8000/health
 
 `rpc` makes a real RPC call over the broker named by AMQP_URI in config.yml
 (the service must consume its queue, reach its database and reply); `http`
@@ -67,7 +67,7 @@ def probe_http(url: str, timeout: float) -> tuple[bool, str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m order_pipeline.probe", description=__doc__.splitlines()[0]
+        prog="python -m order_pipeline.commands.probe", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--timeout",

@@ -15,7 +15,7 @@ the caller gets no reply (it times out, as it would have anyway).
 
 import logging
 
-from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import Rpc, RpcConsumer
 
 from order_pipeline.queues import declare_at_start, durable_queue
 from order_pipeline.settings import queue_type
@@ -27,17 +27,17 @@ class TypedRpcConsumer(RpcConsumer):
     def setup(self):
         if self.queue is not None:  # shared: set up once for all methods
             return
+        super().setup()  # names the queue and registers with the consumer
+        # The consumer reads the queue only when it starts: replace nameko's
+        # classic declaration with the typed one.
         config = self.container.config
-        service_name = self.container.service_name
         self.queue = durable_queue(
-            RPC_QUEUE_TEMPLATE.format(service_name),
+            self.queue.name,
             queue_type(config),
-            get_rpc_exchange(config),
-            routing_key=f"{service_name}.*",
+            self.queue.exchange,
+            routing_key=self.queue.routing_key,
         )
         declare_at_start(config, [self.queue])
-        self.queue_consumer.register_provider(self)
-        self._registered = True
 
 
 class ReplyTolerantRpc(Rpc):

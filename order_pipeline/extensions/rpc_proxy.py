@@ -19,9 +19,10 @@ does not leave its queue behind.
 import eventlet
 from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService, deserialize_to_instance
-from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, RpcProxy
+from nameko.rpc import ReplyListener, RpcProxy
 
 from order_pipeline.broker import check_broker
+from order_pipeline.nameko_internals import forget_reply
 from order_pipeline.queues import declare_at_start, durable_queue
 from order_pipeline.settings import queue_type, rpc_reply_queue_expires_seconds, rpc_timeout_seconds
 
@@ -51,11 +52,6 @@ class ReplyQueueListener(ReplyListener):
             arguments={"x-expires": expires_ms},
         )
         declare_at_start(config, [self.queue])
-
-
-# nameko's name for a reply queue, kept: tools that look for `rpc.reply-`
-# find these too.
-REPLY_QUEUE_PREFIX = RPC_REPLY_QUEUE_TEMPLATE.split("{")[0]
 
 
 class TimeoutRpcProxy(RpcProxy):
@@ -94,7 +90,7 @@ class _TimeoutServiceProxy:
                     return reply.result()
             except eventlet.Timeout:
                 if reply is not None:
-                    _forget(method.reply_listener, reply)
+                    forget_reply(method.reply_listener, reply.reply_event)
                 raise RpcTimeout(
                     f"{service_name}.{method_name} did not answer within {timeout} s"
                 ) from None
@@ -102,15 +98,3 @@ class _TimeoutServiceProxy:
                 raise ServiceUnavailable(f"{service_name} is not running") from None
 
         return call
-
-
-def _forget(reply_listener, reply):
-    """Drop the listener's entry for a reply nobody waits for any more.
-
-    nameko removes it only when the reply arrives; a request that expired
-    unanswered would otherwise stay in the listener's dict for ever.
-    """
-    pending = reply_listener._reply_events
-    for correlation_id, event in list(pending.items()):
-        if event is reply.reply_event:
-            del pending[correlation_id]

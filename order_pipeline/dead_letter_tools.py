@@ -35,7 +35,7 @@ from amqp.exceptions import NotFound, ResourceLocked
 from order_contract import MAX_BODY_CHARS, MAX_DEAD_LETTERS_PER_CALL, DeadLetter, DeadLettersBusy
 from order_contract.dead_letters import DEAD_LETTER_ID
 from order_pipeline.broker import connect
-from order_pipeline.reliable_events import (
+from order_pipeline.queues import (
     ATTEMPT_HEADER,
     DEAD_LETTER_ID_HEADER,
     DEAD_LETTERED_AT_HEADER,

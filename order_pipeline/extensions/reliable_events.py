@@ -8,7 +8,7 @@ the queue, where it fails again thousands of times a second. This handler:
 - on `PermanentFailure` (a message that can never succeed: malformed, or about
   an order that does not exist) publishes the message to the dead-letter
   queue `<queue>.dead-letter` with the reason, the attempt count, a new id
-  and the time in its headers, then acks (`order_pipeline.dead_letter_queue`
+  and the time in its headers, then acks (`order_pipeline.dead_letter_tools`
   lists, replays and discards what is there);
 - on any other error publishes it to a delay queue `<queue>.retry.<ms>ms`
   whose TTL sends it back to the handler's queue after 0.5 s, 1 s, 2 s, ...
@@ -31,7 +31,7 @@ acked. This module knows nothing of where the counts go.
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import partial
 
 import eventlet
@@ -41,18 +41,40 @@ from nameko.messaging import QueueConsumer
 
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.broker import check_broker
-from order_pipeline.queues import dead_letter_queue, declare_at_start, durable_queue, retry_queue
-from order_pipeline.settings import amqp_uri, queue_type, retry_settings
+from order_pipeline.config import setting
+from order_pipeline.queues import (
+    ATTEMPT_HEADER,
+    DEAD_LETTER_ID_HEADER,
+    DEAD_LETTERED_AT_HEADER,
+    ERROR_HEADER,
+    dead_letter_queue_for,
+    declare_at_start,
+    durable_queue,
+    retry_queue,
+)
+from order_pipeline.settings import amqp_uri, queue_type
+from order_pipeline.times import iso_z, utc_now
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "x-attempt"
-ERROR_HEADER = "x-error"
-# Set each time a message is dead-lettered: a new id for this stay on the
-# dead-letter queue, and when it began (ISO 8601 UTC).
-DEAD_LETTER_ID_HEADER = "x-dead-letter-id"
-DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
 REQUEUE_PAUSE_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    first_delay_seconds: float
+    max_delay_seconds: float
+    max_attempts: int  # 0: never dead-letter a message for its attempts
+
+
+def retry_settings(config: dict) -> RetrySettings:
+    """RETRY_FIRST_DELAY_SECONDS, RETRY_MAX_DELAY_SECONDS, RETRY_MAX_ATTEMPTS."""
+    first_delay = setting(config, "RETRY_FIRST_DELAY_SECONDS", float, minimum=0.01)
+    return RetrySettings(
+        first_delay_seconds=first_delay,
+        max_delay_seconds=setting(config, "RETRY_MAX_DELAY_SECONDS", float, minimum=first_delay),
+        max_attempts=setting(config, "RETRY_MAX_ATTEMPTS", int, minimum=0),
+    )
 
 
 class PermanentFailure(Exception):
@@ -85,11 +107,28 @@ class DeadLetteringQueueConsumer(QueueConsumer):
     be dead-lettered. kombu's default logs it and acks it: the event would
     be gone without a trace on any queue."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.handlers = []  # the providers registered, to find a queue's handler
+
+    def register_provider(self, provider):
+        self.handlers.append(provider)
+        super().register_provider(provider)
+
+    def unregister_provider(self, provider):
+        if provider in self.handlers:
+            self.handlers.remove(provider)
+        super().unregister_provider(provider)
+
     def get_consumers(self, consumer_cls, channel):
-        consumers = super().get_consumers(consumer_cls, channel)
-        for provider, consumer in self._consumers.items():
-            consumer.on_decode_error = partial(self._undecodable, provider)
-        return consumers
+        def consumer_with_decode_errors(queues, **options):
+            consumer = consumer_cls(queues=queues, **options)
+            for provider in self.handlers:
+                if any(queue is provider.queue for queue in queues):
+                    consumer.on_decode_error = partial(self._undecodable, provider)
+            return consumer
+
+        return super().get_consumers(consumer_with_decode_errors, channel)
 
     def _undecodable(self, provider, message, exc):
         # Off the consuming loop: setting it aside waits for the broker.
@@ -134,8 +173,8 @@ class ReliableEventHandler(EventHandler):
         self.retry_queues = {
             delay: retry_queue(self.queue.name, delay, kind) for delay in self.delays
         }
-        self.dead_letter_queue = dead_letter_queue(self.queue.name, kind)
-        declare_at_start(config, [self.queue, self.dead_letter_queue, *self.retry_queues.values()])
+        self.dead_letter_target = dead_letter_queue_for(self.queue.name, kind)
+        declare_at_start(config, [self.queue, self.dead_letter_target, *self.retry_queues.values()])
         broker_uri = amqp_uri(config)
         self.publisher = Publisher(broker_uri, use_confirms=True)
 
@@ -207,16 +246,19 @@ class ReliableEventHandler(EventHandler):
         log.error(
             "%s: message set aside on %s: %s; payload %.200r",
             self.queue.name,
-            self.dead_letter_queue.name,
+            self.dead_letter_target.name,
             reason,
             message.body,
         )
         self._republish(
             message,
-            self.dead_letter_queue,
+            self.dead_letter_target,
             attempt,
             reason,
-            {DEAD_LETTER_ID_HEADER: new_dead_letter_id(), DEAD_LETTERED_AT_HEADER: utc_stamp()},
+            {
+                DEAD_LETTER_ID_HEADER: new_dead_letter_id(),
+                DEAD_LETTERED_AT_HEADER: iso_z(utc_now()),
+            },
         )
 
     def _republish(self, message, queue, attempt, reason, extra_headers=None):
@@ -238,15 +280,8 @@ def new_dead_letter_id():
     return secrets.token_hex(8)
 
 
-def utc_stamp():
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 def _attempt(message):
     try:
         return max(int((message.headers or {}).get(ATTEMPT_HEADER, 0)), 0)
     except (TypeError, ValueError):
         return 0
-
-
-reliable_event_handler = ReliableEventHandler.decorator
