@@ -118,11 +118,17 @@ checkov: $(CHECKOV_VENV)/bin/.installed
 		$$(git ls-files deploy compose.yaml compose.cluster.yaml | sed 's/^/-f /')
 
 # Known vulnerabilities in every pinned requirement (the services', the
-# tests' and tools', checkov's), by pip-audit from PyPI's advisory data. It
-# needs the network, so `make test` does not run it.
+# tests' and tools', checkov's), by pip-audit from PyPI's advisory data (its
+# JSON API). It needs the network, so `make test` does not run it. --strict:
+# a package it could not look up fails the audit, rather than pass unseen.
+# Two runs, since checkov's pins differ from the project's; both always run.
+AUDIT := $(BIN)/pip-audit --strict --disable-pip --no-deps --progress-spinner off
 audit: install
-	$(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off \
-		-r requirements.txt -r requirements-dev.txt -r deploy/checkov/requirements.txt
+	@echo "pip-audit: requirements-dev.txt (with requirements.txt)"; \
+	$(AUDIT) -r requirements-dev.txt; project=$$?; \
+	echo "pip-audit: deploy/checkov/requirements.txt"; \
+	$(AUDIT) -r deploy/checkov/requirements.txt; checkov=$$?; \
+	[ $$project -eq 0 ] && [ $$checkov -eq 0 ]
 
 # deploy/prometheus/ as CI checks it (promtool is in Debian's prometheus package).
 prometheus-check:
