@@ -40,9 +40,11 @@ days=${TLS_DAYS:-825}
 mkdir -p "$dir/ca"
 chmod 700 "$dir"
 if [ ! -s "$dir/ca/ca.pem" ] || [ ! -s "$dir/ca/ca.key" ]; then
-    # P-256 keys: supported by every peer here (Erlang, MariaDB, Galera,
-    # socat, Python) and made in milliseconds.
-    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    # RSA 2048 keys: what every peer here (Erlang, MariaDB, Galera, socat,
+    # Python) has long agreed on; Erlang/OTP patch releases have disagreed
+    # on ECDSA signature schemes with each other (erlang/otp#8918), which a
+    # rolling upgrade of the brokers would meet.
+    openssl req -x509 -new -newkey rsa:2048 -nodes \
         -days "$days" -subj "/CN=order-pipeline CA" \
         -addext "basicConstraints=critical,CA:TRUE" \
         -addext "keyUsage=critical,keyCertSign,cRLSign" \
@@ -68,11 +70,11 @@ for identity in "$@"; do
     done
     out="$dir/$name"
     mkdir -p "$out"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    openssl req -new -newkey rsa:2048 -nodes \
         -subj "/CN=$name" -keyout "$out/key.pem" -out "$out/cert.csr" 2>/dev/null
     printf '%s\n' \
         "basicConstraints=critical,CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyAgreement" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" \
         "extendedKeyUsage=serverAuth,clientAuth" \
         "subjectAltName=${san#,}" >"$out/cert.ext"
     openssl x509 -req -in "$out/cert.csr" -CA "$dir/ca/ca.pem" -CAkey "$dir/ca/ca.key" \

@@ -694,9 +694,7 @@ def test_secrets_come_from_uncommitted_files(tmp_path):
             ignored = subprocess.run(["git", "check-ignore", "-q", str(K8S / path)], cwd=ROOT)
             assert ignored.returncode == 0, path
     directory = tmp_path / "k8s"
-    shutil.copytree(
-        K8S, directory, ignore=shutil.ignore_patterns("*.env", "tls", "render-example.sh")
-    )
+    shutil.copytree(K8S, directory, ignore=shutil.ignore_patterns("*.env", "tls"))
     with pytest.raises(RuntimeError, match="generator.env"):
         render(directory)
     roles = {"generator": "generator_service", "processor": "processor_service"}
