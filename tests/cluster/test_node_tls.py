@@ -30,25 +30,14 @@ import pytest
 
 from harness.ports import free_ports
 from harness.private_server import PrivateServer
-from tests.support.deployment import CLUSTER, ROOT, Deployment, environment
+from tests.support.deployment import CLUSTER, ROOT, Deployment, environment, make_certs
 
 RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 MARIADBD = "/usr/sbin/mariadbd"
 HAPROXY = "/usr/sbin/haproxy"
-MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
 START_SECONDS = 180
 SYNCED = "4"  # wsrep_local_state
 ER_ACCESS_DENIED = 1045
-
-
-def make_certs(directory, *identities):
-    subprocess.run(
-        [str(MAKE_CERTS), str(directory), *identities],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return directory
 
 
 def deploy_text(path, replacements):
@@ -181,8 +170,8 @@ def rabbit_pair(tmp_path_factory):
     """Two nodes, the second joining the first at boot, each with
     compose.cluster.yaml's environment and the cluster's TLS files."""
     base = tmp_path_factory.mktemp("rabbit-tls")
-    certs = make_certs(base / "certs", "node=localhost")
-    optfile = options_file(base, "inter_node_tls.config", certs / "node")
+    certs = make_certs(base / "certs", "node=localhost")["node"]
+    optfile = options_file(base, "inter_node_tls.config", certs)
     container_optfile = "/etc/rabbitmq/inter_node_tls.config"
     env = broker_environment()
     server_args = env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
@@ -197,7 +186,7 @@ def rabbit_pair(tmp_path_factory):
             names[index],
             ports[2 * index],
             ports[2 * index + 1],
-            certs / "node",
+            certs,
             erl_args,
             names,
         )
@@ -266,13 +255,14 @@ def test_distribution_with_another_ca_is_refused(rabbit_pair):
     """A CLI tool with the cookie and TLS, but a certificate from another CA,
     cannot reach a node: the node verifies its peers."""
     nodes, base = rabbit_pair
-    other = make_certs(base / "other-ca", "intruder=localhost")
-    optfile = options_file(base, "intruder.config", other / "intruder")
+    other = make_certs(base / "other-ca", "intruder=localhost")["intruder"]
+    optfile = options_file(base, "intruder.config", other)
     intruder_args = re.sub(
         r"-ssl_dist_optfile\s+\S+", f"-ssl_dist_optfile {optfile}", nodes[0].erl_args
     )
     result = nodes[0].cli("rabbitmqctl", "status", erl_args=intruder_args)
     assert result.returncode != 0
+    assert running_nodes(nodes[0])  # the node itself answers its own CA's
 
 
 def test_clients_need_tls_and_a_certificate(rabbit_pair):
@@ -284,11 +274,12 @@ def test_clients_need_tls_and_a_certificate(rabbit_pair):
     assert listeners.returncode == 0, listeners.stderr
     protocols = {each["protocol"] for each in json.loads(listeners.stdout)["listeners"]}
     assert protocols == {"amqp/ssl", "clustering"}
+    amqp_connection(node.port, node.certs).close()  # the node takes a client that has all
     with pytest.raises((ssl.SSLError, OSError)):
         amqp_connection(node.port, ca=node.certs / "ca.pem").close()
-    other = make_certs(base / "client-other-ca", "client=localhost")
+    other = make_certs(base / "client-other-ca", "client=localhost")["client"]
     with pytest.raises((ssl.SSLError, OSError)):
-        amqp_connection(node.port, other / "client", ca=node.certs / "ca.pem").close()
+        amqp_connection(node.port, other, ca=node.certs / "ca.pem").close()
     plain = amqp.Connection(
         f"localhost:{node.port}", userid="guest", password="guest", connect_timeout=10
     )
@@ -484,8 +475,8 @@ def galera_pair():
     os.chmod(base, 0o755)
     servers = []
     try:
-        certs = make_certs(Path(base) / "certs", "node=localhost,127.0.0.1")
-        os.chmod(certs, 0o755)  # make-certs.sh leaves it to its owner alone
+        identities = make_certs(Path(base) / "certs", "node=localhost,127.0.0.1")
+        os.chmod(identities["node"].parent, 0o755)  # make-certs.sh leaves it to its owner
         ports = free_ports(10)
         cluster_address = f"127.0.0.1:{ports[1]},127.0.0.1:{ports[5]}"
         nodes = [
@@ -494,7 +485,7 @@ def galera_pair():
                 index,
                 ports[4 * (index - 1) : 4 * index],
                 cluster_address,
-                certs / "node",
+                identities["node"],
             )
             for index in (1, 2)
         ]
@@ -557,7 +548,7 @@ def test_replication_port_speaks_tls_to_the_cluster_ca_only(galera_pair):
     another CA."""
     nodes, _, base = galera_pair
     assert tls_handshake(nodes[0].gcomm_port, nodes[0].certs).startswith("TLS")
-    other = make_certs(base / "other-ca", "intruder=localhost") / "intruder"
+    other = make_certs(base / "other-ca", "intruder=localhost")["intruder"]
     with pytest.raises((ssl.SSLError, ConnectionError)):
         tls_handshake(nodes[0].gcomm_port, other)
 
