@@ -3,10 +3,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# checkov in a virtual environment of its own: its pins clash with the
+# project's (deploy/checkov/requirements.txt).
+CHECKOV_VENV ?= $(VENV)/checkov
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate migration run shell recreate-queues test test-fast lint format prometheus-check bench bench-smoke clean
+.PHONY: install migrate migration run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -65,13 +68,14 @@ shell: install
 recreate-queues: install
 	$(BIN)/python -m order_pipeline.commands.recreate_queues --config $(CONFIG)
 
-# Lint, format check, the import contract, then every test suite, in two
+# Lint, format check, the import contract, checkov on the deployment files,
+# then every test suite, in two
 # pytest processes side by side: most of a test's time goes to waiting on
 # services and nodes, not to this machine's CPU. Each process makes its own
 # database and vhost. The slow suites' output follows the other's.
 SUITES_ALONGSIDE := tests/cluster tests/faults tests/e2e
 SUITES_IN_FRONT := tests/integration tests/browser tests/unit
-test: lint
+test: lint checkov
 	@log="$$(mktemp)"; \
 	$(BIN)/pytest $(SUITES_ALONGSIDE) >"$$log" 2>&1 & alongside=$$!; \
 	$(BIN)/pytest $(SUITES_IN_FRONT); in_front=$$?; \
@@ -89,6 +93,42 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# checkov, a policy scanner for deployment files: the Kubernetes manifests
+# as `kubectl apply -k deploy/k8s` renders them (with the example secrets
+# and new certificates: deploy/k8s/render-example.sh), against its
+# Kubernetes checks, the skipped ones listed with their reasons in
+# deploy/checkov/config.yaml; then every committed file under deploy/ and
+# both compose files against its checks for committed secrets (checkov has
+# no checks for compose files as such). Only committed files: your own
+# secrets/*.env and certificates are not read.
+$(CHECKOV_VENV)/bin/.installed: deploy/checkov/requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/checkov/requirements.txt
+	touch $@
+
+checkov: $(CHECKOV_VENV)/bin/.installed
+	@rendered="$$(mktemp --suffix=.yaml)"; trap 'rm -f "$$rendered"' EXIT; \
+	deploy/k8s/render-example.sh >"$$rendered" && \
+	echo "checkov: deploy/k8s, rendered" && \
+	$(CHECKOV_VENV)/bin/checkov --config-file deploy/checkov/config.yaml \
+		--framework kubernetes -f "$$rendered" && \
+	echo "checkov: deploy/ and the compose files, for secrets" && \
+	$(CHECKOV_VENV)/bin/checkov --config-file deploy/checkov/config.yaml --framework secrets \
+		$$(git ls-files deploy compose.yaml compose.cluster.yaml | sed 's/^/-f /')
+
+# Known vulnerabilities in every pinned requirement (the services', the
+# tests' and tools', checkov's), by pip-audit from PyPI's advisory data (its
+# JSON API). It needs the network, so `make test` does not run it. --strict:
+# a package it could not look up fails the audit, rather than pass unseen.
+# Two runs, since checkov's pins differ from the project's; both always run.
+AUDIT := $(BIN)/pip-audit --strict --disable-pip --no-deps --progress-spinner off
+audit: install
+	@echo "pip-audit: requirements-dev.txt (with requirements.txt)"; \
+	$(AUDIT) -r requirements-dev.txt; project=$$?; \
+	echo "pip-audit: deploy/checkov/requirements.txt"; \
+	$(AUDIT) -r deploy/checkov/requirements.txt; checkov=$$?; \
+	[ $$project -eq 0 ] && [ $$checkov -eq 0 ]
 
 # deploy/prometheus/ as CI checks it (promtool is in Debian's prometheus package).
 prometheus-check:

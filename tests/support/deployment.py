@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,12 @@ class Layout:
     # Variables compose refuses to start without (`${NAME:?...}`): secrets
     # that have no safe default.
     required: frozenset = frozenset()
+    # How the services reach the brokers: (scheme, port) of every AMQP_URI
+    # node.
+    amqp: tuple = ("amqp", 5672)
+    # Whether every hop is TLS (tests/unit/test_deployment.py's check_tls),
+    # with certificates from make-certs.sh mounted from CERTIFICATES.
+    tls: bool = False
 
 
 # AMQP_URI and DB_URI are built from RABBITMQ_* and DB_* (the credentials the
@@ -144,10 +151,25 @@ CLUSTER = Layout(
         "DB_URI": None,
         "WEB_SERVER_ADDRESS": None,
         "QUEUE_TYPE": "quorum",
+        # The files of each container's own certificate, mounted there.
+        "AMQP_SSL_CA_FILE": "/etc/order-pipeline/tls/ca.pem",
+        "AMQP_SSL_CERT_FILE": "/etc/order-pipeline/tls/cert.pem",
+        "AMQP_SSL_KEY_FILE": "/etc/order-pipeline/tls/key.pem",
+        "DB_SSL_CA_FILE": "/etc/order-pipeline/tls/ca.pem",
+        "DB_SSL_CERT_FILE": "/etc/order-pipeline/tls/cert.pem",
+        "DB_SSL_KEY_FILE": "/etc/order-pipeline/tls/key.pem",
+        "GATEWAY_TLS_CERT_FILE": "/etc/order-pipeline/tls/cert.pem",
+        "GATEWAY_TLS_KEY_FILE": "/etc/order-pipeline/tls/key.pem",
     },
     required=frozenset({"RABBITMQ_ERLANG_COOKIE"}),
+    amqp=("amqps", 5671),
+    tls=True,
 )
 LAYOUTS = (SINGLE_HOST, CLUSTER)
+# Where compose.cluster.yaml mounts each identity's certificates from: what
+# `deploy/tls/make-certs.sh deploy/tls/certs` makes (git-ignored).
+MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
+CERTIFICATES = "deploy/tls/certs"
 
 
 @dataclass
@@ -250,6 +272,62 @@ def container_ports(service):
         else:
             ports.append(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
     return ports
+
+
+def bind_mounts(service):
+    """{target: source} of a service's bind mounts of repository paths
+    (short or long syntax), the source relative to the repository."""
+    mounts = {}
+    for mount in service.get("volumes", []):
+        if isinstance(mount, str):
+            parts = mount.split(":")
+            source, target = parts[0], parts[1] if len(parts) > 1 else None
+        else:
+            source, target = mount.get("source", ""), mount.get("target")
+            if mount.get("type") != "bind":
+                continue
+        if source.startswith("./") and target:
+            mounts[target] = source.removeprefix("./")
+    return mounts
+
+
+def make_certs(directory, *identities):
+    """Run deploy/tls/make-certs.sh into `directory`: {identity: its
+    directory}."""
+    output = subprocess.run(
+        [str(MAKE_CERTS), str(directory), *identities],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return {
+        Path(line.split(":", 1)[0]).name: Path(line.split(":", 1)[0])
+        for line in output.splitlines()
+    }
+
+
+@functools.cache
+def made_certificates():
+    """{identity: the names its certificate is for} of what
+    `make-certs.sh DIR` makes by default, made once in a scratch directory."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return {
+            identity: certificate_names(directory / "cert.pem")
+            for identity, directory in make_certs(Path(scratch) / "certs").items()
+        }
+
+
+def certificate_names(path):
+    """The DNS names and IP addresses a PEM certificate is for."""
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(path), "-noout", "-ext", "subjectAltName"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return set(re.findall(r"(?:DNS|IP Address):([^,\s]+)", text))
 
 
 def named_volume(mount):

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.deployment import (
+    CERTIFICATES,
     CLUSTER,
     COMPOSE_VARIABLE,
     CONFIG_FILE,
@@ -31,6 +32,7 @@ from tests.support.deployment import (
     NAMEKO_RUN,
     ROOT,
     Deployment,
+    bind_mounts,
     compose_variables,
     config_variables,
     container_ports,
@@ -40,6 +42,7 @@ from tests.support.deployment import (
     exec_form,
     first_party_packages,
     ignored,
+    made_certificates,
     makefile_services,
     named_volume,
     nameko_services,
@@ -57,6 +60,11 @@ from tests.support.service_commands import (
 
 MIGRATE = "migrate"
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
+# Settings that name a file (a certificate, a key): paths, not secrets.
+FILE_SETTING = re.compile(r"_FILE$")
+# Variables the services' containers may set that config.yml does not read:
+# OpenSSL's own, which the gateway's healthcheck probe trusts its CA by.
+STANDARD_VARIABLES = {"SSL_CERT_FILE"}
 # Secrets with no safe default: an example file leaves them empty.
 UNSHIPPED_SECRET = re.compile(r"TOKEN|SECRET|COOKIE")
 FLAG_VALUES = {"0", "1", "yes", "no", "true", "false"}
@@ -95,7 +103,7 @@ def check_one_service_per_container(deployment):
 def check_settings_are_read(deployment):
     """An app service sets only variables config.yml reads (no typo'd
     setting silently ignored)."""
-    known = known_settings()
+    known = known_settings() | STANDARD_VARIABLES
     return [
         f"{name}: sets {key}, which config.yml never reads"
         for name, service in deployment.app_services().items()
@@ -186,7 +194,7 @@ def check_services_reach_broker_and_database(deployment):
                     )
                 for node in nodes:
                     broker = environment(services.get(node.hostname, {}))
-                    if (node.scheme, node.port) != ("amqp", 5672) or (
+                    if (node.scheme, node.port) != layout.amqp or (
                         node.username,
                         node.password,
                     ) != (broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
@@ -391,7 +399,9 @@ def check_build_context_is_lean(deployment):
         ".venv",
         ".env",
         "deploy/cluster.env",
-        "deploy/k8s/secrets.env",
+        "deploy/k8s/secrets/gateway.env",
+        "deploy/k8s/tls/order_gateway/key.pem",
+        "deploy/tls/certs/order_gateway/key.pem",
         ".pytest_cache",
         ".hypothesis",
         "order_pipeline/__pycache__",
@@ -446,6 +456,7 @@ def check_no_secrets(deployment):
         for key, raw in environment(service).items():
             if (
                 SECRET_NAME.search(key)
+                and not FILE_SETTING.search(key)
                 and raw.lower() not in FLAG_VALUES
                 and not COMPOSE_VARIABLE.fullmatch(raw)
             ):
@@ -463,16 +474,6 @@ def check_no_secrets(deployment):
         if kind in ("ENV", "ARG") and any(SECRET_NAME.search(name) for name in names):
             problems.append(f"Dockerfile {kind} {args} looks like a secret")
     return problems
-
-
-def bind_mounts(service):
-    """{target: source} of a service's bind mounts (relative to the repo)."""
-    mounts = {}
-    for mount in service.get("volumes", []):
-        parts = mount.split(":") if isinstance(mount, str) else [mount.get("source", "")]
-        if parts[0].startswith("./") and len(parts) > 1:
-            mounts[parts[1]] = parts[0].removeprefix("./")
-    return mounts
 
 
 def mounted_file(service, target_dir):
@@ -493,7 +494,7 @@ def check_mounted_files_exist(deployment):
         problems += [
             f"{name}: mounts ./{source}, which does not exist"
             for source in mounts.values()
-            if not (ROOT / source).exists()
+            if not (ROOT / source).exists() and not source.startswith(CERTIFICATES + "/")
         ]
         entrypoint = (service.get("entrypoint") or [None])[0]
         source = mounts.get(entrypoint)
@@ -620,6 +621,31 @@ def haproxy_sections(text):
     return sections
 
 
+# The error a node that requires TLS answers a plain login with.
+ACCESS_DENIED = "ff1504"  # an ERR packet, code 1045 (little-endian)
+
+
+def proxy_check_user(listener, tls):
+    """The user HAProxy's check logs in as. On plain nodes, `option
+    mysql-check user NAME`, which needs the login to succeed. On nodes that
+    require TLS, which HAProxy cannot speak inside the MySQL protocol, a
+    tcp-check that sends a protocol 4.1 login (the user name from byte 36
+    of the packet) and expects the node to refuse it (error 1045): a node
+    that took the plain login fails the check, as long as the user exists."""
+    if not tls:
+        found = next((re.search(r"option mysql-check user (\S+)", line) for line in listener), None)
+        return found and found.group(1)
+    steps = [line for line in listener if line.startswith(("option tcp-check", "tcp-check "))]
+    sends = [line.split()[-1] for line in steps if line.startswith("tcp-check send-binary ")]
+    if "option tcp-check" not in steps or len(sends) != 1:
+        return None
+    after_send = steps[steps.index(f"tcp-check send-binary {sends[0]}") + 1 :]
+    if f"tcp-check expect binary {ACCESS_DENIED}" not in after_send:
+        return None
+    login = bytes.fromhex(sends[0])
+    return login[36:].split(b"\0", 1)[0].decode()
+
+
 def check_database_proxy(deployment):
     """A proxy in front of the database servers: it listens on DB_URI's
     port and passes connections to exactly those servers, each health
@@ -649,20 +675,16 @@ def check_database_proxy(deployment):
         problems.append(
             f"{source}: traffic goes back to a node that returns (no one-entry stick table)"
         )
-    check_user = next(
-        (
-            re.search(r"option mysql-check user (\S+)", line)
-            for line in listener
-            if "mysql-check" in line
-        ),
-        None,
-    )
+    check_user = proxy_check_user(listener, layout.tls)
     initdb = bind_mounts(services.get(layout.database_servers[0], {})).get(
         "/docker-entrypoint-initdb.d"
     )
     scripts = " ".join(path.read_text() for path in sorted((ROOT / (initdb or "-")).glob("*.sh")))
-    if not check_user or f"'{check_user.group(1)}'@'%'" not in scripts:
-        problems.append(f"{source}: no mysql-check as a user the initdb script creates")
+    if not check_user or f"'{check_user}'@'%'" not in scripts:
+        problems.append(
+            f"{source}: no {'TLS-refusal check' if layout.tls else 'mysql-check'}"
+            " logging in as a user the initdb script creates"
+        )
     monitor = next(
         (
             lines
@@ -689,6 +711,196 @@ def check_database_proxy(deployment):
     return problems
 
 
+def conf_settings(text):
+    """{key: value} of a RabbitMQ .conf or MariaDB .cnf text (sections
+    ignored: the keys checked here are in one each)."""
+    return {
+        key.strip(): value.strip().strip('"')
+        for key, _, value in (line.partition("=") for line in text.splitlines())
+        if value and not key.lstrip().startswith(("#", "["))
+    }
+
+
+def erlang_options(text, side):
+    """{option: value} of the `server` or `client` list of an Erlang
+    distribution options file, for the simple terms it holds."""
+    body = re.search(r"\{" + side + r",\s*\[(.*?)\]\}", text, re.DOTALL)
+    return dict(re.findall(r"\{(\w+),\s*\"?([^\"}]+)\"?\}", body.group(1) if body else ""))
+
+
+def certificate_mount(service):
+    """(identity, target) of a service's mount of a make-certs.sh directory,
+    else (None, None); only a mount that compose refuses to create when the
+    directory is missing counts."""
+    for mount in service.get("volumes", []):
+        if (
+            isinstance(mount, dict)
+            and mount.get("source", "").startswith(f"./{CERTIFICATES}/")
+            and mount.get("read_only")
+            and (mount.get("bind") or {}).get("create_host_path") is False
+        ):
+            return mount["source"].rsplit("/", 1)[1], mount["target"]
+    return None, None
+
+
+def in_directory(path, directory, name):
+    return bool(directory) and path == f"{directory}/{name}"
+
+
+def check_tls(deployment):
+    """Every hop of a TLS layout is TLS, with certificates make-certs.sh
+    makes, each for the host its peers name:
+
+    - brokers: deploy/rabbitmq/tls.conf in conf.d (no plain listener, amqps
+      on 5671, peers verified and made to show a certificate); nodes and
+      CLI tools on Erlang distribution over TLS with inter_node_tls.config
+      (both sides verified), its files those of the node's certificate;
+    - Galera nodes: TLS required of clients, replication (socket.ssl) and
+      state transfers (encrypt=3, peer names checked) over TLS, all with
+      the node's certificate;
+    - services: each mounts a certificate of its own, and its TLS settings
+      name those files (the gateway's HTTPS too, which its healthcheck asks
+      over https); AMQP_URI's scheme is checked by
+      check_services_reach_broker_and_database.
+    """
+    layout = deployment.layout
+    if not layout.tls:
+        return []
+    services = deployment.services()
+    problems = []
+    identities = {}
+    for name, service in services.items():
+        identity, target = certificate_mount(service)
+        if identity:
+            identities[name] = (identity, target)
+        elif name in (*layout.brokers, *layout.database_servers, *deployment.app_services()):
+            problems.append(
+                f"{name}: mounts no certificates from {CERTIFICATES} (read-only, never created)"
+            )
+    shared = {each for each, _ in identities.values()}
+    if len(shared) != len(identities):
+        problems.append(f"services share certificates: {identities}")
+    made = made_certificates()
+    for name, (identity, _) in identities.items():
+        if identity not in made:
+            problems.append(
+                f"{name}: mounts {CERTIFICATES}/{identity}, which make-certs.sh does not make"
+            )
+            continue
+        wanted = {services[name].get("hostname") or name}
+        if name in layout.database_servers:
+            wanted.add(layout.database_address)
+        if name == GATEWAY:
+            wanted.add("127.0.0.1")  # its healthcheck's host
+        if name in (*layout.brokers, *layout.database_servers, GATEWAY) and not (
+            wanted <= made[identity]
+        ):
+            problems.append(
+                f"{name}: its certificate is for {sorted(made[identity])}, not {sorted(wanted)}"
+            )
+
+    for broker in layout.brokers:
+        service = services.get(broker, {})
+        certs = identities.get(broker, (None, None))[1]
+        tls_source, tls_text = mounted_file(service, "/etc/rabbitmq/conf.d/30-tls.conf")
+        conf = conf_settings(tls_text)
+        wanted = {
+            "listeners.tcp": "none",
+            "listeners.ssl.default": "5671",
+            "ssl_options.verify": "verify_peer",
+            "ssl_options.fail_if_no_peer_cert": "true",
+        }
+        problems += [
+            f"{broker}: {tls_source} sets {key}={conf.get(key)!r}, wanted {value!r}"
+            for key, value in wanted.items()
+            if conf.get(key) != value
+        ]
+        for key, file in (
+            ("cacertfile", "ca.pem"),
+            ("certfile", "cert.pem"),
+            ("keyfile", "key.pem"),
+        ):
+            if not in_directory(conf.get(f"ssl_options.{key}"), certs, file):
+                problems.append(f"{broker}: ssl_options.{key} is not {certs}/{file}")
+        env = environment(service)
+        optfiles = set()
+        for key in ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "RABBITMQ_CTL_ERL_ARGS"):
+            found = re.search(r"-proto_dist inet_tls -ssl_dist_optfile (\S+)", env.get(key, ""))
+            if not found:
+                problems.append(f"{broker}: {key} does not put Erlang distribution on TLS")
+            else:
+                optfiles.add(found.group(1))
+        source = bind_mounts(service).get(next(iter(optfiles), None) or "-")
+        text = (ROOT / source).read_text() if source and (ROOT / source).is_file() else ""
+        for side, verify in (
+            ("server", {"verify": "verify_peer", "fail_if_no_peer_cert": "true"}),
+            ("client", {"verify": "verify_peer"}),
+        ):
+            options = erlang_options(text, side)
+            problems += [
+                f"{broker}: {source} {side} {key} is {options.get(key)!r}, wanted {value!r}"
+                for key, value in verify.items()
+                if options.get(key) != value
+            ]
+            for key, file in (
+                ("cacertfile", "ca.pem"),
+                ("certfile", "cert.pem"),
+                ("keyfile", "key.pem"),
+            ):
+                if not in_directory(options.get(key), certs, file):
+                    problems.append(f"{broker}: {source} {side} {key} is not {certs}/{file}")
+
+    for server in layout.database_servers:
+        service = services.get(server, {})
+        certs = identities.get(server, (None, None))[1]
+        source, text = mounted_file(service, "/etc/mysql/conf.d/")
+        cnf = conf_settings(text)
+        if cnf.get("require_secure_transport") != "ON":
+            problems.append(f"{server}: {source} does not require TLS of clients")
+        provider = dict(
+            option.strip().split("=", 1)
+            for option in cnf.get("wsrep_provider_options", "").split(";")
+            if "=" in option
+        )
+        if provider.get("socket.ssl") != "YES":
+            problems.append(f"{server}: {source} replicates without socket.ssl=YES")
+        for key, file in (("ca", "ca.pem"), ("cert", "cert.pem"), ("key", "key.pem")):
+            if not in_directory(cnf.get(f"ssl_{key}"), certs, file):
+                problems.append(f"{server}: ssl_{key} is not {certs}/{file}")
+            if not in_directory(provider.get(f"socket.ssl_{key}"), certs, file):
+                problems.append(f"{server}: socket.ssl_{key} is not {certs}/{file}")
+        if cnf.get("wsrep_sst_method") != "mariabackup" or cnf.get("encrypt") not in ("3", "4"):
+            problems.append(f"{server}: state transfers are not mariabackup over TLS (encrypt=3)")
+        if cnf.get("ssl-mode") not in ("VERIFY_IDENTITY", "VERIFY_CA"):
+            problems.append(f"{server}: state transfers do not verify the peer (ssl-mode)")
+
+    settings = [
+        ("AMQP_SSL_CA_FILE", "ca.pem"),
+        ("AMQP_SSL_CERT_FILE", "cert.pem"),
+        ("AMQP_SSL_KEY_FILE", "key.pem"),
+        ("DB_SSL_CA_FILE", "ca.pem"),
+        ("DB_SSL_CERT_FILE", "cert.pem"),
+        ("DB_SSL_KEY_FILE", "key.pem"),
+    ]
+    for name, service in deployment.app_services().items():
+        certs = identities.get(name, (None, None))[1]
+        env = environment(service)
+        wanted = settings + (
+            [("GATEWAY_TLS_CERT_FILE", "cert.pem"), ("GATEWAY_TLS_KEY_FILE", "key.pem")]
+            if name == GATEWAY
+            else []
+        )
+        problems += [
+            f"{name}: {key} is {env.get(key)!r}, not {certs}/{file}"
+            for key, file in wanted
+            if not in_directory(env.get(key), certs, file)
+        ]
+    test = (services.get(GATEWAY, {}).get("healthcheck") or {}).get("test") or []
+    if not any(arg.startswith("https://") for arg in test):
+        problems.append(f"{GATEWAY}: healthcheck {test} does not ask over HTTPS")
+    return problems
+
+
 CHECKS = [
     check_commands,
     check_one_service_per_container,
@@ -709,6 +921,7 @@ CHECKS = [
     check_broker_cluster,
     check_galera_cluster,
     check_database_proxy,
+    check_tls,
 ]
 # What reads only the Dockerfile and .dockerignore: checked once.
 IMAGE_CHECKS = {check_image, check_image_contents, check_build_context_is_lean}
@@ -780,13 +993,20 @@ def replace_in_mounted_file(target_dir, old, new):
                 broken.parent.mkdir(parents=True, exist_ok=True)
                 broken.write_text(text.replace(old, new))
                 each["volumes"] = [
-                    mount.replace(f"./{source}:", f"./{broken.relative_to(ROOT)}:")
+                    replace_source(mount, f"./{source}", f"./{broken.relative_to(ROOT)}")
                     for mount in each["volumes"]
                 ]
                 return
         raise AssertionError(f"nothing mounts a file into {target_dir}")
 
     return mutate
+
+
+def replace_source(mount, old, new):
+    """A volume mount (short or long syntax) with source `old` made `new`."""
+    if isinstance(mount, dict):
+        return {**mount, "source": new} if mount.get("source") == old else mount
+    return mount.replace(f"{old}:", f"{new}:")
 
 
 def setting(deployment, name, key, value):
@@ -1144,7 +1364,138 @@ CLUSTER_BREAKAGES = {
     ),
     "the proxy checks as a user nobody creates": (
         check_database_proxy,
-        replace_in_mounted_file("/usr/local/etc/haproxy/", "user haproxy_check", "user monitor"),
+        replace_in_mounted_file(
+            "/usr/local/etc/haproxy/", b"haproxy_check".hex(), b"monitor".hex()
+        ),
+    ),
+    "the proxy passes a node that takes a plain login": (
+        check_database_proxy,
+        replace_in_mounted_file(
+            "/usr/local/etc/haproxy/",
+            "tcp-check expect binary ff1504",
+            "tcp-check expect binary 00",
+        ),
+    ),
+    "the proxy's check wants a plain login to succeed": (
+        check_database_proxy,
+        replace_in_mounted_file(
+            "/usr/local/etc/haproxy/",
+            "    option tcp-check\n",
+            "    option mysql-check user haproxy_check post-41\n",
+        ),
+    ),
+    "a broker with a plain listener": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/conf.d/30-tls.conf",
+            "listeners.tcp = none",
+            "listeners.tcp.default = 5672",
+        ),
+    ),
+    "a broker that lets clients in without a certificate": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/conf.d/30-tls.conf",
+            "ssl_options.fail_if_no_peer_cert = true",
+            "ssl_options.fail_if_no_peer_cert = false",
+        ),
+    ),
+    "a broker on another node's key": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/conf.d/30-tls.conf", "/etc/rabbitmq/tls/key.pem", "/tmp/key.pem"
+        ),
+    ),
+    "nodes on plain Erlang distribution": (
+        check_tls,
+        lambda d: setting(
+            d,
+            "rabbitmq-2",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+            "-setcookie ${RABBITMQ_ERLANG_COOKIE:?set it}",
+        ),
+    ),
+    "CLI tools on plain Erlang distribution": (
+        check_tls,
+        lambda d: setting(
+            d, "rabbitmq-3", "RABBITMQ_CTL_ERL_ARGS", "-setcookie ${RABBITMQ_ERLANG_COOKIE:?set it}"
+        ),
+    ),
+    "nodes that do not verify their peers": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/inter_node_tls.config",
+            "{fail_if_no_peer_cert, true}",
+            "{fail_if_no_peer_cert, false}",
+        ),
+    ),
+    "a broker node with another node's certificate": (
+        check_tls,
+        lambda d: service(d, "rabbitmq-2").__setitem__(
+            "volumes",
+            [
+                replace_source(
+                    mount, f"./{CERTIFICATES}/rabbitmq-2", f"./{CERTIFICATES}/rabbitmq-1"
+                )
+                for mount in service(d, "rabbitmq-2")["volumes"]
+            ],
+        ),
+    ),
+    "Galera replication in clear": (
+        check_tls,
+        replace_in_mounted_file("/etc/mysql/conf.d/", "socket.ssl=YES;", ""),
+    ),
+    "the database takes plain clients": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/mysql/conf.d/", "require_secure_transport = ON", "require_secure_transport = OFF"
+        ),
+    ),
+    "state transfers in clear": (
+        check_tls,
+        replace_in_mounted_file("/etc/mysql/conf.d/", "encrypt = 3", "encrypt = 0"),
+    ),
+    "a service on another's certificate": (
+        check_tls,
+        lambda d: service(d, "processor").__setitem__(
+            "volumes",
+            [
+                replace_source(
+                    mount, f"./{CERTIFICATES}/order_processor", f"./{CERTIFICATES}/order_generator"
+                )
+                for mount in service(d, "processor")["volumes"]
+            ],
+        ),
+    ),
+    "a certificate directory compose would create empty": (
+        check_tls,
+        lambda d: service(d, "generator")["volumes"][0].pop("bind"),
+    ),
+    "a service trusting another CA file": (
+        check_tls,
+        lambda d: setting(d, "generator", "DB_SSL_CA_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+    ),
+    "the gateway without HTTPS": (
+        check_tls,
+        lambda d: without(d, GATEWAY, "GATEWAY_TLS_CERT_FILE"),
+    ),
+    "the gateway's healthcheck over plain HTTP": (
+        check_tls,
+        lambda d: service(d, GATEWAY)["healthcheck"].__setitem__(
+            "test", PROBE + ["http", "http://127.0.0.1:8000/health"]
+        ),
+    ),
+    "plain AMQP on the cluster": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "processor",
+            "AMQP_URI",
+            ";".join(
+                f"amqp://${{RABBITMQ_USER:-orders}}:${{RABBITMQ_PASSWORD:-orders}}@{node}:5672/"
+                for node in d.layout.brokers
+            ),
+        ),
     ),
     "the proxy healthy with every node down": (
         check_database_proxy,
@@ -1167,7 +1518,7 @@ CLUSTER_BREAKAGES = {
         lambda d: service(d, "galera-1").__setitem__(
             "volumes",
             [
-                mount.replace("./deploy/galera/start.sh:", "./deploy/galera/galera.cnf:")
+                replace_source(mount, "./deploy/galera/start.sh", "./deploy/galera/galera.cnf")
                 for mount in service(d, "galera-1")["volumes"]
             ],
         ),
