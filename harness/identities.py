@@ -16,8 +16,9 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+import amqp
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
@@ -189,6 +190,27 @@ class IdentitySandbox:
         finally:
             engine.dispose()
         drop_test_database(self.db_admin_uri)
+
+
+@contextmanager
+def amqp_channel(amqp_uri):
+    """A channel as the user of `amqp_uri`, with the plain amqp client:
+    nothing declared or retried behind the caller's back."""
+    parts = urlsplit(amqp_uri)
+    connection = amqp.Connection(
+        f"{parts.hostname}:{parts.port}",
+        userid=unquote(parts.username),
+        password=unquote(parts.password),
+        virtual_host=unquote(parts.path[1:]) or "/",
+    )
+    connection.connect()
+    try:
+        yield connection.channel()
+    finally:
+        try:
+            connection.close()
+        except Exception:  # the broker has closed it (a refusal)
+            pass
 
 
 def command_environment(sandbox):

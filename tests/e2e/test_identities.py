@@ -8,17 +8,23 @@ letters are listed and discarded, each container's health probe answers
 with that container's user, and the operator's user re-creates the queues.
 What each user may not do is tests/integration/test_identities.py."""
 
+import json
 import os
 import subprocess
 import sys
+import uuid
 
+import amqp
 import pytest
+from nameko.rpc import RPC_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TEMPLATE
 
 from harness.broker import publish_order_created
-from harness.identities import identity_sandbox, rabbit_with_management
+from harness.identities import amqp_channel, identity_sandbox, rabbit_with_management
 from harness.processes import ROOT, Pipeline, wait_until
 from harness.sandbox import rpc_proxy
 from harness.tables import order_count, processed_count, sql_metrics, unprocessed_order_ids
+from order_contract import GENERATOR, PROCESSOR
+from order_pipeline.identities import RPC_EXCHANGE
 
 SERVICES = ("generator_service", "processor_service", "gateway")
 
@@ -51,6 +57,31 @@ def probe(amqp_uri, service, method):
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+def request_through_the_default_exchange(amqp_uri):
+    """As the processor's user: a request published to `rpc-order_generator`
+    by name; the generator's answer, from a reply queue of the processor's."""
+    reply_key = str(uuid.uuid4())
+    reply_queue = RPC_REPLY_QUEUE_TEMPLATE.format(PROCESSOR, reply_key)
+    with amqp_channel(amqp_uri) as channel:
+        channel.queue_declare(reply_queue, durable=True, auto_delete=False)
+        channel.queue_bind(reply_queue, RPC_EXCHANGE, reply_key)
+        channel.basic_publish(
+            amqp.Message(
+                json.dumps({"args": [], "kwargs": {}}),
+                content_type="application/json",
+                reply_to=reply_key,
+                correlation_id=str(uuid.uuid4()),
+            ),
+            exchange="",
+            routing_key=RPC_QUEUE_TEMPLATE.format(GENERATOR),
+        )
+        reply = wait_until(
+            lambda: channel.basic_get(reply_queue, no_ack=True), 30, message="the reply"
+        )
+        channel.queue_delete(reply_queue)
+    return json.loads(reply.body)
+
+
 def test_the_pipeline_runs_with_each_service_on_its_own_users(identities, system):
     db = identities.db_admin_uri
     assert system.post("/start").json()["running"] is True
@@ -59,6 +90,13 @@ def test_the_pipeline_runs_with_each_service_on_its_own_users(identities, system
     wait_until(lambda: not unprocessed_order_ids(db), 60, message="every order processed")
     assert processed_count(db) == order_count(db)
     assert system.get("/metrics").json() == sql_metrics(db)
+    # The processor may publish to any queue by name (its retries go
+    # through the default exchange), but what reaches the generator's RPC
+    # queue that way is no call: nameko takes the method from the routing
+    # key, which is then the queue's name.
+    answer = request_through_the_default_exchange(identities.amqp_uri("order_processor"))
+    assert answer["error"]["exc_type"] == "MethodNotFound", answer
+    assert system.get("/status").json()["running"] is False
     created = system.post("/orders", json={"quantity": 7})
     assert created.status_code == 201, created.text
 

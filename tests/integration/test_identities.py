@@ -12,7 +12,6 @@ tests/unit/test_identities.py.
 import subprocess
 import sys
 import uuid
-from urllib.parse import unquote, urlsplit
 
 import amqp
 import pymysql
@@ -21,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from harness.identities import (
     IdentitySandbox,
+    amqp_channel,
     command_environment,
     identity_sandbox,
     rabbit_with_management,
@@ -46,7 +46,7 @@ def identities(rabbit):
     with identity_sandbox(rabbit) as sandbox:
         # The queues the services declare, as they would: declared here by
         # the node's administrator, so the tests below find them.
-        with broker(sandbox.admin_amqp_uri()) as channel:
+        with amqp_channel(sandbox.admin_amqp_uri()) as channel:
             channel.exchange_declare(RPC_EXCHANGE, "topic", durable=True, auto_delete=False)
             channel.exchange_declare(EVENT_EXCHANGE, "topic", durable=True, auto_delete=False)
             for queue in (ORDER_CREATED_QUEUE, DEAD_LETTER_QUEUE, f"rpc-{GENERATOR}"):
@@ -56,34 +56,9 @@ def identities(rabbit):
         yield sandbox
 
 
-class broker:
-    """A channel as the user of `amqp_uri` (amqp, not kombu: nothing is
-    retried or declared behind the test's back)."""
-
-    def __init__(self, amqp_uri):
-        self.uri = amqp_uri
-
-    def __enter__(self):
-        parts = urlsplit(self.uri)
-        self.connection = amqp.Connection(
-            f"{parts.hostname}:{parts.port}",
-            userid=unquote(parts.username),
-            password=unquote(parts.password),
-            virtual_host=unquote(parts.path[1:]),
-        )
-        self.connection.connect()
-        return self.connection.channel()
-
-    def __exit__(self, *exc):
-        try:
-            self.connection.close()
-        except Exception:  # the broker closed it on a refusal
-            pass
-
-
 def refused(amqp_uri, action) -> str:
     """Run `action(channel)` as the user; the broker's refusal, or fail."""
-    with broker(amqp_uri) as channel:
+    with amqp_channel(amqp_uri) as channel:
         try:
             action(channel)
             # A publish is not answered: a round trip makes its refusal arrive.
@@ -95,7 +70,7 @@ def refused(amqp_uri, action) -> str:
 
 
 def allowed(amqp_uri, action):
-    with broker(amqp_uri) as channel:
+    with amqp_channel(amqp_uri) as channel:
         result = action(channel)
         channel.basic_qos(0, 1, False)
         return result
@@ -164,7 +139,7 @@ def test_an_unknown_user_or_a_wrong_password_cannot_connect(identities):
         identities.amqp_uri("order_gateway").replace(identities.prefix, "someone_else_", 1),
     ):
         with pytest.raises(amqp.exceptions.AccessRefused):
-            with broker(uri):
+            with amqp_channel(uri):
                 pass
 
 
@@ -294,7 +269,7 @@ def test_the_command_prints_one_line_per_user_and_can_run_again(rabbit):
             line.replace(": created", ": password set") for line in users
         ]
         # The users work with the passwords it was given.
-        with broker(sandbox.amqp_uri("order_gateway")):
+        with amqp_channel(sandbox.amqp_uri("order_gateway")):
             pass
         engine = create_engine(sandbox.db_uri("order_generator"))
         try:

@@ -191,7 +191,11 @@ def statements_in(package: str) -> set[str]:
 
 @pytest.mark.parametrize("user", [GENERATOR_USER, PROCESSOR_USER], ids=lambda user: user.name)
 def test_each_service_is_granted_the_statements_its_code_runs_and_no_more(user):
-    assert set(user.database.privileges) == statements_in(user.database.package)
+    runs = statements_in(user.database.package)
+    assert set(user.database.privileges) == runs, (
+        f"{user.database.package} runs {sorted(runs)}: make its statements in "
+        "order_pipeline/identities.py say so (and docs/security.md)"
+    )
 
 
 def test_the_grants_name_every_table_of_the_services_models():
