@@ -105,16 +105,6 @@ class BrokerAdmin:
         for exchange, keys in topics.items():
             self._request("PUT", path, {"exchange": exchange, **keys})
 
-    def permissions_of(self, vhost: str, user: str) -> tuple[dict | None, list[dict]]:
-        """(resource permissions or None, topic permissions) of `user`."""
-        resource = self._request(
-            "GET", f"permissions/{_segment(vhost)}/{_segment(user)}", missing_ok=True
-        )
-        topics = self._request(
-            "GET", f"topic-permissions/{_segment(vhost)}/{_segment(user)}", missing_ok=True
-        )
-        return resource, topics or []
-
 
 def _segment(name: str) -> str:
     """A name as one path segment (the vhost `/` is `%2F`)."""
