@@ -9,7 +9,7 @@ CHECKOV_VENV ?= $(VENV)/checkov
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate migration run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
+.PHONY: install migrate migration provision run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -37,6 +37,14 @@ migration: install
 	$(BIN)/python -m order_pipeline.commands.migrate --config $(CONFIG) revision $(SERVICE) "$(MESSAGE)"
 	$(BIN)/ruff check --fix --quiet $(SERVICE)/migrations/versions
 	$(BIN)/ruff format --quiet $(SERVICE)/migrations/versions
+
+# One broker and one database user per service, an operator and a
+# migration user, each with only what it needs; migrates the schema as the
+# migration user in between. Admin credentials and passwords come from the
+# environment (order_pipeline/commands/provision.py, docs/security.md);
+# LOCAL_DEV=1 on this machine's servers makes up what is not set.
+provision: install
+	$(BIN)/python -m order_pipeline.commands.provision --migrate $(if $(LOCAL_DEV),--local-dev)
 
 # Migrate, then run the services in one process (Ctrl-C stops them).
 # The first line it prints is the console's address: open it in a browser.

@@ -25,19 +25,39 @@ RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 class PrivateRabbit(PrivateServer):
     name = "RabbitMQ"
 
-    def __init__(self, base_dir, node=None, home=None, port=None, dist_port=None, extra_config=""):
+    def __init__(
+        self,
+        base_dir,
+        node=None,
+        home=None,
+        port=None,
+        dist_port=None,
+        extra_config="",
+        management=False,
+    ):
         super().__init__(base_dir, "rabbit.log")
         self.node = node or f"faults_{uuid.uuid4().hex[:8]}@localhost"
         self.home = home or self._path("home")
         self.port = port or free_port()
         self.dist_port = dist_port or free_port()
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
-        self._write_files(extra_config)
+        # The management plugin's HTTP API on a port of its own (the
+        # machine's node has no plugin enabled, and must keep it so).
+        self.management_url = None
+        plugins = []
+        if management:
+            management_port = free_port()
+            self.management_url = f"http://guest:guest@127.0.0.1:{management_port}/"
+            extra_config += (
+                f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+            )
+            plugins.append("rabbitmq_management")
+        self._write_files(extra_config, plugins)
 
     def _path(self, name):
         return os.path.join(self.base_dir, name)
 
-    def _write_files(self, extra_config):
+    def _write_files(self, extra_config, plugins):
         os.makedirs(self.home, exist_ok=True)
         with open(self._path("rabbitmq-env.conf"), "w") as env_file:
             env_file.write('export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
@@ -45,8 +65,8 @@ class PrivateRabbit(PrivateServer):
             conf.write(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
             conf.write("loopback_users = none\n")
             conf.write(extra_config)
-        with open(self._path("enabled_plugins"), "w") as plugins:
-            plugins.write("[].\n")
+        with open(self._path("enabled_plugins"), "w") as enabled:
+            enabled.write(f"[{','.join(plugins)}].\n")
 
     def env(self):
         env = super().env()

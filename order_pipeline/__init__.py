@@ -8,11 +8,12 @@
   (`containers`).
 - `order_pipeline.commands`: what an operator runs (`python -m
   order_pipeline.commands.<name>`): `migrate`, `probe`, `shell`,
-  `recreate_queues`. Commands know the project (its services' names and
-  queues, from the contract) but import no service.
+  `recreate_queues`, `provision`. Commands know the project (its services'
+  names and queues, from the contract) but import no service.
 - small helpers, used by both: configuration (`config`, `settings`),
   `broker`, `database`, `queues`, `transactions`, `logs`, `trace_context`,
-  `times`, `errors`, `dead_letter_tools`.
+  `times`, `errors`, `dead_letter_tools`, and who may do what
+  (`identities`, applied through `broker_admin` and `database_admin`).
 - `nameko_internals` and `eventlet_internals`: every use of those libraries'
   private code, each with its canary test (tests/unit/test_library_internals.py).
 

@@ -31,9 +31,17 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
     from nameko.standalone.rpc import ClusterRpcProxy
 
     from order_pipeline.broker import mask_uri
+    from order_pipeline.identities import PROBE
+
+    class ProbeRpcProxy(ClusterRpcProxy):
+        # Its reply queue is `rpc.reply-probe-<uuid>`, not the shell's: a
+        # service's broker user, which its container's probe uses, may
+        # declare and read this one only (order_pipeline/identities.py).
+        class ServiceContainer(ClusterRpcProxy.ServiceContainer):
+            service_name = PROBE
 
     try:
-        with ClusterRpcProxy(config, timeout=timeout) as cluster:
+        with ProbeRpcProxy(config, timeout=timeout) as cluster:
             proxy = cluster[service]
             # A request nobody waits for any more expires, rather than
             # waiting in a stopped service's queue (one more each probe
