@@ -10,20 +10,37 @@ from order_contract import DeadLettersBusy, InvalidArgument, InvalidOrderId, Inv
 from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 
 
-class BadRequest(Exception):
+class Refusal(Exception):
+    """An error answer that may carry response headers of its own."""
+
+    headers: dict = {}
+
+    def __init__(self, message: str, headers: dict | None = None):
+        super().__init__(message)
+        if headers is not None:
+            self.headers = headers
+
+
+class BadRequest(Refusal):
     pass
 
 
-class NotFound(Exception):
+class NotFound(Refusal):
     pass
 
 
-class Unauthorized(Exception):
+class Unauthorized(Refusal):
+    """Every 401 carries a WWW-Authenticate challenge (RFC 6750)."""
+
+    headers = {"WWW-Authenticate": 'Bearer realm="order-pipeline"'}
+
+
+class Forbidden(Refusal):
     pass
 
 
-class Forbidden(Exception):
-    pass
+class TooManyAttempts(Refusal):
+    """Too many refused tokens from one address: see gateway.auth."""
 
 
 class GatewayBusy(Exception):
@@ -37,6 +54,7 @@ ERRORS = {
     InvalidArgument: (400, "BAD_REQUEST"),
     Unauthorized: (401, "UNAUTHORIZED"),
     Forbidden: (403, "FORBIDDEN"),
+    TooManyAttempts: (429, "TOO_MANY_REQUESTS"),
     NotFound: (404, "NOT_FOUND"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),

@@ -13,6 +13,7 @@ import logging
 import socket
 
 import eventlet
+from eventlet.semaphore import Semaphore
 from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
@@ -31,7 +32,6 @@ from gateway.limits import (
     REFUSAL_LINGER_SECONDS,
     Admission,
     Connections,
-    Slots,
     StreamSlots,
     ensure_open_files,
 )
@@ -103,7 +103,7 @@ class JsonWebServer(ListeningWebServer):
         self.header_timeout = limits.header_timeout_seconds
         self.connections = Connections(limits.max_connections, StreamSlots(limits.max_streams))
         self.admission = Admission(self.container.max_workers, limits.request_queue_seconds)
-        self.lingering_refusals = Slots(LINGERING_REFUSALS)
+        self.lingering_refusals = Semaphore(LINGERING_REFUSALS)
         super().setup()
 
     def listen(self):
@@ -141,11 +141,26 @@ class JsonWebServer(ListeningWebServer):
             url_map.add(rule)
         return url_map
 
-    def process_request(self, sock, address):
+    def accepted(self, sock, address):
+        """In the accept loop: admit the new connection, or turn it away.
+
+        A connection turned away gets a 503 at once and a lingering close
+        (the request it sends meanwhile is read and dropped, so closing
+        sends no reset, which a client would report as a failed connection
+        and which can discard the 503 it already has). At most
+        LINGERING_REFUSALS linger at once: past that, this loop waits for
+        one to end before it accepts again, so new connections wait in the
+        kernel's accept queue (and are taken in turn, by a place freed or an
+        idle connection evicted) instead of being closed unanswered."""
         connection = self.connections.admit(sock)
         if connection is None:
-            self.refuse_connection(sock)
-            return
+            self.lingering_refusals.acquire()
+            spawn = functools.partial(self.refuse_connection, sock)
+        else:
+            spawn = functools.partial(self.process_request, sock, address, connection)
+        self.container.spawn_managed_thread(spawn)
+
+    def process_request(self, sock, address, connection):
         # nameko runs each connection in a managed thread: an exception
         # escaping it would kill the whole gateway container.
         try:
@@ -159,21 +174,16 @@ class JsonWebServer(ListeningWebServer):
             connection.close()
 
     def refuse_connection(self, sock):
-        """A connection over the limit: a 503 sent at once, without reading
-        the request, then a lingering close (so that the request arriving
-        after the answer does not reset it away), if not too many are
-        lingering already; else just closed."""
-        lingering = self.lingering_refusals.try_acquire()
+        """A 503 sent without reading the request, then a lingering close;
+        gives back the lingering place `accepted` took."""
         try:
-            if lingering is not None:
-                sock.sendall(TOO_MANY_CONNECTIONS)
-                lingering_close(sock, REFUSAL_LINGER_SECONDS)
+            sock.sendall(TOO_MANY_CONNECTIONS)
+            lingering_close(sock, REFUSAL_LINGER_SECONDS)
         except OSError:
             pass
         finally:
             sock.close()
-            if lingering is not None:
-                lingering.release()
+            self.lingering_refusals.release()
 
 
 TOO_MANY_CONNECTIONS = raw_json_error(503, "too many connections; try again shortly")
@@ -220,7 +230,7 @@ def response_for_error(exc):
     # access log has it, and a line each would only add to the load.
     if status >= 500 and not isinstance(exc, GatewayBusy):
         log.warning("answered %s: %s", status, exc)
-    return error_response(status, code, str(exc))
+    return error_response(status, code, str(exc), headers=getattr(exc, "headers", None))
 
 
 def json_http(method, url, costly=True, **kwargs):

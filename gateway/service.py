@@ -4,7 +4,7 @@ import logging
 
 import eventlet
 
-from gateway.auth import ControlAuth
+from gateway.auth import GatewayAccess
 from gateway.console_files import console_asset, console_page
 from gateway.errors import BadRequest, NotFound
 from gateway.event_streams import EventStreams
@@ -60,7 +60,7 @@ class GatewayService:
 
     order_generator = TimeoutRpcProxy(GENERATOR)
     order_processor = TimeoutRpcProxy(PROCESSOR)
-    require_control = ControlAuth()
+    access = GatewayAccess()
     shared_read = SharedReads()
     # Concurrent POST /orders share one create_orders call.
     shared_create = SharedBatches(MAX_ORDERS_PER_CALL)
@@ -72,17 +72,18 @@ class GatewayService:
     @json_http("POST", "/start")
     def start(self, request):
         """Turn generation on (needs the bearer token); returns the status."""
-        self.require_control(request)
+        self.access.control(request)
         return self.order_generator.start()
 
     @json_http("POST", "/stop")
     def stop(self, request):
         """Turn generation off (needs the bearer token); returns the status."""
-        self.require_control(request)
+        self.access.control(request)
         return self.order_generator.stop()
 
     @json_http("GET", "/status", costly=False)
     def status(self, request):
+        self.access.read(request)
         return self.shared_read("status", self.order_generator.status)
 
     @json_http("GET", "/metrics", costly=False)
@@ -90,6 +91,7 @@ class GatewayService:
         """{"total_orders_processed": N, "average_execution_price": "12.34"};
         the pipeline's Prometheus metrics instead for a client whose Accept
         header prefers their text format or OpenMetrics (gateway.exposition)."""
+        self.access.read(request)
         media_type = negotiate(request.headers.get("Accept"))
         if media_type == JSON:
             body = self.shared_read("metrics", self.order_processor.metrics)
@@ -117,7 +119,7 @@ class GatewayService:
         With an Idempotency-Key header, a repeat of a key seen within 24
         hours answers 200 with the order that key created, and creates
         nothing (one create_order_once call per keyed request)."""
-        self.require_control(request)
+        self.access.control(request)
         quantity = read_quantity(request)
         key = request.headers.get("Idempotency-Key")
         if key is None:
@@ -133,6 +135,7 @@ class GatewayService:
     @json_http("GET", "/orders/<order_id>")
     def get_order(self, request, order_id):
         """The order and its processing result (null until processed)."""
+        self.access.read(request)
         order_id = parse_order_id(order_id)
         # Ask both services at once: one RPC timeout at most, not two.
         processing = eventlet.spawn(self.order_processor.get_result, order_id)
@@ -190,7 +193,11 @@ class GatewayService:
     def events(self, request):
         """Server-sent events: a `snapshot` about every second. The stream
         is written outside this worker (see gateway.event_streams), on a
-        connection counted against MAX_STREAMS, not MAX_CONNECTIONS."""
+        connection counted against MAX_STREAMS, not MAX_CONNECTIONS. With
+        GATEWAY_READ_TOKEN set it needs a token, as every read does: the
+        console reads it with fetch(), which can send one (EventSource
+        cannot)."""
+        self.access.read(request)
         open_stream(request)  # 503 when MAX_STREAMS are open; freed on close
         return self.event_streams.response(request)
 
@@ -208,20 +215,21 @@ class GatewayService:
     @json_http("GET", "/dead-letters")
     def dead_letters(self, request):
         """{"count": n, "dead_letters": [the first 100, oldest first]}"""
+        self.access.read(request)
         return self.order_processor.dead_letter_overview(DEFAULT_DEAD_LETTER_LIMIT)
 
     @json_http("POST", "/dead-letters/replay")
     def replay_dead_letters(self, request):
         """Replay the dead letters named by {"ids": [...]}, all without ids
         (needs the bearer token): {"replayed": n}."""
-        self.require_control(request)
+        self.access.control(request)
         return self.order_processor.replay_dead_letters(read_ids(request, required=False))
 
     @json_http("POST", "/dead-letters/discard")
     def discard_dead_letters(self, request):
         """Discard, for good, the dead letters named by {"ids": [...]}
         (needs the bearer token): {"discarded": n}."""
-        self.require_control(request)
+        self.access.control(request)
         return self.order_processor.discard_dead_letters(read_ids(request, required=True))
 
 

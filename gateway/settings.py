@@ -5,12 +5,46 @@ from dataclasses import dataclass
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.web.server import BindAddress
 
+from gateway.tokens import token_problem
 from order_pipeline.config import setting
+from order_pipeline.errors import StartupError
 from order_pipeline.settings import MetricsAddress, bind_address, metrics_address
 
 
-def gateway_token(config: dict) -> str:
-    return setting(config, "GATEWAY_TOKEN", str)
+@dataclass(frozen=True)
+class GatewayTokens:
+    control: tuple[str, ...]  # GATEWAY_TOKEN, and GATEWAY_NEXT_TOKEN while rotating
+    read: tuple[str, ...]  # GATEWAY_READ_TOKEN; empty: reads are open
+
+
+def gateway_tokens(config: dict) -> GatewayTokens:
+    """GATEWAY_TOKEN, GATEWAY_NEXT_TOKEN and GATEWAY_READ_TOKEN, each unset
+    or a token fit to guard the gateway (gateway.tokens), and all distinct."""
+    values = {
+        "GATEWAY_TOKEN": setting(config, "GATEWAY_TOKEN", str),
+        "GATEWAY_NEXT_TOKEN": setting(config, "GATEWAY_NEXT_TOKEN", str),
+        "GATEWAY_READ_TOKEN": setting(config, "GATEWAY_READ_TOKEN", str),
+    }
+    for key, value in values.items():
+        problem = token_problem(value) if value else None
+        if problem is not None:
+            raise StartupError(f"{key} is refused: {problem}")
+    if values["GATEWAY_NEXT_TOKEN"] and not values["GATEWAY_TOKEN"]:
+        raise StartupError("GATEWAY_NEXT_TOKEN is set without GATEWAY_TOKEN; set both, or neither")
+    given = [value for value in values.values() if value]
+    if len(given) != len(set(given)):
+        raise StartupError(
+            "GATEWAY_TOKEN, GATEWAY_NEXT_TOKEN and GATEWAY_READ_TOKEN must differ from each other"
+        )
+    control = tuple(v for v in (values["GATEWAY_TOKEN"], values["GATEWAY_NEXT_TOKEN"]) if v)
+    read = (values["GATEWAY_READ_TOKEN"],) if values["GATEWAY_READ_TOKEN"] else ()
+    return GatewayTokens(control=control, read=read)
+
+
+def gateway_refusals_before_slowdown(config: dict) -> int:
+    """Wrong tokens one address may send within a minute before it is made
+    to wait (gateway.auth); 0: never."""
+    return setting(config, "GATEWAY_REFUSALS_BEFORE_SLOWDOWN", int, minimum=0)
 
 
 def gateway_max_workers(config: dict) -> int:

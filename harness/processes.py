@@ -13,7 +13,9 @@ from harness.ports import free_port
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
 CONFIG = os.path.join(ROOT, "config.yml")
-TEST_TOKEN = "test-token"
+# The control token of every test pipeline: strong enough for the gateway's
+# start-up check (gateway/tokens.py), and of no use anywhere else.
+TEST_TOKEN = "Qx7-tEsT_9kLmZ2vR8pWn4HjY6cBf3Ud"
 
 
 def wait_until(predicate, timeout, interval=0.1, message="condition"):

@@ -9,8 +9,10 @@ it has changed), so an upgrade shows at once what to look at again.
   a reply nobody waits for (nameko removes it only when the reply arrives).
 - `ListeningWebServer`: nameko's WebServer.start and run, copied, with two
   hooks: `listen()` makes the socket (nameko calls eventlet.listen inline,
-  with SO_REUSEPORT) and `accept_failed(exc)` decides about a failed accept
-  (nameko's loop ends, and the gateway with it). They set the private
+  with SO_REUSEPORT), `accept_failed(exc)` decides about a failed accept
+  (nameko's loop ends, and the gateway with it) and `accepted(sock, addr)`
+  takes each new connection in the accept loop (where the gateway admits it,
+  or waits before accepting more). They set the private
   attributes (`_sock`, `_serv`, `_gt`, `_starting`, `_is_accepting`) that
   nameko's own stop() and process_request() read. `registered_providers()`
   reads `_providers`.
@@ -68,7 +70,12 @@ class ListeningWebServer(WebServer):
                 self.accept_failed(exc)
                 continue
             sock.settimeout(self._serv.socket_timeout)
-            self.container.spawn_managed_thread(functools.partial(self.process_request, sock, addr))
+            self.accepted(sock, addr)
+
+    def accepted(self, sock, addr):
+        """Each new connection, in the accept loop (nameko: handled in a
+        thread of its own)."""
+        self.container.spawn_managed_thread(functools.partial(self.process_request, sock, addr))
 
 
 class Admitted:

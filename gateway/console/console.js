@@ -1,10 +1,12 @@
-// The order pipeline console: live over server-sent events (GET /events),
-// control over fetch with the bearer token kept for this tab only.
+// The order pipeline console: live over server-sent events (GET /events,
+// read with fetch so that it can carry the token), control over fetch, with
+// the bearer token kept for this tab only.
 "use strict";
 
 (function () {
   const TOKEN_KEY = "order-pipeline.token";
   const STALE_MS = 5000;
+  const RECONNECT_MS = 2000;
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   const integers = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
@@ -85,16 +87,22 @@
     $("token-set").hidden = !kept;
   }
 
+  // A new token (or none) reopens the stream with it.
+  function tokenChanged() {
+    showToken();
+    restartStream();
+  }
+
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = $("token").value.trim();
     if (value) sessionStorage.setItem(TOKEN_KEY, value);
     $("token").value = "";
-    showToken();
+    tokenChanged();
   });
   $("token-forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
-    showToken();
+    tokenChanged();
   });
 
   // POST with the token; a refusal is put in words in `messageId`.
@@ -124,8 +132,9 @@
     if (response.ok) return answer;
     const detail = answer && answer.message ? answer.message : response.statusText;
     const words = {
-      401: "The gateway wants the control token (401 Unauthorized): ",
-      403: "The gateway refused the token (403 Forbidden): ",
+      401: "The gateway refused the token (401 Unauthorized): ",
+      403: "The gateway does not allow this (403 Forbidden): ",
+      429: "Too many refused tokens from here; wait a moment (429): ",
       503: "A service is not available (503): ",
     };
     say(messageId, (words[response.status] || `Refused (${response.status}): `) + detail, "error");
@@ -455,11 +464,90 @@
     live.textContent = words;
   }
 
-  const events = new EventSource("/events");
-  events.addEventListener("snapshot", (event) => render(JSON.parse(event.data)));
-  events.addEventListener("error", () => setLive("reconnecting", "reconnecting…"));
+  // --- the live stream ------------------------------------------------------
+  // GET /events is a server-sent event stream. EventSource cannot send an
+  // Authorization header, which the stream needs when the gateway has a read
+  // token (GATEWAY_READ_TOKEN), so it is read with fetch: one `snapshot`
+  // event about every second.
+
+  let stream = null; // the AbortController of the open stream
+  let wakeStream = null; // ends the wait before the next attempt
+
+  function restartStream() {
+    if (stream) stream.abort();
+    if (wakeStream) wakeStream();
+  }
+
+  function pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wakeStream = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  // Each event of a text/event-stream body, as (name, data), as it arrives.
+  async function readEvents(body, onEvent) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line === "" || line.startsWith(":")) continue; // a comment: keep-alive
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let text = colon < 0 ? "" : line.slice(colon + 1);
+          if (text.startsWith(" ")) text = text.slice(1);
+          if (field === "event") name = text;
+          else if (field === "data") data.push(text);
+        }
+        if (data.length) onEvent(name, data.join("\n"));
+      }
+    }
+  }
+
+  async function follow() {
+    for (;;) {
+      const controller = new AbortController();
+      stream = controller;
+      let wait = RECONNECT_MS;
+      try {
+        const headers = token() ? { Authorization: "Bearer " + token() } : {};
+        const response = await fetch("/events", { headers, signal: controller.signal, cache: "no-store" });
+        if (response.status === 401 || response.status === 403) {
+          setLive("locked", token() ? "the token was refused: enter another" : "enter the token to see the pipeline");
+          $("token-form").hidden = false;
+          wait = 60000; // until the token changes
+        } else if (!response.ok) {
+          setLive("reconnecting", "reconnecting… (" + response.status + ")");
+        } else {
+          await readEvents(response.body, (name, data) => {
+            if (name === "snapshot") render(JSON.parse(data));
+          });
+          setLive("reconnecting", "reconnecting…");
+        }
+      } catch (error) {
+        if (!controller.signal.aborted) setLive("reconnecting", "reconnecting…");
+        else wait = 0;
+      }
+      await pause(wait);
+    }
+  }
+
+  follow();
   setInterval(() => {
-    if (lastSnapshotAt && Date.now() - lastSnapshotAt > STALE_MS && $("live").dataset.state !== "reconnecting") {
+    const state = $("live").dataset.state;
+    if (lastSnapshotAt && Date.now() - lastSnapshotAt > STALE_MS && state !== "reconnecting" && state !== "locked") {
       setLive("stale", "no update for " + Math.round((Date.now() - lastSnapshotAt) / 1000) + " s");
     }
   }, 1000);

@@ -13,6 +13,9 @@ that starts and stops with the service's container:
   the event handler the settling of its messages too;
 - `order_pipeline_workers_active{service}` and
   `order_pipeline_workers_max{service}`: the worker pool's use;
+- what the service's own dependencies count (a dependency that is a
+  Prometheus collector): the gateway's token refusals,
+  `order_pipeline_gateway_auth_refusals_total{reason}`;
 - `process_*` (CPU seconds, resident and virtual memory, open files, start
   time) and `python_*` (garbage collection, version), from
   prometheus_client's own collectors.
@@ -146,6 +149,12 @@ class RuntimeMetrics(DependencyProvider):
         )
         self.durations = durations
         self.service = service
+        # The service's other dependencies that count something of their
+        # own (a Prometheus collector: a `collect()` method), such as the
+        # gateway's token refusals, are served here too.
+        for dependency in self.container.dependencies:
+            if dependency is not self and callable(getattr(dependency, "collect", None)):
+                self.registry.register(dependency)
         self.socket = listen(self.address)
 
     def start(self):

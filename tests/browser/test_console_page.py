@@ -58,7 +58,7 @@ def test_an_operator_runs_the_pipeline_from_the_page(running):
         driver.find_element(By.ID, "token").send_keys("not-the-token")
         driver.find_element(By.ID, "token-save").click()
         driver.find_element(By.ID, "stop").click()
-        wait_for(driver, lambda: "403" in text(driver, "generator-message"), "the 403")
+        wait_for(driver, lambda: "401" in text(driver, "generator-message"), "the 401")
         assert "refused the token" in text(driver, "generator-message")
         assert generation_on(system)
         driver.find_element(By.ID, "token-forget").click()
@@ -135,6 +135,27 @@ def test_an_operator_runs_the_pipeline_from_the_page(running):
         problems = [
             entry["message"]
             for entry in driver.get_log("browser")
-            if entry["level"] == "SEVERE" and not entry["message"].endswith("403 (FORBIDDEN)")
+            if entry["level"] == "SEVERE" and not entry["message"].endswith("401 (UNAUTHORIZED)")
         ]
         assert problems == []
+
+
+READ_TOKEN = "Rd4-ReAdOnly_7mKq2Wx9Zp3Lv8Hc5Nt"
+
+
+def test_with_a_read_token_the_page_shows_nothing_until_given_one_and_cannot_control(pipeline):
+    system = pipeline(ORDER_INTERVAL_SECONDS="0.2", GATEWAY_READ_TOKEN=READ_TOKEN).start()
+    with chromium() as driver:
+        driver.get(system.url("/"))
+        wait_for(driver, lambda: "enter the token" in text(driver, "live"), "the token asked for")
+        assert text(driver, "processed-total") == "—"
+
+        driver.find_element(By.ID, "token").send_keys(READ_TOKEN)
+        driver.find_element(By.ID, "token-save").click()
+        wait_for(driver, lambda: text(driver, "live") == "live", "the live stream")
+        wait_for(driver, lambda: number(driver, "processed-total") > 0, "orders processed")
+
+        # The read token reads; it does not control.
+        driver.find_element(By.ID, "stop").click()
+        wait_for(driver, lambda: "403" in text(driver, "generator-message"), "the 403")
+        assert generation_on(system)

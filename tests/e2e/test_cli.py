@@ -53,6 +53,25 @@ def test_an_unusable_database_is_one_line_naming_db_uri(db_uri_value, hint, amqp
     assert len(errors) == 1 and "DB_URI=" + db_uri_value in errors[0] and hint in errors[0]
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("GATEWAY_TOKEN", "CHANGE-ME"),
+        ("GATEWAY_TOKEN", "hunter2"),
+        ("GATEWAY_READ_TOKEN", "read-only"),
+    ],
+)
+def test_a_placeholder_or_weak_token_stops_the_gateway_in_one_line_naming_it(
+    setting, value, amqp_uri
+):
+    done = run_service("gateway", AMQP_URI=amqp_uri, **{setting: value})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and value not in output, output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"{setting} is refused" in errors[0], output
+
+
 def one_error_line_naming_web_server_address(done):
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
@@ -94,7 +113,9 @@ def test_a_second_gateway_on_a_busy_port_stops_at_start_up(pipeline):
     wait_until(lambda: answers(system.url("/openapi.json")), 30, message="first gateway")
     # Were the port shared, this gateway would run (the call times out) and
     # the kernel would hand it part of the first one's requests.
-    done = run_service("gateway", timeout=60, **system.env(GATEWAY_TOKEN="another-token"))
+    done = run_service(
+        "gateway", timeout=60, **system.env(GATEWAY_TOKEN="Mv8-AnOther_Gw9pLq2xZr7Kt4Hs6Yd1Nb")
+    )
     error = one_error_line_naming_web_server_address(done)
     assert f"127.0.0.1:{system.port}" in error
     assert first.running and answers(system.url("/openapi.json"))
@@ -230,7 +251,7 @@ def stop_process_group(process):
         process.wait(10)
 
 
-@pytest.mark.parametrize("user_token", [None, "a-token-the-user-chose"])
+@pytest.mark.parametrize("user_token", [None, "Uq5_ChOsen-ByThe8User3kWz7Rp2Lt9Xc"])
 def test_make_run_prints_the_token_only_when_it_made_it(db_uri, amqp_uri, tmp_path, user_token):
     env = {"GATEWAY_TOKEN": user_token} if user_token else {}
     log_path = tmp_path / "make-run.log"

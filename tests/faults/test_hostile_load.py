@@ -382,3 +382,26 @@ def test_a_burst_of_order_lookups_is_answered_within_the_rpc_timeout(
     assert {a.document()["status"] for a in health} == {"degraded"}
     assert {a.document()["services"]["order_generator"] for a in health} == {"ok"}
     assert memory_after - memory_before < RSS_GROWTH_MIB
+
+
+def test_requests_right_behind_a_slow_header_crowd_are_answered_never_reset(backend, start_gateway):
+    """1,200 slow-header connections, more than MAX_CONNECTIONS, then real
+    requests right behind them, while the gateway is still taking the crowd
+    from its accept queue: each real request gets an answer, a 200, or a
+    JSON 503 if it came while the crowd filled every place; never a reset,
+    nor a close without an answer (before, past 100 lingering refusals a
+    connection was closed with its request unread: a reset)."""
+    start_gateway(HEADER_TIMEOUT_SECONDS=HEADER_TIMEOUT)
+    answers = []
+    for _ in range(3):
+        crowd = Crowd(backend.port).open(
+            ATTACKERS, b"GET /health?slow HTTP/1.1\r\nHost: x\r\n", at_once=ATTACKERS
+        )
+        answers += burst(backend.port, ["/health"] * 24, timeout=30)
+        crowd.close()
+        wait_until(lambda: seconds_until_normal(backend.port) >= 0, 60, message="back to normal")
+
+    unanswered = [answer for answer in answers if answer.status is None]
+    assert unanswered == [], unanswered
+    for answer in answers:
+        assert answer.status in (200, 503) and answer.json_body, answer

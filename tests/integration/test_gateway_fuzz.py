@@ -328,7 +328,7 @@ def test_control_needs_exactly_the_token(gateway, authorization, path):
     elif credentials.strip(" \t") == TEST_TOKEN:
         assert status == 200, document
     else:
-        assert status == 403, document
+        assert status == 401, document
 
 
 def test_the_gateway_is_still_healthy_afterwards(gateway):

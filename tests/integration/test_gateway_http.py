@@ -468,10 +468,11 @@ def test_control_without_a_bearer_token_is_401_and_changes_nothing(system, autho
         TEST_TOKEN + " extra",
     ],
 )
-def test_control_with_a_wrong_token_is_403_and_changes_nothing(system, token):
+def test_control_with_a_wrong_token_is_401_and_changes_nothing(system, token):
     system.post("/start")
     response, body = system.post("/stop", token=token)
-    assert_error(response, body, 403, "FORBIDDEN")
+    assert_error(response, body, 401, "UNAUTHORIZED")
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert system.get("/status")[1]["running"] is True
     system.post("/stop")
 
@@ -589,7 +590,7 @@ def test_post_orders_with_a_bad_body_or_key_is_400_and_creates_nothing(system, d
     assert orders_in_database(system) == before
 
 
-@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 403)])
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 401)])
 def test_post_orders_without_the_token_creates_nothing(system, token, status):
     before = orders_in_database(system)
     response, body = system.post("/orders", token=token, json={"quantity": 5})

@@ -2,6 +2,9 @@
 (Debian's `prometheus` package) scraping a running gateway and a processor's
 own endpoint: what Prometheus stores must equal what the tables say.
 
+The gateway has a read token, as it should where others can reach it:
+Prometheus scrapes it with that bearer token, read from a file.
+
 The server gets a configuration and a data directory of its own in a
 temporary directory, on a free port, and is stopped (and the directory
 removed) however the test ends. Generation is stopped and every order
@@ -51,7 +54,11 @@ ALERTS = {
     "OrderPipelineLatencyHigh",
     "OrderPipelineComponentUnreachable",
     "OrderPipelineScrapeFailing",
+    "OrderPipelineGatewayTokensRefused",
 }
+
+
+READ_TOKEN = "Pm7-ScRape_WithMe4kLq9Zx2Vb8Nc3Hd"
 
 
 @pytest.fixture
@@ -61,6 +68,7 @@ def running(make_database, make_vhost):
         make_database(),
         make_vhost(),
         PROCESSOR_METRICS_ADDRESS=f"127.0.0.1:{processor_port}",
+        GATEWAY_READ_TOKEN=READ_TOKEN,
     )
     services.processor_metrics_port = processor_port
     services.start("generator", "processor", "gateway")
@@ -68,7 +76,7 @@ def running(make_database, make_vhost):
     services.stop_all()
 
 
-def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(running):
+def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(running, tmp_path):
     assert running.post("/start")[0].status_code == 200
     wait_until(lambda: order_count(running.db_uri) >= 3, 30, message="orders generated")
     assert running.post("/stop")[0].status_code == 200
@@ -77,16 +85,25 @@ def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(runnin
     assert processed == created >= 3
 
     text = requests.get(
-        running.base_url + "/metrics", headers={"Accept": TEXT_ACCEPT}, timeout=10
+        running.base_url + "/metrics",
+        headers={"Accept": TEXT_ACCEPT, "Authorization": "Bearer " + READ_TOKEN},
+        timeout=10,
     ).content
     checked = promtool("check", "metrics", stdin=text)
     assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 
     gateway = f"127.0.0.1:{running.port}"
     processor = f"127.0.0.1:{running.processor_metrics_port}"
+    token_file = tmp_path / "gateway_read_token"
+    token_file.write_text(READ_TOKEN + "\n")
     server = PrometheusServer(
         [
-            {"job_name": "order-pipeline", "static_configs": [{"targets": [gateway]}]},
+            {
+                "job_name": "order-pipeline",
+                "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                "static_configs": [{"targets": [gateway]}],
+            },
+            {"job_name": "without-the-token", "static_configs": [{"targets": [gateway]}]},
             {"job_name": "order-pipeline-processes", "static_configs": [{"targets": [processor]}]},
         ]
     )
@@ -103,6 +120,10 @@ def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(runnin
         # The gateway answered in OpenMetrics, which Prometheus asks for first.
         (target,) = [t for t in server.targets() if t["labels"]["job"] == "order-pipeline"]
         assert (target["health"], target["lastError"]) == ("up", "")
+        # Without the token the gateway refuses the scrape.
+        wait_for_value(server, 'up{job="without-the-token"}', 0)
+        (refused,) = [t for t in server.targets() if t["labels"]["job"] == "without-the-token"]
+        assert "401" in refused["lastError"], refused
         # The processor's own endpoint: its event handler's workers.
         wait_for_value(server, 'up{job="order-pipeline-processes"}', 1)
         handled = (

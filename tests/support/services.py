@@ -67,6 +67,9 @@ def in_process_config(db_uri, amqp_uri, **settings):
             "DB_URIS": {key: db_uri for key in config["DB_URIS"]},
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
             "GATEWAY_TOKEN": TEST_TOKEN,
+            # The suites send many wrong tokens on purpose, all from
+            # 127.0.0.1: no slowdown unless a test asks for it.
+            "GATEWAY_REFUSALS_BEFORE_SLOWDOWN": 0,
             "RPC_TIMEOUT_SECONDS": RPC_TIMEOUT,
             "ORDER_INTERVAL_SECONDS": INTERVAL,
             "GENERATE_ON_FIRST_START": False,

@@ -37,7 +37,15 @@ RENDER_EXAMPLE = K8S / "render-example.sh"
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
 # Settings that hold credentials: from a workload's own Secret, never the
 # ConfigMap.
-SECRET_SETTINGS = {"AMQP_URI", "DB_URI", "GATEWAY_TOKEN"}
+# Secrets a workload may leave out (the Secret key is optional).
+OPTIONAL_SECRETS = {"GATEWAY_NEXT_TOKEN", "GATEWAY_READ_TOKEN"}
+SECRET_SETTINGS = {
+    "AMQP_URI",
+    "DB_URI",
+    "GATEWAY_TOKEN",
+    "GATEWAY_NEXT_TOKEN",
+    "GATEWAY_READ_TOKEN",
+}
 # What each workload (by what it runs) may hold, and the broker and
 # database user it connects as: its own, with only what its role needs. The
 # gateway never touches the database; the migration never the broker.
@@ -45,7 +53,10 @@ MIGRATE = "migrate"
 ROLES = {
     "generator_service": ({"AMQP_URI", "DB_URI"}, "order_generator"),
     "processor_service": ({"AMQP_URI", "DB_URI"}, "order_processor"),
-    "gateway": ({"AMQP_URI", "GATEWAY_TOKEN"}, "order_gateway"),
+    "gateway": (
+        {"AMQP_URI", "GATEWAY_TOKEN", "GATEWAY_NEXT_TOKEN", "GATEWAY_READ_TOKEN"},
+        "order_gateway",
+    ),
     MIGRATE: ({"DB_URI"}, "order_migrate"),
 }
 # The files of a workload's certificate in its Secret, mounted in its pod;
@@ -270,7 +281,7 @@ def check_each_workload_its_own_secret(objects):
         if len({ref for ref, _ in refs.values()}) > 1:
             problems.append(f"{name}: takes settings from several Secrets")
         for ref, key in refs.values():
-            if key not in secret_data(objects, ref):
+            if key not in secret_data(objects, ref) and key not in OPTIONAL_SECRETS:
                 problems.append(f"{name}: Secret {ref} has no {key}")
         problems += [
             f"{name}: sets {each['name']} itself"
@@ -703,7 +714,7 @@ def test_secrets_come_from_uncommitted_files(tmp_path):
         values = dict(
             line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
         )
-        assert set(values) == ROLES[roles.get(name, name)][0], name
+        assert set(values) == ROLES[roles.get(name, name)][0] - OPTIONAL_SECRETS, name
         assert all("CHANGE-ME" in value for value in values.values()), name
         assert all(
             urlsplit(uri).username == user
