@@ -12,7 +12,7 @@
   queues, from the contract) but import no service.
 - small helpers, used by both: configuration (`config`, `settings`),
   `broker`, `database`, `queues`, `transactions`, `logs`, `trace_context`,
-  `times`, `errors`, `dead_letter_tools`.
+  `times`, `errors`, `dead_letters`, `failures`, `scrub`.
 - `nameko_internals` and `eventlet_internals`: every use of those libraries'
   private code, each with its canary test (tests/unit/test_library_internals.py).
 
