@@ -11,8 +11,9 @@ only.
 `Scrubber(known_hosts, known_secrets)(text)` replaces, in this order:
 
 - SQLAlchemy's `[SQL: ...]`, `[parameters: ...]` and `(Background on this
-  error at: ...)` parts, and SQL statements or a server's `near '...'`
-  quote of one, with `<sql>`;
+  error at: ...)` parts and its `(pymysql.err.OperationalError)` prefix
+  (the type is recorded apart) are left out, and SQL statements or a
+  server's `near '...'` quote of one replaced with `<sql>`;
 - every URL (`scheme://...`) with `<url>`;
 - each of `known_secrets` wherever it appears, `Bearer`/`Basic` credentials
   and `password=`, `token=`, `key=`... values with `<secret>`;
@@ -49,6 +50,8 @@ SQLALCHEMY_PARTS = re.compile(
     r"|\(Background on this error at: [^)]*\)",
     re.DOTALL,
 )
+# SQLAlchemy's `(pymysql.err.OperationalError) ` before the driver's message.
+WRAPPED_TYPE = re.compile(r"\((?:[a-z_][a-z0-9_]*\.)+[A-Z][A-Za-z0-9_]*\) ")
 # A statement, from its verb to the end of the line or of the quote it is in.
 SQL_STATEMENT = re.compile(
     r"\b(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|REPLACE\s+INTO|CREATE|ALTER|DROP|"
@@ -109,6 +112,7 @@ class Scrubber:
 
     def __call__(self, text: str) -> str:
         text = SQLALCHEMY_PARTS.sub("", str(text)).rstrip()
+        text = WRAPPED_TYPE.sub("", text)
         text = SQL_NEAR.sub("near <sql>", text)
         text = SQL_STATEMENT.sub("<sql>", text)
         text = URL.sub("<url>", text)
