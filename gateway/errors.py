@@ -6,7 +6,7 @@ one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
 
-from order_contract import DeadLettersBusy, InvalidArgument, InvalidOrderId, InvalidQuantity
+from order_contract import InvalidArgument, InvalidOrderId, InvalidQuantity
 from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 
 
@@ -58,7 +58,6 @@ ERRORS = {
     NotFound: (404, "NOT_FOUND"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
-    DeadLettersBusy: (503, "SERVICE_UNAVAILABLE"),
     GatewayBusy: (503, "SERVICE_UNAVAILABLE"),
 }
 

@@ -10,9 +10,10 @@ generators and processors run, and any gateway gives the same answer:
   interval) and outbox backlog (`order_generator.outbox_backlog`);
 - the processor's tables (`order_processor.telemetry`: orders processed,
   average execution price, events retried and dead-lettered, the latency
-  histogram) and its dead-letter count (`order_processor.dead_letter_overview`);
+  histogram) and its count of parked dead letters
+  (`order_processor.dead_letter_overview`);
 - the broker (`gateway.queue_figures`: depth and consumers of the event
-  queue, and the dead-letter queue's depth while the processor is down).
+  queue).
 
 They are read at once, as the console's snapshot is (`gateway.snapshot`). A
 source that does not answer leaves its figures out (never a guess) and shows
@@ -180,12 +181,12 @@ def pipeline_families(answers: dict) -> list:
                 queues.value["consumers"],
             ),
         ]
-    dead_letters = dead_letter_count(answers["dead_letters"], queues)
+    dead_letters = dead_letter_count(answers["dead_letters"])
     if dead_letters is not None:
         families.append(
             gauge(
                 "order_pipeline_dead_letter_queue_depth",
-                "Events parked on the dead-letter queue.",
+                "Dead letters parked (the processor's table), not yet replayed or discarded.",
                 dead_letters,
             )
         )
@@ -216,7 +217,7 @@ def processor_families(telemetry: dict) -> list:
         ),
         counter(
             "order_pipeline_orders_dead_lettered_total",
-            "OrderCreated events parked on the dead-letter queue.",
+            "OrderCreated events set aside as dead letters.",
             telemetry["orders_dead_lettered"],
         ),
         histogram,

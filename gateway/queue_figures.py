@@ -1,11 +1,11 @@
-"""What the broker says about the processor's queues: the console's
+"""What the broker says about the processor's event queue: the console's
 services panel, read by the gateway itself so that it still shows the
 backlog and the consumer count when the processor is down."""
 
 from amqp.exceptions import NotFound
 from nameko.extensions import DependencyProvider
 
-from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE
+from order_contract import ORDER_CREATED_QUEUE
 from order_pipeline.broker import connect
 from order_pipeline.settings import amqp_uri
 
@@ -23,12 +23,10 @@ def passive_declare(channel, name):
 
 
 def read_queue_figures(broker_uri: str) -> dict:
-    """{"queue_depth", "consumers", "dead_letter_depth"} from the broker."""
+    """{"queue_depth", "consumers"} from the broker."""
     with connect(broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
-        # A NotFound closes the channel it happened on: one channel per queue.
         depth, consumers = passive_declare(connection.channel(), ORDER_CREATED_QUEUE)
-        dead_letters, _ = passive_declare(connection.channel(), DEAD_LETTER_QUEUE)
-    return {"queue_depth": depth, "consumers": consumers, "dead_letter_depth": dead_letters}
+    return {"queue_depth": depth, "consumers": consumers}
 
 
 class QueueFigures(DependencyProvider):

@@ -8,8 +8,8 @@ touches no table. Where each one comes from:
   outbox backlog (`order_generator.outbox_backlog`);
 - figures: orders processed and average execution price
   (`order_processor.metrics`), in flight = created - processed, dead-lettered
-  (`order_processor.dead_letter_overview`, or the broker's count of the
-  dead-letter queue while the processor is down);
+  (`order_processor.dead_letter_overview`: the processor's table, so null
+  while the processor is down);
 - charts: `gateway.charts.ChartWindow`, fed by
   `order_generator.created_per_second` and `order_processor.processed_per_second`;
 - recent orders: `order_generator.recent_orders` joined with
@@ -68,14 +68,11 @@ def ask_all(calls: dict) -> dict:
     return {key: thread.wait() for key, thread in running.items()}
 
 
-def dead_letter_count(dead_letters: Answer, queues: Answer) -> int | None:
-    """How many dead letters there are: the processor's count
-    (`dead_letter_overview`, read in a turn on the queue, so never short of
-    the letters another call holds for a moment), else the broker's count of
-    the queue while the processor is down, else None."""
-    if dead_letters.up:
-        return dead_letters.value["count"]
-    return queues.value["dead_letter_depth"] if queues.up else None
+def dead_letter_count(dead_letters: Answer) -> int | None:
+    """How many dead letters are parked (`dead_letter_overview`, from the
+    processor's table), or None. The dead-letter queue is no count of them:
+    it holds only those not yet moved into the table."""
+    return dead_letters.value["count"] if dead_letters.up else None
 
 
 def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=None) -> dict:
@@ -113,7 +110,7 @@ def assemble(answers: dict, results: Answer, charts: dict, now: float) -> dict:
     queues, dead_letters = answers["queues"], answers["dead_letters"]
     created = status.value["orders_created"] if status.up else None
     processed = metrics.value["total_orders_processed"] if metrics.up else None
-    dead_count = dead_letter_count(dead_letters, queues)
+    dead_count = dead_letter_count(dead_letters)
     return {
         "at": iso_z_of_epoch(now),
         "services": {

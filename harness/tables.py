@@ -55,6 +55,16 @@ def processed_count(db):
     return scalar(db, "SELECT COUNT(*) FROM order_process")
 
 
+def parked_dead_letters(db):
+    """How many dead letters the processor keeps, not yet replayed or discarded."""
+    return scalar(db, "SELECT COUNT(*) FROM dead_letters WHERE state = 'parked'")
+
+
+def dead_letter_rows(db):
+    """Every dead letter the processor keeps, oldest first."""
+    return sql(db, "SELECT * FROM dead_letters ORDER BY dead_lettered_at, id")
+
+
 def outbox_size(db):
     return scalar(db, "SELECT COUNT(*) FROM order_outbox")
 

@@ -27,7 +27,6 @@ from order_contract.dead_letters import (
     validate_limit,
 )
 from order_contract.errors import (
-    DeadLettersBusy,
     InvalidArgument,
     InvalidOrderId,
     InvalidPayload,
@@ -82,7 +81,6 @@ __all__ = [
     "RETRIED",
     "SET_ASIDE_OUTCOMES",
     "DeadLetter",
-    "DeadLettersBusy",
     "InvalidArgument",
     "InvalidOrderId",
     "InvalidPayload",

@@ -6,9 +6,12 @@ that list, replay and discard them.
     discard_dead_letters(ids)     -> {"discarded": n}
 
 A DeadLetter is a dict: {"id", "order_id" (int or None), "body", "reason",
-"dead_lettered_at" (ISO 8601 UTC or None), "attempts"}. Its id names one stay
-on the dead-letter queue: a replayed message that fails again comes back
-under a new id.
+"dead_lettered_at" (ISO 8601 UTC), "attempts", "error_type", "failing_frame"
+(`file:function:line` or None), "trace_id" (32 hex digits or None),
+"first_failed_at" and "last_failed_at" (ISO 8601 UTC or None)}. Its id names
+one stay among the dead letters: a replayed message that fails again comes
+back under a new id. Its texts are scrubbed of URLs, credentials, host
+names, IP addresses and SQL where they were recorded.
 """
 
 import re
@@ -23,15 +26,20 @@ class DeadLetter(TypedDict):
     order_id: int | None
     body: str
     reason: str
-    dead_lettered_at: str | None
+    dead_lettered_at: str
     attempts: int
+    error_type: str
+    failing_frame: str | None
+    trace_id: str | None
+    first_failed_at: str | None
+    last_failed_at: str | None
 
 
 DEAD_LETTER_FIELDS = tuple(DeadLetter.__annotations__)
 # What dead_letters() lists when no limit is given (the console's list).
 DEFAULT_DEAD_LETTER_LIMIT = 100
 # One call lists, replays or discards at most this many dead letters, the
-# oldest first: a call holds them all unacknowledged while it works.
+# oldest first: a call holds them all locked while it works.
 MAX_DEAD_LETTERS_PER_CALL = 1000
 # A body is reported up to this many characters.
 MAX_BODY_CHARS = 1000

@@ -28,11 +28,5 @@ class InvalidArgument(ValueError):
     dead-letter id, a moment)."""
 
 
-@deserialize_to_instance
-class DeadLettersBusy(Exception):
-    """Another operation kept the dead-letter queue for longer than a call
-    waits for its turn; trying again later works."""
-
-
 class InvalidPayload(ValueError):
     """An event payload that does not follow its schema."""

@@ -12,8 +12,9 @@
   names and queues, from the contract) but import no service.
 - small helpers, used by both: configuration (`config`, `settings`),
   `broker`, `database`, `queues`, `transactions`, `logs`, `trace_context`,
-  `times`, `errors`, `dead_letter_tools`, and who may do what
-  (`identities`, applied through `broker_admin` and `database_admin`).
+  `times`, `errors`, dead letters (`dead_letters`, `failures`, `scrub`),
+  and who may do what (`identities`, applied through `broker_admin` and
+  `database_admin`).
 - `nameko_internals` and `eventlet_internals`: every use of those libraries'
   private code, each with its canary test (tests/unit/test_library_internals.py).
 

@@ -83,8 +83,6 @@ REPLY_KEY = UUID
 EVENT_QUEUE = exactly(ORDER_CREATED_QUEUE)
 RETRY_QUEUES = EVENT_QUEUE + r"\.retry\.[0-9]+ms"
 DEAD_LETTERS = exactly(DEAD_LETTER_QUEUE)
-# DeadLetterQueue's lock (order_pipeline/dead_letter_tools.py).
-DEAD_LETTER_LOCK = exactly(DEAD_LETTER_QUEUE + ".lock")
 # What `make recreate-queues` declares: the project's durable queues, and
 # each one's temporary copy (order_pipeline/commands/recreate_queues.py).
 PROJECT_QUEUES = (
@@ -186,7 +184,7 @@ GENERATOR_BROKER = BrokerGrant(
 
 PROCESSOR_BROKER = BrokerGrant(
     # Its RPC and reply queues, the OrderCreated queue with its retry and
-    # dead-letter queues and the dead-letter lock, both exchanges (declared
+    # dead-letter queues, both exchanges (declared
     # with the queues bound to them), and the probe's reply queue.
     configure=(
         exactly(RPC_EXCHANGE),
@@ -196,7 +194,6 @@ PROCESSOR_BROKER = BrokerGrant(
         EVENT_QUEUE,
         RETRY_QUEUES,
         DEAD_LETTERS,
-        DEAD_LETTER_LOCK,
         reply_queue(PROBE),
     ),
     # The default exchange: retries, dead letters and replays are published

@@ -14,7 +14,19 @@ queues with `durable_queue`, which holds the whole policy:
 - a quorum queue that dead-letters (the retry queues, whose expired messages
   go back to the handler's queue) does so `at-least-once`, which RabbitMQ
   allows only with `x-overflow: reject-publish`: the default, at-most-once,
-  drops a message whose target is briefly unavailable.
+  drops a message whose target is briefly unavailable;
+- a quorum queue counts the times each message was delivered and went back
+  unsettled (a consumer that stopped, died or requeued it), and past its
+  delivery limit drops the message, or dead-letters it if it can. RabbitMQ
+  4 sets a limit of 20 on every quorum queue that has none; 3.x has none.
+  The queues whose messages matter therefore state their own
+  (`x-delivery-limit`): the handler's queue HANDLER_DELIVERY_LIMIT, past
+  which the broker parks the message on the dead-letter queue (a message
+  that kills the processor each time it is handled, say), and the
+  dead-letter queue DEAD_LETTER_DELIVERY_LIMIT, which is never reached in
+  practice. (-1, "no limit" on RabbitMQ 4, drops a message at its first
+  return on 3.x.) The RPC queues keep the broker's default: a request
+  delivered 20 times has long been given up by its caller.
 
 A queue cannot change type once declared: `order_pipeline.commands.recreate_queues`
 (`make recreate-queues`) moves a deployment's queues to the configured type.
@@ -30,13 +42,19 @@ from order_pipeline.settings import QUEUE_TYPES, amqp_uri, queue_type
 CLASSIC, QUORUM = QUEUE_TYPES
 
 # The headers of a message the event handler sets aside (on a retry queue,
-# or the dead-letter queue): how many attempts failed, and why the last did.
+# or the dead-letter queue): how many attempts failed, why the last did, and
+# each failure (order_pipeline.failures).
 ATTEMPT_HEADER = "x-attempt"
 ERROR_HEADER = "x-error"
+FAILURES_HEADER = "x-failures"
 # Set each time a message is dead-lettered: a new id for this stay on the
 # dead-letter queue, and when it began (ISO 8601 UTC).
 DEAD_LETTER_ID_HEADER = "x-dead-letter-id"
 DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
+# See the module's docstring. A processor restarted while it holds a message
+# returns it once; a hundred returns is a message that never gets settled.
+HANDLER_DELIVERY_LIMIT = 100
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 RECREATE_COMMAND = "python -m order_pipeline.commands.recreate_queues --config config.yml"
 
 
@@ -87,9 +105,27 @@ def retry_queue(handler_queue: str, delay_seconds: float, kind: str) -> Queue:
     )
 
 
-def dead_letter_queue_for(handler_queue: str, kind: str) -> Queue:
-    """Where the handler of `handler_queue` parks what it cannot handle."""
-    return durable_queue(handler_queue + ".dead-letter", kind)
+def handler_queue(name: str, kind: str, exchange: Exchange, routing_key: str) -> Queue:
+    """An event handler's queue: as a quorum queue, with its delivery limit
+    and the dead-letter queue beside it as the place past it."""
+    arguments = {}
+    if kind == QUORUM:
+        arguments = {
+            "x-delivery-limit": HANDLER_DELIVERY_LIMIT,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dead_letter_queue_name(name),
+        }
+    return durable_queue(name, kind, exchange, routing_key=routing_key, arguments=arguments)
+
+
+def dead_letter_queue_name(handler_queue_name: str) -> str:
+    return handler_queue_name + ".dead-letter"
+
+
+def dead_letter_queue_for(handler_queue_name: str, kind: str) -> Queue:
+    """Where the handler of `handler_queue_name` parks what it cannot handle."""
+    arguments = {"x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT} if kind == QUORUM else {}
+    return durable_queue(dead_letter_queue_name(handler_queue_name), kind, arguments=arguments)
 
 
 class WrongQueueType(StartupError):

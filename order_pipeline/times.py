@@ -19,3 +19,19 @@ def iso_z(moment: datetime, timespec: str = "microseconds") -> str:
 def iso_z_of_epoch(seconds: float, timespec: str = "milliseconds") -> str:
     """An epoch time (time.time()) as iso_z gives it."""
     return iso_z(datetime.fromtimestamp(seconds, UTC), timespec)
+
+
+def parse_iso_z(text) -> datetime | None:
+    """An ISO 8601 time (`2026-11-29T11:00:19.984126Z`) as naive UTC; None for
+    None or anything unreadable."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -1,20 +1,24 @@
-"""order_processor's price source, chosen by config, its dead letters, and
-the count of the events its handler sets aside."""
+"""order_processor's price source, chosen by config, its dead letters (moved
+off the queue into its table, and sent back), and the count of the events
+its handler sets aside."""
 
 import json
 import logging
 import time
 from collections import Counter
+from functools import partial
 
 from eventlet.queue import Empty, Full, LightQueue
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
-from order_pipeline.dead_letter_tools import DeadLetterQueue
+from order_contract import ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
+from order_pipeline.dead_letters import DeadLetterIntake, publish_replays
 from order_pipeline.errors import StartupError
 from order_pipeline.extensions.reliable_events import ReliableEventHandler
+from order_pipeline.queues import dead_letter_queue_for
+from order_pipeline.scrub import Scrubber
 from order_pipeline.settings import amqp_uri, db_uri, queue_type
 from order_pipeline.transactions import (
     CommitOutcomeUnknown,
@@ -22,7 +26,7 @@ from order_pipeline.transactions import (
     TransactionFailed,
     run_transaction,
 )
-from processor_service import store
+from processor_service import dead_letters, store
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
 from processor_service.settings import PriceSettings, price_settings
 
@@ -61,21 +65,80 @@ def order_id_of(body_text: str) -> int | None:
         return None
 
 
-class DeadLetterOperations(DependencyProvider):
-    """Injects the DeadLetterQueue of the OrderCreated handler's queue."""
+# The processor's own connections to the database, apart from its workers':
+# one each is enough.
+OWN_ENGINE_OPTIONS = {
+    "pool_size": 1,
+    "max_overflow": 0,
+    "pool_pre_ping": True,
+    "connect_args": {"connect_timeout": 5},
+}
+
+
+class DeadLetterMover(DependencyProvider):
+    """Moves each dead letter off the OrderCreated handler's dead-letter
+    queue into the dead_letters table as it arrives (a DeadLetterIntake in
+    a greenthread of the container, with a database connection of its own),
+    acking it only once it is stored. During a database outage they wait on
+    the queue; the handler itself never needs the database to set one
+    aside. Every processor runs one; a dead letter goes to one of them.
+    Injects nothing."""
+
+    BATCH_SIZE = 100
 
     def setup(self):
         config = self.container.config
-        self.queue = DeadLetterQueue(
+        self.engine = create_engine(db_uri(config), **OWN_ENGINE_OPTIONS)
+        sessions = Sessions.of_engine(self.engine)
+        kind = queue_type(config)
+        self.intake = DeadLetterIntake(
             amqp_uri(config),
-            DEAD_LETTER_QUEUE,
-            ORDER_CREATED_QUEUE,
-            order_id_of,
-            queue_type=queue_type(config),
+            dead_letter_queue_for(ORDER_CREATED_QUEUE, kind),
+            kind,
+            partial(self._store, sessions),
+            Scrubber.for_config(config),
+            batch_size=self.BATCH_SIZE,
+        )
+        self.thread = None
+
+    def start(self):
+        self.thread = self.container.spawn_managed_thread(self.intake.run)
+
+    def stop(self):
+        self.intake.stop()
+        if self.thread is not None:
+            self.thread.wait()
+        self.engine.dispose()
+
+    def kill(self):
+        self.intake.stop()
+        self.engine.dispose()
+
+    @staticmethod
+    def _store(sessions, records):
+        try:
+            dead_letters.store_records(sessions, records, order_id_of)
+            return True
+        except (SQLAlchemyError, TransactionFailed) as exc:
+            log.warning(
+                "could not store %d dead letter(s) yet (%s); they wait on the queue",
+                len(records),
+                type(exc).__name__,
+            )
+            return False
+
+
+class ReplayPublisher(DependencyProvider):
+    """Injects `publish(replays) -> ids confirmed`: dead letters sent back to
+    the OrderCreated handler's queue (order_pipeline.dead_letters.publish_replays)."""
+
+    def setup(self):
+        self.publish = partial(
+            publish_replays, amqp_uri(self.container.config), ORDER_CREATED_QUEUE
         )
 
     def get_dependency(self, worker_ctx):
-        return self.queue
+        return self.publish
 
 
 class SetAsideCounts(DependencyProvider):
@@ -100,19 +163,13 @@ class SetAsideCounts(DependencyProvider):
     """
 
     RETRY_SECONDS = 1.0
-    ENGINE_OPTIONS = {
-        "pool_size": 1,
-        "max_overflow": 0,
-        "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": 5},
-    }
 
     def setup(self):
         self.pending = Counter()
         self.wake = LightQueue(maxsize=1)
         self.stopping = False
         self.writer = None
-        self.engine = create_engine(db_uri(self.container.config), **self.ENGINE_OPTIONS)
+        self.engine = create_engine(db_uri(self.container.config), **OWN_ENGINE_OPTIONS)
         self.sessions = Sessions.of_engine(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):

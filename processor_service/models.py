@@ -7,8 +7,8 @@ it, kept so that latency (created to processed) is read from this table
 alone; it is NULL for rows stored before the column existed.
 """
 
-from sqlalchemy import BigInteger, Numeric, SmallInteger, String
-from sqlalchemy.dialects.mysql import DATETIME
+from sqlalchemy import BigInteger, Index, Integer, Numeric, SmallInteger, String
+from sqlalchemy.dialects.mysql import DATETIME, LONGBLOB, LONGTEXT, MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -67,3 +67,37 @@ class EventsSetAside(Base):
 
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class DeadLetter(Base):
+    """One OrderCreated event the handler set aside, as the processor took it
+    off the dead-letter queue (processor_service.dead_letters): everything
+    needed to show it, group it and send it back. `id` is its dead-letter id,
+    so a message taken twice is kept once. A row is never deleted: replaying
+    or discarding it sets `state` and `resolved_at` once."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # parked, replayed, discarded
+    dead_lettered_at = mapped_column(DATETIME(fsp=6), nullable=False)
+    resolved_at = mapped_column(DATETIME(fsp=6), nullable=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(1000), nullable=False)  # scrubbed
+    error_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    error_message: Mapped[str] = mapped_column(String(500), nullable=False)  # scrubbed
+    failing_frame: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_failed_at = mapped_column(DATETIME(fsp=6), nullable=True)
+    last_failed_at = mapped_column(DATETIME(fsp=6), nullable=True)
+    # [{"at", "error_type", "message", "frame"}, ...], oldest first (JSON)
+    failures = mapped_column(MEDIUMTEXT, nullable=False)
+    # The message itself, to send it back as it came.
+    body = mapped_column(LONGBLOB, nullable=False)
+    content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    content_encoding: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    headers = mapped_column(LONGTEXT, nullable=False)  # JSON
+
+    # The listing: parked letters, oldest first.
+    __table_args__ = (Index("ix_dead_letters_state_time", "state", "dead_lettered_at", "id"),)

@@ -8,7 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy.exc import IntegrityError
 
 from order_contract import DEAD_LETTERED, RETRIED, InvalidPayload, OrderCreated, ProcessorTelemetry
-from order_pipeline.times import iso_z, utc_now
+from order_pipeline.failures import located
+from order_pipeline.times import iso_z, parse_iso_z, utc_now
 from order_pipeline.trace_context import tracer
 from order_pipeline.transactions import is_duplicate_key, run_transaction
 from processor_service import store
@@ -49,15 +50,7 @@ def parse_utc(text):
     """An ISO 8601 UTC time ("2026-11-29T10:00:00.000001Z") as the naive UTC
     datetime the tables store; None for None or anything unreadable (the
     latency of that order is then unknown, not wrong)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return parse_iso_z(text)
 
 
 @dataclass
@@ -92,7 +85,9 @@ def process_order_batch(payloads, get_orders, price_source, db):
     for index, order_id in order_ids.items():
         order = orders.get(order_id)
         if order is None:
-            failures[index] = OrderNotFound(f"order {order_id} does not exist")
+            # Located here (it is returned, not raised): a dead letter records
+            # where it failed.
+            failures[index] = located(OrderNotFound(f"order {order_id} does not exist"))
         elif order_id not in results:
             results[order_id] = price_order(order, price_source.unit_price(), processed_at)
     stored = store_results(db, list(results.values())) if results else []

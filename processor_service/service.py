@@ -9,7 +9,6 @@ from order_contract import (
     GENERATOR,
     ORDER_CREATED,
     PROCESSOR,
-    DeadLettersBusy,
     InvalidArgument,
     InvalidOrderId,
     validate_dead_letter_ids,
@@ -25,8 +24,13 @@ from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import processing, store
-from processor_service.dependencies import DeadLetterOperations, PriceSource, SetAsideCounts
+from processor_service import dead_letters, processing, store
+from processor_service.dependencies import (
+    DeadLetterMover,
+    PriceSource,
+    ReplayPublisher,
+    SetAsideCounts,
+)
 from processor_service.models import Base
 from processor_service.settings import processor_metrics_address
 
@@ -51,7 +55,8 @@ class OrderProcessorService:
     db = CheckedDatabase(Base)
     order_generator = TimeoutRpcProxy(GENERATOR)
     prices = PriceSource()
-    dead_letter_operations = DeadLetterOperations()
+    dead_letter_mover = DeadLetterMover()
+    replay_publisher = ReplayPublisher()
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
 
@@ -116,30 +121,31 @@ class OrderProcessorService:
             store.processed_per_second(self.db.session, since)
         )
 
-    # --- dead letters: see order_contract.dead_letters ----------------------
+    # --- dead letters: see order_contract.dead_letters and dead_letters.py --------
 
-    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    @rpc(expected_exceptions=InvalidArgument)
     def dead_letters(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
-        """The first `limit` dead letters, oldest first; takes none away."""
-        return self.dead_letter_operations.overview(validate_limit(limit))[1]
+        """The first `limit` parked dead letters, oldest first."""
+        return dead_letters.overview(self.db.session, validate_limit(limit))[1]
 
-    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    @rpc(expected_exceptions=InvalidArgument)
     def dead_letter_overview(self, limit=DEFAULT_DEAD_LETTER_LIMIT):
-        """{"count": all dead letters, "dead_letters": the first `limit`},
-        both read in one turn on the queue."""
-        count, listed = self.dead_letter_operations.overview(validate_limit(limit))
+        """{"count": all parked dead letters, "dead_letters": the first
+        `limit`}, read in one transaction."""
+        with self.db.get_session() as session:
+            count, listed = dead_letters.overview(session, validate_limit(limit))
         return {"count": count, "dead_letters": listed}
 
-    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    @rpc(expected_exceptions=InvalidArgument)
     def replay_dead_letters(self, ids=None):
-        """Send the dead letters named (all when None) back to be handled
-        again: {"replayed": n}."""
+        """Send the dead letters named (the oldest 1000 when None) back to be
+        handled again, each once: {"replayed": n}."""
         if ids is not None:
             ids = validate_dead_letter_ids(ids)
-        return {"replayed": self.dead_letter_operations.replay(ids)}
+        return {"replayed": dead_letters.replay(self.db, self.replay_publisher, ids)}
 
-    @rpc(expected_exceptions=(InvalidArgument, DeadLettersBusy))
+    @rpc(expected_exceptions=InvalidArgument)
     def discard_dead_letters(self, ids):
-        """Remove the dead letters named, for good (each is logged):
+        """Set the dead letters named aside for good (each is logged):
         {"discarded": n}."""
-        return {"discarded": self.dead_letter_operations.discard(validate_dead_letter_ids(ids))}
+        return {"discarded": dead_letters.discard(self.db, validate_dead_letter_ids(ids))}

@@ -1,11 +1,12 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
+    DeadLetter,
     EventsSetAside,
     LatencyBucket,
     OrderProcess,
@@ -33,6 +34,24 @@ ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
 _set_aside_upsert = mysql_insert(EventsSetAside.__table__)
 ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
     events=_set_aside_upsert.table.c.events + _set_aside_upsert.inserted.events
+)
+_dead_letter_insert = mysql_insert(DeadLetter.__table__)
+# A dead letter already there (taken off the queue before, its ack lost) is
+# left as it is: replayed or discarded since, it stays so.
+ADD_DEAD_LETTER = _dead_letter_insert.on_duplicate_key_update(id=_dead_letter_insert.table.c.id)
+# What a listing shows of a dead letter (not its history, headers or body bytes).
+LISTED = (
+    DeadLetter.id,
+    DeadLetter.order_id,
+    DeadLetter.body,
+    DeadLetter.reason,
+    DeadLetter.dead_lettered_at,
+    DeadLetter.attempts,
+    DeadLetter.error_type,
+    DeadLetter.failing_frame,
+    DeadLetter.trace_id,
+    DeadLetter.first_failed_at,
+    DeadLetter.last_failed_at,
 )
 
 
@@ -208,3 +227,60 @@ def processed_per_second(session, since):
         )
         for row in counts
     }
+
+
+# --- dead letters -------------------------------------------------------------------
+
+
+def add_dead_letters(session, rows):
+    """Insert dead letters (dicts of DeadLetter's columns); ids already there
+    are skipped."""
+    session.execute(ADD_DEAD_LETTER, rows)
+
+
+def dead_letters_in(session, state, limit):
+    """The first `limit` dead letters in `state`, oldest first (LISTED columns)."""
+    return session.execute(
+        select(*LISTED)
+        .where(DeadLetter.state == state)
+        .order_by(DeadLetter.dead_lettered_at, DeadLetter.id)
+        .limit(limit)
+    ).all()
+
+
+def count_dead_letters(session, state):
+    return session.scalar(select(func.count()).where(DeadLetter.state == state))
+
+
+def take_dead_letters(session, state, ids, limit):
+    """Dead letters in `state` (those named by `ids`, or the oldest when
+    None), at most `limit`, locked for this transaction. Rows another
+    transaction holds are skipped: it is acting on them."""
+    query = select(DeadLetter).where(DeadLetter.state == state)
+    if ids is not None:
+        query = query.where(DeadLetter.id.in_(ids))
+    query = query.order_by(DeadLetter.dead_lettered_at, DeadLetter.id).limit(limit)
+    return list(session.scalars(query.with_for_update(skip_locked=True)))
+
+
+def resolve_dead_letters(session, ids, state, resolved_at):
+    if ids:
+        session.execute(
+            update(DeadLetter)
+            .where(DeadLetter.id.in_(ids))
+            .values(state=state, resolved_at=resolved_at)
+        )
+
+
+def resolved_dead_letters(session, ids, state, resolved_at):
+    """Those of `ids` set to `state` at `resolved_at` (by one transaction)."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(DeadLetter)
+            .where(DeadLetter.id.in_(ids))
+            .where(DeadLetter.state == state, DeadLetter.resolved_at == resolved_at)
+            .order_by(DeadLetter.dead_lettered_at, DeadLetter.id)
+        )
+    )

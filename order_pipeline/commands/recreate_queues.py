@@ -35,6 +35,7 @@ from order_pipeline.queues import (
     dead_letter_queue_for,
     declare_checked,
     durable_queue,
+    handler_queue,
     retry_queue,
 )
 from order_pipeline.settings import amqp_uri, queue_type
@@ -58,7 +59,7 @@ def project_queues(config: dict) -> list[Queue]:
         for service in (GENERATOR, PROCESSOR)
     ]
     queues.append(
-        durable_queue(
+        handler_queue(
             ORDER_CREATED_QUEUE,
             kind,
             get_event_exchange(GENERATOR, config),

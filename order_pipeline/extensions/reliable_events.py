@@ -8,8 +8,8 @@ the queue, where it fails again thousands of times a second. This handler:
 - on `PermanentFailure` (a message that can never succeed: malformed, or about
   an order that does not exist) publishes the message to the dead-letter
   queue `<queue>.dead-letter` with the reason, the attempt count, a new id
-  and the time in its headers, then acks (`order_pipeline.dead_letter_tools`
-  lists, replays and discards what is there);
+  and the time in its headers, then acks (the service keeps what arrives
+  there: `order_pipeline.dead_letters`);
 - on any other error publishes it to a delay queue `<queue>.retry.<ms>ms`
   whose TTL sends it back to the handler's queue after 0.5 s, 1 s, 2 s, ...
   (capped at RETRY_MAX_DELAY_SECONDS), then acks; after RETRY_MAX_ATTEMPTS
@@ -19,7 +19,15 @@ the queue, where it fails again thousands of times a second. This handler:
 
 The copy is published with publisher confirms before the original is acked,
 so a crash in between can only duplicate a message, never lose it; the
-handler must therefore be idempotent.
+handler must therefore be idempotent. Setting a message aside needs the
+broker only, never a database: dead letters go to the queue even while the
+database is down.
+
+Every copy carries the message's failures so far (`x-failures`, see
+`order_pipeline.failures`): each with its time, the exception's type, its
+message scrubbed of hosts, addresses, credentials and SQL
+(`order_pipeline.scrub`) and the failing frame; `x-error` is the last
+reason, scrubbed too. The full text goes to this service's log only.
 
 Whoever keeps count of the events set aside (the processor keeps them in a
 table of its own, for the metrics) subscribes with
@@ -42,22 +50,32 @@ from nameko.messaging import QueueConsumer
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.broker import check_broker
 from order_pipeline.config import setting
+from order_pipeline.failures import (
+    encode_failures,
+    failure_of,
+    located,
+    read_failures,
+    with_failure,
+)
 from order_pipeline.queues import (
     ATTEMPT_HEADER,
     DEAD_LETTER_ID_HEADER,
     DEAD_LETTERED_AT_HEADER,
     ERROR_HEADER,
+    FAILURES_HEADER,
     dead_letter_queue_for,
     declare_at_start,
-    durable_queue,
+    handler_queue,
     retry_queue,
 )
+from order_pipeline.scrub import Scrubber
 from order_pipeline.settings import amqp_uri, queue_type
 from order_pipeline.times import iso_z, utc_now
 
 log = logging.getLogger(__name__)
 
 REQUEUE_PAUSE_SECONDS = 1
+MAX_REASON_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -167,7 +185,7 @@ class ReliableEventHandler(EventHandler):
         kind = queue_type(config)
         # nameko's EventHandler.setup has made self.queue a classic queue;
         # the consumer reads it only when it starts, so it is replaced here.
-        self.queue = durable_queue(
+        self.queue = handler_queue(
             self.queue.name, kind, self.queue.exchange, routing_key=self.queue.routing_key
         )
         self.retry_queues = {
@@ -177,6 +195,7 @@ class ReliableEventHandler(EventHandler):
         declare_at_start(config, [self.queue, self.dead_letter_target, *self.retry_queues.values()])
         broker_uri = amqp_uri(config)
         self.publisher = Publisher(broker_uri, use_confirms=True)
+        self.scrub = Scrubber.for_config(config)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         self.settle(message, None if exc_info is None else exc_info[1])
@@ -184,9 +203,8 @@ class ReliableEventHandler(EventHandler):
 
     def handle_undecodable(self, message, exc):
         """A body that can never be read: dead-letter it, then ack it."""
-        self.settle(
-            message, UndecodableBody(f"cannot decode the body ({message.content_type}): {exc!r}")
-        )
+        error = UndecodableBody(f"cannot decode the body ({message.content_type}): {exc!r}")
+        self.settle(message, located(error))
 
     def settle(self, message, error, pause_on_trouble=True):
         """Ack one message, after setting it aside if `error` failed it.
@@ -223,12 +241,19 @@ class ReliableEventHandler(EventHandler):
         """Publish the message's copy where it goes next; return RETRIED or
         DEAD_LETTERED."""
         attempt = _attempt(message) + 1
-        reason = f"{type(exc).__name__}: {exc}"[:500]
+        failure = failure_of(exc, self.scrub)
+        failures = with_failure(
+            read_failures((message.headers or {}).get(FAILURES_HEADER)), failure
+        )
+        said = f"{type(exc).__name__}: {exc}"  # in full, for this service's log only
         if isinstance(exc, PermanentFailure):
-            self._dead_letter(message, attempt, reason)
+            self._dead_letter(message, attempt, failure.reason, failures, said)
             return DEAD_LETTERED
         elif self.max_attempts and attempt >= self.max_attempts:
-            self._dead_letter(message, attempt, f"gave up after {attempt} attempts: {reason}")
+            given_up = f"gave up after {attempt} attempts: "
+            self._dead_letter(
+                message, attempt, given_up + failure.reason, failures, given_up + said
+            )
             return DEAD_LETTERED
         else:
             delay = delay_for_attempt(self.delays, attempt)
@@ -236,18 +261,18 @@ class ReliableEventHandler(EventHandler):
                 "%s failed (attempt %d: %s); retrying in %s s",
                 self.queue.name,
                 attempt,
-                reason,
+                said,
                 delay,
             )
-            self._republish(message, self.retry_queues[delay], attempt, reason)
+            self._republish(message, self.retry_queues[delay], attempt, failure.reason, failures)
             return RETRIED
 
-    def _dead_letter(self, message, attempt, reason):
+    def _dead_letter(self, message, attempt, reason, failures, said):
         log.error(
             "%s: message set aside on %s: %s; payload %.200r",
             self.queue.name,
             self.dead_letter_target.name,
-            reason,
+            said,
             message.body,
         )
         self._republish(
@@ -255,15 +280,23 @@ class ReliableEventHandler(EventHandler):
             self.dead_letter_target,
             attempt,
             reason,
+            failures,
             {
                 DEAD_LETTER_ID_HEADER: new_dead_letter_id(),
                 DEAD_LETTERED_AT_HEADER: iso_z(utc_now()),
             },
         )
 
-    def _republish(self, message, queue, attempt, reason, extra_headers=None):
+    def _republish(self, message, queue, attempt, reason, failures, extra_headers=None):
         headers = dict(message.headers or {})
-        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: reason, **(extra_headers or {})})
+        headers.update(
+            {
+                ATTEMPT_HEADER: attempt,
+                ERROR_HEADER: reason[:MAX_REASON_CHARS],
+                FAILURES_HEADER: encode_failures(failures),
+                **(extra_headers or {}),
+            }
+        )
         self.publisher.publish(
             message.body,
             exchange="",

@@ -7,10 +7,15 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness.broker import publish_order_created, queue_depth
+from harness.broker import publish_order_created
 from harness.processes import TEST_TOKEN, wait_until
-from harness.tables import processed_count, scalar, sql, unprocessed_order_ids
-from order_contract import DEAD_LETTER_QUEUE
+from harness.tables import (
+    parked_dead_letters,
+    processed_count,
+    scalar,
+    sql,
+    unprocessed_order_ids,
+)
 from tests.support.browser import chromium, save_screenshot
 
 PARKED = 10**9  # an order id the generator does not reach in this test
@@ -22,7 +27,7 @@ def running(pipeline):
     system = pipeline(ORDER_INTERVAL_SECONDS="0.2").start()
     # An event for an order that does not exist (yet): a dead letter.
     publish_order_created(system.amqp_uri, [{"order_id": PARKED}])
-    wait_until(lambda: queue_depth(system.amqp_uri, DEAD_LETTER_QUEUE) == 1, 30, message="dlq")
+    wait_until(lambda: parked_dead_letters(system.db_uri) == 1, 30, message="the dead letter")
     return system
 
 

@@ -2,61 +2,22 @@
 several pages at once, a page that goes away, no worker held by a stream,
 and a snapshot whose every figure equals what the tables say."""
 
-import json
 import math
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-import eventlet
 import pytest
-import requests
 
 from gateway.event_streams import EventStreams
 from gateway.openapi import openapi_document
-from harness.broker import publish_order_created, queue_depth
+from harness.broker import publish_order_created
 from harness.processes import wait_until
-from harness.tables import sql, sql_metrics
-from order_contract import DEAD_LETTER_QUEUE
+from harness.tables import parked_dead_letters, sql, sql_metrics
+from tests.support.event_stream import EventReader
 from tests.support.openapi import schema_violations
 from tests.support.services import InProcessServices, wait_processed
 
 EPOCH = datetime(1970, 1, 1)
-
-
-class EventReader:
-    """One page's `GET /events`, read event by event."""
-
-    def __init__(self, base_url):
-        self.response = requests.get(base_url + "/events", stream=True, timeout=30)
-        assert self.response.status_code == 200
-        assert self.response.headers["Content-Type"].startswith("text/event-stream")
-        self._lines = self.response.iter_lines(decode_unicode=True)
-
-    def next_snapshot(self):
-        name = None
-        for line in self._lines:
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: ") and name == "snapshot":
-                return json.loads(line[len("data: ") :])
-
-    def snapshot_where(self, condition, timeout=30):
-        """The first snapshot for which `condition` holds (within `timeout` s)."""
-        deadline = eventlet.Timeout(timeout)
-        try:
-            while True:
-                snapshot = self.next_snapshot()
-                if condition(snapshot):
-                    return snapshot
-        except eventlet.Timeout as timeout_error:
-            if timeout_error is not deadline:
-                raise
-            raise AssertionError(f"no snapshot met the condition within {timeout} s") from None
-        finally:
-            deadline.cancel()
-
-    def close(self):
-        self.response.close()
 
 
 def open_streams(services):
@@ -161,7 +122,7 @@ def test_the_snapshot_equals_what_the_tables_say_also_after_a_gateway_restart(se
     wait_until(lambda: sql(db, "SELECT COUNT(*) FROM orders")[0][0] >= 15, 60, message="orders")
     services.post("/stop")
     wait_processed(services, timeout=60)
-    wait_until(lambda: queue_depth(services.amqp_uri, DEAD_LETTER_QUEUE) == 1, 20, message="dlq")
+    wait_until(lambda: parked_dead_letters(db) == 1, 20, message="the dead letter")
     # A gateway started now shows the minutes before it: they come from the tables.
     services.stop("gateway")
     services.start("gateway")

@@ -22,6 +22,8 @@ from order_pipeline.extensions.reliable_events import (
     ReliableEventHandler,
 )
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
+from order_pipeline.failures import read_failures
+from order_pipeline.times import parse_iso_z
 from tests.faults.retry_log import retries
 
 
@@ -174,7 +176,14 @@ def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, a
         lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
     )
     assert len(calls("forever")) == 4
-    assert messages[0].headers["x-error"].startswith("gave up after 4 attempts")
+    assert messages[0].headers["x-error"] == "gave up after 4 attempts: RuntimeError: still down"
+    # Each failure went along with the message, with where it failed.
+    history = read_failures(messages[0].headers["x-failures"])
+    assert [(f.error_type, f.message) for f in history] == [("RuntimeError", "still down")] * 4
+    assert {f.frame.rsplit(":", 1)[0] for f in history} == {
+        "tests/integration/test_messaging.py:handle"
+    }
+    assert [parse_iso_z(f.at) for f in history] == sorted(parse_iso_z(f.at) for f in history)
     wait_until(
         lambda: SetAsideLog.outcomes == [RETRIED] * 3 + [DEAD_LETTERED],
         10,

@@ -12,10 +12,15 @@ import requests
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import text
 
-from harness.broker import publish_order_created, queue_depth
+from harness.broker import publish_order_created
 from harness.processes import wait_until
-from harness.tables import connected, latency_histogram, processed_count, sql
-from order_contract import DEAD_LETTER_QUEUE
+from harness.tables import (
+    connected,
+    latency_histogram,
+    parked_dead_letters,
+    processed_count,
+    sql,
+)
 from processor_service.latency import BUCKET_BOUNDS_US
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
 from tests.support.services import InProcessServices, wait_processed
@@ -76,9 +81,7 @@ def test_retries_and_dead_letters_are_counted_once_each_and_survive_a_restart(se
     services.start("processor", "gateway")
     publish_order_created(services.amqp_uri, [{"order_id": i} for i in (1, 2, 3)])
     publish_order_created(services.amqp_uri, ["not json"], content_type="text/plain")
-    wait_until(
-        lambda: queue_depth(services.amqp_uri, DEAD_LETTER_QUEUE) == 4, 30, message="4 dead letters"
-    )
+    wait_until(lambda: parked_dead_letters(services.db_uri) == 4, 30, message="4 dead letters")
     wanted = {
         "order_pipeline_orders_retried_total": 3,
         "order_pipeline_orders_dead_lettered_total": 4,

@@ -5,7 +5,6 @@ actions, the console's files, and the contract they share."""
 import json
 from datetime import datetime
 from decimal import Decimal
-from types import SimpleNamespace
 
 import eventlet
 import pytest
@@ -35,10 +34,8 @@ from order_contract import (
     validate_limit,
     validate_since,
 )
-from order_pipeline.dead_letter_tools import DeadLetterQueue
 from order_pipeline.extensions.reliable_events import new_dead_letter_id
 from processor_service import OrderProcessorService
-from processor_service.dependencies import order_id_of
 from processor_service.processing import parse_utc, processed_seconds_as_dicts
 
 # --- server-sent events -----------------------------------------------------------
@@ -208,7 +205,7 @@ def answers(**overrides):
         ),
         "metrics": Answer(UP, {"total_orders_processed": 7, "average_execution_price": "12.50"}),
         "dead_letters": Answer(UP, {"count": 2, "dead_letters": ["a", "b"]}),
-        "queues": Answer(UP, {"queue_depth": 4, "consumers": 2, "dead_letter_depth": 2}),
+        "queues": Answer(UP, {"queue_depth": 4, "consumers": 2}),
     }
     base.update(overrides)
     return base
@@ -271,9 +268,9 @@ def test_what_a_service_that_is_down_would_say_is_null_not_a_guess():
     assert snapshot["services"]["outbox_backlog"] is None
     assert snapshot["figures"]["total_orders_processed"] is None
     assert snapshot["figures"]["in_flight"] is None
-    # The broker still counts the dead letters while the processor is down.
-    assert snapshot["figures"]["dead_lettered"] == 2
-    assert snapshot["dead_letters"] == {"state": DOWN, "count": 2, "items": []}
+    # The dead letters are the processor's table: not counted without it.
+    assert snapshot["figures"]["dead_lettered"] is None
+    assert snapshot["dead_letters"] == {"state": DOWN, "count": None, "items": []}
     assert [row["execution_price"] for row in snapshot["recent_orders"]] == [None, None]
 
 
@@ -389,53 +386,6 @@ def test_since_is_raised_to_the_chart_window():
     assert validate_since(0, NOW) == int(NOW) - CHART_SECONDS
     with pytest.raises(InvalidArgument):
         validate_since("1", NOW)
-
-
-# --- dead letters as the processor describes them -------------------------------------------
-
-
-def message(body, headers, content_type="application/json"):
-    return SimpleNamespace(
-        body=body, properties={"application_headers": headers, "content_type": content_type}
-    )
-
-
-def test_a_dead_letter_is_described_from_its_headers_and_body():
-    queue = DeadLetterQueue("amqp://", "q.dead-letter", "q", order_id_of)
-    record = queue.describe(
-        message(
-            b'{"order_id": 42}',
-            {
-                "x-dead-letter-id": "0123456789abcdef",
-                "x-dead-lettered-at": "2026-01-01T00:00:00.000001Z",
-                "x-error": "OrderNotFound: order 42 does not exist",
-                "x-attempt": 3,
-            },
-        )
-    )
-    assert record == {
-        "id": "0123456789abcdef",
-        "order_id": 42,
-        "body": '{"order_id": 42}',
-        "reason": "OrderNotFound: order 42 does not exist",
-        "dead_lettered_at": "2026-01-01T00:00:00.000001Z",
-        "attempts": 3,
-    }
-
-
-def test_a_message_parked_before_ids_gets_one_from_its_content():
-    queue = DeadLetterQueue("amqp://", "q.dead-letter", "q", order_id_of)
-    old = queue.describe(
-        message(b"\xffnot json", {"x-error": "UndecodableBody: ..."}, "text/plain")
-    )
-    again = queue.describe(
-        message(b"\xffnot json", {"x-error": "UndecodableBody: ..."}, "text/plain")
-    )
-    other = queue.describe(message(b"other", {"x-error": "UndecodableBody: ..."}, "text/plain"))
-    assert old["id"] == again["id"] != other["id"]
-    validate_dead_letter_ids([old["id"]])
-    assert (old["order_id"], old["dead_lettered_at"], old["attempts"]) == (None, None, 0)
-    assert old["body"] == "\ufffdnot json"
 
 
 # --- what the processor reports per second ----------------------------------------------------

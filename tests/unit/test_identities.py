@@ -80,7 +80,6 @@ def test_each_service_may_declare_bind_and_read_the_queues_its_code_declares():
             f"rpc-{PROCESSOR}",
             reply_queue_of(PROCESSOR),
             probe_queue,
-            DEAD_LETTER_QUEUE + ".lock",
             *processor_queues,
         },
         "order_gateway": {reply_queue_of(GATEWAY)},

@@ -5,12 +5,21 @@ and tests/e2e/test_quorum.py use the real one)."""
 import logging
 
 import pytest
+from kombu import Exchange
 
 from order_pipeline.broker import mask_uri, node_count, starting_at
 from order_pipeline.commands.shell import banner
 from order_pipeline.errors import StartupError
 from order_pipeline.logs import console_formatter
-from order_pipeline.queues import dead_letter_queue_for, durable_queue, queue_arguments, retry_queue
+from order_pipeline.queues import (
+    DEAD_LETTER_DELIVERY_LIMIT,
+    HANDLER_DELIVERY_LIMIT,
+    dead_letter_queue_for,
+    durable_queue,
+    handler_queue,
+    queue_arguments,
+    retry_queue,
+)
 from order_pipeline.settings import queue_type
 
 TWO_NODES = "amqp://alice:first-secret@h1:5672/v;amqp://bob:second%40secret@h2:5672/v"
@@ -34,6 +43,25 @@ def test_quorum_queues_that_dead_letter_do_it_at_least_once():
     assert "x-dead-letter-strategy" not in dead_letter_queue_for("q", "quorum").queue_arguments
     # Classic queues have no such strategy: their arguments stay as they were.
     assert queue_arguments("classic", dead_letters=True) == {"x-queue-type": "classic"}
+
+
+def test_quorum_queues_whose_messages_matter_state_their_own_delivery_limit():
+    exchange = Exchange("source.events", type="topic")
+    handler = handler_queue("q", "quorum", exchange, "Thing")
+    # Past its limit the broker parks a message with the dead letters: never drops it.
+    assert handler.queue_arguments["x-delivery-limit"] == HANDLER_DELIVERY_LIMIT
+    assert handler.queue_arguments["x-dead-letter-exchange"] == ""
+    assert handler.queue_arguments["x-dead-letter-routing-key"] == "q.dead-letter"
+    assert handler.queue_arguments["x-dead-letter-strategy"] == "at-least-once"
+    assert handler.routing_key == "Thing" and handler.exchange is exchange
+    # A positive limit: -1, "no limit" on RabbitMQ 4, drops at once on 3.x.
+    dead = dead_letter_queue_for("q", "quorum")
+    assert dead.queue_arguments["x-delivery-limit"] == DEAD_LETTER_DELIVERY_LIMIT > 0
+    # Classic queues have no delivery limit: their arguments stay as they were.
+    assert handler_queue("q", "classic", exchange, "Thing").queue_arguments == {
+        "x-queue-type": "classic"
+    }
+    assert dead_letter_queue_for("q", "classic").queue_arguments == {"x-queue-type": "classic"}
 
 
 def test_queue_type_is_classic_or_quorum():
