@@ -18,7 +18,7 @@ from harness.processes import wait_until
 from harness.tables import sql, sql_metrics
 from order_contract import DEAD_LETTER_QUEUE
 from tests.support.openapi import schema_violations
-from tests.support.services import InProcessServices, wait_processed
+from tests.support.services import wait_processed
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -66,11 +66,9 @@ def open_streams(services):
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    running.start("generator", "processor", "gateway")
-    yield running
-    running.stop_all()
+def services(services):
+    """All three services, started (the fixture is tests/integration/conftest.py's)."""
+    return services.start("generator", "processor", "gateway")
 
 
 def test_several_pages_share_each_snapshot_and_a_closed_page_frees_its_stream(services):

@@ -20,17 +20,14 @@ from harness.processes import wait_until
 from harness.tables import processed_count, sql
 from order_contract import DEAD_LETTER_QUEUE, InvalidArgument
 from tests.support.openapi import response_schema, schema_violations
-from tests.support.services import InProcessServices
 
 MISSING = 10**9  # order ids no generated order reaches in a test
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    running.start("generator", "processor", "gateway")
-    yield running
-    running.stop_all()
+def services(services):
+    """All three services, started (the fixture is tests/integration/conftest.py's)."""
+    return services.start("generator", "processor", "gateway")
 
 
 def park(services, order_ids):

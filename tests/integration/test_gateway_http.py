@@ -88,20 +88,10 @@ def create_orders(services, quantities):
 @pytest.fixture(scope="module")
 def system(make_database, make_vhost):
     """All three services, up for the whole module."""
-    services = InProcessServices(
+    with InProcessServices(
         make_database(), make_vhost(), RPC_TIMEOUT_SECONDS=PATIENT_RPC_TIMEOUT
-    )
-    services.start("generator", "processor", "gateway")
-    yield services
-    services.stop_all()
-
-
-@pytest.fixture
-def services(make_database, make_vhost):
-    """Services for one test, which starts the ones it wants."""
-    running = InProcessServices(make_database(), make_vhost())
-    yield running
-    running.stop_all()
+    ) as services:
+        yield services.start("generator", "processor", "gateway")
 
 
 # --- not found, bad ids, wrong methods ----------------------------------------

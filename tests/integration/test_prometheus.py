@@ -57,15 +57,13 @@ ALERTS = {
 @pytest.fixture
 def running(make_database, make_vhost):
     processor_port = free_port()
-    services = InProcessServices(
+    with InProcessServices(
         make_database(),
         make_vhost(),
         PROCESSOR_METRICS_ADDRESS=f"127.0.0.1:{processor_port}",
-    )
-    services.processor_metrics_port = processor_port
-    services.start("generator", "processor", "gateway")
-    yield services
-    services.stop_all()
+    ) as services:
+        services.processor_metrics_port = processor_port
+        yield services.start("generator", "processor", "gateway")
 
 
 def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(running):

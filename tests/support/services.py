@@ -94,7 +94,8 @@ def stop_leftovers():
 
 class InProcessServices:
     """The services as in-process nameko containers, started and stopped
-    one by one, plus an HTTP client for the gateway."""
+    one by one, plus an HTTP client for the gateway. As a context manager,
+    every container still running is stopped on leaving it."""
 
     def __init__(self, db_uri, amqp_uri, **settings):
         LIVE.add(self)
@@ -126,6 +127,12 @@ class InProcessServices:
 
     def stop_all(self):
         self.stop(*list(self.containers))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop_all()
 
     def rpc(self):
         return ClusterRpcProxy({"AMQP_URI": self.amqp_uri})
