@@ -4,13 +4,12 @@ import json
 import signal
 import time
 
-from kombu import Connection
-
 from harness.broker import (
     HANDLER_QUEUE,
     handler_queue_messages,
     publish_order_created,
     queue_depth,
+    take_messages,
 )
 from harness.processes import wait_until
 from order_contract import DEAD_LETTER_QUEUE
@@ -124,7 +123,7 @@ def test_messages_that_can_never_be_processed_are_dead_lettered_once(
     )
     assert system.processor.running and system.processor.process.pid == processor_pid
 
-    parked = drain_queue(amqp_uri, DEAD_LETTER_QUEUE)
+    parked = take_messages(amqp_uri, DEAD_LETTER_QUEUE)
     assert sorted(body for body, _ in parked) == sorted(body for _, body, _, _ in POISON)
     for name, body, _, reason in POISON:
         headers = dict(parked)[body]
@@ -132,16 +131,3 @@ def test_messages_that_can_never_be_processed_are_dead_lettered_once(
         assert reason in headers[ERROR_HEADER], (name, headers[ERROR_HEADER])
     log = "".join(processor_outputs(system))
     assert log.count("set aside on " + DEAD_LETTER_QUEUE) == len(POISON)
-
-
-def drain_queue(amqp_uri, queue_name):
-    """Take every message off a queue: [(body text, headers)]."""
-    taken = []
-    with Connection(amqp_uri) as connection:
-        channel = connection.channel()
-        while True:
-            message = channel.basic_get(queue_name, no_ack=True)
-            if message is None:
-                return taken
-            body = message.body
-            taken.append((body.decode() if isinstance(body, bytes) else body, message.headers))

@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 
+from harness.broker import take_messages
 from harness.processes import wait_until
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.errors import StartupError
@@ -31,21 +32,6 @@ def publisher_for(amqp_uri, service_name="publisher_test"):
     publisher.container = SimpleNamespace(config={"AMQP_URI": amqp_uri}, service_name=service_name)
     publisher.setup()
     return publisher
-
-
-def get_messages(amqp_uri, queue_name):
-    with Connection(amqp_uri) as connection:
-        simple = connection.SimpleQueue(queue_name)
-        messages = []
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            messages.append(message)
-            message.ack()
-        simple.close()
-        return messages
 
 
 def test_an_event_nobody_listens_for_is_reported_unrouted(amqp_uri):
@@ -67,7 +53,7 @@ def test_an_event_with_a_bound_queue_is_reported_routed_and_arrives(amqp_uri):
                 durable=True,
             )(connection.channel()).declare()
         assert publisher.publish("Thing", [{"n": 1}, {"n": 2}]) == [True, True]
-        assert [m.payload for m in get_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
+        assert [m.payload for m in take_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
         # Unroutable and routed events interleave without confusing the confirms.
         assert publisher.publish("Other", [{"n": 3}]) == [False]
         assert publisher.publish("Thing", [{"n": 4}]) == [True]
@@ -154,14 +140,14 @@ def test_a_transient_failure_is_retried_with_growing_delays(flaky, amqp_uri, cap
     assert third - second >= 0.4
     time.sleep(0.5)
     assert len(calls("transient")) == 3  # succeeded, not retried again
-    assert get_messages(amqp_uri, QUEUE + ".dead-letter") == []
+    assert take_messages(amqp_uri, QUEUE + ".dead-letter") == []
     assert SetAsideLog.outcomes == [RETRIED, RETRIED]
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amqp_uri):
     flaky("permanent")
     messages = wait_until(
-        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="dead-lettered message"
+        lambda: take_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="dead-lettered message"
     )
     assert len(calls("permanent")) == 1
     assert [m.payload for m in messages] == [{"kind": "permanent"}]
@@ -172,7 +158,7 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amq
 def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, amqp_uri):
     flaky("forever")
     messages = wait_until(
-        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
+        lambda: take_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
     )
     assert len(calls("forever")) == 4
     assert messages[0].headers["x-error"].startswith("gave up after 4 attempts")

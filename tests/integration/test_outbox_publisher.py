@@ -12,6 +12,7 @@ from kombu import Connection, Exchange, Queue
 from generator_service import generation, store
 from generator_service.orders import utc_now
 from generator_service.outbox_publisher import OutboxPublisher
+from harness.broker import take_messages
 from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import GENERATOR, ORDER_CREATED
@@ -130,18 +131,7 @@ def listen_for_order_created(amqp_uri, queue_name="order_created_listener"):
 
 
 def received(amqp_uri, queue_name):
-    with Connection(amqp_uri) as connection:
-        simple = connection.SimpleQueue(queue_name)
-        payloads = []
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            payloads.append(message.payload)
-            message.ack()
-        simple.close()
-        return payloads
+    return [message.payload for message in take_messages(amqp_uri, queue_name)]
 
 
 def test_the_service_publishes_an_order_as_it_commits_not_at_the_relay(db, db_uri, amqp_uri):
