@@ -15,13 +15,14 @@ import eventlet
 import pytest
 
 from gateway.openapi import openapi_document
-from harness.broker import publish_order_created, queue_depth
+from harness.broker import handler_queue_messages, publish_order_created, queue_depth
 from harness.processes import wait_until
 from harness.tables import processed_count, sql
 from order_contract import DEAD_LETTER_QUEUE, InvalidArgument
 from tests.support.openapi import response_schema, schema_violations
 
 MISSING = 10**9  # order ids no generated order reaches in a test
+MARKER = MISSING + 99  # the order of an event sent only to see it handled
 
 
 @pytest.fixture
@@ -44,6 +45,18 @@ def park(services, order_ids):
 def listed(services, limit=100):
     with services.rpc() as rpc:
         return rpc.order_processor.dead_letters(limit)
+
+
+def messages_held(services):
+    """{queue: messages} of the handler's queues (its own, the retry
+    queues, the dead letters) that hold any, ready or being handled."""
+    return {
+        name: count for name, count in handler_queue_messages(services.amqp_uri).items() if count
+    }
+
+
+def processed_ids(services):
+    return [order_id for (order_id,) in sql(services.db_uri, "SELECT order_id FROM order_process")]
 
 
 def add_order(services, order_id, quantity=3):
@@ -118,9 +131,15 @@ def test_a_replay_that_fails_again_comes_back_once_with_its_attempts_raised(serv
     )
     assert again["id"] != letter["id"]  # a new stay on the queue, a new id
     assert again["order_id"] == MISSING and again["reason"] == letter["reason"]
-    # It stays there: nothing replays it again by itself.
-    eventlet.sleep(2)
-    assert [(item["id"], item["attempts"]) for item in listed(services)] == [(again["id"], 2)]
+    # It stays there: nothing replays it again by itself. By the time an
+    # event sent after it has been handled and set aside, it is still the
+    # one letter it was, ahead of that event's, and no copy of it waits to
+    # be handled (or retried) again.
+    park(services, [MARKER])
+    letters = listed(services)
+    assert [(item["order_id"], item["attempts"]) for item in letters] == [(MISSING, 2), (MARKER, 1)]
+    assert letters[0]["id"] == again["id"]
+    assert messages_held(services) == {DEAD_LETTER_QUEUE: 2}
 
 
 def test_two_concurrent_replays_of_one_message_replay_it_once(services):
@@ -133,14 +152,19 @@ def test_two_concurrent_replays_of_one_message_replay_it_once(services):
 
     replays = [eventlet.spawn(replay) for _ in range(2)]
     assert sorted(thread.wait() for thread in replays) == [0, 1]
-    # Two copies would fail twice and both come back: one did.
+    # Two copies would fail twice and both come back: one did, and no other
+    # by the time an event sent after them has been handled and set aside.
     wait_until(
         lambda: [item["attempts"] for item in listed(services)] == [2],
         20,
         message="one replayed copy back on the dead letters",
     )
-    eventlet.sleep(2)
-    assert [item["attempts"] for item in listed(services)] == [2]
+    park(services, [MARKER])
+    assert [(item["order_id"], item["attempts"]) for item in listed(services)] == [
+        (MISSING, 2),
+        (MARKER, 1),
+    ]
+    assert messages_held(services) == {DEAD_LETTER_QUEUE: 2}
 
 
 def test_a_discard_is_final_and_logged(services, caplog):
@@ -157,10 +181,14 @@ def test_a_discard_is_final_and_logged(services, caplog):
     assert listed(services) == [kept]
     assert services.post("/dead-letters/replay", json={"ids": [gone["id"]]})[1] == {"replayed": 0}
     assert services.post("/dead-letters/discard", json={"ids": [gone["id"]]})[1] == {"discarded": 0}
+    # Its order there now, the discarded event would be processed if it
+    # were anywhere but gone: an event for another order, sent after the
+    # discard, is processed alone, and only the letter kept is left.
     add_order(services, MISSING + 1)
-    eventlet.sleep(1)
-    assert processed_count(services.db_uri) == 0
-    assert queue_depth(services.amqp_uri, DEAD_LETTER_QUEUE) == 1
+    add_order(services, MARKER)
+    publish_order_created(services.amqp_uri, [{"order_id": MARKER}])
+    wait_until(lambda: processed_ids(services) == [MARKER], 20, message="the later event processed")
+    assert messages_held(services) == {DEAD_LETTER_QUEUE: 1}
 
 
 def test_the_actions_need_the_token_and_named_dead_letters(services):
