@@ -1,10 +1,11 @@
 """The broker as the tests and the benchmark see it: the processor's event
-queues, how many messages they hold, and OrderCreated events published from
-outside the generator (to build a backlog, duplicate an event, or send a
-malformed one)."""
+queues, how many messages they hold, the messages themselves (taken off a
+queue), and OrderCreated events published from outside the generator (to
+build a backlog, duplicate an event, or send a malformed one)."""
 
 import json
 import subprocess
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from kombu import Producer
@@ -38,6 +39,31 @@ def queue_depth(amqp_uri, queue_name):
             if getattr(exc, "code", None) == 404:
                 return 0
             raise
+
+
+class Taken(NamedTuple):
+    """A message taken off a queue: its body as text, and its headers."""
+
+    body: str
+    headers: dict
+
+    @property
+    def payload(self):
+        """The body as JSON."""
+        return json.loads(self.body)
+
+
+def take_messages(amqp_uri, queue_name):
+    """Take every message waiting on a queue (they are gone afterwards):
+    [Taken], in the queue's order."""
+    taken = []
+    with connect(amqp_uri, connect_timeout=5) as connection:
+        channel = connection.channel()
+        while (message := channel.basic_get(queue_name, no_ack=True)) is not None:
+            body = message.body
+            text = body.decode("utf-8") if isinstance(body, bytes) else body
+            taken.append(Taken(text, dict(message.headers or {})))
+    return taken
 
 
 def local_rabbitmqctl(*args):

@@ -18,96 +18,52 @@ import subprocess
 
 import pymysql
 
+from harness.mariadb_server import MariaDBServer
 from harness.ports import free_ports
-from harness.private_server import PrivateServer
 from harness.rabbit_cluster import run_in_parallel
 
-MARIADBD = "/usr/sbin/mariadbd"
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 SYNCED = "4"  # wsrep_local_state
 START_SECONDS = 240
 
 
-def wsrep_status(port, timeout=2):
-    """{variable: value} of the wsrep_% status of the node on `port`."""
-    connection = pymysql.connect(
-        host="127.0.0.1",
-        port=port,
-        user="root",
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        write_timeout=timeout,
-    )
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep_%%'")
-            return dict(cursor.fetchall())
-    finally:
-        connection.close()
-
-
-class GaleraNode(PrivateServer):
+class GaleraNode(MariaDBServer):
     name = "Galera node"
+    poll_seconds = 0.2
 
     def __init__(self, base_dir, index, ports, cluster_address):
-        super().__init__(base_dir, "mariadb.log")
+        port, gcomm_port, ist_port, sst_port = ports
         self.index = index
         self.node_name = f"node{index}"
-        self.port, gcomm_port, ist_port, sst_port = ports
         self.gcomm_address = f"127.0.0.1:{gcomm_port}"
-        self.datadir = os.path.join(base_dir, "data")
-        self.config = os.path.join(base_dir, "my.cnf")
         self.bootstrap = False
         options = f"base_port={gcomm_port};ist.recv_addr=127.0.0.1:{ist_port};gcache.size=32M"
-        os.makedirs(os.path.join(base_dir, "tmp"))
-        with open(self.config, "w") as config:
-            config.write(
-                f"""[mariadbd]
-user=mysql
-datadir={self.datadir}
-socket={base_dir}/mysqld.sock
-port={self.port}
-bind-address=127.0.0.1
-pid-file={base_dir}/mysqld.pid
-tmpdir={base_dir}/tmp
-skip-name-resolve
-max_connections=500
-binlog_format=ROW
-default_storage_engine=InnoDB
-innodb_autoinc_lock_mode=2
-innodb_buffer_pool_size=64M
-wsrep_on=ON
-wsrep_provider={GALERA_PROVIDER}
-wsrep_cluster_name=orders_cluster
-wsrep_cluster_address=gcomm://{cluster_address}
-wsrep_node_name={self.node_name}
-wsrep_node_address={self.gcomm_address}
-wsrep_provider_options="{options}"
-wsrep_sst_method=rsync
-wsrep_sst_receive_address=127.0.0.1:{sst_port}
-"""
-            )
-
-    def install(self):
-        subprocess.run(
-            [
-                "mariadb-install-db",
-                f"--defaults-file={self.config}",
-                "--user=mysql",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            timeout=180,
+        super().__init__(
+            base_dir,
+            port,
+            user="mysql",
+            settings={
+                "binlog_format": "ROW",
+                "default_storage_engine": "InnoDB",
+                "innodb_autoinc_lock_mode": 2,
+                "innodb_buffer_pool_size": "64M",
+                "wsrep_on": "ON",
+                "wsrep_provider": GALERA_PROVIDER,
+                "wsrep_cluster_name": "orders_cluster",
+                "wsrep_cluster_address": f"gcomm://{cluster_address}",
+                "wsrep_node_name": self.node_name,
+                "wsrep_node_address": self.gcomm_address,
+                "wsrep_provider_options": f'"{options}"',
+                "wsrep_sst_method": "rsync",
+                "wsrep_sst_receive_address": f"127.0.0.1:{sst_port}",
+            },
         )
 
     def hand_to_mysql(self):
         subprocess.run(["chown", "-R", "mysql:mysql", self.base_dir], check=True, timeout=60)
 
     def command(self):
-        command = [MARIADBD, f"--defaults-file={self.config}"]
+        command = super().command()
         if self.bootstrap:
             command.append("--wsrep-new-cluster")
         return command
@@ -119,7 +75,14 @@ wsrep_sst_receive_address=127.0.0.1:{sst_port}
             return False
 
     def status(self):
-        return wsrep_status(self.port)
+        """{variable: value} of the node's wsrep_% status."""
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep_%%'")
+                return dict(cursor.fetchall())
+        finally:
+            connection.close()
 
 
 class GaleraCluster:

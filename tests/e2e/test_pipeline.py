@@ -6,7 +6,7 @@ import time
 import pytest
 
 from generator_service.store import TICK_SLACK
-from harness.processes import wait_until
+from harness.processes import free_port, wait_until
 from harness.tables import (
     order_count,
     processed_count,
@@ -15,6 +15,8 @@ from harness.tables import (
     unprocessed_order_ids,
     wrong_prices,
 )
+from tests.support.prometheus import wait_for_workers
+from tests.support.services import TICKS_THAT_WOULD_CREATE
 
 INTERVAL = 0.2
 
@@ -32,6 +34,19 @@ def wait_all_processed(db_uri, timeout=60):
         timeout,
         message="every order processed",
     )
+
+
+def generator_metrics():
+    """Settings for a generator that serves its runtime metrics (and so a
+    count of its timer's ticks) on a port of its own: (settings, port)."""
+    port = free_port()
+    return {"GENERATOR_METRICS_ADDRESS": f"127.0.0.1:{port}"}, port
+
+
+def wait_for_ticks(metrics_port):
+    """Wait until the generator has finished enough timer ticks, from now,
+    that one of them would have created an order were generation on."""
+    wait_for_workers(metrics_port, "generate_order", TICKS_THAT_WOULD_CREATE)
 
 
 def test_orders_flow_and_are_each_processed_once_at_the_right_price(pipeline, db_uri):
@@ -55,7 +70,8 @@ def test_orders_flow_and_are_each_processed_once_at_the_right_price(pipeline, db
 
 
 def test_generation_stops_and_starts_again_over_http(pipeline, db_uri):
-    system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL).start()
+    metrics, metrics_port = generator_metrics()
+    system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL, **metrics).start()
     wait_until(lambda: order_count(db_uri) >= 3, 10, message="first orders")
 
     stopped = system.post("/stop")
@@ -63,9 +79,9 @@ def test_generation_stops_and_starts_again_over_http(pipeline, db_uri):
     assert stopped.json()["running"] is False
     # A tick that claimed its turn holds the state row until its order is
     # committed, and /stop waits for that row: once /stop has answered, no
-    # order comes.
+    # order comes, however many ticks run.
     after_stop = order_count(db_uri)
-    time.sleep(INTERVAL * 8)
+    wait_for_ticks(metrics_port)
     assert order_count(db_uri) == after_stop
     assert system.get("/status").json() == {
         "running": False,
@@ -82,13 +98,15 @@ def test_generation_stops_and_starts_again_over_http(pipeline, db_uri):
 
 
 def test_the_on_off_state_survives_a_generator_restart(pipeline, db_uri):
-    system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL).start()
+    metrics, metrics_port = generator_metrics()
+    system = pipeline(ORDER_INTERVAL_SECONDS=INTERVAL, **metrics).start()
     system.post("/stop").raise_for_status()
     system.generator.stop()
     count = order_count(db_uri)
     system.generator = system.start_service("generator_service")
     system.wait_healthy()
-    time.sleep(INTERVAL * 8)
+    system.generator.wait_for_output("order generation is off")
+    wait_for_ticks(metrics_port)  # the restarted generator's
     assert order_count(db_uri) == count
     assert system.get("/status").json()["running"] is False
 

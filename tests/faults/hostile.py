@@ -15,6 +15,11 @@ import eventlet
 HOST = "127.0.0.1"
 
 
+# The start of the message of the JSON 503 for a connection over
+# MAX_CONNECTIONS (gateway/http.py).
+TOO_MANY_CONNECTIONS = "too many connections"
+
+
 @dataclass(frozen=True)
 class Answer:
     path: str
@@ -23,9 +28,26 @@ class Answer:
     json_body: bool
     body: bytes = b""
     error: str = ""  # why there is no answer
+    started: float = 0.0  # time.monotonic() when the request began
+
+    @property
+    def ended(self):
+        return self.started + self.seconds
+
+    @property
+    def timed_out(self):
+        """The client gave up waiting (its timeout)."""
+        return "TimeoutError" in self.error
 
     def document(self):
         return json.loads(self.body)
+
+    def message(self):
+        """The message of a JSON error answer ("" for any other)."""
+        if not self.json_body:
+            return ""
+        document = self.document()
+        return document.get("message", "") if isinstance(document, dict) else ""
 
 
 @dataclass
@@ -79,7 +101,7 @@ def get(port, path, timeout=30):
             status, body = read_response(sock)
     except OSError as exc:
         error = repr(exc)
-    return Answer(path, status, time.monotonic() - started, is_json(body), body, error)
+    return Answer(path, status, time.monotonic() - started, is_json(body), body, error, started)
 
 
 def read_response(sock):
@@ -177,6 +199,25 @@ class Crowd:
             connection.close()
 
 
+def turned_away(answer):
+    """Refused before any handler ran: the connection limit's JSON 503, or
+    closed or reset without an answer (not the client giving up). A 503
+    for a queue time or an RPC timeout came from a request that was let in."""
+    if answer.status is None:
+        return not answer.timed_out
+    return answer.status == 503 and answer.message().startswith(TOO_MANY_CONNECTIONS)
+
+
+def served_between(answers, after, before):
+    """The 200s to requests begun after `after` and answered before `before`
+    (time.monotonic() moments)."""
+    return [
+        answer
+        for answer in answers
+        if answer.status == 200 and answer.started > after and answer.ended < before
+    ]
+
+
 def burst(port, paths, timeout=60):
     """GET every path in `paths` at once, each over its own connection;
     their Answers, in the same order."""
@@ -194,6 +235,23 @@ def seconds_until_normal(port, timeout=60):
             return time.monotonic() - started
         eventlet.sleep(0.05)
     raise AssertionError(f"the gateway was not back to normal {timeout} s after the attack")
+
+
+# /proc/net/tcp's connection states: the server's side not closed yet.
+ESTABLISHED, CLOSE_WAIT = "01", "08"
+
+
+def connections_held(port):
+    """How many connections the server on 127.0.0.1:`port` still holds:
+    open, or closed by the client but not yet by the server (Linux)."""
+    held = 0
+    with open("/proc/net/tcp") as table:
+        next(table)  # the header
+        for line in table:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            held += local_port == port and fields[3] in (ESTABLISHED, CLOSE_WAIT)
+    return held
 
 
 def access_lines(process, request_line):

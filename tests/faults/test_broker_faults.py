@@ -1,18 +1,21 @@
 """The broker goes away, or has nowhere to route events yet."""
 
 import logging
+from datetime import timedelta
 
 import eventlet
 from eventlet.event import Event
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from harness.processes import wait_until
+from generator_service.generation import OUTBOX_GRACE
+from harness.processes import free_port, wait_until
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.times import utc_now
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs
 from tests.faults.traffic import set_generation
+from tests.support.prometheus import wait_for_workers
 
 INTERVAL = 0.05
 OUTAGE_INTERVAL = 0.5
@@ -77,12 +80,29 @@ def test_orders_created_before_any_processor_ran_are_processed_when_one_starts(
 ):
     # A fresh vhost: no processor has ever bound its queue, so the broker
     # has nowhere to route OrderCreated and returns every event.
-    system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL * 2)
+    metrics_port = free_port()
+    system = make_pipeline(
+        db_uri,
+        amqp_uri,
+        ORDER_INTERVAL_SECONDS=INTERVAL * 2,
+        GENERATOR_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
+    )
     system.generator = system.start_service("generator_service")
     system.gateway = system.start_service("gateway")
     ledger = make_ledger(db_uri)
     wait_until(lambda: ledger.committed() >= 15, 30, message="orders created")
-    eventlet.sleep(2.5)  # long enough for the outbox relay to have tried
+    # The relay takes the rows older than its grace: once the first order
+    # is that old, the second relay pass to finish (begun after the first
+    # ended) has tried its event, as the background publisher did at once.
+    wait_until(
+        lambda: ledger.scalar(
+            "SELECT MIN(created_at) < UTC_TIMESTAMP(6) - INTERVAL :grace MICROSECOND FROM orders",
+            grace=OUTBOX_GRACE // timedelta(microseconds=1),
+        ),
+        30,
+        message="the first order older than the relay's grace",
+    )
+    wait_for_workers(metrics_port, "relay_outbox", 2)
     unannounced = ledger.scalar(
         "SELECT (SELECT COUNT(*) FROM order_outbox) = (SELECT COUNT(*) FROM orders)"
     )

@@ -10,11 +10,12 @@ docs/hostile-load.md has them for one machine.
 
 The issue's targets (an answer within 1 s during an attack, back to normal
 within 2 s after) are measured and reported, not asserted: on a shared
-machine they would fail at random. What is asserted holds on any machine,
-and fails without the limits: before them, the slow connections stayed open
-for a minute, the disconnect storm was handled as 1,200 health checks (the
-probe waited 18 s), streams and busy connections had no cap, and a burst
-in front of a stalled service queued for minutes.
+machine they would fail at random, and so would any bound on seconds. What
+is asserted is what a client is answered and in which order, which holds on
+any machine and fails without the limits: before them, the slow connections
+stayed open for a minute, the disconnect storm was handled as 1,200 health
+checks (the probe waited 18 s), streams and busy connections had no cap,
+and a burst in front of a stalled service queued for minutes.
 """
 
 import json
@@ -33,22 +34,27 @@ from tests.faults.hostile import (
     Probe,
     access_lines,
     burst,
+    connections_held,
     get,
     rss_mib,
     seconds_until_normal,
+    served_between,
+    turned_away,
 )
 from tests.faults.traffic import create_orders, set_generation
 
 ATTACKERS = 1200
-# Generous bounds for a well-behaved request (the targets are 1 s during an
-# attack, 2 s back to normal after it); without the limits it waited 18 s.
-WELL_BEHAVED_SECONDS = 5.0
 # config.yml's defaults: with 1,200 slow connections opened within the
 # header time limit, some are closed to make room as well.
 HEADER_TIMEOUT = 10.0
 RPC_TIMEOUT = 3.0
-REQUEST_QUEUE = 1.0  # REQUEST_QUEUE_SECONDS: config.yml's default, not set here
 INTERVAL = 0.2
+# The start of the message of a 503 for a request that found no room within
+# REQUEST_QUEUE_SECONDS (gateway/limits.py): shed, not queued.
+NO_ROOM = "the gateway is busy (no room within"
+# In the message of a 503 for an RPC call that was not answered in time
+# (order_pipeline/rpc.py).
+RPC_TIMED_OUT = "did not answer within"
 
 
 @pytest.fixture(scope="module")
@@ -90,19 +96,15 @@ def well_behaved_errors(answers):
 
 
 def assert_well_served(probe):
+    """Every request of the probe got a JSON 200 (none timed out, none was
+    turned away). How long each took is a figure of the table, not a check."""
     assert probe.answers, "the probe sent nothing"
     assert probe.failures() == [], probe.failures()
-    assert probe.longest() < WELL_BEHAVED_SECONDS, probe.longest()
 
 
-def turned_away_at_once(answer):
-    """A 503 for being over the connection limit, or a bare refusal; either
-    well before an RPC timeout (nothing waited for a service)."""
-    if answer.seconds >= RPC_TIMEOUT:
-        return False
-    if answer.status is None:
-        return True
-    return answer.status == 503 and answer.document()["message"].startswith("too many connections")
+def status_of(reply):
+    """The status of a raw reply ("408"), or "closed" for none."""
+    return reply.split(b" ", 2)[1].decode() if reply else "closed"
 
 
 def json_error(reply):
@@ -117,11 +119,19 @@ def test_slow_headers_are_cut_off_and_never_handled(backend, start_gateway):
     # A request line and one header each, then nothing (slowloris). More of
     # them than MAX_CONNECTIONS (1000): the oldest make room for others.
     crowd = Crowd(backend.port).open(ATTACKERS, b"GET /health?slow HTTP/1.1\r\nHost: x\r\n")
+    crowd_in_place = time.monotonic()
+    first_cut = []  # when the test first saw a slow connection cut off (408)
+
+    def all_closed():
+        if not first_cut and any(status_of(reply) == "408" for reply in crowd.replies()):
+            first_cut.append(time.monotonic())
+        return crowd.still_open() == 0
+
     # Without a header deadline they would stay open for a minute.
     wait_until(
-        lambda: crowd.still_open() == 0,
+        all_closed,
         HEADER_TIMEOUT + 30,
-        interval=0.2,
+        interval=0.1,
         message="the gateway closing every slow connection",
     )
     probe.stop()
@@ -139,7 +149,7 @@ def test_slow_headers_are_cut_off_and_never_handled(backend, start_gateway):
         )
     )
 
-    statuses = Counter(reply.split(b" ", 2)[1].decode() if reply else "closed" for reply in replies)
+    statuses = Counter(status_of(reply) for reply in replies)
     print(
         f"slow connections: {statuses['408']} cut off with a 408, {statuses['closed']} closed "
         f"to make room, {statuses['503']} turned away with a 503 as they poured in"
@@ -152,9 +162,13 @@ def test_slow_headers_are_cut_off_and_never_handled(backend, start_gateway):
     assert access_lines(gateway, "GET /health?slow HTTP/1.1") == 0
     # Served throughout, but for the moment the attackers arrived faster
     # than MAX_CONNECTIONS per EVICT_AFTER_SECONDS: turned away at once then.
-    assert any(answer.status == 200 for answer in probe.answers)
-    assert all(a.status == 200 or turned_away_at_once(a) for a in probe.answers), probe.answers
-    assert probe.longest() < WELL_BEHAVED_SECONDS
+    # None waited for the slow connections to be cut off: the gateway made
+    # room for a well-behaved request while they were all still held.
+    assert all(a.status == 200 or turned_away(a) for a in probe.answers), probe.answers
+    assert first_cut, statuses
+    assert served_between(probe.answers, crowd_in_place, first_cut[0]), (
+        "no well-behaved request served while the slow connections were held"
+    )
 
 
 def test_a_mass_disconnect_is_never_handled(backend, start_gateway):
@@ -171,7 +185,15 @@ def test_a_mass_disconnect_is_never_handled(backend, start_gateway):
     eventlet.sleep(0.5)
     crowd.close()  # all at once
     # Handled as requests, the storm kept the gateway saturated for ~15 s.
-    eventlet.sleep(6)
+    # Once the gateway has closed its side of every storm connection, it
+    # has read each to its end and done whatever it was going to do with it
+    # (the probe may hold one more).
+    wait_until(
+        lambda: connections_held(backend.port) <= 1,
+        60,
+        interval=0.2,
+        message="the gateway done with every closed connection",
+    )
     probe.stop()
     normal_after = seconds_until_normal(backend.port)
     record_attack(
@@ -198,7 +220,7 @@ MAX_STREAMS = 3
 STREAM_REQUEST = b"GET /test-stream HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def test_connections_and_streams_over_their_limits_are_turned_away_at_once(backend, start_gateway):
+def test_connections_and_streams_over_their_limits_are_turned_away(backend, start_gateway):
     start_gateway(
         "tests.faults.streaming_gateway",
         MAX_CONNECTIONS=MAX_CONNECTIONS,
@@ -258,7 +280,7 @@ def test_connections_and_streams_over_their_limits_are_turned_away_at_once(backe
             normal_after_seconds=normal_after,
         )
     )
-    assert all(a.status == 200 or turned_away_at_once(a) for a in probe.answers), probe.answers
+    assert all(a.status == 200 or turned_away(a) for a in probe.answers), probe.answers
 
     # Connections busy with a request (the processor is stopped, so an
     # order lookup that gets a worker waits for its RPC timeout): the ones
@@ -276,33 +298,32 @@ def test_connections_and_streams_over_their_limits_are_turned_away_at_once(backe
         backend.processor.signal(signal.SIGCONT)
     idle.close()
     streams.close()
-    turned_away = [answer for answer in answers if turned_away_at_once(answer)]
-    admitted = [answer for answer in answers if not turned_away_at_once(answer)]
+    refused = [answer for answer in answers if turned_away(answer)]
+    admitted = [answer for answer in answers if not turned_away(answer)]
     print(
-        f"lookups over the limit: {len(turned_away)} turned away at once "
-        f"({sum(a.status is None for a in turned_away)} without an answer), "
+        f"lookups over the limit: {len(refused)} turned away at once "
+        f"({sum(a.status is None for a in refused)} without an answer), "
         f"{len(admitted)} admitted; burst {burst_seconds:.1f} s; "
         f"longest probe {busy_probe.longest():.2f} s"
     )
 
-    assert any(a.status == 503 for a in turned_away), (
-        "no JSON 503 for the connections over the limit"
-    )
+    assert any(a.status == 503 for a in refused), "no JSON 503 for the connections over the limit"
     # The admitted ones: a JSON 503 when their RPC call or queue time ran out.
     assert all(a.status == 503 and a.json_body for a in admitted), admitted
     # Before the limits, 90 lookups queued behind 10 workers for 3 s each.
-    assert burst_seconds < RPC_TIMEOUT + REQUEST_QUEUE + WELL_BEHAVED_SECONDS, burst_seconds
-    # The probe met the same full gateway: a JSON answer, or turned away at once.
-    assert all(a.json_body or turned_away_at_once(a) for a in busy_probe.answers)
-    assert busy_probe.longest() < RPC_TIMEOUT + WELL_BEHAVED_SECONDS
+    # The ones over the limit did not wait for those let in: each of them
+    # was answered before any admitted one.
+    assert max(a.ended for a in refused) < min(a.ended for a in admitted), (refused, admitted)
+    # The probe met the same full gateway: a JSON answer (none timed out),
+    # or turned away at once.
+    assert all(a.json_body or turned_away(a) for a in busy_probe.answers), busy_probe.answers
 
 
 BURST = 500
-LOOKUP_SECONDS = RPC_TIMEOUT + REQUEST_QUEUE + 10
 RSS_GROWTH_MIB = 100
 
 
-def test_a_burst_of_order_lookups_is_answered_within_the_rpc_timeout(
+def test_a_burst_of_order_lookups_is_answered_or_shed_never_queued(
     backend, start_gateway, make_ledger
 ):
     gateway = start_gateway(RPC_TIMEOUT_SECONDS=RPC_TIMEOUT)
@@ -313,36 +334,41 @@ def test_a_burst_of_order_lookups_is_answered_within_the_rpc_timeout(
         for i in range(BURST)
     ]
     set_generation(backend.amqp_uri, True)
-    memory_before = rss_mib(gateway.process.pid)
-
-    # With the services up: every lookup answered, the probe not queued
-    # behind them, and orders still processed as they come.
-    committed, processed = ledger.committed(), ledger.processed()
-    probe = Probe(backend.port).start()
-    started = time.monotonic()
-    answers = burst(backend.port, lookups, timeout=30)
-    up_seconds = time.monotonic() - started
-    probe.stop()
-    committed_during = ledger.committed() - committed
-    processed_during = ledger.processed() - processed
-    fault_end = ledger.fault_ended()
-    # The orders that came during the burst were processed as they came,
-    # or soon after.
-    recovery = ledger.wait_recovered(fault_end, timeout=10)
-
-    # With the processor stopped: each lookup that gets a worker waits its
-    # RPC timeout, the others a queue time; none waits for the ones before.
-    backend.processor.signal(signal.SIGSTOP)
     try:
-        stalled_probe = Probe(backend.port).start()
+        memory_before = rss_mib(gateway.process.pid)
+
+        # With the services up: every lookup answered, the probe not queued
+        # behind them, and orders still processed as they come.
+        committed, processed = ledger.committed(), ledger.processed()
+        probe = Probe(backend.port).start()
         started = time.monotonic()
-        stalled = burst(backend.port, [lookups[i] for i in range(1, BURST, 2)] * 2, timeout=30)
-        stalled_seconds = time.monotonic() - started
-        stalled_probe.stop()
+        answers = burst(backend.port, lookups, timeout=30)
+        up_seconds = time.monotonic() - started
+        probe.stop()
+        committed_during = ledger.committed() - committed
+        processed_during = ledger.processed() - processed
+        fault_end = ledger.fault_ended()
+        # The orders that came during the burst were processed as they came,
+        # or soon after.
+        recovery = ledger.wait_recovered(fault_end, timeout=10)
+
+        # With the processor stopped: each lookup that gets a worker waits its
+        # RPC timeout, the others a queue time; none waits for the ones before.
+        # A client of the generator alone (GET /status) meanwhile.
+        backend.processor.signal(signal.SIGSTOP)
+        try:
+            stalled_probe = Probe(backend.port).start()
+            status_probe = Probe(backend.port, paths=("/status",)).start()
+            started = time.monotonic()
+            stalled = burst(backend.port, [lookups[i] for i in range(1, BURST, 2)] * 2, timeout=30)
+            stalled_seconds = time.monotonic() - started
+            stalled_probe.stop()
+            status_probe.stop()
+        finally:
+            backend.processor.signal(signal.SIGCONT)
+        normal_after = seconds_until_normal(backend.port)
     finally:
-        backend.processor.signal(signal.SIGCONT)
-    normal_after = seconds_until_normal(backend.port)
-    set_generation(backend.amqp_uri, False)
+        set_generation(backend.amqp_uri, False)
     memory_after = rss_mib(gateway.process.pid)
     all_answers = answers + stalled
     record_attack(
@@ -369,12 +395,27 @@ def test_a_burst_of_order_lookups_is_answered_within_the_rpc_timeout(
     )
     print(f"gateway memory: {memory_before:.0f} MiB before, {memory_after:.0f} MiB after")
 
+    # Every lookup answered (none timed out), with JSON.
     assert all(a.json_body and a.status in (200, 404, 503) for a in all_answers)
     assert all(a.status == 503 for a in stalled)
-    # Each one within its queue time and RPC timeout (and the time this
-    # process takes to get round to it); before the limits, the lookups in
-    # front of the stalled processor queued behind 10 workers for 3 s each.
-    assert max(a.seconds for a in all_answers) < LOOKUP_SECONDS
+    # Before the limits, the lookups in front of the stalled processor
+    # queued behind 10 workers for 3 s each. Now none waits for the ones
+    # before: those that find no room within the queue time are shed, the
+    # others wait for their RPC timeout ...
+    shed = [a for a in stalled if a.message().startswith(NO_ROOM)]
+    timed_out = [a for a in stalled if RPC_TIMED_OUT in a.message()]
+    assert shed and timed_out and len(shed) + len(timed_out) == len(stalled), stalled
+    # ... and a client of the generator alone is never queued behind them:
+    # each of its requests was answered 200, some while every call slot was
+    # held (from the first lookup shed to the first RPC timeout).
+    assert status_probe.failures() == [], status_probe.failures()
+    first_shed = min(a.ended for a in shed)
+    first_timed_out = min(a.ended for a in timed_out)
+    assert served_between(status_probe.answers, first_shed, first_timed_out), (
+        first_shed,
+        first_timed_out,
+        status_probe.answers,
+    )
     assert_well_served(probe)
     # Health says "degraded" only for the service that did not answer.
     health = [a for a in stalled_probe.answers if a.path == "/health"]

@@ -4,10 +4,11 @@ import signal
 
 import eventlet
 
-from harness.processes import wait_until
+from harness.processes import free_port, wait_until
 from tests.faults.ledger import audit
 from tests.faults.services import metrics, processor_outputs, wait_exited
 from tests.faults.traffic import create_orders, create_orders_in_bulk, set_generation
+from tests.support.prometheus import workers_active
 
 INTERVAL = 0.05
 BURST = 80
@@ -18,20 +19,35 @@ BULK_SIZE = 50
 def test_processor_killed_mid_stream_loses_and_doubles_nothing(
     make_pipeline, db_uri, amqp_uri, make_ledger
 ):
-    system = make_pipeline(db_uri, amqp_uri, ORDER_INTERVAL_SECONDS=INTERVAL).start()
+    metrics_port = free_port()
+    system = make_pipeline(
+        db_uri,
+        amqp_uri,
+        ORDER_INTERVAL_SECONDS=INTERVAL,
+        PROCESSOR_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
+    ).start()
     ledger = make_ledger(db_uri)
     # The timer's stream plus a burst over RPC. The processor is paused
     # while a backlog builds up, so that when it resumes it holds a batch
-    # of it (and is working on it) when SIGKILL arrives.
+    # of it (and is working on it, by its own metrics) when SIGKILL arrives.
     burst = eventlet.spawn(create_orders, amqp_uri, BURST)
     wait_until(lambda: ledger.processed() >= 10, 30, message="processing under way")
     system.processor.signal(signal.SIGSTOP)
     wait_until(lambda: ledger.unprocessed() >= BURST // 2, 30, message="a backlog")
     system.processor.signal(signal.SIGCONT)
-    eventlet.sleep(0.02)
+    wait_until(
+        lambda: workers_active(metrics_port, "order_processor") > 0,
+        30,
+        interval=0.01,
+        message="the processor at work on the backlog",
+    )
     system.processor.kill()  # no chance to finish, ack or requeue anything
+    killed_at = ledger.committed()
     burst.wait()
-    eventlet.sleep(1)  # orders keep coming with no processor
+    # Orders keep coming with no processor.
+    wait_until(
+        lambda: ledger.committed() > killed_at, 30, message="orders committed after the kill"
+    )
     assert ledger.unprocessed() > 0
     system.processor = system.start_service("processor_service")
     fault_end = ledger.fault_ended()

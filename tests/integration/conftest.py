@@ -3,6 +3,8 @@ from nameko_sqlalchemy.database import Session
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
+from tests.support.services import InProcessServices
+
 
 class SessionFactory:
     """What the services' `db` dependency offers: get_session(), which
@@ -22,3 +24,19 @@ def db(db_uri):
     factory = SessionFactory(db_uri)
     yield factory
     factory.engine.dispose()
+
+
+@pytest.fixture
+def services(db_uri, amqp_uri):
+    """The services in this process, on the test's own database and vhost,
+    none started: the test starts the ones it needs
+    (`services.start("generator", "gateway")`). Every one still running is
+    stopped after the test. A module whose tests all want the three running
+    overrides it:
+
+        @pytest.fixture
+        def services(services):
+            return services.start("generator", "processor", "gateway")
+    """
+    with InProcessServices(db_uri, amqp_uri) as running:
+        yield running

@@ -9,7 +9,6 @@ nacks that made the publisher try a new connection came from a quorum queue
 whose leader node stopped: tests/cluster.)
 """
 
-import json
 import socket
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 from generator_service import generation
+from harness.broker import take_messages
 from order_contract import GENERATOR, ORDER_CREATED
 from order_pipeline.extensions.event_publisher import RoutedEventPublisher
 from tests.integration.test_generator_store import outbox
@@ -38,12 +38,7 @@ def bind_queue(amqp_uri, name, max_length=None):
 
 def payloads_in(amqp_uri, queue_name):
     """Take every message waiting in the queue; their payloads, in order."""
-    payloads = []
-    with Connection(amqp_uri) as connection:
-        channel = connection.channel()
-        while (message := channel.basic_get(queue_name, no_ack=True)) is not None:
-            payloads.append(json.loads(message.body))
-    return payloads
+    return [message.payload for message in take_messages(amqp_uri, queue_name)]
 
 
 class CountingPublisher(RoutedEventPublisher):

@@ -56,11 +56,9 @@ RABBITMQ_4_DEFAULT_DELIVERY_LIMIT = 20
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    running.start("generator", "processor", "gateway")
-    yield running
-    running.stop_all()
+def services(services):
+    """All three services, started (the fixture is tests/integration/conftest.py's)."""
+    return services.start("generator", "processor", "gateway")
 
 
 @pytest.fixture

@@ -249,12 +249,10 @@ def gateway(make_database, make_vhost):
     # Generated POST /start requests may turn generation on: keep it slow.
     # Any answer may take a while on a busy machine: a 503 from an RPC
     # timeout would read as a server error.
-    services = InProcessServices(
+    with InProcessServices(
         make_database(), make_vhost(), ORDER_INTERVAL_SECONDS=2, RPC_TIMEOUT_SECONDS=5
-    )
-    services.start("generator", "processor", "gateway")
-    yield services
-    services.stop_all()
+    ) as services:
+        yield services.start("generator", "processor", "gateway")
 
 
 # --- the properties -----------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.support.services import (
     RPC_TIMEOUT,
     InProcessServices,
     json_body,
+    wait_for_ticks,
     wait_processed,
 )
 
@@ -88,20 +89,20 @@ def create_orders(services, quantities):
 @pytest.fixture(scope="module")
 def system(make_database, make_vhost):
     """All three services, up for the whole module."""
-    services = InProcessServices(
+    with InProcessServices(
         make_database(), make_vhost(), RPC_TIMEOUT_SECONDS=PATIENT_RPC_TIMEOUT
-    )
-    services.start("generator", "processor", "gateway")
-    yield services
-    services.stop_all()
+    ) as services:
+        yield services.start("generator", "processor", "gateway")
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    """Services for one test, which starts the ones it wants."""
-    running = InProcessServices(make_database(), make_vhost())
-    yield running
-    running.stop_all()
+def turns_generation_on(system):
+    """For a test that turns generation on: the module's services are
+    shared, so it is turned off again after the test, however it ended."""
+    try:
+        yield
+    finally:
+        system.post("/stop")
 
 
 # --- not found, bad ids, wrong methods ----------------------------------------
@@ -224,6 +225,7 @@ def test_answers_like_404_and_401_are_not_logged_as_failed_workers(system, caplo
         ("PUT", "/start"),
     ],
 )
+@pytest.mark.usefixtures("turns_generation_on")
 def test_a_body_over_the_limit_is_413_on_any_path(system, method, path):
     system.post("/start")
     response, body = system.request(
@@ -233,7 +235,6 @@ def test_a_body_over_the_limit_is_413_on_any_path(system, method, path):
     # The refused request did nothing, and the gateway still answers.
     _, status = system.get("/status")
     assert status["running"] is True
-    system.post("/stop")
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(system):
@@ -468,13 +469,13 @@ def test_control_without_a_bearer_token_is_401_and_changes_nothing(system, autho
         TEST_TOKEN + " extra",
     ],
 )
+@pytest.mark.usefixtures("turns_generation_on")
 def test_control_with_a_wrong_token_is_401_and_changes_nothing(system, token):
     system.post("/start")
     response, body = system.post("/stop", token=token)
     assert_error(response, body, 401, "UNAUTHORIZED")
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert system.get("/status")[1]["running"] is True
-    system.post("/stop")
 
 
 def test_control_is_403_when_no_token_is_configured(system):
@@ -503,6 +504,7 @@ def orders_created(system):
     return body["orders_created"]
 
 
+@pytest.mark.usefixtures("turns_generation_on")
 def test_the_right_token_stops_and_starts_generation(system):
     response, body = system.post("/start")
     assert response.status_code == 200 and body["running"] is True
@@ -514,7 +516,7 @@ def test_the_right_token_stops_and_starts_generation(system):
     assert response.status_code == 200 and body["running"] is False
     stopped_at = orders_created(system)
     in_database = order_count(system.db_uri)
-    time.sleep(6 * INTERVAL)
+    wait_for_ticks(system)  # each would have created an order, were generation on
     assert orders_created(system) == stopped_at
     assert order_count(system.db_uri) == in_database
     assert system.get("/status")[1]["running"] is False
@@ -522,7 +524,6 @@ def test_the_right_token_stops_and_starts_generation(system):
     response, body = system.post("/start")
     assert response.status_code == 200 and body["running"] is True
     wait_until(lambda: orders_created(system) >= stopped_at + 2, 10, message="orders generated")
-    system.post("/stop")
 
 
 # --- POST /orders -----------------------------------------------------------------

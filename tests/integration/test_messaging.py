@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 
+from harness.broker import list_queues, take_messages
 from harness.processes import wait_until
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.errors import StartupError
@@ -34,21 +35,6 @@ def publisher_for(amqp_uri, service_name="publisher_test"):
     return publisher
 
 
-def get_messages(amqp_uri, queue_name):
-    with Connection(amqp_uri) as connection:
-        simple = connection.SimpleQueue(queue_name)
-        messages = []
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            messages.append(message)
-            message.ack()
-        simple.close()
-        return messages
-
-
 def test_an_event_nobody_listens_for_is_reported_unrouted(amqp_uri):
     publisher = publisher_for(amqp_uri)
     try:
@@ -68,7 +54,7 @@ def test_an_event_with_a_bound_queue_is_reported_routed_and_arrives(amqp_uri):
                 durable=True,
             )(connection.channel()).declare()
         assert publisher.publish("Thing", [{"n": 1}, {"n": 2}]) == [True, True]
-        assert [m.payload for m in get_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
+        assert [m.payload for m in take_messages(amqp_uri, "listener")] == [{"n": 1}, {"n": 2}]
         # Unroutable and routed events interleave without confusing the confirms.
         assert publisher.publish("Other", [{"n": 3}]) == [False]
         assert publisher.publish("Thing", [{"n": 4}]) == [True]
@@ -124,6 +110,16 @@ class FlakyService:
 QUEUE = "evt-source-Thing--flaky.handle"
 
 
+def messages_held(amqp_uri):
+    """{queue: messages} of the handler's queues (its own, the retry
+    queues, the dead letters) that hold any, ready or being handled."""
+    return {
+        name: count
+        for name, count in list_queues(amqp_uri).items()
+        if name.startswith(QUEUE) and count
+    }
+
+
 @pytest.fixture
 def flaky(amqp_uri):
     FlakyService.calls = []
@@ -153,16 +149,18 @@ def test_a_transient_failure_is_retried_with_growing_delays(flaky, amqp_uri, cap
     first, second, third = calls("transient")
     assert second - first >= 0.2
     assert third - second >= 0.4
-    time.sleep(0.5)
-    assert len(calls("transient")) == 3  # succeeded, not retried again
-    assert get_messages(amqp_uri, QUEUE + ".dead-letter") == []
+    # Once the third attempt's message is settled, nothing of it is left on
+    # the handler's queue, a retry queue or the dead letters: it succeeded
+    # and is not retried again.
+    wait_until(lambda: not messages_held(amqp_uri), 30, message="the third attempt settled")
+    assert len(calls("transient")) == 3
     assert SetAsideLog.outcomes == [RETRIED, RETRIED]
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amqp_uri):
     flaky("permanent")
     messages = wait_until(
-        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="dead-lettered message"
+        lambda: take_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="dead-lettered message"
     )
     assert len(calls("permanent")) == 1
     assert [m.payload for m in messages] == [{"kind": "permanent"}]
@@ -173,7 +171,7 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_its_reason(flaky, amq
 def test_a_message_that_keeps_failing_is_parked_after_the_attempt_limit(flaky, amqp_uri):
     flaky("forever")
     messages = wait_until(
-        lambda: get_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
+        lambda: take_messages(amqp_uri, QUEUE + ".dead-letter"), 30, message="parked message"
     )
     assert len(calls("forever")) == 4
     assert messages[0].headers["x-error"] == "gave up after 4 attempts: RuntimeError: still down"

@@ -23,14 +23,7 @@ from harness.tables import (
 )
 from processor_service.latency import BUCKET_BOUNDS_US
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
-from tests.support.services import InProcessServices, wait_processed
-
-
-@pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    yield running
-    running.stop_all()
+from tests.support.services import wait_processed
 
 
 def prometheus_figures(services):

@@ -11,6 +11,7 @@ from kombu import Connection, Exchange, Queue
 
 from generator_service import generation, store
 from generator_service.outbox_publisher import OutboxPublisher
+from harness.broker import take_messages
 from harness.processes import wait_until
 from harness.tables import sql
 from order_contract import GENERATOR, ORDER_CREATED
@@ -130,44 +131,31 @@ def listen_for_order_created(amqp_uri, queue_name="order_created_listener"):
 
 
 def received(amqp_uri, queue_name):
-    with Connection(amqp_uri) as connection:
-        simple = connection.SimpleQueue(queue_name)
-        payloads = []
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            payloads.append(message.payload)
-            message.ack()
-        simple.close()
-        return payloads
+    return [message.payload for message in take_messages(amqp_uri, queue_name)]
 
 
 def test_the_service_publishes_an_order_as_it_commits_not_at_the_relay(db, db_uri, amqp_uri):
     queue = listen_for_order_created(amqp_uri)
     # The relay's first sweep, and any pause, long after the test.
-    services = InProcessServices(db_uri, amqp_uri, OUTBOX_SWEEP_SECONDS=LONG_PAUSE)
-    services.start("generator")
-    try:
-        with services.rpc() as rpc:
-            order = rpc.order_generator.create_order(6)
-            assert order["quantity"] == 6
-            events = wait_until(
-                lambda: received(amqp_uri, queue), 30, message="OrderCreated for the RPC's order"
-            )
-            assert events == [{"order_id": order["id"]}]
+    with (
+        InProcessServices(db_uri, amqp_uri, OUTBOX_SWEEP_SECONDS=LONG_PAUSE) as services,
+        services.start("generator").rpc() as rpc,
+    ):
+        order = rpc.order_generator.create_order(6)
+        assert order["quantity"] == 6
+        events = wait_until(
+            lambda: received(amqp_uri, queue), 30, message="OrderCreated for the RPC's order"
+        )
+        assert events == [{"order_id": order["id"]}]
 
-            rpc.order_generator.start()  # the timer's ticks are published as well
-            ticked = []
-            wait_until(
-                lambda: ticked.extend(received(amqp_uri, queue)) or len(ticked) >= 2,
-                30,
-                message="OrderCreated for ticks",
-            )
-            rpc.order_generator.stop()
-    finally:
-        services.stop_all()
+        rpc.order_generator.start()  # the timer's ticks are published as well
+        ticked = []
+        wait_until(
+            lambda: ticked.extend(received(amqp_uri, queue)) or len(ticked) >= 2,
+            30,
+            message="OrderCreated for ticks",
+        )
+        rpc.order_generator.stop()
     ticked += received(amqp_uri, queue)
     order_ids = [row[0] for row in sql(db_uri, "SELECT id FROM orders ORDER BY id")]
     assert [event["order_id"] for event in events + ticked] == order_ids
@@ -176,11 +164,11 @@ def test_the_service_publishes_an_order_as_it_commits_not_at_the_relay(db, db_ur
 
 def test_a_graceful_stop_publishes_what_was_committed(db, db_uri, amqp_uri):
     queue = listen_for_order_created(amqp_uri)
-    services = InProcessServices(db_uri, amqp_uri, OUTBOX_SWEEP_SECONDS=LONG_PAUSE)
-    services.start("generator")
-    # Orders committed (as by a worker) whose wake-up has not come yet.
-    with db.get_session() as session:
-        order_ids = [store.add_order(session, 2, utc_now()).id for _ in range(3)]
-    services.stop("generator")
+    with InProcessServices(db_uri, amqp_uri, OUTBOX_SWEEP_SECONDS=LONG_PAUSE) as services:
+        services.start("generator")
+        # Orders committed (as by a worker) whose wake-up has not come yet.
+        with db.get_session() as session:
+            order_ids = [store.add_order(session, 2, utc_now()).id for _ in range(3)]
+        services.stop("generator")
     assert outbox(db) == []
     assert received(amqp_uri, queue) == [{"order_id": order_id} for order_id in order_ids]

@@ -16,7 +16,6 @@ from kombu import Connection
 
 from harness.processes import ROOT, free_port, wait_until
 from harness.sandbox import drop_database
-from tests.support.services import InProcessServices
 
 PROBE = [sys.executable, "-m", "order_pipeline.commands.probe"]
 # Long enough for an answer on a loaded machine; the probes that must fail
@@ -39,13 +38,6 @@ def run_probe(*args, amqp_uri="amqp://guest:guest@127.0.0.1:1/"):
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
     return result.returncode, lines[0]
-
-
-@pytest.fixture
-def services(db_uri, amqp_uri):
-    running = InProcessServices(db_uri, amqp_uri)
-    yield running
-    running.stop_all()
 
 
 def rpc_queue_depth(amqp_uri, service):

@@ -64,16 +64,14 @@ READ_TOKEN = "Pm7-ScRape_WithMe4kLq9Zx2Vb8Nc3Hd"
 @pytest.fixture
 def running(make_database, make_vhost):
     processor_port = free_port()
-    services = InProcessServices(
+    with InProcessServices(
         make_database(),
         make_vhost(),
         PROCESSOR_METRICS_ADDRESS=f"127.0.0.1:{processor_port}",
         GATEWAY_READ_TOKEN=READ_TOKEN,
-    )
-    services.processor_metrics_port = processor_port
-    services.start("generator", "processor", "gateway")
-    yield services
-    services.stop_all()
+    ) as services:
+        services.processor_metrics_port = processor_port
+        yield services.start("generator", "processor", "gateway")
 
 
 def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(running, tmp_path):

@@ -76,10 +76,8 @@ def written(db_uri):
 
 @pytest.fixture(scope="module")
 def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    running.start("generator", "processor")
-    yield running
-    running.stop_all()
+    with InProcessServices(make_database(), make_vhost()) as running:
+        yield running.start("generator", "processor")
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,7 @@ from order_pipeline.errors import StartupError
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.settings import MetricsAddress
 from tests.support.prometheus import exposition_samples, promtool
-from tests.support.services import InProcessServices, wait_processed
-
-
-@pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    yield running
-    running.stop_all()
+from tests.support.services import wait_processed
 
 
 def runtime_figures(port, **headers):

@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, text
 from harness.processes import wait_until
 from harness.tables import sql
 from order_pipeline.extensions.shared_batches import SharedBatches
-from tests.support.services import InProcessServices
 
 # Long enough for the held call to wait however slow the machine is.
 PATIENT_SECONDS = 60
@@ -25,10 +24,10 @@ QUANTITIES = [7, 1, 30, 2, 9, 4, 11, 5]
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost(), RPC_TIMEOUT_SECONDS=PATIENT_SECONDS)
-    yield running
-    running.stop_all()
+def services(services):
+    """tests/integration/conftest.py's, with patient RPC callers."""
+    services.config["RPC_TIMEOUT_SECONDS"] = PATIENT_SECONDS
+    return services
 
 
 def shared_batches(services, name):

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from harness.processes import wait_until
-from tests.support.services import InProcessServices, wait_processed
+from tests.support.services import wait_processed
 
 
 class RecordingProcessor(SimpleSpanProcessor):
@@ -42,11 +42,9 @@ def spans():
 
 
 @pytest.fixture
-def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost())
-    running.start("generator", "processor", "gateway")
-    yield running
-    running.stop_all()
+def services(services):
+    """All three services, started (the fixture is tests/integration/conftest.py's)."""
+    return services.start("generator", "processor", "gateway")
 
 
 def finished(exporter, *names):

@@ -1,4 +1,6 @@
-"""Test harness shared by the suites and the benchmark: throwaway databases
-and vhosts, services as `nameko run` processes or in-process containers, SQL
-read-backs for assertions, the OpenAPI schema checker, and reading the Docker
-packaging files."""
+"""Helpers for the test suites only (the benchmark uses `harness`, never
+this): the services as in-process nameko containers with a checking HTTP
+client (`services`), the OpenAPI schema checker (`openapi`), reading
+Prometheus expositions and running Prometheus (`prometheus`), headless
+Chromium (`browser`), and reading the Docker and Kubernetes packaging
+(`deployment`, `service_commands`)."""

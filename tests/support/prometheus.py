@@ -49,6 +49,42 @@ def exposition_samples(response) -> dict[str, float]:
     }
 
 
+def runtime_samples(metrics_port) -> dict[str, float]:
+    """The samples a service process serves on its runtime metrics port
+    (order_pipeline.runtime_metrics: *_METRICS_ADDRESS)."""
+    response = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+    response.raise_for_status()
+    return exposition_samples(response)
+
+
+def workers_finished(metrics_port, entrypoint) -> float:
+    """How many workers of `entrypoint` (the service's method name: a timer
+    tick, an event batch, an RPC call) the process has finished, whatever
+    their outcome, by its runtime metrics."""
+    return sum(
+        value
+        for key, value in runtime_samples(metrics_port).items()
+        if key.startswith("order_pipeline_worker_duration_seconds_count{")
+        and f'entrypoint="{entrypoint}"' in key
+    )
+
+
+def wait_for_workers(metrics_port, entrypoint, count, timeout=60):
+    """Wait until the process has finished `count` more workers of
+    `entrypoint`, counting from now."""
+    wanted = workers_finished(metrics_port, entrypoint) + count
+    wait_until(
+        lambda: workers_finished(metrics_port, entrypoint) >= wanted,
+        timeout,
+        message=f"{count} more {entrypoint} workers",
+    )
+
+
+def workers_active(metrics_port, service) -> float:
+    """Workers the process runs now, by its runtime metrics."""
+    return runtime_samples(metrics_port)[f'order_pipeline_workers_active{{service="{service}"}}']
+
+
 def promtool(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     assert os.access(PROMTOOL, os.X_OK), MISSING
     return subprocess.run(

@@ -15,6 +15,7 @@ import eventlet
 import requests
 from nameko.containers import get_container_cls
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_waiter
 
 from gateway import GatewayService
 from generator_service.service import OrderGeneratorService
@@ -31,6 +32,10 @@ SERVICE_CLASSES = {
 INTERVAL = 0.2
 RPC_TIMEOUT = 1.0
 MAX_REQUEST_BYTES = 4096
+# Ticks that must run, once generation is off, before "no order came" means
+# anything: the first may have begun before the stop, the second may come
+# too soon after it to claim a turn (TICK_SLACK); the third would claim one.
+TICKS_THAT_WOULD_CREATE = 3
 
 # What a response body must never show.
 LEAKS = re.compile(
@@ -97,7 +102,8 @@ def stop_leftovers():
 
 class InProcessServices:
     """The services as in-process nameko containers, started and stopped
-    one by one, plus an HTTP client for the gateway."""
+    one by one, plus an HTTP client for the gateway. As a context manager,
+    every container still running is stopped on leaving it."""
 
     def __init__(self, db_uri, amqp_uri, **settings):
         LIVE.add(self)
@@ -129,6 +135,12 @@ class InProcessServices:
 
     def stop_all(self):
         self.stop(*list(self.containers))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop_all()
 
     def rpc(self):
         return ClusterRpcProxy({"AMQP_URI": self.amqp_uri})
@@ -169,3 +181,18 @@ def wait_processed(services, timeout=15):
     wait_until(
         lambda: not unprocessed_order_ids(services.db_uri), timeout, message="every order processed"
     )
+
+
+def wait_for_ticks(services, count=TICKS_THAT_WOULD_CREATE, timeout=30):
+    """Wait until the generator's timer has finished `count` more ticks,
+    counting from now; fail if one of them raised."""
+    outcomes = []
+
+    def tick_done(worker_ctx, result, exc_info):
+        outcomes.append(exc_info)
+        return len(outcomes) == count
+
+    generator = services.containers["generator"]
+    with entrypoint_waiter(generator, "generate_order", timeout=timeout, callback=tick_done):
+        pass
+    assert outcomes == [None] * count, outcomes

@@ -463,13 +463,19 @@ def test_a_restarted_gateway_binds_while_old_connections_linger():
 
 def test_a_burst_of_connections_waits_in_the_accept_queue_rather_than_being_dropped():
     """Past a full accept queue the kernel drops SYNs, and the client's
-    connect waits a second for its retry."""
+    connect waits a second or more for its retry (here, until its timeout):
+    every connection made before the gateway accepts any is in the queue."""
     port = free_port()
-    clients = []
-    with listen(listen_config(port)):
+    burst = 300
+    clients, accepted = [], []
+    with listen(listen_config(port)) as server:
         try:
-            for _ in range(300):  # none accepted yet
-                clients.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+            for _ in range(burst):  # none accepted yet
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            server.settimeout(10)
+            for _ in range(burst):
+                accepted.append(server.accept()[0])
+            assert len(accepted) == burst
         finally:
-            for client in clients:
-                client.close()
+            for connection in clients + accepted:
+                connection.close()
