@@ -34,7 +34,7 @@ from amqp.exceptions import NotFound, ResourceLocked
 
 from order_contract import MAX_BODY_CHARS, MAX_DEAD_LETTERS_PER_CALL, DeadLetter, DeadLettersBusy
 from order_contract.dead_letters import DEAD_LETTER_ID
-from order_pipeline.broker import connect
+from order_pipeline.broker import Broker, connect
 from order_pipeline.queues import (
     ATTEMPT_HEADER,
     DEAD_LETTER_ID_HEADER,
@@ -55,7 +55,7 @@ STAY_HEADERS = (DEAD_LETTER_ID_HEADER, DEAD_LETTERED_AT_HEADER, DELIVERY_COUNT_H
 
 
 class DeadLetterQueue:
-    """`DeadLetterQueue(amqp_uri, "q.dead-letter", "q", order_id_of)`:
+    """`DeadLetterQueue(broker, "q.dead-letter", "q", order_id_of)`:
     operations on the dead letters of the handler that consumes queue `q`.
     `order_id_of(body_text)` names the order a body is about, or None.
 
@@ -66,14 +66,14 @@ class DeadLetterQueue:
 
     def __init__(
         self,
-        amqp_uri: str,
+        broker: Broker | str,
         queue_name: str,
         handler_queue_name: str,
         order_id_of: Callable[[str], int | None],
         queue_type: str = "classic",
     ):
         self.requeue_goes_to_tail = queue_type == "quorum"
-        self.amqp_uri = amqp_uri
+        self.broker = broker
         self.queue_name = queue_name
         self.handler_queue_name = handler_queue_name
         self.lock_name = queue_name + ".lock"
@@ -153,7 +153,7 @@ class DeadLetterQueue:
     @contextmanager
     def _turn(self):
         """A channel on which this caller alone works on the queue."""
-        with connect(self.amqp_uri, connect_timeout=5) as connection:
+        with connect(self.broker, connect_timeout=5) as connection:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
             while True:
                 channel = connection.channel()

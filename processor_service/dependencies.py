@@ -12,10 +12,12 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_contract import DEAD_LETTER_QUEUE, ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
+from order_pipeline.broker import broker
+from order_pipeline.database import with_tls
 from order_pipeline.dead_letter_tools import DeadLetterQueue
 from order_pipeline.errors import StartupError
 from order_pipeline.extensions.reliable_events import ReliableEventHandler
-from order_pipeline.settings import amqp_uri, db_uri, queue_type
+from order_pipeline.settings import db_uri, queue_type
 from order_pipeline.transactions import (
     CommitOutcomeUnknown,
     Sessions,
@@ -67,7 +69,7 @@ class DeadLetterOperations(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.queue = DeadLetterQueue(
-            amqp_uri(config),
+            broker(config),
             DEAD_LETTER_QUEUE,
             ORDER_CREATED_QUEUE,
             order_id_of,
@@ -112,7 +114,8 @@ class SetAsideCounts(DependencyProvider):
         self.wake = LightQueue(maxsize=1)
         self.stopping = False
         self.writer = None
-        self.engine = create_engine(db_uri(self.container.config), **self.ENGINE_OPTIONS)
+        config = self.container.config
+        self.engine = create_engine(db_uri(config), **with_tls(self.ENGINE_OPTIONS, config))
         self.sessions = Sessions.of_engine(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):
