@@ -37,7 +37,8 @@ from gateway.limits import (
 )
 from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol, lingering_close, raw_json_error
-from gateway.settings import gateway_limits, max_request_bytes, web_server_address
+from gateway.settings import gateway_limits, gateway_tls, max_request_bytes, web_server_address
+from gateway.tls import handshake, server_context, wrap
 from order_pipeline.nameko_internals import AdmittingHttpRequestHandler, ListeningWebServer
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class JsonWebServer(ListeningWebServer):
         self.connections = Connections(limits.max_connections, StreamSlots(limits.max_streams))
         self.admission = Admission(self.container.max_workers, limits.request_queue_seconds)
         self.lingering_refusals = Slots(LINGERING_REFUSALS)
+        tls = gateway_tls(self.container.config)
+        self.tls_context = None if tls is None else server_context(tls)
         super().setup()
 
     def listen(self):
@@ -129,6 +132,8 @@ class JsonWebServer(ListeningWebServer):
         server.max_request_bytes = max_request_bytes(self.container.config)
         server.header_timeout = self.header_timeout
         server.connections = self.connections
+        if self.tls_context is not None:
+            server.environ = {"wsgi.url_scheme": "https", "HTTPS": "on"}
         return server
 
     def make_url_map(self):
@@ -142,9 +147,12 @@ class JsonWebServer(ListeningWebServer):
         return url_map
 
     def process_request(self, sock, address):
+        if self.tls_context is not None:
+            # No I/O yet: the handshake waits for the protocol (gateway.tls).
+            sock = wrap(self.tls_context, sock)
         connection = self.connections.admit(sock)
         if connection is None:
-            self.refuse_connection(sock)
+            self.refuse_connection(sock, address)
             return
         # nameko runs each connection in a managed thread: an exception
         # escaping it would kill the whole gateway container.
@@ -158,14 +166,15 @@ class JsonWebServer(ListeningWebServer):
         finally:
             connection.close()
 
-    def refuse_connection(self, sock):
+    def refuse_connection(self, sock, address):
         """A connection over the limit: a 503 sent at once, without reading
         the request, then a lingering close (so that the request arriving
         after the answer does not reset it away), if not too many are
-        lingering already; else just closed."""
+        lingering already; else just closed. Over HTTPS the handshake comes
+        first, within the lingering time."""
         lingering = self.lingering_refusals.try_acquire()
         try:
-            if lingering is not None:
+            if lingering is not None and self.secured_in_time(sock, address):
                 sock.sendall(TOO_MANY_CONNECTIONS)
                 lingering_close(sock, REFUSAL_LINGER_SECONDS)
         except OSError:
@@ -174,6 +183,15 @@ class JsonWebServer(ListeningWebServer):
             sock.close()
             if lingering is not None:
                 lingering.release()
+
+    def secured_in_time(self, sock, address) -> bool:
+        """True for plain HTTP, or once the TLS handshake is done; False if
+        it fails or takes over REFUSAL_LINGER_SECONDS."""
+        if self.tls_context is None:
+            return True
+        with eventlet.Timeout(REFUSAL_LINGER_SECONDS, False):
+            return handshake(sock, address) is None
+        return False
 
 
 TOO_MANY_CONNECTIONS = raw_json_error(503, "too many connections; try again shortly")
