@@ -25,6 +25,7 @@
 Everything here runs on one eventlet hub: counters need no locks.
 """
 
+import _socket
 import resource
 import socket
 import ssl
@@ -197,12 +198,13 @@ class Connection:
 
 
 def shut_down(sock) -> None:
-    """Shut a connection's socket down both ways. On a TLS socket, the
-    socket's: SSLSocket.shutdown would also drop the TLS state under the
-    greenthread reading it (handshake or request), which would then fail
-    on it instead of seeing the end of the stream."""
+    """Shut a connection's socket down both ways. On a TLS socket, the C
+    socket's (eventlet replaces socket.socket): SSLSocket.shutdown would
+    also drop the TLS state under the greenthread reading it (handshake or
+    request), which would then fail on it instead of seeing the end of the
+    stream."""
     if isinstance(sock, ssl.SSLSocket):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        _socket.socket.shutdown(sock, socket.SHUT_RDWR)
     else:
         sock.shutdown(socket.SHUT_RDWR)
 

@@ -11,8 +11,8 @@ holds: a connection place, which may be taken back to make room
 a request's head is in.
 """
 
+import _socket
 import logging
-import socket
 import ssl
 
 from gateway.settings import GatewayTls
@@ -63,8 +63,9 @@ def handshake(sock, address) -> ssl.SSLError | None:
 
 def send_in_clear(sock, data: bytes) -> None:
     """Write `data` to a TLS socket's connection as it is, outside TLS: the
-    answer to a client that spoke plain HTTP to the HTTPS port."""
+    answer to a client that spoke plain HTTP to the HTTPS port. (The C
+    socket's send: eventlet replaces socket.socket.)"""
     try:
-        socket.socket.send(sock, data)
+        _socket.socket.send(sock, data)
     except OSError:
         pass

@@ -90,14 +90,21 @@ class NamekoProcess:
 
 class Pipeline:
     """The three services as separate processes against one database and
-    vhost, plus helpers to talk to them over HTTP."""
+    vhost, plus helpers to talk to them over HTTP, or over HTTPS with
+    `https_ca` (the CA of the gateway's certificate for "localhost", which
+    GATEWAY_TLS_* in `settings` name)."""
 
-    def __init__(self, db_uri, amqp_uri, log_dir, **settings):
+    def __init__(self, db_uri, amqp_uri, log_dir, https_ca=None, **settings):
         self.db_uri = db_uri
         self.amqp_uri = amqp_uri
         self.log_dir = log_dir
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        if https_ca is None:
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self.http_options = {}
+        else:
+            self.base_url = f"https://localhost:{self.port}"
+            self.http_options = {"verify": https_ca}
         self.settings = {"ORDER_INTERVAL_SECONDS": "0.2", **settings}
         self.processes = []
 
@@ -137,7 +144,7 @@ class Pipeline:
     def wait_healthy(self, timeout=30):
         def healthy():
             try:
-                return requests.get(self.url("/health"), timeout=2).status_code == 200
+                return self.get("/health", timeout=2).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -148,14 +155,14 @@ class Pipeline:
 
     def get(self, path, **kwargs):
         kwargs.setdefault("timeout", 10)
-        return requests.get(self.url(path), **kwargs)
+        return requests.get(self.url(path), **self.http_options, **kwargs)
 
     def post(self, path, token=TEST_TOKEN, **kwargs):
         kwargs.setdefault("timeout", 10)
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers["Authorization"] = "Bearer " + token
-        return requests.post(self.url(path), headers=headers, **kwargs)
+        return requests.post(self.url(path), headers=headers, **self.http_options, **kwargs)
 
     def stop(self):
         """SIGTERM to every process at once, then wait for each."""

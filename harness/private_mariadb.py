@@ -5,6 +5,11 @@ scenario runs against a second server: a data directory made by
 mariadb-install-db in a temporary directory, its own port and socket, root
 without a password over TCP (what DB_URI expects). It runs as a child process
 of the test run, in its own process group.
+
+With `tls` (harness.certificates.Certificates) it takes TCP connections
+over TLS only (`require_secure_transport`), presenting the server
+certificate for "localhost": its `server_uri` names that host, and
+`server_tls` is what a client trusts.
 """
 
 import os
@@ -17,6 +22,8 @@ from sqlalchemy.engine import make_url
 from harness.private_server import PrivateServer
 from harness.processes import free_port
 from order_pipeline.commands.migrate import migrate
+from order_pipeline.database import connect_args
+from order_pipeline.tls import TlsFiles
 
 MARIADBD = "/usr/sbin/mariadbd"
 
@@ -25,11 +32,14 @@ class PrivateMariaDB(PrivateServer):
     name = "MariaDB"
     poll_seconds = 0.1
 
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, tls=None):
         super().__init__(base_dir, "mariadb.log")
         self.datadir = os.path.join(base_dir, "data")
         self.port = free_port()
-        self.server_uri = f"mysql+pymysql://root@127.0.0.1:{self.port}/"
+        self.tls = tls
+        host = "127.0.0.1" if tls is None else "localhost"
+        self.server_uri = f"mysql+pymysql://root@{host}:{self.port}/"
+        self.server_tls = None if tls is None else TlsFiles(ca_file=tls.ca.cert, prefix="DB_SSL")
         subprocess.run(
             [
                 "mariadb-install-db",
@@ -58,10 +68,22 @@ class PrivateMariaDB(PrivateServer):
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=32M",
             "--max-connections=500",
+            *self._tls_options(),
+        ]
+
+    def _tls_options(self):
+        if self.tls is None:
+            return []
+        return [
+            "--ssl-ca=" + self.tls.ca.cert,
+            "--ssl-cert=" + self.tls.server.cert,
+            "--ssl-key=" + self.tls.server.key,
+            "--require-secure-transport=ON",
         ]
 
     def answers(self):
-        engine = create_engine(self.server_uri, connect_args={"connect_timeout": 1})
+        arguments = {**connect_args(self.server_tls), "connect_timeout": 1}
+        engine = create_engine(self.server_uri, connect_args=arguments)
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -76,5 +98,5 @@ class PrivateMariaDB(PrivateServer):
         db_uri = str(
             make_url(self.server_uri).set(database="orders_faults_" + uuid.uuid4().hex[:10])
         )
-        migrate(db_uri)
+        migrate(db_uri, self.server_tls)
         return db_uri
