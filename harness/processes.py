@@ -7,8 +7,12 @@ import sys
 import time
 
 import requests
+from sqlalchemy import create_engine
 
 from harness.ports import free_port
+from order_pipeline.broker import Broker, broker
+from order_pipeline.database import connect_args
+from order_pipeline.settings import db_tls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
@@ -124,6 +128,20 @@ class Pipeline:
         env.update({key: str(value) for key, value in self.settings.items()})
         env.update({key: str(value) for key, value in overrides.items()})
         return env
+
+    @property
+    def broker(self) -> Broker:
+        """The broker as a client of this pipeline reaches it: AMQP_URI,
+        with the AMQP_SSL_* files among its settings."""
+        return broker(self._client_config())
+
+    def engine(self):
+        """An engine on DB_URI (with the DB_SSL_* files among its settings);
+        the caller disposes of it."""
+        return create_engine(self.db_uri, connect_args=connect_args(db_tls(self._client_config())))
+
+    def _client_config(self):
+        return {"AMQP_URI": self.amqp_uri, **self.settings}
 
     def start_service(self, module, **overrides):
         name = f"{module}-{len(self.processes)}.log"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from kombu import Connection
-from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
 from order_pipeline.errors import StartupError
 from order_pipeline.settings import amqp_tls
@@ -73,9 +73,9 @@ class Broker:
 
     def connection_options(self, uri: str | None = None) -> dict:
         """kombu's (and nameko's) connection options for TLS to `uri` (or
-        AMQP_URI): `ssl`, and `login_method` with a client certificate;
-        none for amqp://. A new dict each time: kombu writes into one it is
-        given."""
+        AMQP_URI): `ssl`, and `login_method` EXTERNAL with a client
+        certificate and no password in the URI; none for amqp://. A new
+        dict each time (kombu may write into one)."""
         if self.tls is None:
             return {}
         options = {
@@ -89,10 +89,23 @@ class Broker:
                 "keyfile": self.tls.key_file,
             }
         }
-        if self.tls.cert_file:
-            # The broker takes the user from the certificate, not the URI.
+        if self.tls.cert_file and urlsplit(nodes(uri or self.uri)[0]).password is None:
+            # No password: the certificate is the login (the broker takes
+            # the user from it). With one, it logs in with it, the
+            # certificate shown as well (a broker that wants both).
             options["login_method"] = "EXTERNAL"
         return options
+
+    def nameko_keys(self) -> dict:
+        """nameko's own config keys for this broker: AMQP_URI, and over TLS
+        AMQP_SSL (and LOGIN_METHOD), which nameko's connections read."""
+        keys = {AMQP_URI_CONFIG_KEY: self.uri}
+        options = self.connection_options()
+        if "ssl" in options:
+            keys[AMQP_SSL_CONFIG_KEY] = options["ssl"]
+        if "login_method" in options:
+            keys[LOGIN_METHOD_CONFIG_KEY] = options["login_method"]
+        return keys
 
     def connection(self, uri: str | None = None, **options) -> Connection:
         """A connection (not yet open) to `uri`, the same nodes in another
@@ -112,15 +125,9 @@ def nameko_config(config: dict) -> dict:
     (AMQP_SSL, LOGIN_METHOD) taken from AMQP_URI and AMQP_SSL_*: nameko's
     consumers, RPC proxies and publishers read them, and so do the
     standalone proxies (`nameko shell`, the probe)."""
-    config = dict(config)
-    options = broker(config).connection_options()
-    config.pop(AMQP_SSL_CONFIG_KEY, None)
-    config.pop(LOGIN_METHOD_CONFIG_KEY, None)
-    if "ssl" in options:
-        config[AMQP_SSL_CONFIG_KEY] = options["ssl"]
-    if "login_method" in options:
-        config[LOGIN_METHOD_CONFIG_KEY] = options["login_method"]
-    return config
+    keys = broker(config).nameko_keys()
+    ours = (AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY)
+    return {**{key: value for key, value in config.items() if key not in ours}, **keys}
 
 
 def connect(target: Broker | str, **options) -> Connection:
@@ -167,7 +174,7 @@ def describe_failure(target: Broker, exc: Exception) -> str:
 def _login_failure(target: Broker, exc: Exception) -> str | None:
     """The broker did not log in the client certificate's user: refused
     (no such user), or EXTERNAL not offered (the plugin is off)."""
-    if target.tls.cert_file and "EXTERNAL" in str(exc):
+    if "login_method" in target.connection_options() and "EXTERNAL" in str(exc):
         return (
             f"it did not log in the user of the client certificate "
             f"{target.tls.names('cert_file')} ({mask_uri(str(exc))}); the certificate's common "

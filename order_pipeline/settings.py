@@ -49,7 +49,8 @@ def amqp_tls(config: dict) -> TlsFiles | None:
     broker's certificate and host name always checked: against
     AMQP_SSL_CA_FILE, or the system's CAs when it is empty. With
     AMQP_SSL_CERT_FILE (and AMQP_SSL_KEY_FILE) the services present that
-    certificate and log in as its user (RabbitMQ's EXTERNAL mechanism)."""
+    certificate, and log in as its user (RabbitMQ's EXTERNAL mechanism)
+    unless AMQP_URI holds a password (order_pipeline.broker)."""
     files = tls_files(
         "AMQP_SSL",
         setting(config, "AMQP_SSL_CA_FILE", str, default=""),

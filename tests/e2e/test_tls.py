@@ -8,6 +8,7 @@ naming the setting to fix."""
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -16,9 +17,9 @@ import pytest
 import requests
 
 from harness.broker import publish_order_created
-from harness.processes import CONFIG, NAMEKO, ROOT, Pipeline, wait_until
+from harness.private_servers import PrivateServers
+from harness.processes import CONFIG, NAMEKO, ROOT, Pipeline, free_port, wait_until
 from harness.tables import order_count, processed_count, sql_metrics, unprocessed_order_ids
-from harness.tls_servers import TlsServers
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
 
 CLIENT_USER_ROW = ("order-pipeline", "true", "EXTERNAL")
@@ -26,7 +27,7 @@ CLIENT_USER_ROW = ("order-pipeline", "true", "EXTERNAL")
 
 @pytest.fixture(scope="module")
 def tls_servers(tmp_path_factory):
-    servers = TlsServers(str(tmp_path_factory.mktemp("tls")))
+    servers = PrivateServers(str(tmp_path_factory.mktemp("tls")), tls=True)
     # Also on an interrupted run that skips fixture teardown.
     atexit.register(servers.stop)
     try:
@@ -52,7 +53,7 @@ def command(*args, env, stdin="", timeout=60):
 def test_the_pipeline_runs_end_to_end_with_every_hop_over_tls(tls_servers, tmp_path):
     db_uri, amqp_uri = tls_servers.create_database(), tls_servers.create_vhost()
     tables = tls_servers.admin_engine(db_uri)
-    settings = tls_servers.pipeline_settings()
+    settings = tls_servers.settings
     system = Pipeline(
         db_uri,
         amqp_uri,
@@ -129,12 +130,53 @@ def test_the_operator_commands_reach_a_tls_only_broker_and_database(tls_servers)
     # As root: the services' user may not create databases.
     db_uri = f"mysql+pymysql://root@localhost:{tls_servers.mariadb.port}/new_{uuid.uuid4().hex[:8]}"
     env = {"AMQP_URI": tls_servers.create_vhost(), "DB_URI": db_uri}
-    env.update(tls_servers.pipeline_settings())
+    env.update(tls_servers.settings)
     migrated = command("order_pipeline.commands.migrate", "--config", CONFIG, env=env)
     assert migrated.stdout.splitlines()[0] == "created the database", migrated.stderr
     recreated = command("order_pipeline.commands.recreate_queues", "--config", CONFIG, env=env)
     assert recreated.returncode == 0, recreated.stderr
     assert recreated.stdout.splitlines()[-1] == "done: 0 queue(s) re-created"
+
+
+def test_make_run_serves_the_console_over_https(tls_servers, db_uri, amqp_uri, tmp_path):
+    """The gateway exposed without a proxy in front: `make run` with the
+    gateway's certificate and key says https:// and serves it."""
+    port, log_path = free_port(), tmp_path / "make-run.log"
+    certs = tls_servers.certs
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={
+                **os.environ,
+                "DB_URI": db_uri,
+                "AMQP_URI": amqp_uri,
+                "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+                "GATEWAY_TLS_CERT_FILE": certs.server.cert,
+                "GATEWAY_TLS_KEY_FILE": certs.server.key,
+            },
+        )
+    try:
+
+        def console():
+            try:
+                return requests.get(f"https://localhost:{port}/", verify=certs.ca.cert, timeout=5)
+            except requests.RequestException:
+                return None
+
+        page = wait_until(console, 90, message="the console over HTTPS")
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert f"Console: https://localhost:{port}/ " in log_path.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 # --- refusals ------------------------------------------------------------------

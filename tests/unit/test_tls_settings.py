@@ -75,6 +75,19 @@ def test_a_client_certificate_logs_in_with_external_on_nameko_connections_too(ce
     )
 
 
+def test_with_a_password_in_amqp_uri_the_certificate_is_shown_and_the_password_logs_in(certs):
+    """A broker that wants both (mutual TLS, and a user per service)."""
+    settings = config(
+        AMQP_URI="amqps://order_generator:secret@localhost:5671/",
+        AMQP_SSL_CERT_FILE=certs.client.cert,
+        AMQP_SSL_KEY_FILE=certs.client.key,
+    )
+    options = broker(settings).connection_options()
+    assert options["ssl"]["certfile"] == certs.client.cert
+    assert "login_method" not in options
+    assert LOGIN_METHOD_CONFIG_KEY not in nameko_config(settings)
+
+
 def test_each_connection_gets_options_of_its_own_for_its_first_node():
     """kombu writes into the ssl dict it is given; and the outbox publisher
     starts its connections at another node each time."""
