@@ -10,10 +10,10 @@ answers, and on a lost connection moves on to the next (round robin).
 With amqps:// every connection is TLS, nameko's own and the project's: a
 `Broker` (AMQP_URI and its AMQP_SSL_* files, from `broker(config)`) opens
 each connection the project makes itself, and `nameko_config` hands the
-same options to nameko's connections (AMQP_SSL, LOGIN_METHOD). The
-broker's certificate must be valid for the host name of AMQP_URI's first
-node: kombu checks every node of a list against one name, so the
-certificate of each node of a TLS cluster names every node (or a wildcard).
+same options to nameko's connections (AMQP_SSL, LOGIN_METHOD). Each node's
+certificate is checked against the CA and against that node's host name as
+AMQP_URI writes it (kombu_internals.NodeNamedSSLTransport, made kombu's
+`amqps` transport when this module is imported).
 """
 
 import re
@@ -25,9 +25,13 @@ from kombu import Connection
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
 from order_pipeline.errors import StartupError
+from order_pipeline.kombu_internals import use_node_named_tls
 from order_pipeline.settings import amqp_tls
 from order_pipeline.settings import amqp_uri as read_amqp_uri
 from order_pipeline.tls import TlsFiles, describe_tls_failure
+
+# Before any connection: nameko's too go through kombu's `amqps` transport.
+use_node_named_tls()
 
 MASK = "********"
 # `scheme://user:password@`: the password ends at the last `@` before the
@@ -78,18 +82,20 @@ class Broker:
         dict each time (kombu may write into one)."""
         if self.tls is None:
             return {}
+        uri = uri or self.uri
         options = {
             "ssl": {
                 "cert_reqs": ssl.CERT_REQUIRED,
-                # kombu would check "127.0.0.1" for "localhost", and fill in
-                # the name in this very dict the first time only.
-                "server_hostname": first_host(uri or self.uri),
+                # One node: its name as written (kombu would check
+                # "127.0.0.1" for "localhost"). Several: None, which the
+                # transport fills in with the name of the node it tries.
+                "server_hostname": first_host(uri) if node_count(uri) == 1 else None,
                 "ca_certs": self.tls.ca_file,
                 "certfile": self.tls.cert_file,
                 "keyfile": self.tls.key_file,
             }
         }
-        if self.tls.cert_file and urlsplit(nodes(uri or self.uri)[0]).password is None:
+        if self.tls.cert_file and urlsplit(nodes(uri)[0]).password is None:
             # No password: the certificate is the login (the broker takes
             # the user from it). With one, it logs in with it, the
             # certificate shown as well (a broker that wants both).
@@ -158,9 +164,9 @@ def describe_failure(target: Broker, exc: Exception) -> str:
     where = f"cannot reach the broker at AMQP_URI={mask_uri(target.uri)}"
     reason = mask_uri(str(exc))
     if target.tls is not None:
-        tls_problem = describe_tls_failure(
-            exc, target.tls, first_host(target.uri), "AMQP_URI"
-        ) or _login_failure(target, exc)
+        tls_problem = describe_tls_failure(exc, target.tls, "AMQP_URI") or _login_failure(
+            target, exc
+        )
         if tls_problem is not None:
             return f"{where} over TLS: {tls_problem}"
     elif _closed_unanswered(exc):

@@ -65,7 +65,7 @@ def describe_failure(db_uri, exc, tls: TlsFiles | None = None):
                 f"{where}: DB_SSL_* ask for TLS and the server offers none ({reason}); "
                 "enable TLS on the server, or unset DB_SSL_CA_FILE"
             )
-        problem = describe_tls_failure(reason, tls, url.host or "localhost", "DB_URI")
+        problem = describe_tls_failure(reason, tls, "DB_URI")
         if problem is not None:
             return f"{where} over TLS: {problem}"
     if "Unknown database" in str(reason):

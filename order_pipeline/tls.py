@@ -66,12 +66,10 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
     return context
 
 
-def describe_tls_failure(
-    exc: BaseException, files: TlsFiles, host: str, address: str
-) -> str | None:
-    """What failed in a TLS handshake with the server at `host`, and which
-    setting to fix (`address`: the setting that names the server); None if
-    `exc` (or what caused it) is no TLS failure."""
+def describe_tls_failure(exc: BaseException, files: TlsFiles, address: str) -> str | None:
+    """What failed in a TLS handshake, and which setting to fix (`address`:
+    the setting that names the server); None if `exc` (or what caused it)
+    is no TLS failure."""
     cause = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
@@ -80,8 +78,8 @@ def describe_tls_failure(
     if isinstance(cause, ssl.SSLCertVerificationError):
         if cause.verify_code in NAME_MISMATCH:
             return (
-                f"its certificate is not valid for {host} ({cause.verify_message}); "
-                f"use a host name in {address} that the certificate holds"
+                f"its certificate is not valid for the name {address} gives it "
+                f"({cause.verify_message}); use a host name there that the certificate holds"
             )
         trusted = files.names("ca_file") if files.ca_file else "any of the system's CAs"
         return (

@@ -20,6 +20,8 @@ from harness.broker import publish_order_created
 from harness.private_servers import PrivateServers
 from harness.processes import CONFIG, NAMEKO, ROOT, Pipeline, free_port, wait_until
 from harness.tables import order_count, processed_count, sql_metrics, unprocessed_order_ids
+from order_pipeline.broker import broker, check_broker, connect
+from order_pipeline.config import load_config
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
 
 CLIENT_USER_ROW = ("order-pipeline", "true", "EXTERNAL")
@@ -89,6 +91,16 @@ def test_the_pipeline_runs_end_to_end_with_every_hop_over_tls(tls_servers, tmp_p
         probe = command(
             "order_pipeline.commands.probe", "rpc", "--config", CONFIG, "order_generator", "status",
             env=env,
+        )  # fmt: skip
+        assert (probe.returncode, probe.stdout) == (0, "order_generator.status: ok\n")
+        # nameko's connections too check each node by its own name: the
+        # first, 127.0.0.1, does not answer; the next is the node, reached
+        # by the name its certificate holds.
+        vhost, dead = amqp_uri.rsplit("/", 1)[1], free_port()
+        nodes = f"amqps://127.0.0.1:{dead}/{vhost};{amqp_uri}"
+        probe = command(
+            "order_pipeline.commands.probe", "rpc", "--config", CONFIG, "order_generator", "status",
+            env={**env, "AMQP_URI": nodes},
         )  # fmt: skip
         assert (probe.returncode, probe.stdout) == (0, "order_generator.status: ok\n")
         shell = command(
@@ -179,6 +191,17 @@ def test_make_run_serves_the_console_over_https(tls_servers, db_uri, amqp_uri, t
             process.wait(10)
 
 
+def test_each_node_of_a_list_is_checked_by_its_own_host_name(tls_servers):
+    """The first node, 127.0.0.1, does not answer; the next is the node,
+    by the name its certificate holds. Checked against the first node's
+    name (kombu's way), it would be refused."""
+    nodes = f"amqps://127.0.0.1:{free_port()}/;amqps://localhost:{tls_servers.rabbit.port}/"
+    config = {**load_config(CONFIG), **tls_servers.settings, "AMQP_URI": nodes}
+    check_broker(config)  # the start-up check: no StartupError
+    with connect(broker(config)) as connection:
+        assert connection.port == tls_servers.rabbit.port
+
+
 # --- refusals ------------------------------------------------------------------
 
 
@@ -216,7 +239,7 @@ def broker_case(name, servers):
         "wrong host name": (
             "processor_service",
             {"AMQP_URI": f"amqps://127.0.0.1:{port}/", **good},
-            "not valid for 127.0.0.1",
+            "certificate is not valid for '127.0.0.1'",
         ),
         "plain AMQP to the TLS-only node": (
             "gateway",
@@ -248,7 +271,7 @@ def database_case(name, servers, plain_db_uri):
                 "DB_URI": tls_db_uri.replace("localhost", "127.0.0.1"),
                 "DB_SSL_CA_FILE": certs.ca.cert,
             },
-            "not valid for 127.0.0.1",
+            "certificate is not valid for '127.0.0.1'",
         ),
         "TLS asked of a server without it": (
             "generator_service",
