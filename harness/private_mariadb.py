@@ -1,10 +1,9 @@
-"""A MariaDB server of the suite's own, to stop and start at will.
-
-The machine's MariaDB (3306) serves other test runs, so the database-outage
-scenario runs against a second server: a data directory made by
+"""A MariaDB server of a run's own (harness.private_servers), for the TLS
+tests and the benchmark's TLS profile: a data directory made by
 mariadb-install-db in a temporary directory, its own port and socket, root
-without a password over TCP (what DB_URI expects). It runs as a child process
-of the test run, in its own process group.
+without a password over TCP. It runs as a child process of the run, in its
+own process group. (The fault suite's server, tests/faults/private_mariadb.py,
+is the same without TLS.)
 
 With `tls` (harness.certificates.Certificates) it takes TCP connections
 over TLS only (`require_secure_transport`), presenting the server

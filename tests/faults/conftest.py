@@ -14,11 +14,11 @@ import tempfile
 
 import pytest
 
-from harness.private_mariadb import PrivateMariaDB
 from harness.private_rabbit import PrivateRabbit
 from harness.processes import Pipeline
 from tests.faults import figures
 from tests.faults.ledger import Ledger
+from tests.faults.private_mariadb import PrivateMariaDB
 
 
 def _private_server(server_class, prefix):
