@@ -148,8 +148,12 @@ class JsonWebServer(ListeningWebServer):
 
     def process_request(self, sock, address):
         if self.tls_context is not None:
-            # No I/O yet: the handshake waits for the protocol (gateway.tls).
-            sock = wrap(self.tls_context, sock)
+            try:
+                # No I/O yet: the handshake waits for the protocol (gateway.tls).
+                sock = wrap(self.tls_context, sock)
+            except OSError:  # the client is gone already
+                sock.close()
+                return
         connection = self.connections.admit(sock)
         if connection is None:
             self.refuse_connection(sock, address)
