@@ -60,7 +60,7 @@ def describe_failure(db_uri, exc, tls: TlsFiles | None = None):
     where = f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)}"
     reason = getattr(exc, "orig", exc)
     if tls is not None:
-        if getattr(reason, "args", (None,))[0] == NO_TLS_ON_THE_SERVER:
+        if getattr(reason, "args", ())[:1] == (NO_TLS_ON_THE_SERVER,):
             return (
                 f"{where}: DB_SSL_* ask for TLS and the server offers none ({reason}); "
                 "enable TLS on the server, or unset DB_SSL_CA_FILE"

@@ -103,6 +103,13 @@ def test_the_pipeline_runs_end_to_end_with_every_hop_over_tls(tls_servers, tmp_p
             env={**env, "AMQP_URI": nodes},
         )  # fmt: skip
         assert (probe.returncode, probe.stdout) == (0, "order_generator.status: ok\n")
+        # What worked before AMQP_SSL_CA_FILE: the CA in Python's default
+        # trust, through SSL_CERT_FILE.
+        probe = command(
+            "order_pipeline.commands.probe", "rpc", "--config", CONFIG, "order_generator", "status",
+            env={**env, "AMQP_SSL_CA_FILE": "", "SSL_CERT_FILE": tls_servers.certs.ca.cert},
+        )  # fmt: skip
+        assert (probe.returncode, probe.stdout) == (0, "order_generator.status: ok\n")
         shell = command(
             "order_pipeline.commands.shell", "--config", CONFIG, "--interface", "plain",
             env=env, stdin="print('running:', n.rpc.order_generator.status()['running'])\n",
