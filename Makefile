@@ -50,9 +50,11 @@ provision: install
 # The first line it prints is the console's address: open it in a browser.
 # Without GATEWAY_TOKEN set, a random one is made for this run and printed
 # (type it into the console to start and stop generation, replay dead letters).
+# With GATEWAY_TLS_CERT_FILE set the gateway speaks HTTPS, and says so here.
 run: migrate
 	@ADDRESS="$${WEB_SERVER_ADDRESS:-0.0.0.0:8000}"; PORT="$${ADDRESS##*:}"; \
-	echo "Console: http://localhost:$$PORT/  (open it in a browser; WEB_SERVER_ADDRESS=$$ADDRESS)"; \
+	SCHEME=http; [ -z "$$GATEWAY_TLS_CERT_FILE" ] || SCHEME=https; \
+	echo "Console: $$SCHEME://localhost:$$PORT/  (open it in a browser; WEB_SERVER_ADDRESS=$$ADDRESS)"; \
 	if [ -z "$$GATEWAY_TOKEN" ]; then \
 		GATEWAY_TOKEN="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; \
 		echo "Control token for this run: $$GATEWAY_TOKEN"; \
@@ -60,8 +62,8 @@ run: migrate
 	else \
 		SHOWN_TOKEN='$$GATEWAY_TOKEN'; \
 	fi; \
-	echo "Gateway API on http://localhost:$$PORT (JSON; see /openapi.json)"; \
-	echo "  curl -X POST -H \"Authorization: Bearer $$SHOWN_TOKEN\" http://localhost:$$PORT/start   (or /stop)"; \
+	echo "Gateway API on $$SCHEME://localhost:$$PORT (JSON; see /openapi.json)"; \
+	echo "  curl -X POST -H \"Authorization: Bearer $$SHOWN_TOKEN\" $$SCHEME://localhost:$$PORT/start   (or /stop)"; \
 	export GATEWAY_TOKEN; \
 	exec $(BIN)/nameko run --config $(CONFIG) $(SERVICES)
 
@@ -153,12 +155,13 @@ format: install
 # Extra options: make bench BENCH_ARGS="--repeat 3" (or "--profile").
 # make bench CLUSTER=1: drain and latency on the machine's servers and on a
 # 3-node RabbitMQ (quorum queues) + 3-node Galera cluster, side by side.
+# make bench TLS=1: drain and latency in clear and with TLS on every hop.
 bench: install
-	$(BIN)/python -m bench $(if $(CLUSTER),--cluster) $(BENCH_ARGS)
+	$(BIN)/python -m bench $(if $(CLUSTER),--cluster) $(if $(TLS),--tls) $(BENCH_ARGS)
 
 # The same at tiny sizes, to keep the script working (no thresholds).
 bench-smoke: install
-	$(BIN)/python -m bench --smoke $(if $(CLUSTER),--cluster) $(BENCH_ARGS)
+	$(BIN)/python -m bench --smoke $(if $(CLUSTER),--cluster) $(if $(TLS),--tls) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ outbox relay has nothing to re-send.
 import random
 import time
 
-from sqlalchemy import create_engine, insert
+from sqlalchemy import insert
 
 from generator_service.models import Order
 from harness import broker
@@ -23,10 +23,10 @@ INSERT_BATCH = 5000
 QUANTITY_MAX = 100
 
 
-def insert_orders(db_uri, count, seed=1):
+def insert_orders(pipeline, count, seed=1):
     """Insert orders 1..count with random quantities; returns the ids."""
     rng = random.Random(seed)
-    engine = create_engine(db_uri)
+    engine = pipeline.engine()
     try:
         for first in range(1, count + 1, INSERT_BATCH):
             ids = range(first, min(first + INSERT_BATCH, count + 1))
@@ -55,13 +55,13 @@ def queue_backlog(pipeline, count):
     if not queues:
         raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
     started = time.monotonic()
-    order_ids = insert_orders(pipeline.db_uri, count)
+    order_ids = insert_orders(pipeline, count)
     broker.publish_order_created(
-        pipeline.amqp_uri, [OrderCreated(i).to_payload() for i in order_ids], confirm=False
+        pipeline.broker, [OrderCreated(i).to_payload() for i in order_ids], confirm=False
     )
     for queue in queues:
         wait_until(
-            lambda queue=queue: broker.queue_depth(pipeline.amqp_uri, queue) >= count,
+            lambda queue=queue: broker.queue_depth(pipeline.broker, queue) >= count,
             # Generous: a quorum queue on a busy 3-node cluster takes
             # unconfirmed publishes far slower than a classic one.
             max(60, count / 20),

@@ -22,6 +22,8 @@ from bench.outbox_publish import run_outbox_publish
 from bench.profile import profile_drain
 from bench.report import figures, table, target_checks
 from bench.sustained import run_sustained
+from bench.tls import run_tls_profile
+from bench.tls import table as tls_table
 from bench.tracing_cost import MODES, run_tracing_drain, run_tracing_latency
 from bench.tracing_report import tracing_figures, tracing_table
 from harness.processes import ROOT
@@ -148,13 +150,18 @@ def parse_args(argv):
         help="instead: drain and latency on the machine's servers and on a 3+3 cluster "
         "with quorum queues (started for the run), side by side",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="instead: drain and latency in clear and with TLS on every hop, side by side",
+    )
     parser.add_argument("--output", help="results file (bench-results/latest.json)")
     args = parser.parse_args(argv)
     for key, (full, smoke) in SIZES.items():
         if getattr(args, key) is None:
             setattr(args, key, smoke if args.smoke else full)
     if args.output is None:
-        name = "cluster.json" if args.cluster else "latest.json"
+        name = "cluster.json" if args.cluster else "tls.json" if args.tls else "latest.json"
         args.output = os.path.join(RESULTS_DIR, name)
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -363,6 +370,10 @@ def main(argv=None):
         results = run_cluster_profile(args, logs)
         say("")
         say(cluster_table(results))
+    elif args.tls:
+        results = run_tls_profile(args, logs)
+        say("")
+        say(tls_table(results))
     else:
         results, figs = run_scenarios(args, logs)
         say("")

@@ -9,8 +9,6 @@ with the generator running to answer their get_order calls.
 
 import time
 
-from sqlalchemy import create_engine
-
 from bench.backlog import queue_backlog
 from bench.process_stats import CpuPerOrder, peak_rss_by_service
 from bench.stats import rate
@@ -35,8 +33,8 @@ def run_drain(
     with sandbox(log_dir, servers, GENERATE_ON_FIRST_START="false", **(settings or {})) as pipeline:
         generator = pipeline.start_service(GENERATOR)
         primer = pipeline.start_service(PROCESSOR)
-        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
-        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [primer])
+        wait_for_rpc(pipeline.broker, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.broker, "order_processor", "metrics", [primer])
         primer.stop()
         backlog = queue_backlog(pipeline, orders)
 
@@ -46,7 +44,7 @@ def run_drain(
             (f"order_processor#{n}", worker) for n, worker in enumerate(workers, 1)
         ]
         cpu = CpuPerOrder(services)
-        engine = create_engine(pipeline.db_uri)
+        engine = pipeline.engine()
         try:
             finished = wait_processed(engine, orders, [generator, *workers], cpu.sample)
             times = processed_times(engine)

@@ -16,8 +16,6 @@ import threading
 import time
 from contextlib import ExitStack
 
-from sqlalchemy import create_engine
-
 from bench.order_source import InProcessGenerator
 from bench.process_stats import peak_rss_by_service
 from bench.stats import latency_summary, rate
@@ -82,24 +80,21 @@ def run_latency(
         settings["ORDER_INTERVAL_SECONDS"] = str(1 / per_second)
     with sandbox(log_dir, servers, **settings) as pipeline:
         processor = pipeline.start_service("processor_service")
-        wait_for_rpc(pipeline.amqp_uri, "order_processor", "metrics", [processor])
+        wait_for_rpc(pipeline.broker, "order_processor", "metrics", [processor])
         generator = pipeline.start_service("generator_service")
-        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
+        wait_for_rpc(pipeline.broker, "order_generator", "status", [generator])
+        engine = pipeline.engine()
         lateness, errors = None, []
         if timer:
             time.sleep(warmup + seconds)
-            with rpc_proxy(pipeline.amqp_uri) as proxy:
+            with rpc_proxy(pipeline.broker) as proxy:
                 proxy.order_generator.stop()
-            created = order_count(pipeline.db_uri)
+            created = order_count(engine)
         else:
             with ExitStack() as stack:
-                creators = [
-                    stack.enter_context(InProcessGenerator(pipeline.db_uri, pipeline.amqp_uri))
-                    for _ in range(LANES)
-                ]
+                creators = [stack.enter_context(InProcessGenerator(pipeline)) for _ in range(LANES)]
                 lateness, errors = paced_orders(creators, per_second, warmup + seconds)
             created = int(per_second * (warmup + seconds)) - len(errors)
-        engine = create_engine(pipeline.db_uri)
         try:
             wait_processed(engine, created, [generator, processor])
             rows = creation_and_processing(engine)

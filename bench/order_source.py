@@ -11,7 +11,6 @@ schedule without an RPC round trip per order (~6 ms here even for
 """
 
 from nameko_sqlalchemy.database import Session
-from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from generator_service import generation
@@ -41,12 +40,14 @@ class _Database:
 
 
 class InProcessGenerator:
-    """`with InProcessGenerator(db_uri, amqp_uri) as create: create(5)`"""
+    """`with InProcessGenerator(pipeline) as create: create(5)`: on the
+    pipeline's database and broker, over TLS if its settings say so."""
 
-    def __init__(self, db_uri, amqp_uri):
+    def __init__(self, pipeline):
         config = load_config(CONFIG)
-        config.update({"AMQP_URI": amqp_uri, "GENERATE_ON_FIRST_START": False})
-        self.engine = create_engine(db_uri)
+        config.update(pipeline.settings)
+        config.update({"AMQP_URI": pipeline.amqp_uri, "GENERATE_ON_FIRST_START": False})
+        self.engine = pipeline.engine()
         self.db = _Database(self.engine)
         self.container = _Container(config)
         self.publisher = RoutedEventPublisher().bind(self.container, "publish")

@@ -37,7 +37,8 @@ from gateway.limits import (
 )
 from gateway.listen import listen
 from gateway.protocol import JsonHttpProtocol, lingering_close, raw_json_error
-from gateway.settings import gateway_limits, max_request_bytes, web_server_address
+from gateway.settings import gateway_limits, gateway_tls, max_request_bytes, web_server_address
+from gateway.tls import handshake, server_context, wrap
 from order_pipeline.nameko_internals import AdmittingHttpRequestHandler, ListeningWebServer
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class JsonWebServer(ListeningWebServer):
         self.connections = Connections(limits.max_connections, StreamSlots(limits.max_streams))
         self.admission = Admission(self.container.max_workers, limits.request_queue_seconds)
         self.lingering_refusals = Semaphore(LINGERING_REFUSALS)
+        tls = gateway_tls(self.container.config)
+        self.tls_context = None if tls is None else server_context(tls)
         super().setup()
 
     def listen(self):
@@ -129,6 +132,8 @@ class JsonWebServer(ListeningWebServer):
         server.max_request_bytes = max_request_bytes(self.container.config)
         server.header_timeout = self.header_timeout
         server.connections = self.connections
+        if self.tls_context is not None:
+            server.environ = {"wsgi.url_scheme": "https", "HTTPS": "on"}
         return server
 
     def make_url_map(self):
@@ -151,11 +156,21 @@ class JsonWebServer(ListeningWebServer):
         LINGERING_REFUSALS linger at once: past that, this loop waits for
         one to end before it accepts again, so new connections wait in the
         kernel's accept queue (and are taken in turn, by a place freed or an
-        idle connection evicted) instead of being closed unanswered."""
+        idle connection evicted) instead of being closed unanswered.
+
+        Over HTTPS the socket is wrapped first (no I/O: the handshake waits
+        for the connection's own greenthread, gateway.tls), so that what is
+        counted, and evicted, is the socket the protocol reads."""
+        if self.tls_context is not None:
+            try:
+                sock = wrap(self.tls_context, sock)
+            except OSError:  # the client is gone already
+                sock.close()
+                return
         connection = self.connections.admit(sock)
         if connection is None:
             self.lingering_refusals.acquire()
-            spawn = functools.partial(self.refuse_connection, sock)
+            spawn = functools.partial(self.refuse_connection, sock, address)
         else:
             spawn = functools.partial(self.process_request, sock, address, connection)
         self.container.spawn_managed_thread(spawn)
@@ -173,17 +188,28 @@ class JsonWebServer(ListeningWebServer):
         finally:
             connection.close()
 
-    def refuse_connection(self, sock):
+    def refuse_connection(self, sock, address):
         """A 503 sent without reading the request, then a lingering close;
-        gives back the lingering place `accepted` took."""
+        gives back the lingering place `accepted` took. Over HTTPS the
+        handshake comes first, within the lingering time."""
         try:
-            sock.sendall(TOO_MANY_CONNECTIONS)
-            lingering_close(sock, REFUSAL_LINGER_SECONDS)
+            if self.secured_in_time(sock, address):
+                sock.sendall(TOO_MANY_CONNECTIONS)
+                lingering_close(sock, REFUSAL_LINGER_SECONDS)
         except OSError:
             pass
         finally:
             sock.close()
             self.lingering_refusals.release()
+
+    def secured_in_time(self, sock, address) -> bool:
+        """True for plain HTTP, or once the TLS handshake is done; False if
+        it fails or takes over REFUSAL_LINGER_SECONDS."""
+        if self.tls_context is None:
+            return True
+        with eventlet.Timeout(REFUSAL_LINGER_SECONDS, False):
+            return handshake(sock, address) is None
+        return False
 
 
 TOO_MANY_CONNECTIONS = raw_json_error(503, "too many connections; try again shortly")

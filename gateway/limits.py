@@ -25,8 +25,10 @@
 Everything here runs on one eventlet hub: counters need no locks.
 """
 
+import _socket
 import resource
 import socket
+import ssl
 import time
 from collections import OrderedDict
 
@@ -178,7 +180,7 @@ class Connection:
         self._uncount()
         try:
             # The greenthread reading from it sees the end of the stream.
-            self.sock.shutdown(socket.SHUT_RDWR)
+            shut_down(self.sock)
         except OSError:
             pass
 
@@ -193,6 +195,18 @@ class Connection:
         if self.counted:
             self.counted = False
             self._connections.counted -= 1
+
+
+def shut_down(sock) -> None:
+    """Shut a connection's socket down both ways. On a TLS socket, the C
+    socket's (eventlet replaces socket.socket): SSLSocket.shutdown would
+    also drop the TLS state under the greenthread reading it (handshake or
+    request), which would then fail on it instead of seeing the end of the
+    stream."""
+    if isinstance(sock, ssl.SSLSocket):
+        _socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    else:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def open_stream(request) -> Slot:

@@ -27,10 +27,17 @@ A request is handled only once its head is complete:
   the gateway evicting the connection, see `gateway.limits`) is dropped,
   never handled: http.server would take the end of the stream for the end
   of the headers.
+
+Over HTTPS (gateway.tls) the TLS handshake is the first part of the first
+request's wait: it runs under that request's HEADER_TIMEOUT_SECONDS, while
+the connection counts as waiting (and may be closed to make room). A
+handshake that fails closes the connection; one that finds plain HTTP
+answers it, in clear, with a JSON 400 that says to use https://.
 """
 
 import json
 import socket
+import ssl
 import time
 from http import HTTPStatus
 
@@ -39,6 +46,7 @@ from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
 
 from gateway.errors import http_code
 from gateway.limits import CONNECTION_KEY
+from gateway.tls import PLAIN_HTTP, handshake, send_in_clear
 from order_pipeline.eventlet_internals import RequestLineProtocol
 
 # A lingering close reads at most this much, for at most this long.
@@ -105,6 +113,7 @@ class JsonHttpProtocol(RequestLineProtocol):
         super().setup()
         # The gateway.limits Connection this socket was admitted as.
         self.admitted = self.server.connections.of(self.request)
+        self.handshake_pending = isinstance(self.request, ssl.SSLSocket)
 
     def handle_one_request(self):
         # One limit for waiting for the request and reading its head.
@@ -113,6 +122,9 @@ class JsonHttpProtocol(RequestLineProtocol):
         if self.admitted is not None:
             self.admitted.waiting()
         try:
+            if self.handshake_pending and not self.finish_handshake():
+                self.close_connection = True
+                return
             super().handle_one_request()
         except eventlet.Timeout as exc:
             if exc is not self.head_deadline:
@@ -125,6 +137,19 @@ class JsonHttpProtocol(RequestLineProtocol):
             self.end_of_head()
         if self.admitted is not None and self.admitted.stream is not None:
             self.close_connection = True  # a stream's connection is not reused
+
+    def finish_handshake(self) -> bool:
+        """The TLS handshake, under the head's deadline; False if it failed."""
+        self.handshake_pending = False
+        error = handshake(self.request, self.client_address)
+        if error is None:
+            return True
+        if error.reason == PLAIN_HTTP:
+            send_in_clear(
+                self.request, raw_json_error(400, "this port speaks HTTPS; use an https:// URL")
+            )
+            self.linger = True
+        return False
 
     def end_of_head(self):
         self.head_deadline.cancel()

@@ -6,8 +6,7 @@ from amqp.exceptions import NotFound
 from nameko.extensions import DependencyProvider
 
 from order_contract import ORDER_CREATED_QUEUE
-from order_pipeline.broker import connect
-from order_pipeline.settings import amqp_uri
+from order_pipeline.broker import Broker, broker, connect
 
 CONNECT_TIMEOUT_SECONDS = 2
 
@@ -22,9 +21,9 @@ def passive_declare(channel, name):
     return declared.message_count, declared.consumer_count
 
 
-def read_queue_figures(broker_uri: str) -> dict:
+def read_queue_figures(target: Broker) -> dict:
     """{"queue_depth", "consumers"} from the broker."""
-    with connect(broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+    with connect(target, connect_timeout=CONNECT_TIMEOUT_SECONDS) as connection:
         depth, consumers = passive_declare(connection.channel(), ORDER_CREATED_QUEUE)
     return {"queue_depth": depth, "consumers": consumers}
 
@@ -33,7 +32,7 @@ class QueueFigures(DependencyProvider):
     """Injects `read() -> dict` (see read_queue_figures)."""
 
     def setup(self):
-        self.broker_uri = amqp_uri(self.container.config)
+        self.broker = broker(self.container.config)
 
     def get_dependency(self, worker_ctx):
-        return lambda: read_queue_figures(self.broker_uri)
+        return lambda: read_queue_figures(self.broker)

@@ -82,5 +82,21 @@ def web_server_address(config: dict) -> BindAddress:
     return bind_address(WEB_SERVER_CONFIG_KEY, setting(config, "WEB_SERVER_ADDRESS", str))
 
 
+@dataclass(frozen=True)
+class GatewayTls:
+    cert_file: str  # the certificate, with its chain (and the key, if key_file is None)
+    key_file: str | None
+
+
+def gateway_tls(config: dict) -> GatewayTls | None:
+    """GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE: HTTPS with them,
+    plain HTTP with neither (gateway.tls reads and checks the files)."""
+    cert_file = setting(config, "GATEWAY_TLS_CERT_FILE", str, default="").strip()
+    key_file = setting(config, "GATEWAY_TLS_KEY_FILE", str, default="").strip()
+    if key_file and not cert_file:
+        raise StartupError(f"GATEWAY_TLS_KEY_FILE={key_file} is set without GATEWAY_TLS_CERT_FILE")
+    return GatewayTls(cert_file, key_file or None) if cert_file else None
+
+
 def gateway_metrics_address(config: dict) -> MetricsAddress | None:
     return metrics_address(config, "GATEWAY_METRICS_ADDRESS")

@@ -6,16 +6,22 @@ ports, Erlang cookie (a private HOME), config, and data in a temporary
 directory. A node runs in the foreground as a child process of the test run,
 in its own process group, so stopping it can never touch the shared node.
 Cluster nodes (harness.rabbit_cluster) share one HOME, hence one cookie.
+
+With `tls` (harness.certificates.Certificates) the node listens for AMQPS
+only, presents the server certificate, and lets a client with a certificate
+from the same CA log in as its common name (RabbitMQ's EXTERNAL mechanism,
+from the rabbitmq_auth_mechanism_ssl plugin shipped with RabbitMQ); guest
+and a password still work too.
 """
 
 import os
 import subprocess
 import uuid
 
-from kombu import Connection
-
 from harness.ports import free_port
 from harness.private_server import PrivateServer
+from order_pipeline.broker import Broker
+from order_pipeline.tls import TlsFiles
 
 # The Debian wrapper in /usr/sbin re-runs itself as the rabbitmq user, which
 # would use the shared node's cookie and directories; the real scripts do not.
@@ -34,17 +40,23 @@ class PrivateRabbit(PrivateServer):
         dist_port=None,
         extra_config="",
         management=False,
+        tls=None,
     ):
         super().__init__(base_dir, "rabbit.log")
         self.node = node or f"faults_{uuid.uuid4().hex[:8]}@localhost"
         self.home = home or self._path("home")
         self.port = port or free_port()
         self.dist_port = dist_port or free_port()
-        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.tls = tls
+        if tls is None:
+            self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        else:
+            # The name the server certificate holds.
+            self.amqp_uri = f"amqps://guest:guest@localhost:{self.port}/"
         # The management plugin's HTTP API on a port of its own (the
         # machine's node has no plugin enabled, and must keep it so).
         self.management_url = None
-        plugins = []
+        plugins = [] if tls is None else ["rabbitmq_auth_mechanism_ssl"]
         if management:
             management_port = free_port()
             self.management_url = f"http://guest:guest@127.0.0.1:{management_port}/"
@@ -54,6 +66,11 @@ class PrivateRabbit(PrivateServer):
             plugins.append("rabbitmq_management")
         self._write_files(extra_config, plugins)
 
+    def broker(self):
+        """How a client reaches this node: AMQP_URI, and the CA to trust."""
+        files = None if self.tls is None else TlsFiles(ca_file=self.tls.ca.cert)
+        return Broker(self.amqp_uri, files)
+
     def _path(self, name):
         return os.path.join(self.base_dir, name)
 
@@ -62,11 +79,40 @@ class PrivateRabbit(PrivateServer):
         with open(self._path("rabbitmq-env.conf"), "w") as env_file:
             env_file.write('export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
         with open(self._path("rabbitmq.conf"), "w") as conf:
-            conf.write(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+            if self.tls is None:
+                conf.write(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+            else:
+                conf.write(self._tls_config())
             conf.write("loopback_users = none\n")
             conf.write(extra_config)
         with open(self._path("enabled_plugins"), "w") as enabled:
             enabled.write(f"[{','.join(plugins)}].\n")
+
+    def _tls_config(self):
+        return "".join(
+            line + "\n"
+            for line in (
+                "listeners.tcp = none",
+                f"listeners.ssl.default = 127.0.0.1:{self.port}",
+                f"ssl_options.cacertfile = {self.tls.ca.cert}",
+                f"ssl_options.certfile = {self.tls.server.cert}",
+                f"ssl_options.keyfile = {self.tls.server.key}",
+                # A client certificate is checked if one is sent, not required.
+                "ssl_options.verify = verify_peer",
+                "ssl_options.fail_if_no_peer_cert = false",
+                "auth_mechanisms.1 = PLAIN",
+                "auth_mechanisms.2 = AMQPLAIN",
+                "auth_mechanisms.3 = EXTERNAL",
+                "ssl_cert_login_from = common_name",
+            )
+        )
+
+    def add_certificate_user(self, name, vhost="/"):
+        """A user with no password, who may do anything in `vhost`: the
+        one a client certificate whose common name is `name` logs in as."""
+        self.ctl("add_user", name, uuid.uuid4().hex)
+        self.ctl("clear_password", name)
+        self.ctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
 
     def env(self):
         env = super().env()
@@ -77,7 +123,6 @@ class PrivateRabbit(PrivateServer):
                 "RABBITMQ_CONFIG_FILE": self._path("rabbitmq.conf"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": self._path("enabled_plugins"),
                 "RABBITMQ_NODENAME": self.node,
-                "RABBITMQ_NODE_PORT": str(self.port),
                 "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "RABBITMQ_MNESIA_BASE": self._path("mnesia"),
                 "RABBITMQ_LOG_BASE": self._path("log"),
@@ -89,13 +134,16 @@ class PrivateRabbit(PrivateServer):
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+sbwt none +sbwtdcpu none +sbwtdio none",
             }
         )
+        if self.tls is None:
+            # (It would also open a plain listener next to the TLS one.)
+            env["RABBITMQ_NODE_PORT"] = str(self.port)
         return env
 
     def command(self):
         return [os.path.join(RABBITMQ_BIN, "rabbitmq-server")]
 
     def answers(self):
-        connection = Connection(self.amqp_uri, connect_timeout=1)
+        connection = self.broker().connection(connect_timeout=1)
         try:
             connection.ensure_connection(max_retries=1)
             return True

@@ -7,8 +7,12 @@ import sys
 import time
 
 import requests
+from sqlalchemy import create_engine
 
 from harness.ports import free_port
+from order_pipeline.broker import Broker, broker
+from order_pipeline.database import connect_args
+from order_pipeline.settings import db_tls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMEKO = os.path.join(os.path.dirname(sys.executable), "nameko")
@@ -92,14 +96,21 @@ class NamekoProcess:
 
 class Pipeline:
     """The three services as separate processes against one database and
-    vhost, plus helpers to talk to them over HTTP."""
+    vhost, plus helpers to talk to them over HTTP, or over HTTPS with
+    `https_ca` (the CA of the gateway's certificate for "localhost", which
+    GATEWAY_TLS_* in `settings` name)."""
 
-    def __init__(self, db_uri, amqp_uri, log_dir, **settings):
+    def __init__(self, db_uri, amqp_uri, log_dir, https_ca=None, **settings):
         self.db_uri = db_uri
         self.amqp_uri = amqp_uri
         self.log_dir = log_dir
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        if https_ca is None:
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self.http_options = {}
+        else:
+            self.base_url = f"https://localhost:{self.port}"
+            self.http_options = {"verify": https_ca}
         self.settings = {"ORDER_INTERVAL_SECONDS": "0.2", **settings}
         self.processes = []
 
@@ -120,6 +131,20 @@ class Pipeline:
         env.update({key: str(value) for key, value in overrides.items()})
         return env
 
+    @property
+    def broker(self) -> Broker:
+        """The broker as a client of this pipeline reaches it: AMQP_URI,
+        with the AMQP_SSL_* files among its settings."""
+        return broker(self._client_config())
+
+    def engine(self):
+        """An engine on DB_URI (with the DB_SSL_* files among its settings);
+        the caller disposes of it."""
+        return create_engine(self.db_uri, connect_args=connect_args(db_tls(self._client_config())))
+
+    def _client_config(self):
+        return {"AMQP_URI": self.amqp_uri, **self.settings}
+
     def start_service(self, module, **overrides):
         name = f"{module}-{len(self.processes)}.log"
         process = NamekoProcess(
@@ -139,7 +164,7 @@ class Pipeline:
     def wait_healthy(self, timeout=30):
         def healthy():
             try:
-                return requests.get(self.url("/health"), timeout=2).status_code == 200
+                return self.get("/health", timeout=2).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -150,14 +175,14 @@ class Pipeline:
 
     def get(self, path, **kwargs):
         kwargs.setdefault("timeout", 10)
-        return requests.get(self.url(path), **kwargs)
+        return requests.get(self.url(path), **self.http_options, **kwargs)
 
     def post(self, path, token=TEST_TOKEN, **kwargs):
         kwargs.setdefault("timeout", 10)
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers["Authorization"] = "Bearer " + token
-        return requests.post(self.url(path), headers=headers, **kwargs)
+        return requests.post(self.url(path), headers=headers, **self.http_options, **kwargs)
 
     def stop(self):
         """SIGTERM to every process at once, then wait for each."""

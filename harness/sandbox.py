@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from harness.broker import local_rabbitmqctl
 from harness.processes import Pipeline, wait_until
+from order_pipeline.broker import Broker
 from order_pipeline.commands.migrate import migrate
 from order_pipeline.database import server_url
 
@@ -112,8 +113,10 @@ def sandbox(log_dir, servers=LocalServers, **settings):
 
 
 def rpc_proxy(amqp_uri, timeout=10):
-    """A standalone RPC proxy into a vhost (use as a context manager)."""
-    return ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout)
+    """A standalone RPC proxy into a vhost (use as a context manager);
+    `amqp_uri` may be a Broker (over TLS: `Pipeline.broker`)."""
+    target = amqp_uri if isinstance(amqp_uri, Broker) else Broker(amqp_uri)
+    return ClusterRpcProxy(target.nameko_keys(), timeout=timeout)
 
 
 def wait_for_rpc(amqp_uri, service, method, processes=()):

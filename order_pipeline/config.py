@@ -77,14 +77,20 @@ def apply_setting_files(config: dict, environ: Mapping[str, str] = os.environ) -
     return config
 
 
-def setting(config, key, kind, minimum=None):
+_REQUIRED = object()
+
+
+def setting(config, key, kind, minimum=None, default=_REQUIRED):
     """Read `config[key]` as `kind` (int, float, Decimal, bool or str).
 
     YAML types values itself (`100.00` arrives as a float, a numeric token as
     an int), so each reader states the type it needs; a bad value is a
-    StartupError that names the setting.
+    StartupError that names the setting. A setting with a `default` may be
+    missing from a config made by hand (config.yml has every setting).
     """
     if key not in config:
+        if default is not _REQUIRED:
+            return default
         raise StartupError(f"missing setting {key}")
     raw = config[key]
     try:

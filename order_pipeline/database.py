@@ -1,6 +1,14 @@
 """The database as the services and the commands reach it: engine options
-that survive a restart, causal reads on Galera, a start-up check that names
-DB_URI, and creating the database (`make migrate`).
+that survive a restart, verified TLS with DB_SSL_*, causal reads on Galera,
+a start-up check that names DB_URI, and creating the database (`make
+migrate`).
+
+Every engine the project makes takes its connection arguments from
+`connect_args(tls)` (or `with_tls`): a connect timeout and, with
+DB_SSL_CA_FILE or DB_SSL_CERT_FILE set, a TLS context that checks the
+server's certificate and host name (and refuses a server without TLS).
+Without them PyMySQL still encrypts when the server offers TLS, but checks
+nothing, so it is no defence against a machine in the middle.
 """
 
 from sqlalchemy import create_engine, text
@@ -8,6 +16,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_pipeline.errors import StartupError
+from order_pipeline.settings import db_tls
+from order_pipeline.tls import TlsFiles, client_context, describe_tls_failure
+
+CONNECT_TIMEOUT_SECONDS = 5
 
 ENGINE_OPTIONS = {
     # A pooled connection can be dead after a database restart: ping it first.
@@ -17,19 +29,50 @@ ENGINE_OPTIONS = {
     "pool_size": 10,
     "max_overflow": 20,
     # Fail fast when the server is down instead of hanging a worker.
-    "connect_args": {"connect_timeout": 5},
+    "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
 }
+# The server says so when TLS is asked of it and it has none.
+NO_TLS_ON_THE_SERVER = 2026  # CR_SSL_CONNECTION_ERROR
 
 
-def describe_failure(db_uri, exc):
+def connect_args(tls: TlsFiles | None) -> dict:
+    """PyMySQL's connection arguments: the connect timeout, and TLS with
+    `tls` (DB_SSL_*, `db_tls(config)`)."""
+    arguments = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if tls is not None:
+        arguments["ssl"] = client_context(tls)
+    return arguments
+
+
+def with_tls(engine_options: dict, config: dict) -> dict:
+    """`engine_options` (create_engine's keyword arguments) with DB_SSL_*'s
+    TLS context added to their connection arguments."""
+    tls = db_tls(config)
+    if tls is None:
+        return engine_options
+    arguments = {**engine_options.get("connect_args", {}), "ssl": client_context(tls)}
+    return {**engine_options, "connect_args": arguments}
+
+
+def describe_failure(db_uri, exc, tls: TlsFiles | None = None):
     """One line saying what is wrong and which setting to fix."""
     url = make_url(db_uri)
+    where = f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)}"
     reason = getattr(exc, "orig", exc)
+    if tls is not None:
+        if getattr(reason, "args", ())[:1] == (NO_TLS_ON_THE_SERVER,):
+            return (
+                f"{where}: DB_SSL_* ask for TLS and the server offers none ({reason}); "
+                "enable TLS on the server, or unset DB_SSL_CA_FILE"
+            )
+        problem = describe_tls_failure(reason, tls, "DB_URI")
+        if problem is not None:
+            return f"{where} over TLS: {problem}"
     if "Unknown database" in str(reason):
         hint = "run `make migrate` (or `python -m order_pipeline.commands.migrate`)"
     else:
         hint = "check that the server runs, or set DB_URI"
-    return f"cannot use the database at DB_URI={url.render_as_string(hide_password=True)} ({reason}); {hint}"
+    return f"{where} ({reason}); {hint}"
 
 
 def read_causally_on_galera(dbapi_connection, _connection_record):
@@ -48,12 +91,12 @@ def read_causally_on_galera(dbapi_connection, _connection_record):
             cursor.execute("SET SESSION wsrep_sync_wait = 1")
 
 
-def check_connection(engine):
+def check_connection(engine, tls: TlsFiles | None = None):
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise StartupError(describe_failure(str(engine.url), exc)) from None
+        raise StartupError(describe_failure(str(engine.url), exc, tls)) from None
 
 
 def server_url(db_uri):
@@ -62,10 +105,10 @@ def server_url(db_uri):
     return make_url(db_uri)._replace(database=None)
 
 
-def create_database_if_missing(db_uri):
+def create_database_if_missing(db_uri, tls: TlsFiles | None = None):
     """Create DB_URI's database unless it exists; True if it was created."""
     url = make_url(db_uri)
-    engine = create_engine(server_url(db_uri), connect_args={"connect_timeout": 5})
+    engine = create_engine(server_url(db_uri), connect_args=connect_args(tls))
     try:
         with engine.begin() as connection:
             # MariaDB counts one row for a database created, none (and a
@@ -80,6 +123,6 @@ def create_database_if_missing(db_uri):
                 == 1
             )
     except SQLAlchemyError as exc:
-        raise StartupError(describe_failure(db_uri, exc)) from None
+        raise StartupError(describe_failure(db_uri, exc, tls)) from None
     finally:
         engine.dispose()

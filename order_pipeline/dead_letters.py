@@ -33,7 +33,7 @@ from kombu import Queue
 from nameko.constants import HEADER_PREFIX
 
 from order_contract.dead_letters import DEAD_LETTER_ID
-from order_pipeline.broker import connect
+from order_pipeline.broker import Broker, connect
 from order_pipeline.failures import (
     MAX_MESSAGE_CHARS,
     MAX_TYPE_CHARS,
@@ -238,7 +238,7 @@ class DeadLetterIntake:
 
     def __init__(
         self,
-        amqp_uri: str,
+        target: Broker | str,
         queue: Queue,
         kind: str,
         store: Callable[[list[DeadLetterRecord]], bool],
@@ -246,7 +246,7 @@ class DeadLetterIntake:
         batch_size: int = 100,
         pause_seconds: float = 1.0,
     ):
-        self.amqp_uri = amqp_uri
+        self.target = target  # AMQP_URI and its TLS (order_pipeline.broker)
         self.queue = queue
         self.kind = kind
         self.store = store
@@ -278,7 +278,7 @@ class DeadLetterIntake:
 
     def _consume(self):
         with connect(
-            self.amqp_uri, connect_timeout=5, heartbeat=self.HEARTBEAT_SECONDS
+            self.target, connect_timeout=5, heartbeat=self.HEARTBEAT_SECONDS
         ) as connection:
             declare_checked(connection, [self.queue], self.kind)
             channel = connection.channel()
@@ -347,13 +347,13 @@ class HandlerQueueMissing(Exception):
     """The handler's queue is not there: a replay would be lost."""
 
 
-def publish_replays(amqp_uri: str, queue_name: str, replays: list[Replay]) -> list[str]:
+def publish_replays(target: Broker | str, queue_name: str, replays: list[Replay]) -> list[str]:
     """Publish each replay to queue `queue_name`, persistent, each with a
     publisher confirm; return the ids the broker confirmed, in order. After
     a failure the rest are not sent (and not returned); a failure before
     any was confirmed is raised."""
     confirmed = []
-    with connect(amqp_uri, connect_timeout=5) as connection:
+    with connect(target, connect_timeout=5) as connection:
         channel = connection.channel()
         try:
             channel.queue_declare(queue=queue_name, passive=True)

@@ -35,9 +35,9 @@ A queue cannot change type once declared: `order_pipeline.commands.recreate_queu
 from amqp.exceptions import PreconditionFailed
 from kombu import Exchange, Queue
 
-from order_pipeline.broker import check_broker, connect
+from order_pipeline.broker import broker, check_broker, connect
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import QUEUE_TYPES, amqp_uri, queue_type
+from order_pipeline.settings import QUEUE_TYPES, queue_type
 
 CLASSIC, QUORUM = QUEUE_TYPES
 
@@ -155,7 +155,7 @@ def declare_at_start(config: dict, queues: list[Queue]) -> None:
     """For an extension's `setup()`: the broker answers and `queues` are
     declared with QUEUE_TYPE, or a one-line StartupError says why not."""
     check_broker(config)
-    with connect(amqp_uri(config), connect_timeout=5) as connection:
+    with connect(broker(config), connect_timeout=5) as connection:
         declare_checked(connection, queues, queue_type(config))
 
 

@@ -15,6 +15,7 @@ Inside LOGGING, LOG_LEVEL goes to `dictConfig` as it is, and LOG_FORMAT to
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import ConfigurationError
@@ -22,6 +23,7 @@ from nameko.web.server import BindAddress, parse_address
 
 from order_pipeline.config import setting
 from order_pipeline.errors import StartupError
+from order_pipeline.tls import TlsFiles, tls_files
 
 
 def amqp_uri(config: dict) -> str:
@@ -37,6 +39,58 @@ def db_uri(config: dict) -> str:
 
 def rpc_timeout_seconds(config: dict) -> float:
     return setting(config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
+
+
+def amqp_tls(config: dict) -> TlsFiles | None:
+    """The broker's TLS files, or None for a plain amqp:// AMQP_URI (a
+    config made by hand without these settings means none).
+
+    TLS is on when AMQP_URI is amqps:// (every node of it), with the
+    broker's certificate and host name always checked: against
+    AMQP_SSL_CA_FILE, or the system's CAs when it is empty. With
+    AMQP_SSL_CERT_FILE (and AMQP_SSL_KEY_FILE) the services present that
+    certificate, and log in as its user (RabbitMQ's EXTERNAL mechanism)
+    unless AMQP_URI holds a password (order_pipeline.broker)."""
+    files = tls_files(
+        "AMQP_SSL",
+        setting(config, "AMQP_SSL_CA_FILE", str, default=""),
+        setting(config, "AMQP_SSL_CERT_FILE", str, default=""),
+        setting(config, "AMQP_SSL_KEY_FILE", str, default=""),
+    )
+    schemes = {urlsplit(node.strip()).scheme.lower() for node in amqp_uri(config).split(";")}
+    schemes.discard("")
+    if schemes == {"amqps"}:
+        return files or TlsFiles(prefix="AMQP_SSL")
+    if "amqps" in schemes:
+        raise StartupError(
+            f"{AMQP_URI_CONFIG_KEY} lists amqps:// and plain nodes; use amqps:// for every node"
+        )
+    if files is not None:
+        named = next(
+            files.names(field)
+            for field in ("ca_file", "cert_file", "key_file")
+            if getattr(files, field)
+        )
+        raise StartupError(
+            f"{named} is set, but {AMQP_URI_CONFIG_KEY} is not amqps://, so it would not be "
+            f"used: use amqps:// in {AMQP_URI_CONFIG_KEY}, or unset it"
+        )
+    return None
+
+
+def db_tls(config: dict) -> TlsFiles | None:
+    """The database's TLS files, or None (no DB_SSL_* set).
+
+    With DB_SSL_CA_FILE (or a client certificate, DB_SSL_CERT_FILE, which
+    then trusts the system's CAs), every connection to DB_URI uses TLS and
+    checks the server's certificate and host name; a server without TLS is
+    refused."""
+    return tls_files(
+        "DB_SSL",
+        setting(config, "DB_SSL_CA_FILE", str, default=""),
+        setting(config, "DB_SSL_CERT_FILE", str, default=""),
+        setting(config, "DB_SSL_KEY_FILE", str, default=""),
+    )
 
 
 QUEUE_TYPES = ("classic", "quorum")

@@ -14,12 +14,14 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_contract import ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
+from order_pipeline.broker import broker
+from order_pipeline.database import with_tls
 from order_pipeline.dead_letters import DeadLetterIntake, publish_replays
 from order_pipeline.errors import StartupError
 from order_pipeline.extensions.reliable_events import ReliableEventHandler
 from order_pipeline.queues import dead_letter_queue_for
 from order_pipeline.scrub import Scrubber
-from order_pipeline.settings import amqp_uri, db_uri, queue_type
+from order_pipeline.settings import db_uri, queue_type
 from order_pipeline.transactions import (
     CommitOutcomeUnknown,
     Sessions,
@@ -88,11 +90,11 @@ class DeadLetterMover(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.engine = create_engine(db_uri(config), **OWN_ENGINE_OPTIONS)
+        self.engine = create_engine(db_uri(config), **with_tls(OWN_ENGINE_OPTIONS, config))
         sessions = Sessions.of_engine(self.engine)
         kind = queue_type(config)
         self.intake = DeadLetterIntake(
-            amqp_uri(config),
+            broker(config),
             dead_letter_queue_for(ORDER_CREATED_QUEUE, kind),
             kind,
             partial(self._store, sessions),
@@ -134,7 +136,7 @@ class ReplayPublisher(DependencyProvider):
 
     def setup(self):
         self.publish = partial(
-            publish_replays, amqp_uri(self.container.config), ORDER_CREATED_QUEUE
+            publish_replays, broker(self.container.config), ORDER_CREATED_QUEUE
         )
 
     def get_dependency(self, worker_ctx):
@@ -169,7 +171,8 @@ class SetAsideCounts(DependencyProvider):
         self.wake = LightQueue(maxsize=1)
         self.stopping = False
         self.writer = None
-        self.engine = create_engine(db_uri(self.container.config), **OWN_ENGINE_OPTIONS)
+        config = self.container.config
+        self.engine = create_engine(db_uri(config), **with_tls(OWN_ENGINE_OPTIONS, config))
         self.sessions = Sessions.of_engine(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):

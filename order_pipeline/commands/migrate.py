@@ -20,8 +20,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from order_pipeline.config import load_config
-from order_pipeline.database import create_database_if_missing
+from order_pipeline.database import connect_args, create_database_if_missing
+from order_pipeline.settings import db_tls
 from order_pipeline.settings import db_uri as read_db_uri
+from order_pipeline.tls import TlsFiles
 
 # The services that own tables, with their Alembic version tables.
 VERSION_TABLES = {
@@ -30,7 +32,7 @@ VERSION_TABLES = {
 }
 
 
-def alembic_config(package: str, db_uri: str) -> AlembicConfig:
+def alembic_config(package: str, db_uri: str, tls: TlsFiles | None = None) -> AlembicConfig:
     config = AlembicConfig()
     # The package's own folder, found without importing it (commands import
     # no service).
@@ -38,12 +40,13 @@ def alembic_config(package: str, db_uri: str) -> AlembicConfig:
     config.set_main_option("script_location", os.path.join(package_dir, "migrations"))
     # Passed as attributes, not ini options, so '%' in a password is safe.
     config.attributes["db_uri"] = db_uri
+    config.attributes["tls"] = tls
     config.attributes["version_table"] = VERSION_TABLES[package]
     return config
 
 
-def current_revision(package: str, db_uri: str) -> str | None:
-    engine = create_engine(db_uri)
+def current_revision(package: str, db_uri: str, tls: TlsFiles | None = None) -> str | None:
+    engine = create_engine(db_uri, connect_args=connect_args(tls))
     try:
         with engine.connect() as connection:
             migration = MigrationContext.configure(
@@ -54,15 +57,15 @@ def current_revision(package: str, db_uri: str) -> str | None:
         engine.dispose()
 
 
-def upgrade_all(db_uri: str) -> dict[str, list[str]]:
+def upgrade_all(db_uri: str, tls: TlsFiles | None = None) -> dict[str, list[str]]:
     """Bring every service's schema to its head; {package: [revisions
     applied, oldest first]}."""
     applied = {}
     for package in VERSION_TABLES:
-        config = alembic_config(package, db_uri)
-        before = current_revision(package, db_uri)
+        config = alembic_config(package, db_uri, tls)
+        before = current_revision(package, db_uri, tls)
         command.upgrade(config, "head")
-        after = current_revision(package, db_uri)
+        after = current_revision(package, db_uri, tls)
         script = ScriptDirectory.from_config(config)
         applied[package] = [
             revision.revision
@@ -71,23 +74,24 @@ def upgrade_all(db_uri: str) -> dict[str, list[str]]:
     return applied
 
 
-def migrate(db_uri: str) -> list[str]:
-    """Create the database if missing and apply every service's migrations;
-    returns what was done, one line each."""
+def migrate(db_uri: str, tls: TlsFiles | None = None) -> list[str]:
+    """Create the database if missing and apply every service's migrations
+    (over TLS with `tls`, DB_SSL_*); returns what was done, one line each."""
     done = []
-    if create_database_if_missing(db_uri):
+    if create_database_if_missing(db_uri, tls):
         done.append("created the database")
-    for package, revisions in upgrade_all(db_uri).items():
+    for package, revisions in upgrade_all(db_uri, tls).items():
         if revisions:
             done.append(f"{package}: applied {', '.join(revisions)}")
         else:
-            done.append(f"{package}: already at {current_revision(package, db_uri)}")
+            done.append(f"{package}: already at {current_revision(package, db_uri, tls)}")
     return done
 
 
 def run_migrations_online(target_metadata) -> None:
     """The body of each service's migrations/env.py."""
-    engine = create_engine(context.config.attributes["db_uri"])
+    attributes = context.config.attributes
+    engine = create_engine(attributes["db_uri"], connect_args=connect_args(attributes.get("tls")))
     try:
         with engine.connect() as connection:
             context.configure(
@@ -114,13 +118,14 @@ def main(argv=None) -> None:
     revision.add_argument("message")
     args = parser.parse_args(argv)
     # A StartupError exits with status 1 and a one-line message.
-    db_uri = read_db_uri(load_config(args.config))
+    config = load_config(args.config)
+    db_uri, tls = read_db_uri(config), db_tls(config)
     if args.command == "revision":
         command.revision(
-            alembic_config(args.service, db_uri), message=args.message, autogenerate=True
+            alembic_config(args.service, db_uri, tls), message=args.message, autogenerate=True
         )
         return
-    for line in migrate(db_uri):
+    for line in migrate(db_uri, tls):
         print(line)
 
 

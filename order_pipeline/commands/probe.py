@@ -30,7 +30,8 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
     from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from order_pipeline.broker import mask_uri
+    from order_pipeline.broker import broker, describe_failure, nameko_config
+    from order_pipeline.errors import StartupError
     from order_pipeline.identities import PROBE
 
     class ProbeRpcProxy(ClusterRpcProxy):
@@ -40,6 +41,11 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
         class ServiceContainer(ClusterRpcProxy.ServiceContainer):
             service_name = PROBE
 
+    try:
+        # AMQP_SSL and LOGIN_METHOD from AMQP_URI and AMQP_SSL_*.
+        config = nameko_config(config)
+    except StartupError as exc:
+        return False, exc.message
     try:
         with ProbeRpcProxy(config, timeout=timeout) as cluster:
             proxy = cluster[service]
@@ -55,9 +61,7 @@ def probe_rpc(config: dict, service: str, method: str, timeout: float) -> tuple[
     except RemoteError as exc:
         return False, f"answered with an error: {exc.exc_type}"
     except Exception as exc:  # anything else: the broker cannot be used
-        amqp_uri = mask_uri(config.get("AMQP_URI") or "")
-        reason = mask_uri(f"{type(exc).__name__}: {exc}")
-        return False, f"cannot use the broker at AMQP_URI={amqp_uri}: {reason}"
+        return False, describe_failure(broker(config), exc)
     return True, "ok"
 
 

@@ -25,7 +25,7 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
 from order_contract import GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE, PROCESSOR
-from order_pipeline.broker import connect, mask_uri
+from order_pipeline.broker import Broker, broker, connect, mask_uri
 from order_pipeline.config import load_config
 from order_pipeline.errors import StartupError
 from order_pipeline.extensions.reliable_events import retry_delays, retry_settings
@@ -38,7 +38,7 @@ from order_pipeline.queues import (
     handler_queue,
     retry_queue,
 )
-from order_pipeline.settings import amqp_uri, queue_type
+from order_pipeline.settings import queue_type
 
 TEMPORARY_SUFFIX = ".recreating"
 CONFIRM_TIMEOUT_SECONDS = 10
@@ -80,10 +80,12 @@ class QueuesInUse(Exception):
     """A consumer is attached to a queue that would be re-created."""
 
 
-def recreate(amqp_uri: str, queues: list[Queue], kind: str, say: Callable[[str], None]) -> int:
+def recreate(
+    target: Broker | str, queues: list[Queue], kind: str, say: Callable[[str], None]
+) -> int:
     """Re-create each of `queues` that exists with other arguments than
     `kind` needs; returns how many were re-created."""
-    with connect(amqp_uri, connect_timeout=5) as connection:
+    with connect(target, connect_timeout=5) as connection:
         present = {}
         for queue in queues:
             figures = _passive(connection, queue.name)
@@ -185,11 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        uri = amqp_uri(config)
+        target = broker(config)
         kind = queue_type(config)
-        print(f"re-creating the queues on {mask_uri(uri)} as {kind} queues")
+        print(f"re-creating the queues on {mask_uri(target.uri)} as {kind} queues")
         count = recreate(
-            uri, project_queues(config), kind, say=lambda line: print(line, flush=True)
+            target, project_queues(config), kind, say=lambda line: print(line, flush=True)
         )
     except OSError as exc:
         print(f"Error: cannot read {args.config}: {exc.strerror}", file=sys.stderr)

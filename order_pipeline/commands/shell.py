@@ -9,7 +9,7 @@ helper and options, after a banner built from the masked URI:
 
 import sys
 
-from order_pipeline.broker import mask_uri
+from order_pipeline.broker import mask_uri, nameko_config
 from order_pipeline.config import load_config
 from order_pipeline.nameko_internals import start_shell
 from order_pipeline.settings import amqp_uri
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interface", choices=SHELLS)
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    start_shell(banner(amqp_uri(config)), config, args.interface)
+    # A StartupError (a bad AMQP_SSL_* file) exits with its one line.
+    start_shell(banner(amqp_uri(config)), nameko_config(config), args.interface)
 
 
 if __name__ == "__main__":

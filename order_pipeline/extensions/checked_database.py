@@ -1,6 +1,7 @@
-"""`CheckedDatabase`: nameko-sqlalchemy's `Database` with five changes.
+"""`CheckedDatabase`: nameko-sqlalchemy's `Database` with six changes.
 
 The engine survives a database restart (connections are pinged before use),
+connects over verified TLS with DB_SSL_* (order_pipeline.database),
 reads are causal on a Galera cluster (`read_causally_on_galera`), a worker
 whose connection died with the database does not take the service down when
 its session is closed, a database that cannot be reached at start-up stops
@@ -14,7 +15,13 @@ from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 
-from order_pipeline.database import ENGINE_OPTIONS, check_connection, read_causally_on_galera
+from order_pipeline.database import (
+    ENGINE_OPTIONS,
+    check_connection,
+    read_causally_on_galera,
+    with_tls,
+)
+from order_pipeline.settings import db_tls
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +37,12 @@ class CheckedDatabase(Database):
         self.on_setup = on_setup
 
     def setup(self):
+        config = self.container.config
+        # DB_SSL_*: the engine super().setup() makes connects over TLS.
+        self.engine_options = with_tls(self.engine_options, config)
         super().setup()
         event.listen(self.engine, "connect", read_causally_on_galera)
-        check_connection(self.engine)
+        check_connection(self.engine, db_tls(config))
         if self.on_setup is not None:
             db = DatabaseWrapper(self.Session)
             try:

@@ -11,7 +11,9 @@ first instead of running again.
 
 Its config is config.yml's with the settings given as files applied
 (`VAR_FILE`, see order_pipeline.config), which nameko's own loader does not
-know of.
+know of, and with nameko's keys for TLS to the broker (AMQP_SSL,
+LOGIN_METHOD) made from AMQP_URI and AMQP_SSL_* (order_pipeline.broker), so
+that every connection nameko opens for the service honours them.
 
 It also lets a service size its own worker pool: nameko reads one
 `max_workers` for every service a process runs, but a gateway worker mostly
@@ -25,12 +27,13 @@ from eventlet.event import Event
 from nameko.constants import MAX_WORKERS_CONFIG_KEY
 from nameko.containers import ServiceContainer
 
+from order_pipeline.broker import nameko_config
 from order_pipeline.config import apply_setting_files
 
 
 class StopOnceServiceContainer(ServiceContainer):
     def __init__(self, service_cls, config, *args, **kwargs):
-        config = apply_setting_files(config)
+        config = nameko_config(apply_setting_files(config))
         read_max_workers = getattr(service_cls, "read_max_workers", None)
         if read_max_workers is not None:
             # nameko sizes the pool, and every consumer's prefetch, from this

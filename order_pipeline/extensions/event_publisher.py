@@ -36,14 +36,13 @@ import time
 import uuid
 
 from eventlet.semaphore import Semaphore
-from kombu import Connection, Producer
+from kombu import Producer
 from nameko.constants import HEADER_PREFIX, PERSISTENT
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from opentelemetry.trace import SpanKind
 
-from order_pipeline.broker import check_broker, node_count, starting_at
-from order_pipeline.settings import amqp_uri
+from order_pipeline.broker import broker, check_broker, node_count, starting_at
 from order_pipeline.trace_context import carrier_context, current_carrier, tracer
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class RoutedEventPublisher(DependencyProvider):
     def setup(self):
         config = self.container.config
         check_broker(config)
-        self.amqp_uri = amqp_uri(config)
+        self.broker = broker(config)
         self.exchange = get_event_exchange(self.container.service_name, config)
         # One channel, used by one greenthread at a time.
         self._lock = Semaphore()
@@ -204,15 +203,15 @@ class RoutedEventPublisher(DependencyProvider):
 
     def _get_producer(self):
         if self._producer is None:
-            uri = starting_at(self.amqp_uri, self._connections_made)
+            uri = starting_at(self.broker.uri, self._connections_made)
             self._connections_made += 1
-            self._connection = Connection(uri, connect_timeout=5)
+            self._connection = self.broker.connection(uri, connect_timeout=5)
             # One attempt per node, no back-off sleep: kombu's retry would
             # sleep 2 s per round while the broker is down, with the
             # channel's lock (and the caller's outbox rows) held. `publish`
             # already tries a second time, and the outbox keeps what did not
             # go out. (Within one round over the nodes kombu does not sleep.)
-            self._connection.ensure_connection(max_retries=node_count(self.amqp_uri) - 1)
+            self._connection.ensure_connection(max_retries=node_count(self.broker.uri) - 1)
             channel = self._connection.channel()
             channel.confirm_select()
             self._last_tag = 0

@@ -48,7 +48,7 @@ from nameko.events import SERVICE_POOL, EventHandler
 from nameko.messaging import QueueConsumer
 
 from order_contract import DEAD_LETTERED, RETRIED
-from order_pipeline.broker import check_broker
+from order_pipeline.broker import broker, check_broker
 from order_pipeline.config import setting
 from order_pipeline.failures import (
     encode_failures,
@@ -69,7 +69,7 @@ from order_pipeline.queues import (
     retry_queue,
 )
 from order_pipeline.scrub import Scrubber
-from order_pipeline.settings import amqp_uri, queue_type
+from order_pipeline.settings import queue_type
 from order_pipeline.times import iso_z, utc_now
 
 log = logging.getLogger(__name__)
@@ -193,8 +193,8 @@ class ReliableEventHandler(EventHandler):
         }
         self.dead_letter_target = dead_letter_queue_for(self.queue.name, kind)
         declare_at_start(config, [self.queue, self.dead_letter_target, *self.retry_queues.values()])
-        broker_uri = amqp_uri(config)
-        self.publisher = Publisher(broker_uri, use_confirms=True)
+        target = broker(config)
+        self.publisher = Publisher(target.uri, use_confirms=True, **target.connection_options())
         self.scrub = Scrubber.for_config(config)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):

@@ -102,7 +102,7 @@ class RoomOnReconnect(RoutedEventPublisher):
 
     def _get_producer(self):
         if self._producer is None and self._connections_made == 1:
-            with Connection(self.amqp_uri) as connection:
+            with Connection(self.broker.uri) as connection:
                 connection.channel().queue_purge(self.queue_name)
         return super()._get_producer()
 

@@ -109,7 +109,7 @@ def test_rpc_probe_fails_without_a_broker():
         "rpc", "order_generator", "status", amqp_uri=f"amqp://guest:secret@127.0.0.1:{free_port()}/"
     )
     assert status == 1
-    assert line.startswith("order_generator.status: cannot use the broker at AMQP_URI=amqp://")
+    assert line.startswith("order_generator.status: cannot reach the broker at AMQP_URI=amqp://")
     assert "secret" not in line
 
 

@@ -28,6 +28,7 @@ def full_gateway(monkeypatch):
     server.container = SimpleNamespace(spawn_managed_thread=lambda run, **_: eventlet.spawn(run))
     server.connections = Connections(0, StreamSlots(0))
     server.lingering_refusals = Semaphore(1)
+    server.tls_context = None  # plain HTTP
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)

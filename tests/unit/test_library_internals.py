@@ -1,5 +1,5 @@
 """The canaries of order_pipeline's adapters to private library code
-(nameko_internals, eventlet_internals): each fails if the installed library
+(nameko_internals, eventlet_internals, kombu_internals): each fails if the installed library
 no longer has what an adapter relies on, or if code an adapter copies from
 it has changed. An upgrade then shows at once what to look at again."""
 
@@ -7,13 +7,16 @@ import inspect
 
 import eventlet.wsgi
 import yaml
+from kombu import Connection
+from kombu import transport as kombu_transports
+from kombu.transport import pyamqp
 from nameko.cli.main import setup_yaml_parser
 from nameko.rpc import ReplyListener
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer
 
 from harness.processes import CONFIG
-from order_pipeline import eventlet_internals, nameko_internals
+from order_pipeline import broker, eventlet_internals, kombu_internals, nameko_internals
 from order_pipeline.config import load_config
 
 
@@ -121,3 +124,19 @@ def test_our_config_loader_reads_config_yml_as_nameko_run_does(monkeypatch, tmp_
         theirs = yaml.load(config_file, Loader=NamekoLoader)
     assert ours == theirs
     assert ours["ORDER_INTERVAL_SECONDS"] == 0.25 and ours["PRICE_SEED"] is None
+
+
+def test_kombu_still_fills_in_the_tls_name_in_the_dict_it_is_given():
+    """What NodeNamedSSLTransport works around: kombu names the node in
+    the caller's own `ssl` dict, only when the name there is None."""
+    source = inspect.getsource(pyamqp.Transport.establish_connection)
+    assert "conninfo.ssl['server_hostname'] is None" in source
+    assert "conninfo.ssl['server_hostname'] = conninfo.hostname" in source
+
+
+def test_amqps_connections_go_through_the_node_named_transport():
+    assert broker.use_node_named_tls is kombu_internals.use_node_named_tls  # run on import
+    assert isinstance(kombu_transports._transport_cache, dict)
+    connection = Connection("amqps://a:5671/;amqps://b:5671/", ssl={"server_hostname": None})
+    assert connection.transport_cls == "amqps"
+    assert type(connection.transport) is kombu_internals.NodeNamedSSLTransport
