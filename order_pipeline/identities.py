@@ -36,6 +36,8 @@ from order_contract import (
     DEAD_LETTER_QUEUE,
     GATEWAY,
     GENERATOR,
+    HEARTBEAT_EXCHANGE,
+    HEARTBEAT_QUEUE,
     ORDER_CREATED,
     ORDER_CREATED_QUEUE,
     PROCESSOR,
@@ -81,6 +83,12 @@ def serves(service: str) -> str:
 
 REPLY_KEY = UUID
 EVENT_QUEUE = exactly(ORDER_CREATED_QUEUE)
+# Every instance's heartbeats (order_pipeline.extensions.heartbeats): each
+# service declares the exchange and publishes with its own name as the
+# routing key; the processors' queue is bound with `*`.
+HEARTBEATS = exactly(HEARTBEAT_EXCHANGE)
+HEARTBEAT_BINDING = exactly("*")
+HEARTBEAT_QUEUE_NAME = exactly(HEARTBEAT_QUEUE)
 RETRY_QUEUES = EVENT_QUEUE + r"\.retry\.[0-9]+ms"
 DEAD_LETTERS = exactly(DEAD_LETTER_QUEUE)
 # DeadLetterQueue's lock (order_pipeline/dead_letter_tools.py).
@@ -90,7 +98,14 @@ DEAD_LETTER_LOCK = exactly(DEAD_LETTER_QUEUE + ".lock")
 PROJECT_QUEUES = (
     "("
     + "|".join(
-        [rpc_queue(GENERATOR), rpc_queue(PROCESSOR), EVENT_QUEUE, RETRY_QUEUES, DEAD_LETTERS]
+        [
+            rpc_queue(GENERATOR),
+            rpc_queue(PROCESSOR),
+            EVENT_QUEUE,
+            RETRY_QUEUES,
+            DEAD_LETTERS,
+            HEARTBEAT_QUEUE_NAME,
+        ]
     )
     + r")(\.recreating)?"
 )
@@ -132,13 +147,14 @@ class BrokerGrant:
         }
 
     def topic_permissions(self) -> dict[str, dict[str, str]]:
-        """{exchange: {"write": regex, "read": regex}} for both exchanges."""
+        """{exchange: {"write": regex, "read": regex}} for each of the
+        project's topic exchanges."""
         return {
             exchange: {
                 "write": any_of(self.topics.get(exchange, Topics()).write),
                 "read": any_of(self.topics.get(exchange, Topics()).read),
             }
-            for exchange in (RPC_EXCHANGE, EVENT_EXCHANGE)
+            for exchange in (RPC_EXCHANGE, EVENT_EXCHANGE, HEARTBEAT_EXCHANGE)
         }
 
 
@@ -161,16 +177,19 @@ class Identity:
 
 GENERATOR_BROKER = BrokerGrant(
     # Its RPC queue (and the exchange nameko declares with it), its events'
-    # exchange, and the reply queue of its container's health probe.
+    # exchange, the heartbeats' exchange, and the reply queue of its
+    # container's health probe.
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         rpc_queue(GENERATOR),
         reply_queue(PROBE),
     ),
     write=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         rpc_queue(GENERATOR),
         reply_queue(PROBE),
     ),
@@ -181,16 +200,20 @@ GENERATOR_BROKER = BrokerGrant(
             write=(REPLY_KEY, calls(GENERATOR, "status")), read=(serves(GENERATOR), REPLY_KEY)
         ),
         EVENT_EXCHANGE: Topics(write=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(GENERATOR),)),
     },
 )
 
 PROCESSOR_BROKER = BrokerGrant(
     # Its RPC and reply queues, the OrderCreated queue with its retry and
-    # dead-letter queues and the dead-letter lock, both exchanges (declared
-    # with the queues bound to them), and the probe's reply queue.
+    # dead-letter queues and the dead-letter lock, the heartbeats' queue, the
+    # three exchanges (declared with the queues bound to them), and the
+    # probe's reply queue.
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -204,6 +227,8 @@ PROCESSOR_BROKER = BrokerGrant(
     write=(
         exactly(RPC_EXCHANGE),
         exactly(DEFAULT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -212,6 +237,8 @@ PROCESSOR_BROKER = BrokerGrant(
     read=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -226,19 +253,21 @@ PROCESSOR_BROKER = BrokerGrant(
             read=(serves(PROCESSOR), REPLY_KEY),
         ),
         EVENT_EXCHANGE: Topics(read=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(PROCESSOR),), read=(HEARTBEAT_BINDING,)),
     },
 )
 
 GATEWAY_BROKER = BrokerGrant(
-    # Its reply queue. The console's queue figures are passive declares,
-    # which need no permission.
-    configure=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
-    write=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
+    # Its reply queue, and the heartbeats' exchange. The console's queue
+    # figures are passive declares, which need no permission.
+    configure=(exactly(RPC_EXCHANGE), HEARTBEATS, reply_queue(GATEWAY)),
+    write=(exactly(RPC_EXCHANGE), HEARTBEATS, reply_queue(GATEWAY)),
     read=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
     topics={
         # Any method of either service: it is where control (start, stop,
         # creates, dead-letter actions) comes in, behind its token.
         RPC_EXCHANGE: Topics(write=(calls(GENERATOR), calls(PROCESSOR)), read=(REPLY_KEY,)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(GATEWAY),)),
     },
 )
 
@@ -249,6 +278,7 @@ OPERATOR_BROKER = BrokerGrant(
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         reply_queue(STANDALONE),
         reply_queue(PROBE),
         PROJECT_QUEUES,
@@ -263,6 +293,7 @@ OPERATOR_BROKER = BrokerGrant(
     read=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         reply_queue(STANDALONE),
         reply_queue(PROBE),
         PROJECT_QUEUES,
@@ -273,16 +304,18 @@ OPERATOR_BROKER = BrokerGrant(
             read=(REPLY_KEY, serves(GENERATOR), serves(PROCESSOR)),
         ),
         EVENT_EXCHANGE: Topics(read=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(read=(HEARTBEAT_BINDING,)),
     },
 )
 
 # The statements each service's code runs (its store.py): the generator
-# deletes outbox rows and expired idempotency keys; the processor only
-# inserts and upserts. SELECT ... FOR UPDATE (the tick claim, the outbox)
+# deletes outbox rows and expired idempotency keys; the processor inserts
+# and upserts, and deletes the service instances and handling seconds it
+# keeps for an hour. SELECT ... FOR UPDATE (the tick claim, the outbox)
 # needs SELECT on MariaDB (MySQL 8 also wants UPDATE, which it has).
 # tests/unit/test_identities.py checks these against the code.
 GENERATOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
-PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE")
+PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Migrations: DDL, and the data and version rows they write. CREATE on the
 # database also lets it create the database itself.
 MIGRATION_PRIVILEGES = (

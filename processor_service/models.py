@@ -7,7 +7,7 @@ it, kept so that latency (created to processed) is read from this table
 alone; it is NULL for rows stored before the column existed.
 """
 
-from sqlalchemy import BigInteger, Numeric, SmallInteger, String
+from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +56,55 @@ class LatencyBucket(Base):
     le_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     orders: Mapped[int] = mapped_column(BigInteger, nullable=False)
     latency_us_sum = mapped_column(Numeric(38, 0), nullable=False)
+
+
+class ServiceInstanceRow(Base):
+    """The last heartbeat of every instance of every service (the gateway
+    included) seen within INSTANCE_RETENTION_SECONDS: what it said of itself
+    (order_contract.Heartbeat) and when it was recorded, by the database's
+    clock, so that every reader measures silence against one clock."""
+
+    __tablename__ = "service_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    service: Mapped[str] = mapped_column(String(64), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    version: Mapped[str] = mapped_column(String(64), nullable=False)
+    git_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    started_at = mapped_column(DATETIME(fsp=6), nullable=False)
+    # Indexed: old rows are forgotten by it.
+    last_seen_at = mapped_column(DATETIME(fsp=6), nullable=False, index=True)
+    workers_active: Mapped[int] = mapped_column(Integer, nullable=False)
+    workers_max: Mapped[int] = mapped_column(Integer, nullable=False)
+    # NULL for an instance that consumes no events (not a processor).
+    ms_since_event: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    events_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_ready: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class HandlingSecond(Base):
+    """What one processor instance's OrderCreated handler did in one second
+    (an epoch second, by the processor's clock): orders stored (by their
+    processed_at), the sum of their processing time (each order counts its
+    batch's, from the handler taking it to writing its results), the sum of
+    their critical time (creation to processed_at, for the orders whose
+    created_at is known) and the events it sent to be retried. Written in
+    the transaction that stores the results (the retries as the broker
+    takes them), kept for an hour: the timing over the last 10 minutes is a
+    sum over these rows, never over order_process."""
+
+    __tablename__ = "handling_seconds"
+
+    instance_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    second: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, index=True
+    )
+    processed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    processing_us_sum: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    critical_orders: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    critical_us_sum: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    retries: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class EventsSetAside(Base):

@@ -7,12 +7,16 @@ import time
 from order_contract import (
     DEFAULT_DEAD_LETTER_LIMIT,
     GENERATOR,
+    INSTANCE_RETENTION_SECONDS,
     ORDER_CREATED,
     PROCESSOR,
+    TIMING_WINDOW_SECONDS,
     DeadLettersBusy,
     InvalidArgument,
     InvalidOrderId,
+    InvalidPayload,
     validate_dead_letter_ids,
+    validate_heartbeat,
     validate_limit,
     validate_order_id,
     validate_order_ids,
@@ -20,17 +24,24 @@ from order_contract import (
 )
 from order_pipeline.extensions.batch_events import batch_event_handler
 from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.heartbeats import Heartbeat, record_heartbeats
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import processing, store
+from order_pipeline.transactions import run_transaction
+from processor_service import monitoring, processing, store
 from processor_service.dependencies import DeadLetterOperations, PriceSource, SetAsideCounts
 from processor_service.models import Base
 from processor_service.settings import processor_metrics_address
 
 log = logging.getLogger(__name__)
+
+# How often a processor deletes the instances and handling seconds older
+# than INSTANCE_RETENTION_SECONDS (any processor may: deleting twice is harmless).
+FORGET_EVERY_SECONDS = 60
 
 
 def event_trace_ids(payloads, telemetry):
@@ -54,6 +65,7 @@ class OrderProcessorService:
     dead_letter_operations = DeadLetterOperations()
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
+    heartbeat = Heartbeat()
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -63,7 +75,11 @@ class OrderProcessorService:
         the handler acks, retries or dead-letters each accordingly.
         """
         outcome = processing.process_order_batch(
-            payloads, self.order_generator.get_orders, self.prices, self.db
+            payloads,
+            self.order_generator.get_orders,
+            self.prices,
+            self.db,
+            self.heartbeat.instance_id,
         )
         trace_ids = event_trace_ids(payloads, self.tracing)
         for result in outcome.stored:
@@ -92,6 +108,43 @@ class OrderProcessorService:
                 store.set_aside_counts(session),
                 store.latency_histogram(session),
             )
+
+    # --- service instances and timing: see order_contract.instances ----------
+
+    @record_heartbeats
+    def record_heartbeat(self, heartbeat):
+        """heartbeat: what an instance of any service says of itself,
+        {"instance_id": "9f2c4e1a0b3d5f67", "service": "order_generator",
+        "host": ..., "pid": ..., "workers_active": 1, ...} (order_contract.Heartbeat)."""
+        try:
+            heartbeat = validate_heartbeat(heartbeat)
+        except InvalidPayload as exc:
+            log.warning("a heartbeat was ignored: %s", exc)
+            return
+        monitoring.record_heartbeat(self.db, heartbeat)
+
+    @rpc
+    def service_instances(self):
+        """Every instance seen within INSTANCE_RETENTION_SECONDS, with its last
+        heartbeat and how long ago it came: [ServiceInstance, ...]."""
+        rows = store.service_instances(self.db.session, INSTANCE_RETENTION_SECONDS)
+        return [monitoring.instance_as_dict(row, seconds) for row, seconds in rows]
+
+    @rpc
+    def service_timing(self):
+        """The OrderCreated handler's throughput, processing and critical
+        time and retries over the last TIMING_WINDOW_SECONDS, for the
+        service and for each instance (order_contract.ServiceTiming)."""
+        _, sums = store.handling_in_window(self.db.session, TIMING_WINDOW_SECONDS)
+        return monitoring.timing_as_dict(sums, TIMING_WINDOW_SECONDS)
+
+    @configured_timer(read_interval=lambda config: FORGET_EVERY_SECONDS)
+    def forget_old_monitoring(self):
+        run_transaction(
+            self.db,
+            lambda session: store.forget_old_monitoring(session, INSTANCE_RETENTION_SECONDS),
+            name="forgetting old instances and timing",
+        )
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_result(self, order_id):

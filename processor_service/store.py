@@ -1,15 +1,17 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
     EventsSetAside,
+    HandlingSecond,
     LatencyBucket,
     OrderProcess,
     ProcessingTotals,
+    ServiceInstanceRow,
 )
 
 TOTALS_SHARDS = 16
@@ -29,6 +31,20 @@ ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
     latency_us_sum=(
         _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
     ),
+)
+_handling_upsert = mysql_insert(HandlingSecond.__table__)
+HANDLING_FIGURES = (
+    "processed",
+    "processing_us_sum",
+    "critical_orders",
+    "critical_us_sum",
+    "retries",
+)
+ADD_TO_HANDLING_SECONDS = _handling_upsert.on_duplicate_key_update(
+    **{
+        figure: _handling_upsert.table.c[figure] + _handling_upsert.inserted[figure]
+        for figure in HANDLING_FIGURES
+    }
 )
 _set_aside_upsert = mysql_insert(EventsSetAside.__table__)
 ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
@@ -120,6 +136,100 @@ def latency_histogram(session):
             func.sum(LatencyBucket.latency_us_sum),
         ).group_by(LatencyBucket.le_us)
     ).all()
+
+
+# --- service instances and their timing ----------------------------------------
+
+# Seconds since the epoch now, and the age of a DATETIME, by the database's
+# clock: one clock for every instance's silence and every timing window.
+NOW_SECOND = text("SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP())")
+SECONDS_SINCE_SEEN = (
+    func.timestampdiff(text("MICROSECOND"), ServiceInstanceRow.last_seen_at, func.utc_timestamp(6))
+    / 1_000_000
+).label("seconds_since_seen")
+
+
+def seconds_ago(seconds):
+    """UTC_TIMESTAMP(6) less `seconds` (a whole number), as SQL."""
+    return func.date_sub(func.utc_timestamp(6), text(f"INTERVAL {int(seconds)} SECOND"))
+
+
+def add_handling(session, instance_id, figures_by_second):
+    """Add {second: {figure: n}} (HANDLING_FIGURES; missing ones count 0)
+    to an instance's handling_seconds rows, in second order."""
+    session.execute(
+        ADD_TO_HANDLING_SECONDS,
+        [
+            {
+                "instance_id": instance_id,
+                "second": second,
+                **{figure: figures.get(figure, 0) for figure in HANDLING_FIGURES},
+            }
+            for second, figures in sorted(figures_by_second.items())
+        ],
+    )
+
+
+def handling_in_window(session, window_seconds):
+    """(now's second, {instance_id: {figure: sum}}) over the seconds in
+    (now - window_seconds, now], by the database's clock."""
+    now = int(session.execute(NOW_SECOND).scalar_one())
+    rows = session.execute(
+        select(
+            HandlingSecond.instance_id,
+            *(func.sum(HandlingSecond.__table__.c[figure]) for figure in HANDLING_FIGURES),
+        )
+        .where(HandlingSecond.second > now - window_seconds)
+        .group_by(HandlingSecond.instance_id)
+    ).all()
+    return now, {
+        row[0]: {figure: int(total) for figure, total in zip(HANDLING_FIGURES, row[1:])}
+        for row in rows
+    }
+
+
+def record_heartbeat(session, row):
+    """Insert or replace an instance's row (ServiceInstanceRow's columns but
+    last_seen_at, which is the database's now)."""
+    statement = mysql_insert(ServiceInstanceRow.__table__).values(
+        **row, last_seen_at=func.utc_timestamp(6)
+    )
+    session.execute(
+        statement.on_duplicate_key_update(
+            {name: statement.inserted[name] for name in row if name != "instance_id"}
+            | {"last_seen_at": statement.inserted.last_seen_at}
+        )
+    )
+
+
+def service_instances(session, retention_seconds):
+    """[(ServiceInstanceRow, seconds since seen)] of the instances seen within
+    `retention_seconds`, by service, then oldest first."""
+    rows = session.execute(
+        select(ServiceInstanceRow, SECONDS_SINCE_SEEN)
+        .where(ServiceInstanceRow.last_seen_at >= seconds_ago(retention_seconds))
+        .order_by(
+            ServiceInstanceRow.service,
+            ServiceInstanceRow.started_at,
+            ServiceInstanceRow.instance_id,
+        )
+    ).all()
+    return [(instance, float(seconds)) for instance, seconds in rows]
+
+
+def forget_old_monitoring(session, retention_seconds):
+    """Delete the instances silent for `retention_seconds` and the handling
+    seconds older than that; returns how many rows of each."""
+    instances = session.execute(
+        delete(ServiceInstanceRow).where(
+            ServiceInstanceRow.last_seen_at < seconds_ago(retention_seconds)
+        )
+    ).rowcount
+    now = int(session.execute(NOW_SECOND).scalar_one())
+    seconds = session.execute(
+        delete(HandlingSecond).where(HandlingSecond.second <= now - retention_seconds)
+    ).rowcount
+    return instances, seconds
 
 
 def add_set_asides(session, counts):

@@ -29,6 +29,8 @@ TABLES = {
     "processing_totals",
     "latency_histogram",
     "events_set_aside",
+    "service_instances",
+    "handling_seconds",
     "alembic_version_generator",
     "alembic_version_processor",
 }
@@ -63,12 +65,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         assert first.splitlines() == [
             "created the database",
             "generator_service: applied g0001, g0002, g0003, g0004, g0005, g0006",
-            "processor_service: applied p0001, p0002, p0003, p0004",
+            "processor_service: applied p0001, p0002, p0003, p0004, p0005",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
             "generator_service: already at g0006",
-            "processor_service: already at p0004",
+            "processor_service: already at p0005",
         ]
         assert tables(db_uri) == TABLES
     finally:
