@@ -38,9 +38,14 @@ def instance_state(instance: dict, rules: InstanceRules) -> str:
 
 
 def instances_view(instances: list, rules: InstanceRules) -> dict:
-    """GET /instances: every instance with its state, and each service's
-    count of instances in each state (every service named, 0 included)."""
+    """GET /instances: every instance with its state (generators first, then
+    processors, then gateways), and each service's count of instances in each
+    state (every service named, 0 included)."""
     items = [{**instance, "state": instance_state(instance, rules)} for instance in instances]
+    # The services in the pipeline's order, each one's instances as the
+    # processor lists them (oldest first).
+    order = {service: index for index, service in enumerate(MONITORED_SERVICES)}
+    items.sort(key=lambda item: order.get(item["service"], len(order)))
     services = {service: dict.fromkeys(STATES, 0) for service in MONITORED_SERVICES}
     for item in items:
         services.setdefault(item["service"], dict.fromkeys(STATES, 0))[item["state"]] += 1

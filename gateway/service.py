@@ -193,7 +193,7 @@ class GatewayService:
     @json_http("GET", "/timing", costly=False)
     def timing(self, request):
         """The OrderCreated handler's throughput, processing time, critical
-        time and retries over the last 10 minutes, per service and instance."""
+        time and retries over the last 10 minutes, per service."""
         return self.shared_read("timing", self.order_processor.service_timing)
 
     # --- the console -----------------------------------------------------------

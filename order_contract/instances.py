@@ -84,8 +84,7 @@ class TimingFigures(TypedDict):
 
 class ServiceTiming(TypedDict):
     window_seconds: int
-    services: dict[str, TimingFigures]  # by service (the processor's)
-    instances: dict[str, TimingFigures]  # by instance id
+    services: dict[str, TimingFigures]  # by service: the processor's, every instance's sum
 
 
 def validate_heartbeat(payload: object) -> Heartbeat:

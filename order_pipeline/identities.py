@@ -309,13 +309,12 @@ OPERATOR_BROKER = BrokerGrant(
 )
 
 # The statements each service's code runs (its store.py): the generator
-# deletes outbox rows and expired idempotency keys; the processor inserts
-# and upserts, and deletes the service instances and handling seconds it
-# keeps for an hour. SELECT ... FOR UPDATE (the tick claim, the outbox)
+# deletes outbox rows and expired idempotency keys; the processor only
+# inserts and upserts. SELECT ... FOR UPDATE (the tick claim, the outbox)
 # needs SELECT on MariaDB (MySQL 8 also wants UPDATE, which it has).
 # tests/unit/test_identities.py checks these against the code.
 GENERATOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
-PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE")
 # Migrations: DDL, and the data and version rows they write. CREATE on the
 # database also lets it create the database itself.
 MIGRATION_PRIVILEGES = (

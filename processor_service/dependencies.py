@@ -30,6 +30,7 @@ from order_pipeline.transactions import (
     run_transaction,
 )
 from processor_service import store
+from processor_service.monitoring import handling_shard
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
 from processor_service.settings import PriceSettings, price_settings
 
@@ -105,9 +106,9 @@ class SetAsideCounts(DependencyProvider):
     the database is away has no transaction, and only the handler knows
     whether a failure is retried or parked (attempts, RETRY_MAX_ATTEMPTS).
 
-    The retries are also added, by the second they happened in, to this
-    instance's handling_seconds, in the same transaction: the timing's
-    retries over the last 10 minutes (processor_service.monitoring).
+    The retries are also added, by the second they happened in, to
+    handling_seconds in the same transaction: the timing's retries over the
+    last 10 minutes (processor_service.monitoring).
     """
 
     RETRY_SECONDS = 1.0
@@ -121,7 +122,7 @@ class SetAsideCounts(DependencyProvider):
     def setup(self):
         self.pending = Counter()
         self.retries_by_second = Counter()
-        self.instance_id = instance_of(self.container).instance_id
+        self.shard = handling_shard(instance_of(self.container).instance_id)
         self.wake = LightQueue(maxsize=1)
         self.stopping = False
         self.writer = None
@@ -191,7 +192,7 @@ class SetAsideCounts(DependencyProvider):
             store.add_set_asides(session, counts)
             if retries:
                 by_second = {second: {"retries": n} for second, n in retries.items()}
-                store.add_handling(session, self.instance_id, by_second)
+                store.add_handling(session, self.shard, by_second)
 
         try:
             run_transaction(self.sessions, write, attempts=2)

@@ -60,9 +60,11 @@ class LatencyBucket(Base):
 
 class ServiceInstanceRow(Base):
     """The last heartbeat of every instance of every service (the gateway
-    included) seen within INSTANCE_RETENTION_SECONDS: what it said of itself
-    (order_contract.Heartbeat) and when it was recorded, by the database's
-    clock, so that every reader measures silence against one clock."""
+    included): what it said of itself (order_contract.Heartbeat) and when it
+    was recorded, by the database's clock, so that every reader measures
+    silence against one clock. A row per instance that ever ran, never
+    deleted (the processor deletes nothing): the listing shows those seen
+    within INSTANCE_RETENTION_SECONDS."""
 
     __tablename__ = "service_instances"
 
@@ -73,7 +75,7 @@ class ServiceInstanceRow(Base):
     version: Mapped[str] = mapped_column(String(64), nullable=False)
     git_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
     started_at = mapped_column(DATETIME(fsp=6), nullable=False)
-    # Indexed: old rows are forgotten by it.
+    # Indexed: the listing reads the last hour by it.
     last_seen_at = mapped_column(DATETIME(fsp=6), nullable=False, index=True)
     workers_active: Mapped[int] = mapped_column(Integer, nullable=False)
     workers_max: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -84,22 +86,28 @@ class ServiceInstanceRow(Base):
 
 
 class HandlingSecond(Base):
-    """What one processor instance's OrderCreated handler did in one second
-    (an epoch second, by the processor's clock): orders stored (by their
-    processed_at), the sum of their processing time (each order counts its
-    batch's, from the handler taking it to writing its results), the sum of
-    their critical time (creation to processed_at, for the orders whose
-    created_at is known) and the events it sent to be retried. Written in
-    the transaction that stores the results (the retries as the broker
-    takes them), kept for an hour: the timing over the last 10 minutes is a
-    sum over these rows, never over order_process."""
+    """What the processors' OrderCreated handlers did in one second (an epoch
+    second, by the processor's clock): orders stored (by their processed_at),
+    the sum of their processing time (each order counts its batch's, from the
+    handler taking it to writing its results), the sum of their critical
+    time (creation to processed_at, for the orders whose created_at is
+    known), and the events sent to be retried. Written in the transaction
+    that stores the results (the retries as the broker takes them).
+
+    A ring, so that nothing is ever deleted: `slot` is the second modulo
+    HANDLING_SLOTS (longer than the timing's window), and a write for a newer
+    second than the slot holds starts it again. Sharded like
+    processing_totals, by the writing instance, so that concurrent
+    processors rarely wait on one row; every row exists from the migration
+    on, so writing only ever updates. The timing over the last 10 minutes is
+    a sum over the rows whose `second` is in it, never over order_process."""
 
     __tablename__ = "handling_seconds"
 
-    instance_id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    second: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, autoincrement=False, index=True
-    )
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Indexed: the window is read by it.
+    second: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     processed: Mapped[int] = mapped_column(BigInteger, nullable=False)
     processing_us_sum: Mapped[int] = mapped_column(BigInteger, nullable=False)
     critical_orders: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -68,17 +68,22 @@ def instance_as_dict(row, seconds_since_seen: float) -> ServiceInstance:
 # --- timing ------------------------------------------------------------------------------
 
 
+def handling_shard(instance_id: str) -> int:
+    """The handling_seconds shard an instance writes to (its id is hex)."""
+    return int(instance_id, 16) % store.HANDLING_SHARDS
+
+
 @dataclass(frozen=True)
 class Handling:
-    """Which instance handles a batch, and when its handler took it
-    (time.monotonic())."""
+    """Which handling_seconds shard a batch is counted in (its instance's),
+    and when the handler took it (time.monotonic())."""
 
-    instance_id: str
+    shard: int
     taken: float
 
     @classmethod
     def starting_now(cls, instance_id: str) -> "Handling":
-        return cls(instance_id, time.monotonic())
+        return cls(handling_shard(instance_id), time.monotonic())
 
     def elapsed_us(self) -> int:
         return round((time.monotonic() - self.taken) * 1_000_000)
@@ -123,18 +128,10 @@ def timing_figures(sums: dict, window_seconds: int) -> TimingFigures:
     }
 
 
-def timing_as_dict(sums_by_instance: dict, window_seconds: int) -> ServiceTiming:
-    """ServiceTiming from {instance_id: sums}: every row is a processor
-    instance's, so the processor's figures are their sum."""
-    total = {figure: 0 for figure in store.HANDLING_FIGURES}
-    for sums in sums_by_instance.values():
-        for figure in store.HANDLING_FIGURES:
-            total[figure] += sums[figure]
+def timing_as_dict(sums: dict, window_seconds: int) -> ServiceTiming:
+    """ServiceTiming from handling_seconds' sums over the window: every row
+    is a processor instance's, so they are the processor's figures."""
     return {
         "window_seconds": window_seconds,
-        "services": {PROCESSOR: timing_figures(total, window_seconds)},
-        "instances": {
-            instance_id: timing_figures(sums, window_seconds)
-            for instance_id, sums in sorted(sums_by_instance.items())
-        },
+        "services": {PROCESSOR: timing_figures(sums, window_seconds)},
     }

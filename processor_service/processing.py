@@ -77,8 +77,8 @@ def process_order_batch(payloads, get_orders, price_source, db, instance_id=None
     alone (InvalidEvent, OrderNotFound); an error from the generator, the
     price source or the database fails the whole batch (it is retried).
     Orders already processed (a redelivered event) are skipped. With the
-    handling `instance_id`, the batch's timing is added to its
-    handling_seconds in the same transaction (monitoring.handling_figures).
+    handling `instance_id`, the batch's timing is added to handling_seconds
+    in the same transaction (monitoring.handling_figures).
     """
     handling = Handling.starting_now(instance_id) if instance_id is not None else None
     failures = [None] * len(payloads)
@@ -118,7 +118,7 @@ def store_results(db, results, handling=None):
         stored = store.add_results(session, results)
         if stored and handling is not None:
             figures = handling_figures(stored, handling.elapsed_us())
-            store.add_handling(session, handling.instance_id, figures)
+            store.add_handling(session, handling.shard, figures)
         return stored
 
     def recover(session):

@@ -28,20 +28,14 @@ from order_pipeline.extensions.heartbeats import Heartbeat, record_heartbeats
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
-from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from order_pipeline.transactions import run_transaction
 from processor_service import monitoring, processing, store
 from processor_service.dependencies import DeadLetterOperations, PriceSource, SetAsideCounts
 from processor_service.models import Base
 from processor_service.settings import processor_metrics_address
 
 log = logging.getLogger(__name__)
-
-# How often a processor deletes the instances and handling seconds older
-# than INSTANCE_RETENTION_SECONDS (any processor may: deleting twice is harmless).
-FORGET_EVERY_SECONDS = 60
 
 
 def event_trace_ids(payloads, telemetry):
@@ -133,18 +127,10 @@ class OrderProcessorService:
     @rpc
     def service_timing(self):
         """The OrderCreated handler's throughput, processing and critical
-        time and retries over the last TIMING_WINDOW_SECONDS, for the
-        service and for each instance (order_contract.ServiceTiming)."""
-        _, sums = store.handling_in_window(self.db.session, TIMING_WINDOW_SECONDS)
+        time and retries over the last TIMING_WINDOW_SECONDS, summed over
+        every processor instance (order_contract.ServiceTiming)."""
+        sums = store.handling_in_window(self.db.session, TIMING_WINDOW_SECONDS)
         return monitoring.timing_as_dict(sums, TIMING_WINDOW_SECONDS)
-
-    @configured_timer(read_interval=lambda config: FORGET_EVERY_SECONDS)
-    def forget_old_monitoring(self):
-        run_transaction(
-            self.db,
-            lambda session: store.forget_old_monitoring(session, INSTANCE_RETENTION_SECONDS),
-            name="forgetting old instances and timing",
-        )
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_result(self, order_id):

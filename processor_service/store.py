@@ -1,7 +1,7 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
@@ -32,7 +32,13 @@ ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
         _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
     ),
 )
-_handling_upsert = mysql_insert(HandlingSecond.__table__)
+# handling_seconds: shards (by the writing instance) x slots (the second
+# modulo HANDLING_SLOTS, longer than any timing window). A write for the
+# second a row holds adds to it; for a newer second it starts the row again;
+# for an older one (counts kept through a long database outage) it is
+# dropped rather than spoil a newer second.
+HANDLING_SHARDS = 16
+HANDLING_SLOTS = 900
 HANDLING_FIGURES = (
     "processed",
     "processing_us_sum",
@@ -40,11 +46,25 @@ HANDLING_FIGURES = (
     "critical_us_sum",
     "retries",
 )
+_handling_upsert = mysql_insert(HandlingSecond.__table__)
+_held, _new = _handling_upsert.table.c, _handling_upsert.inserted
 ADD_TO_HANDLING_SECONDS = _handling_upsert.on_duplicate_key_update(
-    **{
-        figure: _handling_upsert.table.c[figure] + _handling_upsert.inserted[figure]
-        for figure in HANDLING_FIGURES
-    }
+    [
+        *(
+            (
+                figure,
+                case(
+                    (_held.second == _new.second, _held[figure] + _new[figure]),
+                    (_held.second < _new.second, _new[figure]),
+                    else_=_held[figure],
+                ),
+            )
+            for figure in HANDLING_FIGURES
+        ),
+        # Last: the figures above compare with the second the row held (MariaDB
+        # assigns left to right, or all at once in SIMULTANEOUS_ASSIGNMENT mode).
+        ("second", func.greatest(_held.second, _new.second)),
+    ]
 )
 _set_aside_upsert = mysql_insert(EventsSetAside.__table__)
 ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
@@ -154,38 +174,38 @@ def seconds_ago(seconds):
     return func.date_sub(func.utc_timestamp(6), text(f"INTERVAL {int(seconds)} SECOND"))
 
 
-def add_handling(session, instance_id, figures_by_second):
+def add_handling(session, shard, figures_by_second):
     """Add {second: {figure: n}} (HANDLING_FIGURES; missing ones count 0)
-    to an instance's handling_seconds rows, in second order."""
+    to a shard's handling_seconds rows, in slot order."""
     session.execute(
         ADD_TO_HANDLING_SECONDS,
         [
             {
-                "instance_id": instance_id,
+                "shard": shard,
+                "slot": second % HANDLING_SLOTS,
                 "second": second,
                 **{figure: figures.get(figure, 0) for figure in HANDLING_FIGURES},
             }
-            for second, figures in sorted(figures_by_second.items())
+            for second, figures in sorted(
+                figures_by_second.items(), key=lambda item: item[0] % HANDLING_SLOTS
+            )
         ],
     )
 
 
 def handling_in_window(session, window_seconds):
-    """(now's second, {instance_id: {figure: sum}}) over the seconds in
-    (now - window_seconds, now], by the database's clock."""
+    """{figure: sum} over the seconds in (now - window_seconds, now], by the
+    database's clock."""
     now = int(session.execute(NOW_SECOND).scalar_one())
-    rows = session.execute(
+    sums = session.execute(
         select(
-            HandlingSecond.instance_id,
-            *(func.sum(HandlingSecond.__table__.c[figure]) for figure in HANDLING_FIGURES),
-        )
-        .where(HandlingSecond.second > now - window_seconds)
-        .group_by(HandlingSecond.instance_id)
-    ).all()
-    return now, {
-        row[0]: {figure: int(total) for figure, total in zip(HANDLING_FIGURES, row[1:])}
-        for row in rows
-    }
+            *(
+                func.coalesce(func.sum(HandlingSecond.__table__.c[figure]), 0)
+                for figure in HANDLING_FIGURES
+            )
+        ).where(HandlingSecond.second > now - window_seconds)
+    ).one()
+    return {figure: int(total) for figure, total in zip(HANDLING_FIGURES, sums)}
 
 
 def record_heartbeat(session, row):
@@ -215,21 +235,6 @@ def service_instances(session, retention_seconds):
         )
     ).all()
     return [(instance, float(seconds)) for instance, seconds in rows]
-
-
-def forget_old_monitoring(session, retention_seconds):
-    """Delete the instances silent for `retention_seconds` and the handling
-    seconds older than that; returns how many rows of each."""
-    instances = session.execute(
-        delete(ServiceInstanceRow).where(
-            ServiceInstanceRow.last_seen_at < seconds_ago(retention_seconds)
-        )
-    ).rowcount
-    now = int(session.execute(NOW_SECOND).scalar_one())
-    seconds = session.execute(
-        delete(HandlingSecond).where(HandlingSecond.second <= now - retention_seconds)
-    ).rowcount
-    return instances, seconds
 
 
 def add_set_asides(session, counts):

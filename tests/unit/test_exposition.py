@@ -115,7 +115,6 @@ TIMING = {
             "retries_per_second": 0.1,
         }
     },
-    "instances": {},
 }
 
 

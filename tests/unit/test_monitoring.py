@@ -149,7 +149,13 @@ def test_every_service_is_counted_in_every_state_zeros_included():
         PROCESSOR: {"live": 1, "silent": 1, "stalled": 1},
         GATEWAY: {"live": 0, "silent": 0, "stalled": 0},
     }
-    assert [item["state"] for item in view["instances"]] == [LIVE, SILENT, STALLED, LIVE]
+    # The generator first, then the processors as listed.
+    assert [(item["service"], item["state"]) for item in view["instances"]] == [
+        (GENERATOR, LIVE),
+        (PROCESSOR, LIVE),
+        (PROCESSOR, SILENT),
+        (PROCESSOR, STALLED),
+    ]
     assert (view["silent_after_seconds"], view["stall_after_seconds"]) == (15, 30)
 
 

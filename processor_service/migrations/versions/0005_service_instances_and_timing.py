@@ -1,9 +1,11 @@
 """service_instances and handling_seconds, behind the instances and timing
 
 Every instance of every service reports a heartbeat, and the processors keep
-the last one of each (service_instances); each processor instance adds what
-its OrderCreated handler did, second by second, to handling_seconds, from
-which the timing over the last 10 minutes is summed. Both start empty.
+the last one of each (service_instances, empty here). The processors add
+what their OrderCreated handler did, second by second, to handling_seconds,
+a ring of SHARDS x SLOTS rows created here, all standing for second 0 (out
+of any window): writing then only updates rows, so concurrent processors
+never insert into the same gap of the index, and nothing is ever deleted.
 
 Revision ID: p0005
 Revises: p0004
@@ -18,6 +20,11 @@ revision = "p0005"
 down_revision = "p0004"
 branch_labels = None
 depends_on = None
+
+# processor_service.store's HANDLING_SHARDS and HANDLING_SLOTS when this
+# revision was written (a migration does not follow later code).
+SHARDS = 16
+SLOTS = 900
 
 
 def upgrade():
@@ -39,10 +46,11 @@ def upgrade():
         mysql_engine="InnoDB",
     )
     op.create_index("ix_service_instances_last_seen_at", "service_instances", ["last_seen_at"])
-    op.create_table(
+    handling = op.create_table(
         "handling_seconds",
-        sa.Column("instance_id", sa.String(16), primary_key=True),
-        sa.Column("second", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("shard", sa.SmallInteger(), primary_key=True, autoincrement=False),
+        sa.Column("slot", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("second", sa.BigInteger(), nullable=False),
         sa.Column("processed", sa.BigInteger(), nullable=False),
         sa.Column("processing_us_sum", sa.BigInteger(), nullable=False),
         sa.Column("critical_orders", sa.BigInteger(), nullable=False),
@@ -51,6 +59,22 @@ def upgrade():
         mysql_engine="InnoDB",
     )
     op.create_index("ix_handling_seconds_second", "handling_seconds", ["second"])
+    zero = {
+        "second": 0,
+        "processed": 0,
+        "processing_us_sum": 0,
+        "critical_orders": 0,
+        "critical_us_sum": 0,
+        "retries": 0,
+    }
+    op.bulk_insert(
+        handling,
+        [
+            {"shard": shard, "slot": slot, **zero}
+            for shard in range(SHARDS)
+            for slot in range(SLOTS)
+        ],
+    )
 
 
 def downgrade():
