@@ -2,8 +2,7 @@
 against the services as `nameko run` processes, two processors among them:
 the page lists every instance with its pid, shows the processed count of the
 last 10 minutes that SQL shows, and marks a processor that was stopped as
-silent. Screenshots go to test-artifacts/ (console-instances.png is the one
-docs/console.png is taken from)."""
+silent. Screenshots go to test-artifacts/."""
 
 import pytest
 from selenium.webdriver.common.by import By
