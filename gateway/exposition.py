@@ -13,7 +13,9 @@ generators and processors run, and any gateway gives the same answer:
   histogram) and its count of parked dead letters
   (`order_processor.dead_letter_overview`);
 - the broker (`gateway.queue_figures`: depth and consumers of the event
-  queue).
+  queue);
+- the service instances and the handler's timing over the last 10 minutes
+  (`gateway.monitoring`, from the processor's tables).
 
 They are read at once, as the console's snapshot is (`gateway.snapshot`). A
 source that does not answer leaves its figures out (never a guess) and shows
@@ -31,6 +33,7 @@ from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.utils import floatToGoString
 from werkzeug.wrappers import Response
 
+from gateway.monitoring import monitoring_families, read_instances
 from gateway.snapshot import ask_all, dead_letter_count
 
 JSON = "application/json"
@@ -106,7 +109,7 @@ def negotiate(accept: str | None) -> str:
     return chosen
 
 
-def read_pipeline_figures(generator, processor, queue_figures) -> dict:
+def read_pipeline_figures(generator, processor, queue_figures, instance_rules) -> dict:
     """Every source's Answer (see gateway.snapshot.ask), asked at once."""
     return ask_all(
         {
@@ -115,6 +118,8 @@ def read_pipeline_figures(generator, processor, queue_figures) -> dict:
             "telemetry": (processor.telemetry,),
             "dead_letters": (processor.dead_letter_overview, 1),
             "queues": (queue_figures,),
+            "instances": (read_instances(processor, instance_rules),),
+            "timing": (processor.service_timing,),
         }
     )
 
@@ -190,6 +195,7 @@ def pipeline_families(answers: dict) -> list:
                 dead_letters,
             )
         )
+    families += monitoring_families(answers["instances"], answers["timing"])
     return families
 
 

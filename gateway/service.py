@@ -11,10 +11,11 @@ from gateway.event_streams import EventStreams
 from gateway.exposition import JSON, exposition_response, negotiate, read_pipeline_figures
 from gateway.http import json_http, json_response
 from gateway.limits import open_stream
+from gateway.monitoring import read_instances
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
 from gateway.request_body import read_ids, read_quantity
-from gateway.settings import gateway_max_workers, gateway_metrics_address
+from gateway.settings import gateway_max_workers, gateway_metrics_address, instance_rules
 from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
 from order_contract import (
@@ -26,8 +27,10 @@ from order_contract import (
     PROCESSOR,
     validate_quantity,
 )
+from order_pipeline.extensions.heartbeats import Heartbeat
 from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable, TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.service_settings import Settings
 from order_pipeline.extensions.shared_batches import SharedBatches
 from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
@@ -68,6 +71,8 @@ class GatewayService:
     console_snapshot = ConsoleSnapshot()
     queue_figures = QueueFigures()
     runtime_metrics = RuntimeMetrics(gateway_metrics_address)
+    heartbeat = Heartbeat()
+    instance_rules = Settings(instance_rules)
 
     @json_http("POST", "/start")
     def start(self, request):
@@ -99,7 +104,7 @@ class GatewayService:
         answers = self.shared_read(
             "pipeline_figures",
             lambda: read_pipeline_figures(
-                self.order_generator, self.order_processor, self.queue_figures
+                self.order_generator, self.order_processor, self.queue_figures, self.instance_rules
             ),
         )
         return exposition_response(answers, media_type)
@@ -177,6 +182,24 @@ class GatewayService:
     def openapi(self, request):
         """This API described as an OpenAPI 3.0 document."""
         return openapi_document()
+
+    # --- service instances and timing (gateway.monitoring) ----------------------
+
+    @json_http("GET", "/instances", costly=False)
+    def instances(self, request):
+        """Every instance of every service seen in the last hour, with its
+        state (live, silent, stalled), and each service's count of each."""
+        self.access.read(request)
+        return self.shared_read(
+            "instances", read_instances(self.order_processor, self.instance_rules)
+        )
+
+    @json_http("GET", "/timing", costly=False)
+    def timing(self, request):
+        """The OrderCreated handler's throughput, processing time, critical
+        time and retries over the last 10 minutes, per service."""
+        self.access.read(request)
+        return self.shared_read("timing", self.order_processor.service_timing)
 
     # --- the console -----------------------------------------------------------
 

@@ -100,3 +100,19 @@ def gateway_tls(config: dict) -> GatewayTls | None:
 
 def gateway_metrics_address(config: dict) -> MetricsAddress | None:
     return metrics_address(config, "GATEWAY_METRICS_ADDRESS")
+
+
+@dataclass(frozen=True)
+class InstanceRules:
+    """When the gateway shows an instance as silent, or a processor as stalled
+    (gateway.monitoring)."""
+
+    silent_seconds: float  # no heartbeat for longer than this
+    stall_seconds: float  # no event taken for this long while events wait
+
+
+def instance_rules(config: dict) -> InstanceRules:
+    return InstanceRules(
+        silent_seconds=setting(config, "INSTANCE_SILENT_SECONDS", float, minimum=0.1),
+        stall_seconds=setting(config, "PROCESSOR_STALL_SECONDS", float, minimum=0.1),
+    )

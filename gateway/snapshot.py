@@ -17,7 +17,9 @@ touches no table. Where each one comes from:
 - services: each service is "up" when it answered, "down" when it is not
   running or did not answer in time, "error" when it answered with an
   error; consumers and depth of the processor's event queue from the broker
-  (`gateway.queue_figures`).
+  (`gateway.queue_figures`);
+- instances and timing: `order_processor.service_instances` with each
+  instance's state, and `order_processor.service_timing` (`gateway.monitoring`).
 
 All reads but the last (which needs the recent orders' ids) run at once,
 so a snapshot takes about one round trip, or one RPC timeout when a service
@@ -33,6 +35,8 @@ import eventlet
 from nameko.extensions import DependencyProvider
 
 from gateway.charts import ChartWindow
+from gateway.monitoring import console_view, read_instances
+from gateway.settings import instance_rules
 from order_contract import DEFAULT_DEAD_LETTER_LIMIT, RECENT_ORDERS
 from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 from order_pipeline.times import iso_z_of_epoch
@@ -75,7 +79,9 @@ def dead_letter_count(dead_letters: Answer) -> int | None:
     return dead_letters.value["count"] if dead_letters.up else None
 
 
-def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=None) -> dict:
+def read_snapshot(
+    generator, processor, queue_figures, window: ChartWindow, instance_rules, now=None
+) -> dict:
     now = time.time() if now is None else now
     since_created = window.since("created", now)
     since_processed = window.since("processed", now)
@@ -88,6 +94,8 @@ def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=
         "processed": (processor.processed_per_second, since_processed),
         "dead_letters": (processor.dead_letter_overview, DEFAULT_DEAD_LETTER_LIMIT),
         "queues": (queue_figures,),
+        "instances": (read_instances(processor, instance_rules),),
+        "timing": (processor.service_timing,),
     }
     answers = ask_all(calls)
     results = Answer(DOWN)
@@ -101,7 +109,8 @@ def read_snapshot(generator, processor, queue_figures, window: ChartWindow, now=
     if answers["processed"].up:
         figures = {row["second"]: row for row in answers["processed"].value}
         window.update("processed", since_processed, figures, now)
-    return assemble(answers, results, window.series(now), now)
+    snapshot = assemble(answers, results, window.series(now), now)
+    return {**snapshot, **console_view(answers["instances"], answers["timing"])}
 
 
 def assemble(answers: dict, results: Answer, charts: dict, now: float) -> dict:
@@ -178,8 +187,9 @@ class ConsoleSnapshot(DependencyProvider):
 
     def setup(self):
         self.window = ChartWindow()
+        self.instance_rules = instance_rules(self.container.config)
 
     def get_dependency(self, worker_ctx):
         return lambda generator, processor, queue_figures: read_snapshot(
-            generator, processor, queue_figures, self.window
+            generator, processor, queue_figures, self.window, self.instance_rules
         )

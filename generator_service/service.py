@@ -29,6 +29,7 @@ from order_contract import (
     validate_since,
 )
 from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.heartbeats import Heartbeat
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.extensions.service_settings import Settings
@@ -52,6 +53,7 @@ class OrderGeneratorService:
     # Concurrent create_order calls share one transaction (a group commit).
     shared_create = SharedBatches(MAX_ORDERS_PER_CALL)
     runtime_metrics = RuntimeMetrics(generator_metrics_address)
+    heartbeat = Heartbeat()
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):

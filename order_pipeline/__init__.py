@@ -4,17 +4,18 @@
   from, where nameko's own fall short: entrypoints (`rpc`, `timer`,
   `reliable_events`, `batch_events`), dependency providers (`rpc_proxy`,
   `checked_database`, `event_publisher`, `shared_batches`, `tracing`,
-  `runtime_metrics`, `service_settings`) and the service container
-  (`containers`).
+  `runtime_metrics`, `service_settings`), `heartbeats` (both: every
+  instance's heartbeat, and the entrypoint that takes them) and the service
+  container (`containers`).
 - `order_pipeline.commands`: what an operator runs (`python -m
   order_pipeline.commands.<name>`): `migrate`, `probe`, `shell`,
   `recreate_queues`, `provision`. Commands know the project (its services'
   names and queues, from the contract) but import no service.
 - small helpers, used by both: configuration (`config`, `settings`),
   `broker`, `database`, `queues`, `transactions`, `logs`, `trace_context`,
-  `times`, `errors`, dead letters (`dead_letters`, `failures`, `scrub`),
-  and who may do what (`identities`, applied through `broker_admin` and
-  `database_admin`).
+  `times`, `version`, `errors`, dead letters (`dead_letters`, `failures`,
+  `scrub`), and who may do what (`identities`, applied through
+  `broker_admin` and `database_admin`).
 - `nameko_internals` and `eventlet_internals`: every use of those libraries'
   private code, each with its canary test (tests/unit/test_library_internals.py).
 

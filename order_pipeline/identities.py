@@ -36,6 +36,8 @@ from order_contract import (
     DEAD_LETTER_QUEUE,
     GATEWAY,
     GENERATOR,
+    HEARTBEAT_EXCHANGE,
+    HEARTBEAT_QUEUE,
     ORDER_CREATED,
     ORDER_CREATED_QUEUE,
     PROCESSOR,
@@ -81,6 +83,12 @@ def serves(service: str) -> str:
 
 REPLY_KEY = UUID
 EVENT_QUEUE = exactly(ORDER_CREATED_QUEUE)
+# Every instance's heartbeats (order_pipeline.extensions.heartbeats): each
+# service declares the exchange and publishes with its own name as the
+# routing key; the processors' queue is bound with `*`.
+HEARTBEATS = exactly(HEARTBEAT_EXCHANGE)
+HEARTBEAT_BINDING = exactly("*")
+HEARTBEAT_QUEUE_NAME = exactly(HEARTBEAT_QUEUE)
 RETRY_QUEUES = EVENT_QUEUE + r"\.retry\.[0-9]+ms"
 DEAD_LETTERS = exactly(DEAD_LETTER_QUEUE)
 # What `make recreate-queues` declares: the project's durable queues, and
@@ -88,7 +96,14 @@ DEAD_LETTERS = exactly(DEAD_LETTER_QUEUE)
 PROJECT_QUEUES = (
     "("
     + "|".join(
-        [rpc_queue(GENERATOR), rpc_queue(PROCESSOR), EVENT_QUEUE, RETRY_QUEUES, DEAD_LETTERS]
+        [
+            rpc_queue(GENERATOR),
+            rpc_queue(PROCESSOR),
+            EVENT_QUEUE,
+            RETRY_QUEUES,
+            DEAD_LETTERS,
+            HEARTBEAT_QUEUE_NAME,
+        ]
     )
     + r")(\.recreating)?"
 )
@@ -130,13 +145,14 @@ class BrokerGrant:
         }
 
     def topic_permissions(self) -> dict[str, dict[str, str]]:
-        """{exchange: {"write": regex, "read": regex}} for both exchanges."""
+        """{exchange: {"write": regex, "read": regex}} for each of the
+        project's topic exchanges."""
         return {
             exchange: {
                 "write": any_of(self.topics.get(exchange, Topics()).write),
                 "read": any_of(self.topics.get(exchange, Topics()).read),
             }
-            for exchange in (RPC_EXCHANGE, EVENT_EXCHANGE)
+            for exchange in (RPC_EXCHANGE, EVENT_EXCHANGE, HEARTBEAT_EXCHANGE)
         }
 
 
@@ -159,16 +175,19 @@ class Identity:
 
 GENERATOR_BROKER = BrokerGrant(
     # Its RPC queue (and the exchange nameko declares with it), its events'
-    # exchange, and the reply queue of its container's health probe.
+    # exchange, the heartbeats' exchange, and the reply queue of its
+    # container's health probe.
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         rpc_queue(GENERATOR),
         reply_queue(PROBE),
     ),
     write=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         rpc_queue(GENERATOR),
         reply_queue(PROBE),
     ),
@@ -179,16 +198,19 @@ GENERATOR_BROKER = BrokerGrant(
             write=(REPLY_KEY, calls(GENERATOR, "status")), read=(serves(GENERATOR), REPLY_KEY)
         ),
         EVENT_EXCHANGE: Topics(write=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(GENERATOR),)),
     },
 )
 
 PROCESSOR_BROKER = BrokerGrant(
     # Its RPC and reply queues, the OrderCreated queue with its retry and
-    # dead-letter queues, both exchanges (declared
-    # with the queues bound to them), and the probe's reply queue.
+    # dead-letter queues, the heartbeats' queue, the three exchanges
+    # (declared with the queues bound to them), and the probe's reply queue.
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -201,6 +223,8 @@ PROCESSOR_BROKER = BrokerGrant(
     write=(
         exactly(RPC_EXCHANGE),
         exactly(DEFAULT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -209,6 +233,8 @@ PROCESSOR_BROKER = BrokerGrant(
     read=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
+        HEARTBEAT_QUEUE_NAME,
         rpc_queue(PROCESSOR),
         reply_queue(PROCESSOR),
         EVENT_QUEUE,
@@ -223,19 +249,21 @@ PROCESSOR_BROKER = BrokerGrant(
             read=(serves(PROCESSOR), REPLY_KEY),
         ),
         EVENT_EXCHANGE: Topics(read=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(PROCESSOR),), read=(HEARTBEAT_BINDING,)),
     },
 )
 
 GATEWAY_BROKER = BrokerGrant(
-    # Its reply queue. The console's queue figures are passive declares,
-    # which need no permission.
-    configure=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
-    write=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
+    # Its reply queue, and the heartbeats' exchange. The console's queue
+    # figures are passive declares, which need no permission.
+    configure=(exactly(RPC_EXCHANGE), HEARTBEATS, reply_queue(GATEWAY)),
+    write=(exactly(RPC_EXCHANGE), HEARTBEATS, reply_queue(GATEWAY)),
     read=(exactly(RPC_EXCHANGE), reply_queue(GATEWAY)),
     topics={
         # Any method of either service: it is where control (start, stop,
         # creates, dead-letter actions) comes in, behind its token.
         RPC_EXCHANGE: Topics(write=(calls(GENERATOR), calls(PROCESSOR)), read=(REPLY_KEY,)),
+        HEARTBEAT_EXCHANGE: Topics(write=(exactly(GATEWAY),)),
     },
 )
 
@@ -246,6 +274,7 @@ OPERATOR_BROKER = BrokerGrant(
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         reply_queue(STANDALONE),
         reply_queue(PROBE),
         PROJECT_QUEUES,
@@ -260,6 +289,7 @@ OPERATOR_BROKER = BrokerGrant(
     read=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
+        HEARTBEATS,
         reply_queue(STANDALONE),
         reply_queue(PROBE),
         PROJECT_QUEUES,
@@ -270,6 +300,7 @@ OPERATOR_BROKER = BrokerGrant(
             read=(REPLY_KEY, serves(GENERATOR), serves(PROCESSOR)),
         ),
         EVENT_EXCHANGE: Topics(read=(exactly(ORDER_CREATED),)),
+        HEARTBEAT_EXCHANGE: Topics(read=(HEARTBEAT_BINDING,)),
     },
 )
 

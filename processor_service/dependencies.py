@@ -13,11 +13,12 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from order_contract import ORDER_CREATED_QUEUE, InvalidPayload, OrderCreated
+from order_contract import ORDER_CREATED_QUEUE, RETRIED, InvalidPayload, OrderCreated
 from order_pipeline.broker import broker
 from order_pipeline.database import with_tls
 from order_pipeline.dead_letters import DeadLetterIntake, publish_replays
 from order_pipeline.errors import StartupError
+from order_pipeline.extensions.heartbeats import instance_of
 from order_pipeline.extensions.reliable_events import ReliableEventHandler
 from order_pipeline.queues import dead_letter_queue_for
 from order_pipeline.scrub import Scrubber
@@ -29,6 +30,7 @@ from order_pipeline.transactions import (
     run_transaction,
 )
 from processor_service import dead_letters, store
+from processor_service.monitoring import handling_shard
 from processor_service.pricing import HttpPriceFeed, SimulatedMarket
 from processor_service.settings import PriceSettings, price_settings
 
@@ -135,9 +137,7 @@ class ReplayPublisher(DependencyProvider):
     the OrderCreated handler's queue (order_pipeline.dead_letters.publish_replays)."""
 
     def setup(self):
-        self.publish = partial(
-            publish_replays, broker(self.container.config), ORDER_CREATED_QUEUE
-        )
+        self.publish = partial(publish_replays, broker(self.container.config), ORDER_CREATED_QUEUE)
 
     def get_dependency(self, worker_ctx):
         return self.publish
@@ -162,12 +162,18 @@ class SetAsideCounts(DependencyProvider):
     the failures that matter: a batch that fails because the generator or
     the database is away has no transaction, and only the handler knows
     whether a failure is retried or parked (attempts, RETRY_MAX_ATTEMPTS).
+
+    The retries are also added, by the second they happened in, to
+    handling_seconds in the same transaction: the timing's retries over the
+    last 10 minutes (processor_service.monitoring).
     """
 
     RETRY_SECONDS = 1.0
 
     def setup(self):
         self.pending = Counter()
+        self.retries_by_second = Counter()
+        self.shard = handling_shard(instance_of(self.container).instance_id)
         self.wake = LightQueue(maxsize=1)
         self.stopping = False
         self.writer = None
@@ -198,6 +204,8 @@ class SetAsideCounts(DependencyProvider):
     def record(self, outcome: str) -> None:
         """The set-aside listener: count one event, write it soon."""
         self.pending[outcome] += 1
+        if outcome == RETRIED:
+            self.retries_by_second[int(time.time())] += 1
         self._signal()
 
     def _signal(self):
@@ -228,12 +236,18 @@ class SetAsideCounts(DependencyProvider):
         """Add the counts waiting to the table; False (keeping them for the
         next try) if the database did not take them."""
         counts, self.pending = self.pending, Counter()
+        retries, self.retries_by_second = self.retries_by_second, Counter()
         if not counts:
             return True
+
+        def write(session):
+            store.add_set_asides(session, counts)
+            if retries:
+                by_second = {second: {"retries": n} for second, n in retries.items()}
+                store.add_handling(session, self.shard, by_second)
+
         try:
-            run_transaction(
-                self.sessions, lambda session: store.add_set_asides(session, counts), attempts=2
-            )
+            run_transaction(self.sessions, write, attempts=2)
             return True
         except CommitOutcomeUnknown:
             # Adding them again might count them twice: an undercount (these
@@ -242,6 +256,7 @@ class SetAsideCounts(DependencyProvider):
             return True
         except (SQLAlchemyError, TransactionFailed) as exc:
             self.pending.update(counts)
+            self.retries_by_second.update(retries)
             log.warning(
                 "could not count %s events set aside yet (%s); trying again",
                 dict(counts),

@@ -58,6 +58,63 @@ class LatencyBucket(Base):
     latency_us_sum = mapped_column(Numeric(38, 0), nullable=False)
 
 
+class ServiceInstanceRow(Base):
+    """The last heartbeat of every instance of every service (the gateway
+    included): what it said of itself (order_contract.Heartbeat) and when it
+    was recorded, by the database's clock, so that every reader measures
+    silence against one clock. A row per instance that ever ran, never
+    deleted (the processor deletes nothing): the listing shows those seen
+    within INSTANCE_RETENTION_SECONDS."""
+
+    __tablename__ = "service_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    service: Mapped[str] = mapped_column(String(64), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    version: Mapped[str] = mapped_column(String(64), nullable=False)
+    git_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    started_at = mapped_column(DATETIME(fsp=6), nullable=False)
+    # Indexed: the listing reads the last hour by it.
+    last_seen_at = mapped_column(DATETIME(fsp=6), nullable=False, index=True)
+    workers_active: Mapped[int] = mapped_column(Integer, nullable=False)
+    workers_max: Mapped[int] = mapped_column(Integer, nullable=False)
+    # NULL for an instance that consumes no events (not a processor).
+    ms_since_event: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    events_waiting: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_ready: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class HandlingSecond(Base):
+    """What the processors' OrderCreated handlers did in one second (an epoch
+    second, by the processor's clock): orders stored (by their processed_at),
+    the sum of their processing time (each order counts its batch's, from the
+    handler taking it to writing its results), the sum of their critical
+    time (creation to processed_at, for the orders whose created_at is
+    known), and the events sent to be retried. Written in the transaction
+    that stores the results (the retries as the broker takes them).
+
+    A ring, so that nothing is ever deleted: `slot` is the second modulo
+    HANDLING_SLOTS (longer than the timing's window), and a write for a newer
+    second than the slot holds starts it again. Sharded like
+    processing_totals, by the writing instance, so that concurrent
+    processors rarely wait on one row; every row exists from the migration
+    on, so writing only ever updates. The timing over the last 10 minutes is
+    a sum over the rows whose `second` is in it, never over order_process."""
+
+    __tablename__ = "handling_seconds"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Indexed: the window is read by it.
+    second: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    processed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    processing_us_sum: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    critical_orders: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    critical_us_sum: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    retries: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class EventsSetAside(Base):
     """How many OrderCreated events the handler has set aside, by outcome
     ("retried": sent to a delay queue; "dead_lettered": parked on the

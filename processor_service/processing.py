@@ -15,6 +15,7 @@ from order_pipeline.transactions import is_duplicate_key, run_transaction
 from processor_service import store
 from processor_service.exceptions import InvalidEvent, OrderNotFound
 from processor_service.latency import as_histogram
+from processor_service.monitoring import Handling, handling_figures
 from processor_service.pricing import CENT, execution_price
 
 
@@ -60,7 +61,7 @@ class BatchOutcome:
     duplicates: int = 0  # orders that were already processed (redeliveries)
 
 
-def process_order_batch(payloads, get_orders, price_source, db):
+def process_order_batch(payloads, get_orders, price_source, db, instance_id=None):
     """Handle a batch of OrderCreated payloads.
 
     Every order is confirmed with the generator (one `get_orders` call for
@@ -68,8 +69,11 @@ def process_order_batch(payloads, get_orders, price_source, db):
     usable order id, or for an order the generator does not have, fails
     alone (InvalidEvent, OrderNotFound); an error from the generator, the
     price source or the database fails the whole batch (it is retried).
-    Orders already processed (a redelivered event) are skipped.
+    Orders already processed (a redelivered event) are skipped. With the
+    handling `instance_id`, the batch's timing is added to handling_seconds
+    in the same transaction (monitoring.handling_figures).
     """
+    handling = Handling.starting_now(instance_id) if instance_id is not None else None
     failures = [None] * len(payloads)
     order_ids = {}
     for index, payload in enumerate(payloads):
@@ -90,11 +94,11 @@ def process_order_batch(payloads, get_orders, price_source, db):
             failures[index] = located(OrderNotFound(f"order {order_id} does not exist"))
         elif order_id not in results:
             results[order_id] = price_order(order, price_source.unit_price(), processed_at)
-    stored = store_results(db, list(results.values())) if results else []
+    stored = store_results(db, list(results.values()), handling) if results else []
     return BatchOutcome(stored=stored, failures=failures, duplicates=len(results) - len(stored))
 
 
-def store_results(db, results):
+def store_results(db, results, handling=None):
     """Store in one transaction; once more if another processor stored one
     of these orders between our check and our insert (a concurrent
     redelivery), which the second check then sees.
@@ -106,7 +110,11 @@ def store_results(db, results):
     rows that commit stored, so that each order's line is printed once."""
 
     def work(session):
-        return store.add_results(session, results)
+        stored = store.add_results(session, results)
+        if stored and handling is not None:
+            figures = handling_figures(stored, handling.elapsed_us())
+            store.add_handling(session, handling.shard, figures)
+        return stored
 
     def recover(session):
         stored = store.stored_at(session, [result.order_id for result in results], processed_at)

@@ -7,11 +7,15 @@ import time
 from order_contract import (
     DEFAULT_DEAD_LETTER_LIMIT,
     GENERATOR,
+    INSTANCE_RETENTION_SECONDS,
     ORDER_CREATED,
     PROCESSOR,
+    TIMING_WINDOW_SECONDS,
     InvalidArgument,
     InvalidOrderId,
+    InvalidPayload,
     validate_dead_letter_ids,
+    validate_heartbeat,
     validate_limit,
     validate_order_id,
     validate_order_ids,
@@ -19,12 +23,13 @@ from order_contract import (
 )
 from order_pipeline.extensions.batch_events import batch_event_handler
 from order_pipeline.extensions.checked_database import CheckedDatabase
+from order_pipeline.extensions.heartbeats import Heartbeat, record_heartbeats
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import dead_letters, processing, store
+from processor_service import dead_letters, monitoring, processing, store
 from processor_service.dependencies import (
     DeadLetterMover,
     PriceSource,
@@ -59,6 +64,7 @@ class OrderProcessorService:
     replay_publisher = ReplayPublisher()
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
+    heartbeat = Heartbeat()
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -68,7 +74,11 @@ class OrderProcessorService:
         the handler acks, retries or dead-letters each accordingly.
         """
         outcome = processing.process_order_batch(
-            payloads, self.order_generator.get_orders, self.prices, self.db
+            payloads,
+            self.order_generator.get_orders,
+            self.prices,
+            self.db,
+            self.heartbeat.instance_id,
         )
         trace_ids = event_trace_ids(payloads, self.tracing)
         for result in outcome.stored:
@@ -97,6 +107,35 @@ class OrderProcessorService:
                 store.set_aside_counts(session),
                 store.latency_histogram(session),
             )
+
+    # --- service instances and timing: see order_contract.instances ----------
+
+    @record_heartbeats
+    def record_heartbeat(self, heartbeat):
+        """heartbeat: what an instance of any service says of itself,
+        {"instance_id": "9f2c4e1a0b3d5f67", "service": "order_generator",
+        "host": ..., "pid": ..., "workers_active": 1, ...} (order_contract.Heartbeat)."""
+        try:
+            heartbeat = validate_heartbeat(heartbeat)
+        except InvalidPayload as exc:
+            log.warning("a heartbeat was ignored: %s", exc)
+            return
+        monitoring.record_heartbeat(self.db, heartbeat)
+
+    @rpc
+    def service_instances(self):
+        """Every instance seen within INSTANCE_RETENTION_SECONDS, with its last
+        heartbeat and how long ago it came: [ServiceInstance, ...]."""
+        rows = store.service_instances(self.db.session, INSTANCE_RETENTION_SECONDS)
+        return [monitoring.instance_as_dict(row, seconds) for row, seconds in rows]
+
+    @rpc
+    def service_timing(self):
+        """The OrderCreated handler's throughput, processing and critical
+        time and retries over the last TIMING_WINDOW_SECONDS, summed over
+        every processor instance (order_contract.ServiceTiming)."""
+        sums = store.handling_in_window(self.db.session, TIMING_WINDOW_SECONDS)
+        return monitoring.timing_as_dict(sums, TIMING_WINDOW_SECONDS)
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_result(self, order_id):

@@ -1,16 +1,18 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
     DeadLetter,
     EventsSetAside,
+    HandlingSecond,
     LatencyBucket,
     OrderProcess,
     ProcessingTotals,
+    ServiceInstanceRow,
 )
 
 TOTALS_SHARDS = 16
@@ -30,6 +32,40 @@ ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
     latency_us_sum=(
         _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
     ),
+)
+# handling_seconds: shards (by the writing instance) x slots (the second
+# modulo HANDLING_SLOTS, longer than any timing window). A write for the
+# second a row holds adds to it; for a newer second it starts the row again;
+# for an older one (counts kept through a long database outage) it is
+# dropped rather than spoil a newer second.
+HANDLING_SHARDS = 16
+HANDLING_SLOTS = 900
+HANDLING_FIGURES = (
+    "processed",
+    "processing_us_sum",
+    "critical_orders",
+    "critical_us_sum",
+    "retries",
+)
+_handling_upsert = mysql_insert(HandlingSecond.__table__)
+_held, _new = _handling_upsert.table.c, _handling_upsert.inserted
+ADD_TO_HANDLING_SECONDS = _handling_upsert.on_duplicate_key_update(
+    [
+        *(
+            (
+                figure,
+                case(
+                    (_held.second == _new.second, _held[figure] + _new[figure]),
+                    (_held.second < _new.second, _new[figure]),
+                    else_=_held[figure],
+                ),
+            )
+            for figure in HANDLING_FIGURES
+        ),
+        # Last: the figures above compare with the second the row held (MariaDB
+        # assigns left to right, or all at once in SIMULTANEOUS_ASSIGNMENT mode).
+        ("second", func.greatest(_held.second, _new.second)),
+    ]
 )
 _set_aside_upsert = mysql_insert(EventsSetAside.__table__)
 ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
@@ -139,6 +175,85 @@ def latency_histogram(session):
             func.sum(LatencyBucket.latency_us_sum),
         ).group_by(LatencyBucket.le_us)
     ).all()
+
+
+# --- service instances and their timing ----------------------------------------
+
+# Seconds since the epoch now, and the age of a DATETIME, by the database's
+# clock: one clock for every instance's silence and every timing window.
+NOW_SECOND = text("SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP())")
+SECONDS_SINCE_SEEN = (
+    func.timestampdiff(text("MICROSECOND"), ServiceInstanceRow.last_seen_at, func.utc_timestamp(6))
+    / 1_000_000
+).label("seconds_since_seen")
+
+
+def seconds_ago(seconds):
+    """UTC_TIMESTAMP(6) less `seconds` (a whole number), as SQL."""
+    return func.date_sub(func.utc_timestamp(6), text(f"INTERVAL {int(seconds)} SECOND"))
+
+
+def add_handling(session, shard, figures_by_second):
+    """Add {second: {figure: n}} (HANDLING_FIGURES; missing ones count 0)
+    to a shard's handling_seconds rows, in slot order."""
+    session.execute(
+        ADD_TO_HANDLING_SECONDS,
+        [
+            {
+                "shard": shard,
+                "slot": second % HANDLING_SLOTS,
+                "second": second,
+                **{figure: figures.get(figure, 0) for figure in HANDLING_FIGURES},
+            }
+            for second, figures in sorted(
+                figures_by_second.items(), key=lambda item: item[0] % HANDLING_SLOTS
+            )
+        ],
+    )
+
+
+def handling_in_window(session, window_seconds):
+    """{figure: sum} over the seconds in (now - window_seconds, now], by the
+    database's clock."""
+    now = int(session.execute(NOW_SECOND).scalar_one())
+    sums = session.execute(
+        select(
+            *(
+                func.coalesce(func.sum(HandlingSecond.__table__.c[figure]), 0)
+                for figure in HANDLING_FIGURES
+            )
+        ).where(HandlingSecond.second > now - window_seconds)
+    ).one()
+    return {figure: int(total) for figure, total in zip(HANDLING_FIGURES, sums)}
+
+
+def record_heartbeat(session, row):
+    """Insert or replace an instance's row (ServiceInstanceRow's columns but
+    last_seen_at, which is the database's now)."""
+    statement = mysql_insert(ServiceInstanceRow.__table__).values(
+        **row, last_seen_at=func.utc_timestamp(6)
+    )
+    session.execute(
+        statement.on_duplicate_key_update(
+            {name: statement.inserted[name] for name in row if name != "instance_id"}
+            | {"last_seen_at": statement.inserted.last_seen_at}
+        )
+    )
+
+
+def service_instances(session, retention_seconds):
+    """[(ServiceInstanceRow, seconds since seen)] of the instances seen within
+    `retention_seconds`, by service, then oldest first."""
+    rows = session.execute(
+        select(ServiceInstanceRow, SECONDS_SINCE_SEEN)
+        .where(ServiceInstanceRow.last_seen_at >= seconds_ago(retention_seconds))
+        .order_by(
+            ServiceInstanceRow.service,
+            ServiceInstanceRow.started_at,
+            ServiceInstanceRow.instance_id,
+        )
+    ).all()
+    return [(instance, float(seconds)) for instance, seconds in rows]
 
 
 def add_set_asides(session, counts):

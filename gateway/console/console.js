@@ -442,6 +442,112 @@
     if (listedIds.length && armed(event.currentTarget)) discard(listedIds.slice());
   });
 
+  // --- instances and timing (GET /instances, GET /timing) ---------------------
+
+  const SERVICES = { order_generator: "generator", order_processor: "processor", gateway: "gateway" };
+  const twoDecimals = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+  function secondsAgo(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    if (seconds < 60) return decimals.format(seconds) + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    return Math.floor(seconds / 3600) + " h ago";
+  }
+
+  function emptyRow(words, columns) {
+    const tr = document.createElement("tr");
+    const empty = cell(words, "empty");
+    empty.colSpan = columns;
+    tr.append(empty);
+    return tr;
+  }
+
+  function instanceRow(item) {
+    const tr = document.createElement("tr");
+    tr.dataset.instance = item.instance_id;
+    tr.dataset.service = item.service;
+    tr.dataset.state = item.state;
+    const version = item.version + (item.commit ? " · " + item.commit.slice(0, 7) : "");
+    const state = cell(item.state, "state");
+    if (item.state === "stalled") {
+      const waiting = (item.events_waiting || 0) + (item.queue_ready || 0);
+      state.title = `no event taken for ${decimals.format(item.seconds_since_event)} s while ${int(waiting)} wait`;
+    }
+    tr.append(
+      cell(SERVICES[item.service] || item.service),
+      cell(item.host),
+      cell(String(item.pid), "num"),
+      cell(version),
+      cell(clock(item.started_at)),
+      cell(secondsAgo(item.seconds_since_seen), "num"),
+      cell(`${int(item.workers_active)} / ${int(item.workers_max)}`, "num"),
+      state,
+    );
+    return tr;
+  }
+
+  // The alarm says what needs a look first: a service with no instance
+  // beating, then stalled processors, then silent instances.
+  function instanceTrouble(services) {
+    const gone = Object.keys(services).filter((name) => services[name].live + services[name].stalled === 0);
+    if (gone.length) return "no " + gone.map((name) => SERVICES[name] || name).join(", no ");
+    const stalled = Object.values(services).reduce((sum, counts) => sum + counts.stalled, 0);
+    if (stalled) return stalled + (stalled === 1 ? " processor stalled" : " processors stalled");
+    return "";
+  }
+
+  function showInstances(instances) {
+    const panel = $("instances-panel");
+    if (instances.state !== "up") {
+      panel.dataset.trouble = "false";
+      $("alarm-instances").hidden = true;
+      setText("instances-summary", "unknown");
+      $("instance-rows").replaceChildren(emptyRow("the processors keep this list: none answers", 8));
+      return;
+    }
+    const services = instances.services;
+    const summary = Object.keys(services).map((name) => {
+      const counts = services[name];
+      return `${SERVICES[name] || name} ${counts.live + counts.stalled}`;
+    });
+    const silent = Object.values(services).reduce((sum, counts) => sum + counts.silent, 0);
+    if (silent) summary.push(`${silent} silent`);
+    setText("instances-summary", summary.join(" · "));
+    const trouble = instanceTrouble(services);
+    panel.dataset.trouble = String(Boolean(trouble));
+    $("alarm-instances").hidden = !trouble;
+    setText("alarm-instances", trouble);
+    const rows = instances.instances.map(instanceRow);
+    $("instance-rows").replaceChildren(...(rows.length ? rows : [emptyRow("no heartbeat yet", 8)]));
+  }
+
+  function timingRow(label, figures, service) {
+    const tr = document.createElement("tr");
+    tr.dataset.service = service;
+    tr.append(
+      cell(label),
+      cell(int(figures.processed), "num processed"),
+      cell(twoDecimals.format(figures.throughput_per_second), "num"),
+      cell(milliseconds(figures.processing_time_ms), "num"),
+      cell(milliseconds(figures.critical_time_ms), "num"),
+      cell(int(figures.retries), "num"),
+    );
+    tr.lastChild.title = twoDecimals.format(figures.retries_per_second) + " retries per second";
+    return tr;
+  }
+
+  function showTiming(timing) {
+    if (timing.state !== "up") {
+      $("timing-rows").replaceChildren(emptyRow("the processor is unreachable", 6));
+      return;
+    }
+    const rows = [];
+    for (const [service, figures] of Object.entries(timing.services)) {
+      rows.push(timingRow(SERVICES[service] || service, figures, service));
+    }
+    $("timing-rows").replaceChildren(...rows);
+  }
+
   // --- the live stream -----------------------------------------------------------
 
   let lastSnapshotAt = 0;
@@ -454,6 +560,8 @@
     showCharts(snapshot.charts);
     showRecent(snapshot.recent_orders, snapshot.services.processor);
     showDeadLetters(snapshot.dead_letters);
+    showInstances(snapshot.instances);
+    showTiming(snapshot.timing);
     setText("updated-at", new Date(snapshot.at).toLocaleTimeString());
     setLive("live", "live");
   }

@@ -28,6 +28,7 @@ from order_contract import GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE, PROCES
 from order_pipeline.broker import Broker, broker, connect, mask_uri
 from order_pipeline.config import load_config
 from order_pipeline.errors import StartupError
+from order_pipeline.extensions.heartbeats import heartbeat_queue
 from order_pipeline.extensions.reliable_events import retry_delays, retry_settings
 from order_pipeline.queues import (
     WrongQueueType,
@@ -70,6 +71,7 @@ def project_queues(config: dict) -> list[Queue]:
     for delay in retry_delays(retry.first_delay_seconds, retry.max_delay_seconds):
         queues.append(retry_queue(ORDER_CREATED_QUEUE, delay, kind))
     queues.append(dead_letter_queue_for(ORDER_CREATED_QUEUE, kind))
+    queues.append(heartbeat_queue(kind))
     return queues
 
 

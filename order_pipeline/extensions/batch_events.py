@@ -81,6 +81,12 @@ class BatchEventHandler(ReliableEventHandler):
         self._start_due = False  # a start is scheduled for the next yield
         self._stopping = False
 
+    @property
+    def events_waiting(self) -> int:
+        """Events delivered to this handler and not yet in a batch (its
+        heartbeat reports them: order_pipeline.extensions.heartbeats)."""
+        return len(self._waiting)
+
     def stop(self):
         # Events not yet in a batch go back to the queue at once rather
         # than start new work (whose RPC calls may wait for a generator

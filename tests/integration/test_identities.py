@@ -26,7 +26,16 @@ from harness.identities import (
     rabbit_with_management,
 )
 from harness.processes import ROOT
-from order_contract import DEAD_LETTER_QUEUE, GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE
+from order_contract import (
+    DEAD_LETTER_QUEUE,
+    GATEWAY,
+    GENERATOR,
+    HEARTBEAT_EXCHANGE,
+    HEARTBEAT_QUEUE,
+    ORDER_CREATED,
+    ORDER_CREATED_QUEUE,
+    PROCESSOR,
+)
 from order_pipeline.commands.provision import table_names
 from order_pipeline.identities import EVENT_EXCHANGE, RPC_EXCHANGE, identity
 
@@ -49,7 +58,13 @@ def identities(rabbit):
         with amqp_channel(sandbox.admin_amqp_uri()) as channel:
             channel.exchange_declare(RPC_EXCHANGE, "topic", durable=True, auto_delete=False)
             channel.exchange_declare(EVENT_EXCHANGE, "topic", durable=True, auto_delete=False)
-            for queue in (ORDER_CREATED_QUEUE, DEAD_LETTER_QUEUE, f"rpc-{GENERATOR}"):
+            channel.exchange_declare(HEARTBEAT_EXCHANGE, "topic", durable=True, auto_delete=False)
+            for queue in (
+                ORDER_CREATED_QUEUE,
+                DEAD_LETTER_QUEUE,
+                f"rpc-{GENERATOR}",
+                HEARTBEAT_QUEUE,
+            ):
                 channel.queue_declare(queue, durable=True, auto_delete=False)
             channel.queue_bind(ORDER_CREATED_QUEUE, EVENT_EXCHANGE, ORDER_CREATED)
             channel.queue_bind(f"rpc-{GENERATOR}", RPC_EXCHANGE, f"{GENERATOR}.*")
@@ -123,6 +138,29 @@ def test_the_gateway_may_not_consume_the_processors_queues_nor_publish_events(id
     assert depth.queue == ORDER_CREATED_QUEUE
     # And it may call the generator, start and stop included.
     allowed(gateway, publish(RPC_EXCHANGE, f"{GENERATOR}.stop"))
+
+
+def test_each_service_sends_heartbeats_for_itself_only_and_the_processor_takes_them(identities):
+    for name, service in (
+        ("order_generator", GENERATOR),
+        ("order_processor", PROCESSOR),
+        ("order_gateway", GATEWAY),
+    ):
+        user = identities.amqp_uri(name)
+        allowed(
+            user,
+            lambda channel: channel.exchange_declare(
+                HEARTBEAT_EXCHANGE, "topic", durable=True, auto_delete=False
+            ),
+        )
+        allowed(user, publish(HEARTBEAT_EXCHANGE, service))
+        other = GATEWAY if service != GATEWAY else PROCESSOR
+        assert f"topic '{other}'" in refused(user, publish(HEARTBEAT_EXCHANGE, other))
+    gateway = identities.amqp_uri("order_gateway")
+    refused(gateway, lambda channel: channel.basic_consume(HEARTBEAT_QUEUE))
+    processor = identities.amqp_uri("order_processor")
+    allowed(processor, lambda channel: channel.queue_bind(HEARTBEAT_QUEUE, HEARTBEAT_EXCHANGE, "*"))
+    allowed(processor, lambda channel: channel.basic_get(HEARTBEAT_QUEUE))
 
 
 def test_the_generator_may_publish_its_events_and_nothing_for_itself(identities):

@@ -163,3 +163,45 @@ def test_events_set_aside_are_added_up_by_outcome(db):
         store.add_set_asides(session, {RETRIED: 2, DEAD_LETTERED: 1})
     with db.get_session() as session:
         assert store.set_aside_counts(session) == {RETRIED: 5, DEAD_LETTERED: 1}
+
+
+def test_a_handling_row_adds_up_its_second_starts_again_for_a_newer_one_and_keeps_it_from_an_older(
+    db,
+):
+    now = int(sql(db.uri, "SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP())")[0][0])
+    second = now - 5
+    later = second + store.HANDLING_SLOTS  # the same slot, one turn of the ring on
+    figures = {"processed": 2, "processing_us_sum": 40, "critical_orders": 2, "critical_us_sum": 90}
+
+    def held(shard):
+        return sql(
+            db.uri,
+            "SELECT second, processed, processing_us_sum, critical_orders, critical_us_sum, "
+            "retries FROM handling_seconds WHERE shard = :shard AND slot = :slot",
+            shard=shard,
+            slot=second % store.HANDLING_SLOTS,
+        )[0]
+
+    with db.get_session() as session:
+        store.add_handling(session, 3, {second: figures})
+        store.add_handling(session, 3, {second: {"retries": 4}, second - 1: {"retries": 1}})
+        store.add_handling(session, 3, {second: figures})
+        store.add_handling(session, 5, {second: figures})
+    assert tuple(held(3)) == (second, 4, 80, 4, 180, 4)
+    with db.get_session() as session:
+        # Every shard's rows for seconds in the window are summed: 3 and 5.
+        assert store.handling_in_window(session, 600) == {
+            "processed": 6,
+            "processing_us_sum": 120,
+            "critical_orders": 6,
+            "critical_us_sum": 270,
+            "retries": 5,
+        }
+        # Out of a window that ends before them.
+        assert store.handling_in_window(session, 3)["processed"] == 0
+    with db.get_session() as session:
+        store.add_handling(session, 3, {later: {"processed": 1}})
+    assert tuple(held(3)) == (later, 1, 0, 0, 0, 0)
+    with db.get_session() as session:
+        store.add_handling(session, 3, {second: figures})  # late, for a second now overwritten
+    assert tuple(held(3)) == (later, 1, 0, 0, 0, 0)

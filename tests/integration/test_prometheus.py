@@ -53,6 +53,8 @@ ALERTS = {
     "OrderPipelineGeneratorStopped",
     "OrderPipelineLatencyHigh",
     "OrderPipelineComponentUnreachable",
+    "OrderPipelineServiceWithoutInstances",
+    "OrderPipelineProcessorStalled",
     "OrderPipelineScrapeFailing",
     "OrderPipelineGatewayTokensRefused",
 }
@@ -115,6 +117,16 @@ def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(runnin
         wait_for_value(server, f"order_pipeline_orders_created_total{pipeline}", created)
         wait_for_value(server, f"order_pipeline_generator_running{pipeline}", 0)
         wait_for_value(server, f"order_pipeline_event_queue_consumers{pipeline}", 1)
+        for service in ("order_generator", "order_processor", "gateway"):
+            instances = (
+                f'order_pipeline_service_instances{{job="order-pipeline",service="{service}"}}'
+            )
+            wait_for_value(server, instances, 1)
+        # Orders per second over 10 minutes, back to orders (all were in them).
+        throughput = (
+            'order_pipeline_throughput_per_second{job="order-pipeline",service="order_processor"}'
+        )
+        wait_for_value(server, f"round({throughput} * 600)", processed)
         # The gateway answered in OpenMetrics, which Prometheus asks for first.
         (target,) = [t for t in server.targets() if t["labels"]["job"] == "order-pipeline"]
         assert (target["health"], target["lastError"]) == ("up", "")

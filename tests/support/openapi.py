@@ -1,5 +1,7 @@
-"""A small OpenAPI 3.0 schema checker (the subset gateway/openapi.yaml uses),
-for the document's own examples and for real gateway responses."""
+"""A small OpenAPI 3.0 schema checker (the subset gateway/openapi.yaml uses:
+types, enums, patterns, bounds, required and additional properties, array
+items, allOf), for the document's own examples and for real gateway
+responses."""
 
 import re
 
@@ -46,16 +48,22 @@ def schema_violations(document, schema, value, where="$"):
         problems.append("{} {!r} below {}".format(where, value, schema["minimum"]))
     if "maximum" in schema and value > schema["maximum"]:
         problems.append("{} {!r} above {}".format(where, value, schema["maximum"]))
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            problems += schema_violations(document, schema["items"], item, f"{where}[{index}]")
     if isinstance(value, dict):
         properties = schema.get("properties", {})
+        additional = schema.get("additionalProperties")
         for name in schema.get("required", []):
             if name not in value:
                 problems.append(f"{where} lacks {name}")
         for name, item in value.items():
             if name in properties:
                 problems += schema_violations(document, properties[name], item, f"{where}.{name}")
-            elif schema.get("additionalProperties") is False:
+            elif additional is False:
                 problems.append(f"{where} has undocumented {name}")
+            elif isinstance(additional, dict):  # a map: every value has this schema
+                problems += schema_violations(document, additional, item, f"{where}.{name}")
     return problems
 
 

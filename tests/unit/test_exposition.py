@@ -16,7 +16,10 @@ from gateway.exposition import (
     negotiate,
     pipeline_families,
 )
+from gateway.monitoring import instances_view
+from gateway.settings import InstanceRules
 from gateway.snapshot import DOWN, ERROR, UP, Answer
+from order_contract import GATEWAY, GENERATOR, PROCESSOR
 from processor_service.latency import BUCKET_BOUNDS_US
 
 # What a Prometheus server (2.x) sends.
@@ -76,8 +79,49 @@ TELEMETRY = {
 }
 
 
+def instance(service, seconds_since_seen=1.0, **facts):
+    return {
+        "instance_id": "0123456789abcdef",
+        "service": service,
+        "seconds_since_seen": seconds_since_seen,
+        "seconds_since_event": None,
+        "events_waiting": None,
+        "queue_ready": None,
+        **facts,
+    }
+
+
+# Two processors live, one silent, one stalled; a generator; no gateway heard.
+INSTANCES = instances_view(
+    [
+        instance(GENERATOR),
+        *[instance(PROCESSOR, seconds_since_event=0.5, events_waiting=0, queue_ready=0)] * 2,
+        instance(PROCESSOR, seconds_since_seen=60),
+        instance(PROCESSOR, seconds_since_event=45, events_waiting=3, queue_ready=0),
+    ],
+    InstanceRules(silent_seconds=15, stall_seconds=30),
+)
+# 1200 orders in 10 minutes, 30 ms each in the handler, 450 ms from creation
+# to stored on average (1000 of them known), 60 retries.
+TIMING = {
+    "window_seconds": 600,
+    "services": {
+        PROCESSOR: {
+            "processed": 1200,
+            "throughput_per_second": 2.0,
+            "processing_time_ms": 30.0,
+            "critical_time_ms": 450.0,
+            "retries": 60,
+            "retries_per_second": 0.1,
+        }
+    },
+}
+
+
 def answers(**overrides):
     base = {
+        "instances": Answer(UP, INSTANCES),
+        "timing": Answer(UP, TIMING),
         "status": Answer(UP, {"running": True, "interval_seconds": 2.0, "orders_created": 10}),
         "backlog": Answer(UP, 1),
         "telemetry": Answer(UP, TELEMETRY),
@@ -123,6 +167,13 @@ def test_every_figure_is_exposed_with_its_type_and_value(media_type):
         "order_pipeline_dead_letter_queue_depth": "gauge",
         "order_pipeline_average_execution_price": "gauge",
         "order_pipeline_end_to_end_latency_seconds": "histogram",
+        "order_pipeline_service_instances": "gauge",
+        "order_pipeline_service_instances_silent": "gauge",
+        "order_pipeline_service_instances_stalled": "gauge",
+        "order_pipeline_throughput_per_second": "gauge",
+        "order_pipeline_retries_per_second": "gauge",
+        "order_pipeline_processing_time_seconds": "gauge",
+        "order_pipeline_critical_time_seconds": "gauge",
     }
     values = samples(families.values())
     none = frozenset()
@@ -151,6 +202,19 @@ def test_every_figure_is_exposed_with_its_type_and_value(media_type):
     assert len(buckets) == len(BUCKET_BOUNDS_US) + 1
     assert (buckets["0.001"], buckets["0.01"], buckets["0.1"], buckets["60.0"]) == (0, 5, 7, 7)
     assert buckets["+Inf"] == 7
+    # Instances per service (stalled ones beat, so they count), and the timing.
+    for name, counts in (
+        ("order_pipeline_service_instances", {GENERATOR: 1, PROCESSOR: 3, GATEWAY: 0}),
+        ("order_pipeline_service_instances_silent", {GENERATOR: 0, PROCESSOR: 1, GATEWAY: 0}),
+        ("order_pipeline_service_instances_stalled", {GENERATOR: 0, PROCESSOR: 1, GATEWAY: 0}),
+    ):
+        for service, count in counts.items():
+            assert values[(name, frozenset({("service", service)}))] == count, (name, service)
+    window = frozenset({("service", PROCESSOR), ("window", "10m")})
+    assert values[("order_pipeline_throughput_per_second", window)] == 2.0
+    assert values[("order_pipeline_retries_per_second", window)] == 0.1
+    assert values[("order_pipeline_processing_time_seconds", window)] == 0.03
+    assert values[("order_pipeline_critical_time_seconds", window)] == 0.45
 
 
 def test_a_source_that_does_not_answer_is_down_and_its_figures_left_out():
@@ -160,6 +224,8 @@ def test_a_source_that_does_not_answer_is_down_and_its_figures_left_out():
             dead_letters=Answer(DOWN),
             status=Answer(ERROR),
             backlog=Answer(DOWN),
+            instances=Answer(DOWN),
+            timing=Answer(ERROR),
         ),
         PROMETHEUS_TEXT,
     )

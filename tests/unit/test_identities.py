@@ -12,11 +12,19 @@ import pytest
 from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE
 
 from harness.processes import CONFIG, ROOT
-from order_contract import DEAD_LETTER_QUEUE, GATEWAY, GENERATOR, PROCESSOR
+from order_contract import (
+    DEAD_LETTER_QUEUE,
+    GATEWAY,
+    GENERATOR,
+    HEARTBEAT_EXCHANGE,
+    HEARTBEAT_QUEUE,
+    PROCESSOR,
+)
 from order_pipeline.commands.provision import password_variable, read_inputs, table_names
 from order_pipeline.commands.recreate_queues import TEMPORARY_SUFFIX, project_queues
 from order_pipeline.config import load_config
 from order_pipeline.errors import StartupError
+from order_pipeline.extensions.heartbeats import heartbeat_queue
 from order_pipeline.identities import (
     EVENT_EXCHANGE,
     IDENTITIES,
@@ -146,6 +154,28 @@ def test_the_services_call_only_what_they_use_and_reply_to_anyone():
     assert not any(may_bind(user, "#") for user in IDENTITIES if user.broker)
 
 
+def test_each_service_beats_under_its_own_name_and_only_the_processor_takes_the_beats():
+    for user, own in (
+        (GENERATOR_USER, GENERATOR),
+        (PROCESSOR_USER, PROCESSOR),
+        (GATEWAY_USER, GATEWAY),
+    ):
+        assert may(user, "configure", HEARTBEAT_EXCHANGE) and may(user, "write", HEARTBEAT_EXCHANGE)
+        for service in (GENERATOR, PROCESSOR, GATEWAY):
+            assert may_publish(user, service, HEARTBEAT_EXCHANGE) == (service == own), (
+                user,
+                service,
+            )
+    takers = [
+        user.name for user in IDENTITIES if user.broker and may(user, "read", HEARTBEAT_QUEUE)
+    ]
+    assert takers == ["order_processor", "order_operator"]  # the operator: recreate-queues
+    binding = heartbeat_queue("classic").routing_key
+    assert may_bind(PROCESSOR_USER, binding, HEARTBEAT_EXCHANGE)
+    assert not may_bind(GATEWAY_USER, binding, HEARTBEAT_EXCHANGE)
+    assert not any(may_bind(user, "#", HEARTBEAT_EXCHANGE) for user in IDENTITIES if user.broker)
+
+
 def rpc_calls_in(package: str, proxy: str) -> set[str]:
     """Methods named as `<anything>.<proxy>.<method>` in a package (called
     there, or handed on to be called)."""
@@ -206,6 +236,8 @@ def test_the_grants_name_every_table_of_the_services_models():
         "processing_totals",
         "latency_histogram",
         "events_set_aside",
+        "service_instances",
+        "handling_seconds",
     }
     assert not set(table_names("generator_service")) & set(table_names("processor_service"))
 

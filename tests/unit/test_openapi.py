@@ -104,7 +104,15 @@ NOT_JSON = {
 }
 SECURED = {"/start", "/stop", "/orders", "/dead-letters/replay", "/dead-letters/discard"}
 # Open unless the gateway has a read token: their security is optional.
-READS = {"/status", "/metrics", "/orders/{order_id}", "/events", "/dead-letters"}
+READS = {
+    "/status",
+    "/metrics",
+    "/orders/{order_id}",
+    "/events",
+    "/dead-letters",
+    "/instances",
+    "/timing",
+}
 
 
 def test_every_operation_answers_200_json_and_lists_only_known_statuses(document):

@@ -10,9 +10,13 @@ from nameko.testing.services import worker_factory
 
 from generator_service import OrderGeneratorService
 from order_contract import InvalidOrderId, InvalidQuantity
+from order_pipeline.extensions.heartbeats import new_identity
 from order_pipeline.logs import ORDER_LOGGER
 from processor_service import OrderProcessorService, processing
 from processor_service.exceptions import OrderNotFound
+
+# What the processor's Heartbeat dependency gives its workers.
+INSTANCE = new_identity("order_processor")
 
 
 class FixedPrice:
@@ -27,7 +31,7 @@ def order_lines(caplog):
 def test_processor_logs_the_execution_price_of_each_new_order(caplog, monkeypatch):
     caplog.set_level("INFO", ORDER_LOGGER)
     monkeypatch.setattr(processing.store, "add_results", lambda session, results: results)
-    service = worker_factory(OrderProcessorService, prices=FixedPrice())
+    service = worker_factory(OrderProcessorService, prices=FixedPrice(), heartbeat=INSTANCE)
     service.order_generator.get_orders.return_value = [
         {"id": 5, "quantity": 3},
         {"id": 6, "quantity": 1},
@@ -46,7 +50,7 @@ def test_processor_logs_the_execution_price_of_each_new_order(caplog, monkeypatc
 def test_processor_logs_nothing_for_redelivered_orders(caplog, monkeypatch):
     caplog.set_level("INFO", ORDER_LOGGER)
     monkeypatch.setattr(processing.store, "add_results", lambda session, results: [])
-    service = worker_factory(OrderProcessorService, prices=FixedPrice())
+    service = worker_factory(OrderProcessorService, prices=FixedPrice(), heartbeat=INSTANCE)
     service.order_generator.get_orders.return_value = [{"id": 5, "quantity": 3}]
 
     assert service.handle_order_created([{"order_id": 5}]) == [None]
@@ -55,7 +59,7 @@ def test_processor_logs_nothing_for_redelivered_orders(caplog, monkeypatch):
 
 def test_processor_fails_an_order_the_generator_does_not_have(monkeypatch):
     monkeypatch.setattr(processing.store, "add_results", Mock(side_effect=AssertionError))
-    service = worker_factory(OrderProcessorService, prices=FixedPrice())
+    service = worker_factory(OrderProcessorService, prices=FixedPrice(), heartbeat=INSTANCE)
     service.order_generator.get_orders.return_value = []
     (outcome,) = service.handle_order_created([{"order_id": 5}])
     assert isinstance(outcome, OrderNotFound)

@@ -21,7 +21,7 @@ from order_pipeline.extensions.reliable_events import retry_settings
 from processor_service import settings as processor_settings
 
 # Where settings are read: each service's own module, the infrastructure's,
-# and the extensions that the retry and batch settings tune.
+# and the extensions that the retry, batch and heartbeat settings tune.
 SETTINGS_MODULES = {
     "order_pipeline/settings.py",
     "generator_service/settings.py",
@@ -29,6 +29,7 @@ SETTINGS_MODULES = {
     "gateway/settings.py",
     "order_pipeline/extensions/reliable_events.py",
     "order_pipeline/extensions/batch_events.py",
+    "order_pipeline/extensions/heartbeats.py",
 }
 # Readers that take the key they read as their second argument.
 READERS = {"setting", "metrics_address"}
