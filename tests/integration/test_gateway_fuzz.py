@@ -15,7 +15,7 @@ import http.client
 import json
 import os
 import string
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -276,9 +276,11 @@ def test_any_request_gets_a_clean_json_answer(
     status, response_headers, response_body = send(
         gateway.port, method, path + query, header_list, body
     )
-    # Python's http.server (under eventlet's) reads "//x" as "/x" (an
-    # open-redirect guard); werkzeug reads the method case-insensitively.
-    served = "/" + path.lstrip("/") if path.startswith("//") else path
+    # The path is served percent-decoded ("/%2F" is "//"), and Python's
+    # http.server (under eventlet's) reads "//x" as "/x" (an open-redirect
+    # guard); werkzeug reads the method case-insensitively.
+    served = unquote(path)
+    served = "/" + served.lstrip("/") if served.startswith("//") else served
     if status == 200 and served in CONSOLE_FILES and method.upper() in ("GET", "HEAD"):
         assert response_headers["Content-Type"] == CONSOLE_FILES[served]
         return

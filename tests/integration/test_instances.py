@@ -151,6 +151,9 @@ def test_a_processor_that_takes_no_event_while_events_wait_is_flagged_stalled(
     services, lock_holder
 ):
     services.start("generator", "processor", "gateway")
+    # Just started, on a loaded machine, a service may miss the short RPC
+    # timeout of these tests: first wait for both to answer.
+    wait_until(lambda: services.get("/health")[0].status_code == 200, TIMEOUT, message="healthy")
     assert services.post("/orders", json={"quantity": 1})[0].status_code == 201
     wait_processed(services)
     # Idle for longer than PROCESSOR_STALL_SECONDS with nothing to take: live.
