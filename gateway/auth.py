@@ -1,11 +1,13 @@
 """Who may do what at the gateway, by bearer token.
 
-- Control (POST /start, /stop, /orders, /dead-letters/replay and /discard):
+- Control (POST /start, /stop, /orders, and the dead-letter actions: replay,
+  discard, a group's replay and discard, an edit):
   GATEWAY_TOKEN, or GATEWAY_NEXT_TOKEN, so that a token can be rotated
   without downtime: set the next one, move the clients to it, then make it
   GATEWAY_TOKEN and unset GATEWAY_NEXT_TOKEN. No control token set: control
   is off (403).
-- Reads (/status, /metrics, /orders/<id>, /dead-letters, /events): open,
+- Reads (/status, /metrics, /orders/<id>, /dead-letters and its triage
+  reads, /events): open,
   unless GATEWAY_READ_TOKEN is set; then they need the read token or a
   control token. /health, /openapi.json and the console's own files stay
   open: they show no data.
@@ -220,7 +222,7 @@ class GatewayAccess(DependencyProvider):
         self.refusals = Counter()
         if not self.tokens.control:
             log.warning(
-                "POST /start, /stop, /orders and /dead-letters/{replay,discard} are refused: %s",
+                "POST /start, /stop, /orders and the dead-letter actions are refused: %s",
                 HOW_TO_ENABLE,
             )
 

@@ -5,7 +5,8 @@ listing, grouping by cause, replaying and discarding (named ones, the
 oldest, or a whole group), each action recorded in the audit trail
 (processor_service.audit) in the transaction that takes it.
 
-Each row is `parked` until it is replayed or discarded, which happens once:
+Each row is `parked` until it is replayed, discarded or edited
+(processor_service.dead_letter_edits), which happens once:
 the action takes the rows it names under a row lock (`FOR UPDATE SKIP
 LOCKED`, so a second operator acting at the same moment skips them and gets
 0 for them) and sets their state in the same transaction. A replay publishes
