@@ -28,6 +28,7 @@ from order_contract import (
     Actor,
     DeadLetter,
     DeadLetterGroups,
+    validate_actor,
 )
 from order_contract.triage import ALL, BY_IDS, DISCARD, DONE, FAILED, GROUP, REPLAY
 from order_pipeline.dead_letters import DeadLetterRecord, Replay, as_text, replay_headers
@@ -165,11 +166,10 @@ def _left(db, group):
 def _act(db, state, actor, scope, ids=None, group=None, publish=None):
     """Take the dead letters named to `state`, with its audit entry, and
     log each; an action that fails is recorded as failed, then raised."""
-    actor = actor or {"name": "rpc", "token": None}
+    actor = actor or validate_actor(None)
     try:
         rows = _resolve(db, ids, state, actor, scope, group, publish)
     except Exception as exc:
-        what = f"{len(ids)} named dead letters" if ids is not None else scope
         audit.record_apart(
             db,
             audit.entry(
@@ -179,7 +179,7 @@ def _act(db, state, actor, scope, ids=None, group=None, publish=None):
                 group,
                 [],
                 FAILED,
-                f"failed ({type(exc).__name__}): nothing was {state} of {what}",
+                f"failed ({type(exc).__name__}): nothing was {state}",
             ),
         )
         raise
