@@ -248,7 +248,9 @@ def groups(session, limit: int, now=None) -> DeadLetterGroups:
     """The parked dead letters' groups, the largest first."""
     since = (now or utc_now()) - timedelta(seconds=RECENT_SECONDS)
     total, rows = store.dead_letter_groups(session, PARKED, since, limit)
-    examples = store.group_examples(session, PARKED, [row.fingerprint for row in rows])
+    examples = store.group_examples(
+        session, PARKED, [(row.fingerprint, row.last_seen) for row in rows]
+    )
     listed = []
     for row in rows:
         example = examples.get(row.fingerprint)

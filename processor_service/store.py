@@ -1,7 +1,7 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import case, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
@@ -331,26 +331,19 @@ def dead_letter_groups(session, state, recent_since, limit):
     return total, rows
 
 
-def group_examples(session, state, groups):
+def group_examples(session, state, latest):
     """{fingerprint: its latest dead letter in `state` (LISTED columns and
-    cause)}, in one query."""
-    if not groups:
+    cause)} for `latest`, [(fingerprint, when its latest was set aside)]:
+    one query, an index lookup per group."""
+    if not latest:
         return {}
-    latest = (
-        func.row_number()
-        .over(
-            partition_by=DeadLetter.fingerprint,
-            order_by=(DeadLetter.dead_lettered_at.desc(), DeadLetter.id.desc()),
-        )
-        .label("latest")
-    )
-    ranked = (
-        select(*LISTED, DeadLetter.fingerprint, DeadLetter.cause, latest)
-        .where(DeadLetter.state == state, DeadLetter.fingerprint.in_(groups))
-        .subquery()
-    )
-    rows = session.execute(select(ranked).where(ranked.c.latest == 1)).all()
-    return {row.fingerprint: row for row in rows}
+    rows = session.execute(
+        select(*LISTED, DeadLetter.fingerprint, DeadLetter.cause)
+        .where(DeadLetter.state == state)
+        .where(tuple_(DeadLetter.fingerprint, DeadLetter.dead_lettered_at).in_(latest))
+        .order_by(DeadLetter.id)
+    ).all()
+    return {row.fingerprint: row for row in rows}  # of two at one moment, the last id
 
 
 # --- the audit trail: inserted and read, never updated or deleted ------------------
