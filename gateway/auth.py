@@ -1,11 +1,13 @@
 """Who may do what at the gateway, by bearer token.
 
-- Control (POST /start, /stop, /orders, /dead-letters/replay and /discard):
+- Control (POST /start, /stop, /orders, and the dead-letter actions: replay,
+  discard, a group's replay and discard, an edit):
   GATEWAY_TOKEN, or GATEWAY_NEXT_TOKEN, so that a token can be rotated
   without downtime: set the next one, move the clients to it, then make it
   GATEWAY_TOKEN and unset GATEWAY_NEXT_TOKEN. No control token set: control
   is off (403).
-- Reads (/status, /metrics, /orders/<id>, /dead-letters, /events): open,
+- Reads (/status, /metrics, /orders/<id>, /dead-letters and its triage
+  reads, /events): open,
   unless GATEWAY_READ_TOKEN is set; then they need the read token or a
   control token. /health, /openapi.json and the console's own files stay
   open: they show no data.
@@ -22,8 +24,15 @@ MAX_BLOCK_SECONDS). A missing token is no guess, and does not count there: a
 page or a scraper without its token would otherwise lock out its address.
 A request that passes clears its address's record. The comparison of tokens takes the
 same time wherever they differ.
+
+`control(request)` returns who is acting, for the dead letters' audit trail:
+the name of the control token given ("control" for GATEWAY_TOKEN,
+"control-next" for GATEWAY_NEXT_TOKEN) and a short fingerprint of it (the
+first 12 hex digits of its SHA-256), which tells tokens apart across a
+rotation and reveals nothing of the token itself.
 """
 
+import hashlib
 import hmac
 import logging
 import time
@@ -45,6 +54,8 @@ MAX_BLOCK_SECONDS = 60.0
 # Addresses remembered at most (the oldest forgotten first): memory stays
 # bounded whoever sends refused requests.
 MAX_ADDRESSES = 10_000
+# What the audit trail calls each control token, in GatewayTokens.control's order.
+CONTROL_TOKEN_NAMES = ("control", "control-next")
 # Refusal reasons, as counted.
 MISSING, INVALID, READ_ONLY, THROTTLED = "missing", "invalid", "read_only", "throttled"
 
@@ -71,10 +82,22 @@ def challenge(error: str | None = None) -> str:
 def matches(token: str, tokens: tuple[str, ...]) -> bool:
     """Whether `token` is one of `tokens`, each compared in constant time
     (all of them, whichever matches)."""
-    found = False
-    for expected in tokens:
-        found |= hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+    return matching(token, tokens) is not None
+
+
+def matching(token: str, tokens: tuple[str, ...]) -> int | None:
+    """The index of `tokens` that `token` is, or None; every one compared,
+    in constant time."""
+    found = None
+    for index, expected in enumerate(tokens):
+        if hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
+            found = index
     return found
+
+
+def token_fingerprint(token: str) -> str:
+    """`sha256:` and the first 12 hex digits of the token's SHA-256."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass
@@ -118,20 +141,22 @@ class FailedAttempts:
 
 class Access:
     """What a worker gets: `control(request)` and `read(request)` return if
-    the request may go on, and raise otherwise."""
+    the request may go on (`control`, with who is acting: an
+    order_contract.Actor), and raise otherwise."""
 
     def __init__(self, tokens: GatewayTokens, attempts: FailedAttempts, refusals: Counter):
         self.tokens = tokens
         self.attempts = attempts
         self.refusals = refusals
 
-    def control(self, request) -> None:
+    def control(self, request) -> dict:
         if not self.tokens.control:
             raise Forbidden("control endpoints are disabled: " + HOW_TO_ENABLE)
         token = self._token(request)
-        if matches(token, self.tokens.control):
+        index = matching(token, self.tokens.control)
+        if index is not None:
             self.attempts.passed(client_address(request))
-            return
+            return {"name": CONTROL_TOKEN_NAMES[index], "token": token_fingerprint(token)}
         if matches(token, self.tokens.read):
             self._refuse(request, READ_ONLY)
             raise Forbidden(
@@ -197,7 +222,7 @@ class GatewayAccess(DependencyProvider):
         self.refusals = Counter()
         if not self.tokens.control:
             log.warning(
-                "POST /start, /stop, /orders and /dead-letters/{replay,discard} are refused: %s",
+                "POST /start, /stop, /orders and the dead-letter actions are refused: %s",
                 HOW_TO_ENABLE,
             )
 

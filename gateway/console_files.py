@@ -13,6 +13,9 @@ PAGE = ("index.html", "text/html; charset=utf-8")
 ASSETS = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    # Failure triage: groups, the inspector and its edit, the audit trail.
+    "triage.css": "text/css; charset=utf-8",
+    "triage.js": "text/javascript; charset=utf-8",
 }
 HEADERS = {
     # Read afresh on every load: the files are small, and an upgraded

@@ -6,7 +6,14 @@ one place. Anything not listed is a 500 with a generic message: details go
 to the log, never to the client.
 """
 
-from order_contract import InvalidArgument, InvalidOrderId, InvalidQuantity
+from order_contract import (
+    DeadLetterNotParked,
+    InvalidArgument,
+    InvalidOrderId,
+    InvalidPayload,
+    InvalidQuantity,
+    UnknownDeadLetter,
+)
 from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 
 
@@ -52,10 +59,14 @@ ERRORS = {
     InvalidOrderId: (400, "BAD_REQUEST"),
     InvalidQuantity: (400, "BAD_REQUEST"),
     InvalidArgument: (400, "BAD_REQUEST"),
+    # A dead letter's edit the contract refuses (order_contract.triage).
+    InvalidPayload: (400, "INVALID_PAYLOAD"),
     Unauthorized: (401, "UNAUTHORIZED"),
     Forbidden: (403, "FORBIDDEN"),
     TooManyAttempts: (429, "TOO_MANY_REQUESTS"),
     NotFound: (404, "NOT_FOUND"),
+    UnknownDeadLetter: (404, "NOT_FOUND"),
+    DeadLetterNotParked: (409, "CONFLICT"),
     RpcTimeout: (503, "SERVICE_UNAVAILABLE"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
     GatewayBusy: (503, "SERVICE_UNAVAILABLE"),

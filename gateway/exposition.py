@@ -10,8 +10,10 @@ generators and processors run, and any gateway gives the same answer:
   interval) and outbox backlog (`order_generator.outbox_backlog`);
 - the processor's tables (`order_processor.telemetry`: orders processed,
   average execution price, events retried and dead-lettered, the latency
-  histogram) and its count of parked dead letters
-  (`order_processor.dead_letter_overview`);
+  histogram), its count of parked dead letters
+  (`order_processor.dead_letter_overview`) and their failure groups
+  (`order_processor.dead_letter_groups`: the GROUP_SERIES largest, one
+  series each);
 - the broker (`gateway.queue_figures`: depth and consumers of the event
   queue);
 - the service instances and the handler's timing over the last 10 minutes
@@ -35,7 +37,12 @@ from werkzeug.wrappers import Response
 
 from gateway.monitoring import monitoring_families, read_instances
 from gateway.snapshot import ask_all, dead_letter_count
+from order_contract import DEFAULT_GROUP_LIMIT
 
+# Failure groups exposed, the largest first: one series each, so bounded.
+GROUP_SERIES = DEFAULT_GROUP_LIMIT
+GROUP_LABELS = ["group", "error_type", "frame", "cause"]
+MAX_CAUSE_LABEL_CHARS = 120
 JSON = "application/json"
 OPENMETRICS = "application/openmetrics-text"
 PROMETHEUS_TEXT = "text/plain"
@@ -117,6 +124,7 @@ def read_pipeline_figures(generator, processor, queue_figures, instance_rules) -
             "backlog": (generator.outbox_backlog,),
             "telemetry": (processor.telemetry,),
             "dead_letters": (processor.dead_letter_overview, 1),
+            "groups": (processor.dead_letter_groups, GROUP_SERIES),
             "queues": (queue_figures,),
             "instances": (read_instances(processor, instance_rules),),
             "timing": (processor.service_timing,),
@@ -196,7 +204,41 @@ def pipeline_families(answers: dict) -> list:
             )
         )
     families += monitoring_families(answers["instances"], answers["timing"])
+    if answers["groups"].up:
+        families += group_families(answers["groups"].value)
     return families
+
+
+def group_families(answer: dict) -> list:
+    """The dead letters' failure groups (order_contract.triage): one series
+    per group, labelled with what the group is."""
+    letters = GaugeMetricFamily(
+        "order_pipeline_dead_letter_group_letters",
+        "Parked dead letters in a failure group (same error type, normalised message "
+        "and failing function).",
+        labels=GROUP_LABELS,
+    )
+    recent = GaugeMetricFamily(
+        "order_pipeline_dead_letter_group_recent_orders",
+        "Distinct orders with a dead letter of the group set aside in the last "
+        f"{answer['recent_seconds']} s.",
+        labels=GROUP_LABELS,
+    )
+    for group in answer["groups"]:
+        labels = [
+            group["group"],
+            group["error_type"],
+            group["frame"] or "unknown",  # an empty label would be no label
+            group["cause"][:MAX_CAUSE_LABEL_CHARS],
+        ]
+        letters.add_metric(labels, group["count"])
+        recent.add_metric(labels, group["recent_orders"])
+    count = gauge(
+        "order_pipeline_dead_letter_groups",
+        f"Failure groups among the parked dead letters (series for the {GROUP_SERIES} largest).",
+        answer["count"],
+    )
+    return [count, letters, recent]
 
 
 def processor_families(telemetry: dict) -> list:

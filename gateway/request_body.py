@@ -1,5 +1,6 @@
 """Reading the request bodies the gateway accepts: `{"ids": [...]}` for
-the dead-letter actions, `{"quantity": n}` for POST /orders.
+the dead-letter actions, `{"payload": {...}}` for a dead letter's edit,
+`{"quantity": n}` for POST /orders.
 
 The body must come with a Content-Length (`gateway.protocol` has already
 refused one over MAX_REQUEST_BYTES). A chunked body is refused rather than
@@ -12,6 +13,7 @@ from gateway.errors import BadRequest
 
 ALLOWED_KEYS = {"ids"}
 ORDER_EXAMPLE = '{"quantity": 5}'
+EDIT_EXAMPLE = '{"payload": {"order_id": 42}}'
 
 
 def read_ids(request, required: bool) -> list | None:
@@ -49,3 +51,18 @@ def read_quantity(request) -> object:
     if not isinstance(document, dict) or set(document) != {"quantity"}:
         raise BadRequest(f"the body must be a JSON object {ORDER_EXAMPLE}")
     return document["quantity"]
+
+
+def read_edit(request) -> object:
+    """The body's "payload" (checked against the contract by the
+    processor): the body must be a JSON object with that key only."""
+    if request.headers.get("Transfer-Encoding"):
+        raise BadRequest(f"send the JSON body with a Content-Length, e.g. {EDIT_EXAMPLE}")
+    raw = request.get_data(cache=False)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest(f"the body must be JSON: {EDIT_EXAMPLE}") from None
+    if not isinstance(document, dict) or set(document) != {"payload"}:
+        raise BadRequest(f"the body must be a JSON object {EDIT_EXAMPLE}")
+    return document["payload"]

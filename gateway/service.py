@@ -14,10 +14,11 @@ from gateway.limits import open_stream
 from gateway.monitoring import read_instances
 from gateway.openapi import openapi_document
 from gateway.queue_figures import QueueFigures
-from gateway.request_body import read_ids, read_quantity
+from gateway.request_body import read_edit, read_ids, read_quantity
 from gateway.settings import gateway_max_workers, gateway_metrics_address, instance_rules
 from gateway.shared_reads import SharedReads
 from gateway.snapshot import ConsoleSnapshot
+from gateway.triage import read_audit_query, read_groups
 from order_contract import (
     DEFAULT_DEAD_LETTER_LIMIT,
     GATEWAY,
@@ -245,15 +246,63 @@ class GatewayService:
     def replay_dead_letters(self, request):
         """Replay the dead letters named by {"ids": [...]}, all without ids
         (needs the bearer token): {"replayed": n}."""
-        self.access.control(request)
-        return self.order_processor.replay_dead_letters(read_ids(request, required=False))
+        actor = self.access.control(request)
+        ids = read_ids(request, required=False)
+        return self.order_processor.replay_dead_letters(ids, actor)
 
     @json_http("POST", "/dead-letters/discard")
     def discard_dead_letters(self, request):
         """Discard, for good, the dead letters named by {"ids": [...]}
         (needs the bearer token): {"discarded": n}."""
-        self.access.control(request)
-        return self.order_processor.discard_dead_letters(read_ids(request, required=True))
+        actor = self.access.control(request)
+        return self.order_processor.discard_dead_letters(read_ids(request, required=True), actor)
+
+    # --- failure triage (order_contract.triage, gateway.triage) ----------------
+    # Ids and groups are 16 characters; the processor checks the rest.
+
+    @json_http("GET", "/dead-letters/groups")
+    def dead_letter_groups(self, request):
+        """The parked dead letters grouped by cause, the largest first, each
+        with the share of the last 10 minutes' orders it affects."""
+        self.access.read(request)
+        return read_groups(self.order_processor, self.order_generator)
+
+    @json_http("POST", "/dead-letters/groups/<string(length=16):group>/replay")
+    def replay_dead_letter_group(self, request, group):
+        """Replay a group's dead letters (needs the bearer token):
+        {"replayed": n, "left": m}."""
+        actor = self.access.control(request)
+        return self.order_processor.replay_dead_letter_group(group, actor)
+
+    @json_http("POST", "/dead-letters/groups/<string(length=16):group>/discard")
+    def discard_dead_letter_group(self, request, group):
+        """Discard a group's dead letters for good (needs the bearer token):
+        {"discarded": n, "left": m}."""
+        actor = self.access.control(request)
+        return self.order_processor.discard_dead_letter_group(group, actor)
+
+    @json_http("GET", "/dead-letters/audit")
+    def dead_letter_audit(self, request):
+        """The audit trail, newest first, a page at a time (?before=&limit=)."""
+        self.access.read(request)
+        return self.order_processor.dead_letter_audit(*read_audit_query(request))
+
+    @json_http("GET", "/dead-letters/<string(length=16):dead_letter_id>")
+    def dead_letter(self, request, dead_letter_id):
+        """One dead letter in full: body, trace, attempts, failure history."""
+        self.access.read(request)
+        letter = self.order_processor.dead_letter(dead_letter_id)
+        if letter is None:
+            raise NotFound(f"no dead letter {dead_letter_id}")
+        return letter
+
+    @json_http("POST", "/dead-letters/<string(length=16):dead_letter_id>/edit")
+    def edit_dead_letter(self, request, dead_letter_id):
+        """Send {"payload": {"order_id": n}} in place of a parked dead letter
+        (needs the bearer token): {"edited", "message_id", "payload"}."""
+        actor = self.access.control(request)
+        payload = read_edit(request)
+        return self.order_processor.edit_dead_letter(dead_letter_id, payload, actor)
 
 
 def service_state(name, call):

@@ -27,10 +27,12 @@ from order_contract.dead_letters import (
     validate_limit,
 )
 from order_contract.errors import (
+    DeadLetterNotParked,
     InvalidArgument,
     InvalidOrderId,
     InvalidPayload,
     InvalidQuantity,
+    UnknownDeadLetter,
 )
 from order_contract.events import ORDER_CREATED, OrderCreated
 from order_contract.instances import (
@@ -67,9 +69,47 @@ from order_contract.telemetry import (
     LatencyHistogram,
     ProcessorTelemetry,
 )
+from order_contract.triage import (
+    DEFAULT_AUDIT_LIMIT,
+    DEFAULT_GROUP_LIMIT,
+    MAX_AUDIT_LIMIT,
+    MAX_GROUP_LIMIT,
+    RECENT_SECONDS,
+    Actor,
+    AuditEntry,
+    AuditPage,
+    DeadLetterDetail,
+    DeadLetterGroup,
+    DeadLetterGroups,
+    Edited,
+    validate_actor,
+    validate_before,
+    validate_bounded,
+    validate_dead_letter_id,
+    validate_group,
+)
 
 __all__ = [
     "CHART_SECONDS",
+    "DEFAULT_AUDIT_LIMIT",
+    "DEFAULT_GROUP_LIMIT",
+    "MAX_AUDIT_LIMIT",
+    "MAX_GROUP_LIMIT",
+    "RECENT_SECONDS",
+    "Actor",
+    "AuditEntry",
+    "AuditPage",
+    "DeadLetterDetail",
+    "DeadLetterGroup",
+    "DeadLetterGroups",
+    "DeadLetterNotParked",
+    "Edited",
+    "UnknownDeadLetter",
+    "validate_actor",
+    "validate_before",
+    "validate_bounded",
+    "validate_dead_letter_id",
+    "validate_group",
     "DEAD_LETTERED",
     "DEAD_LETTER_FIELDS",
     "DEAD_LETTER_QUEUE",

@@ -28,5 +28,18 @@ class InvalidArgument(ValueError):
     dead-letter id, a moment)."""
 
 
+@deserialize_to_instance
 class InvalidPayload(ValueError):
-    """An event payload that does not follow its schema."""
+    """An event payload that does not follow its schema: also a dead letter's
+    edit that does not (see order_contract.triage)."""
+
+
+@deserialize_to_instance
+class UnknownDeadLetter(LookupError):
+    """No dead letter has this id."""
+
+
+@deserialize_to_instance
+class DeadLetterNotParked(ValueError):
+    """The dead letter is no longer parked (it was replayed, discarded or
+    edited), or another caller is acting on it right now."""

@@ -65,15 +65,15 @@ def existing_tables(connection: Connection, database: str) -> set[str]:
 
 
 def grant_tables(
-    connection: Connection, user: str, database: str, tables: list[str], privileges: tuple
+    connection: Connection, user: str, database: str, privileges: dict[str, tuple]
 ) -> None:
-    """Exactly `privileges` on each of `tables` (which must exist), and no
-    other privilege anywhere: none on other tables, none on the database as
-    a whole, none on every database."""
+    """Exactly `privileges[table]` on each table named (each must exist),
+    and no other privilege anywhere: none on other tables, none on the
+    database as a whole, none on every database."""
     _revoke_global(connection, user)
     _sync_schema(connection, user, database, set())
     current = _table_privileges(connection, user, database)
-    wanted = {(table, privilege) for table in tables for privilege in privileges}
+    wanted = {(table, privilege) for table, each in privileges.items() for privilege in each}
     for table, privilege in sorted(current - wanted):
         connection.execute(
             text(
@@ -81,8 +81,8 @@ def grant_tables(
             ),
             {"user": user, "host": ACCOUNT_HOST},
         )
-    for table in sorted(tables):
-        missing = [privilege for privilege in privileges if (table, privilege) not in current]
+    for table in sorted(privileges):
+        missing = [p for p in privileges[table] if (table, p) not in current]
         if missing:
             connection.execute(
                 text(

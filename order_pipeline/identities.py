@@ -159,10 +159,18 @@ class BrokerGrant:
 @dataclass(frozen=True)
 class DatabaseGrant:
     """A database user's privileges: on every table of `package`'s models,
-    or on the whole database (`package` None)."""
+    or on the whole database (`package` None). On the tables named in
+    `append_only`, only APPEND_ONLY: rows are added and read, never changed
+    or deleted, whatever the code does."""
 
     privileges: tuple[str, ...]
     package: str | None = None
+    append_only: tuple[str, ...] = ()
+
+    def privileges_on(self, table: str) -> tuple[str, ...]:
+        if table in self.append_only:
+            return tuple(p for p in self.privileges if p in APPEND_ONLY)
+        return self.privileges
 
 
 @dataclass(frozen=True)
@@ -311,6 +319,10 @@ OPERATOR_BROKER = BrokerGrant(
 # tests/unit/test_identities.py checks these against the code.
 GENERATOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE")
+# A table kept as a record (the dead letters' audit trail): its service may
+# add rows and read them, and the database refuses it anything else.
+APPEND_ONLY = ("SELECT", "INSERT")
+PROCESSOR_APPEND_ONLY = ("dead_letter_audit",)
 # Migrations: DDL, and the data and version rows they write. CREATE on the
 # database also lets it create the database itself.
 MIGRATION_PRIVILEGES = (
@@ -336,7 +348,9 @@ IDENTITIES = (
         "order_processor",
         "the processor",
         broker=PROCESSOR_BROKER,
-        database=DatabaseGrant(PROCESSOR_STATEMENTS, package="processor_service"),
+        database=DatabaseGrant(
+            PROCESSOR_STATEMENTS, package="processor_service", append_only=PROCESSOR_APPEND_ONLY
+        ),
     ),
     Identity("order_gateway", "the gateway", broker=GATEWAY_BROKER),
     Identity("order_operator", "make shell and the operator commands", broker=OPERATOR_BROKER),

@@ -130,13 +130,17 @@ class DeadLetter(Base):
     """One OrderCreated event the handler set aside, as the processor took it
     off the dead-letter queue (processor_service.dead_letters): everything
     needed to show it, group it and send it back. `id` is its dead-letter id,
-    so a message taken twice is kept once. A row is never deleted: replaying
-    or discarding it sets `state` and `resolved_at` once."""
+    so a message taken twice is kept once. A row is never deleted: replaying,
+    discarding or editing it sets `state` and `resolved_at` once.
+
+    `fingerprint` names its failure group (processor_service.failure_groups),
+    `cause` is the normalised message the group is shown by."""
 
     __tablename__ = "dead_letters"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16), nullable=False)  # parked, replayed, discarded
+    # parked, replayed, discarded, edited
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
     dead_lettered_at = mapped_column(DATETIME(fsp=6), nullable=False)
     resolved_at = mapped_column(DATETIME(fsp=6), nullable=True)
     order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -155,6 +159,38 @@ class DeadLetter(Base):
     content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     content_encoding: Mapped[str | None] = mapped_column(String(100), nullable=True)
     headers = mapped_column(LONGTEXT, nullable=False)  # JSON
+    fingerprint: Mapped[str] = mapped_column(String(16), nullable=False)
+    cause: Mapped[str] = mapped_column(String(500), nullable=False)
+    # An edited letter: the id of the message sent in its place.
+    edited_as: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
-    # The listing: parked letters, oldest first.
-    __table_args__ = (Index("ix_dead_letters_state_time", "state", "dead_lettered_at", "id"),)
+    __table_args__ = (
+        # The listing: parked letters, oldest first.
+        Index("ix_dead_letters_state_time", "state", "dead_lettered_at", "id"),
+        # The groups, and a group's letters.
+        Index("ix_dead_letters_state_group", "state", "fingerprint", "dead_lettered_at"),
+    )
+
+
+class DeadLetterAudit(Base):
+    """The audit trail: one row per replay, discard or edit asked of the
+    dead letters, written in the transaction that acted (so there is no
+    action without its row, nor a row for an action that did not happen),
+    or, for one refused or failed, right after. Append-only: nothing in the
+    code updates or deletes a row, and the processor's database user may
+    only SELECT and INSERT here (order_pipeline/identities.py)."""
+
+    __tablename__ = "dead_letter_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at = mapped_column(DATETIME(fsp=6), nullable=False)
+    actor: Mapped[str] = mapped_column(String(32), nullable=False)  # "control", "rpc"...
+    token_fingerprint: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # replay, discard, edit
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)  # ids, all, group, letter
+    target: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    dead_letter_ids = mapped_column(MEDIUMTEXT, nullable=False)  # JSON list
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # done, refused, failed
+    detail: Mapped[str] = mapped_column(String(1000), nullable=False)
+    change = mapped_column(MEDIUMTEXT, nullable=True)  # an edit's, JSON

@@ -5,16 +5,27 @@ import logging
 import time
 
 from order_contract import (
+    DEFAULT_AUDIT_LIMIT,
     DEFAULT_DEAD_LETTER_LIMIT,
+    DEFAULT_GROUP_LIMIT,
     GENERATOR,
     INSTANCE_RETENTION_SECONDS,
+    MAX_AUDIT_LIMIT,
+    MAX_GROUP_LIMIT,
     ORDER_CREATED,
     PROCESSOR,
     TIMING_WINDOW_SECONDS,
+    DeadLetterNotParked,
     InvalidArgument,
     InvalidOrderId,
     InvalidPayload,
+    UnknownDeadLetter,
+    validate_actor,
+    validate_before,
+    validate_bounded,
+    validate_dead_letter_id,
     validate_dead_letter_ids,
+    validate_group,
     validate_heartbeat,
     validate_limit,
     validate_order_id,
@@ -29,7 +40,7 @@ from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import dead_letters, monitoring, processing, store
+from processor_service import audit, dead_letter_edits, dead_letters, monitoring, processing, store
 from processor_service.dependencies import (
     DeadLetterMover,
     PriceSource,
@@ -176,15 +187,79 @@ class OrderProcessorService:
         return {"count": count, "dead_letters": listed}
 
     @rpc(expected_exceptions=InvalidArgument)
-    def replay_dead_letters(self, ids=None):
+    def replay_dead_letters(self, ids=None, actor=None):
         """Send the dead letters named (the oldest 1000 when None) back to be
-        handled again, each once: {"replayed": n}."""
+        handled again, each once: {"replayed": n}. `actor` says who asked,
+        for the audit trail (order_contract.triage)."""
         if ids is not None:
             ids = validate_dead_letter_ids(ids)
-        return {"replayed": dead_letters.replay(self.db, self.replay_publisher, ids)}
+        actor = validate_actor(actor)
+        return {"replayed": dead_letters.replay(self.db, self.replay_publisher, ids, actor)}
 
     @rpc(expected_exceptions=InvalidArgument)
-    def discard_dead_letters(self, ids):
+    def discard_dead_letters(self, ids, actor=None):
         """Set the dead letters named aside for good (each is logged):
         {"discarded": n}."""
-        return {"discarded": dead_letters.discard(self.db, validate_dead_letter_ids(ids))}
+        ids, actor = validate_dead_letter_ids(ids), validate_actor(actor)
+        return {"discarded": dead_letters.discard(self.db, ids, actor)}
+
+    # --- failure triage: see order_contract.triage -------------------------------------
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def dead_letter(self, dead_letter_id):
+        """One dead letter in full, whatever its state, or None."""
+        validate_dead_letter_id(dead_letter_id)
+        with self.db.get_session() as session:
+            return dead_letter_edits.detail(session, dead_letter_id)
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def dead_letter_groups(self, limit=DEFAULT_GROUP_LIMIT):
+        """{"count", "recent_seconds", "groups": the `limit` largest groups
+        of parked dead letters}."""
+        limit = validate_bounded("limit", limit, MAX_GROUP_LIMIT)
+        with self.db.get_session() as session:
+            return dead_letters.groups(session, limit)
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def replay_dead_letter_group(self, group, actor=None):
+        """Replay a group's parked dead letters (up to 1000), each once:
+        {"replayed": n, "left": m}."""
+        group, actor = validate_group(group), validate_actor(actor)
+        return dead_letters.replay_group(self.db, self.replay_publisher, group, actor)
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def discard_dead_letter_group(self, group, actor=None):
+        """Discard a group's parked dead letters (up to 1000), each once:
+        {"discarded": n, "left": m}."""
+        group, actor = validate_group(group), validate_actor(actor)
+        return dead_letters.discard_group(self.db, group, actor)
+
+    @rpc(
+        expected_exceptions=(
+            InvalidArgument,
+            InvalidPayload,
+            UnknownDeadLetter,
+            DeadLetterNotParked,
+        )
+    )
+    def edit_dead_letter(self, dead_letter_id, payload, actor=None):
+        """Send `payload` ({"order_id": 43}) as a new message in place of a
+        parked dead letter, which becomes `edited`: {"edited", "message_id",
+        "payload"}."""
+        validate_dead_letter_id(dead_letter_id)
+        actor = validate_actor(actor)
+        return dead_letter_edits.edit(
+            self.db,
+            self.replay_publisher,
+            lambda order_id: bool(self.order_generator.get_orders([order_id])),
+            dead_letter_id,
+            payload,
+            actor,
+        )
+
+    @rpc(expected_exceptions=InvalidArgument)
+    def dead_letter_audit(self, before=None, limit=DEFAULT_AUDIT_LIMIT):
+        """The audit trail, newest first: {"entries", "next_before"}."""
+        before, limit = validate_before(before), validate_bounded("limit", limit, MAX_AUDIT_LIMIT)
+        with self.db.get_session() as session:
+            return audit.page(session, before, limit)

@@ -1,12 +1,13 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import case, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
     DeadLetter,
+    DeadLetterAudit,
     EventsSetAside,
     HandlingSecond,
     LatencyBucket,
@@ -89,6 +90,7 @@ LISTED = (
     DeadLetter.first_failed_at,
     DeadLetter.last_failed_at,
 )
+INSERT_AUDIT_ENTRY = insert(DeadLetterAudit.__table__)
 
 
 def add_results(session, results):
@@ -367,23 +369,26 @@ def count_dead_letters(session, state):
     return session.scalar(select(func.count()).where(DeadLetter.state == state))
 
 
-def take_dead_letters(session, state, ids, limit):
+def take_dead_letters(session, state, ids, limit, group=None):
     """Dead letters in `state` (those named by `ids`, or the oldest when
-    None), at most `limit`, locked for this transaction. Rows another
-    transaction holds are skipped: it is acting on them."""
+    None; of one group when `group` is given), at most `limit`, locked for
+    this transaction. Rows another transaction holds are skipped: it is
+    acting on them."""
     query = select(DeadLetter).where(DeadLetter.state == state)
     if ids is not None:
         query = query.where(DeadLetter.id.in_(ids))
+    if group is not None:
+        query = query.where(DeadLetter.fingerprint == group)
     query = query.order_by(DeadLetter.dead_lettered_at, DeadLetter.id).limit(limit)
     return list(session.scalars(query.with_for_update(skip_locked=True)))
 
 
-def resolve_dead_letters(session, ids, state, resolved_at):
+def resolve_dead_letters(session, ids, state, resolved_at, edited_as=None):
     if ids:
         session.execute(
             update(DeadLetter)
             .where(DeadLetter.id.in_(ids))
-            .values(state=state, resolved_at=resolved_at)
+            .values(state=state, resolved_at=resolved_at, edited_as=edited_as)
         )
 
 
@@ -399,3 +404,75 @@ def resolved_dead_letters(session, ids, state, resolved_at):
             .order_by(DeadLetter.dead_lettered_at, DeadLetter.id)
         )
     )
+
+
+def get_dead_letter(session, dead_letter_id):
+    return session.get(DeadLetter, dead_letter_id)
+
+
+def count_in_group(session, state, group):
+    return session.scalar(
+        select(func.count()).where(DeadLetter.state == state, DeadLetter.fingerprint == group)
+    )
+
+
+def dead_letter_groups(session, state, recent_since, limit):
+    """(how many groups the dead letters in `state` make, the `limit`
+    largest: rows of fingerprint, letters, first_seen, last_seen,
+    recent_orders), read through ix_dead_letters_state_group."""
+    first_seen = func.min(func.coalesce(DeadLetter.first_failed_at, DeadLetter.dead_lettered_at))
+    last_seen = func.max(DeadLetter.dead_lettered_at)
+    letters = func.count()
+    recent_orders = func.count(
+        func.distinct(
+            case((DeadLetter.dead_lettered_at >= recent_since, DeadLetter.order_id), else_=None)
+        )
+    )
+    in_state = select(DeadLetter.fingerprint).where(DeadLetter.state == state)
+    total = session.scalar(select(func.count()).select_from(in_state.distinct().subquery()))
+    rows = session.execute(
+        select(
+            DeadLetter.fingerprint,
+            letters.label("letters"),
+            first_seen.label("first_seen"),
+            last_seen.label("last_seen"),
+            recent_orders.label("recent_orders"),
+        )
+        .where(DeadLetter.state == state)
+        .group_by(DeadLetter.fingerprint)
+        .order_by(letters.desc(), last_seen.desc(), DeadLetter.fingerprint)
+        .limit(limit)
+    ).all()
+    return total, rows
+
+
+def group_examples(session, state, latest):
+    """{fingerprint: its latest dead letter in `state` (LISTED columns and
+    cause)} for `latest`, [(fingerprint, when its latest was set aside)]:
+    one query, an index lookup per group."""
+    if not latest:
+        return {}
+    rows = session.execute(
+        select(*LISTED, DeadLetter.fingerprint, DeadLetter.cause)
+        .where(DeadLetter.state == state)
+        .where(tuple_(DeadLetter.fingerprint, DeadLetter.dead_lettered_at).in_(latest))
+        .order_by(DeadLetter.id)
+    ).all()
+    return {row.fingerprint: row for row in rows}  # of two at one moment, the last id
+
+
+# --- the audit trail: inserted and read, never updated or deleted ------------------
+
+
+def add_audit_entry(session, entry):
+    """Insert one audit entry (a dict of DeadLetterAudit's columns but id)."""
+    session.execute(INSERT_AUDIT_ENTRY, [entry])
+
+
+def audit_entries(session, before, limit):
+    """Up to `limit` audit entries, newest first, with an id below `before`
+    (None: from the newest)."""
+    query = select(DeadLetterAudit)
+    if before is not None:
+        query = query.where(DeadLetterAudit.id < before)
+    return list(session.scalars(query.order_by(DeadLetterAudit.id.desc()).limit(limit)))

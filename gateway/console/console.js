@@ -114,7 +114,8 @@
     const options = { method: "POST", headers: { Authorization: "Bearer " + token() } };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+      // A string is sent as it is: JSON written by the caller.
+      options.body = typeof body === "string" ? body : JSON.stringify(body);
     }
     let response;
     try {
@@ -134,6 +135,7 @@
     const words = {
       401: "The gateway refused the token (401 Unauthorized): ",
       403: "The gateway does not allow this (403 Forbidden): ",
+      409: "Already done, or someone else is on it (409): ",
       429: "Too many refused tokens from here; wait a moment (429): ",
       503: "A service is not available (503): ",
     };
@@ -392,7 +394,12 @@
     discardButton.addEventListener("click", () => {
       if (armed(discardButton)) discard([letter.id]);
     });
-    box.append(replayButton, discardButton);
+    const inspectButton = document.createElement("button");
+    inspectButton.type = "button";
+    inspectButton.className = "inspect";
+    inspectButton.textContent = "Inspect";
+    inspectButton.dataset.id = letter.id; // triage.js opens it
+    box.append(inspectButton, replayButton, discardButton);
     actions.append(box);
     tr.append(what, cell(letter.reason, "reason"), when, cell(int(letter.attempts), "num"), actions);
     return tr;
@@ -417,6 +424,8 @@
     }
     listedSignature = signature;
     listedIds = items.map((letter) => letter.id);
+    // Someone acted, or letters came: triage.js reads the groups and the trail again.
+    document.dispatchEvent(new CustomEvent("deadletterschanged"));
     const rows = items.map((letter) => deadLetterRow(letter, now));
     if (!rows.length) {
       const tr = document.createElement("tr");
@@ -651,6 +660,9 @@
       await pause(wait);
     }
   }
+
+  // What triage.js (the failure groups, the inspector, the audit trail) uses.
+  window.orderConsole = { token, control, say, int, ago, clock, cell, armed };
 
   follow();
   setInterval(() => {

@@ -248,12 +248,26 @@ def _provision_services(inputs, connection, database, say) -> list[str]:
         tables = [table for table in table_names(grant.package) if table in present]
         not_yet += [table for table in table_names(grant.package) if table not in present]
         created = ensure_user(connection, user, inputs.passwords[each.name, "DB"])
-        grant_tables(connection, user, database, tables, grant.privileges)
+        grant_tables(connection, user, database, {t: grant.privileges_on(t) for t in tables})
         say(
             f"database user {user}: {'created' if created else 'password set'}; "
-            f"{', '.join(grant.privileges)} on {', '.join(tables) or 'no table yet'} ({each.role})"
+            f"{granted(grant, tables)} ({each.role})"
         )
     return not_yet
+
+
+def granted(grant, tables) -> str:
+    """`SELECT, INSERT, UPDATE on a, b; SELECT, INSERT on c`: what a user
+    was granted on its tables, by privileges."""
+    if not tables:
+        return f"{', '.join(grant.privileges)} on no table yet"
+    by_privileges = {}
+    for table in tables:
+        by_privileges.setdefault(grant.privileges_on(table), []).append(table)
+    return "; ".join(
+        f"{', '.join(privileges)} on {', '.join(named)}"
+        for privileges, named in by_privileges.items()
+    )
 
 
 def provision(inputs: Inputs, say=print, run_migrations=False) -> None:

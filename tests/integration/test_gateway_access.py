@@ -16,7 +16,16 @@ from tests.support.services import InProcessServices
 READ_TOKEN = "Rd4-ReAdOnly_7mKq2Wx9Zp3Lv8Hc5Nt"
 NEXT_TOKEN = "Nx2-NeXt_CoNtrol9mKq2Wx9Zp3Lv8Hc"
 WRONG_TOKEN = "Wr0-nOtThe_Token9mKq2Wx9Zp3Lv8Hc"
-READS = ["/status", "/metrics", "/orders/1", "/dead-letters", "/instances", "/timing"]
+READS = [
+    "/status",
+    "/metrics",
+    "/orders/1",
+    "/dead-letters",
+    "/dead-letters/groups",
+    "/dead-letters/audit",
+    "/instances",
+    "/timing",
+]
 OPEN = ["/health", "/openapi.json"]
 FREE = 3  # wrong tokens before an address is slowed down
 

@@ -38,6 +38,11 @@ ROUTES = [
     "/dead-letters",
     "/dead-letters/replay",
     "/dead-letters/discard",
+    "/dead-letters/groups",
+    "/dead-letters/groups/0123456789abcdef/replay",
+    "/dead-letters/audit",
+    "/dead-letters/0123456789abcdef",
+    "/dead-letters/0123456789abcdef/edit",
     "/",
     "/console/console.js",
 ]

@@ -217,6 +217,36 @@ def test_the_processor_may_not_write_nor_read_the_generators_orders(identities):
     assert database_error(generator, "SELECT COUNT(*) FROM order_process") == TABLE_ACCESS_DENIED
 
 
+def test_the_processor_may_add_to_the_audit_trail_and_read_it_but_never_change_it(identities):
+    processor = identities.db_uri("order_processor")
+    engine = create_engine(processor)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO dead_letter_audit (at, actor, action, scope, dead_letter_ids,"
+                    " count, outcome, detail) VALUES (UTC_TIMESTAMP(6), 'control', 'replay',"
+                    " 'all', '[]', 0, 'done', 'replayed 0')"
+                )
+            )
+            assert connection.execute(text("SELECT COUNT(*) FROM dead_letter_audit")).scalar() == 1
+    finally:
+        engine.dispose()
+    for statement in (
+        "UPDATE dead_letter_audit SET actor = 'someone else'",
+        "DELETE FROM dead_letter_audit",
+        "TRUNCATE TABLE dead_letter_audit",
+    ):
+        assert database_error(processor, statement) == TABLE_ACCESS_DENIED, statement
+    # The dead letters themselves it updates (replays, discards, edits).
+    engine = create_engine(processor)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE dead_letters SET state = state"))
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("name", ["order_generator", "order_processor"])
 def test_no_service_may_change_the_schema(identities, name):
     service = identities.db_uri(name)
@@ -254,7 +284,7 @@ def test_each_service_is_granted_its_models_tables_and_provisioning_again_takes_
         assert grants_of(identities, name) == {
             (table, privilege)
             for table in table_names(grant.package)
-            for privilege in grant.privileges
+            for privilege in grant.privileges_on(table)
         }
     admin = create_engine(identities.db_admin_uri)
     processor = identities.user("order_processor")

@@ -2,6 +2,7 @@
 the database, brings every service's schema to its latest version, says
 what it did, and can be run again."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ TABLES = {
     "dead_letters",
     "service_instances",
     "handling_seconds",
+    "dead_letter_audit",
     "alembic_version_generator",
     "alembic_version_processor",
 }
@@ -66,12 +68,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         assert first.splitlines() == [
             "created the database",
             "generator_service: applied g0001, g0002, g0003, g0004, g0005, g0006",
-            "processor_service: applied p0001, p0002, p0003, p0004, p0005, p0006",
+            "processor_service: applied p0001, p0002, p0003, p0004, p0005, p0006, p0007",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
             "generator_service: already at g0006",
-            "processor_service: already at p0006",
+            "processor_service: already at p0007",
         ]
         assert tables(db_uri) == TABLES
     finally:
@@ -123,6 +125,29 @@ def test_the_order_count_moves_between_the_state_row_and_its_shards(db_uri):
     command.upgrade(config, "head")
     assert sql(db_uri, "SELECT shard, orders_created FROM order_counts WHERE shard = 0") == [(0, 9)]
     assert sql(db_uri, "SELECT COUNT(*), SUM(orders_created) FROM order_counts") == [(16, 9)]
+
+
+def test_dead_letters_kept_before_their_groups_are_fingerprinted_by_the_upgrade(db_uri):
+    config = alembic_config("processor_service", db_uri)
+    command.downgrade(config, "p0005")
+    for letter_id, order_id, frame in [
+        ("00000000000000a1", 41, "processor_service/processing.py:process_order_batch:90"),
+        ("00000000000000a2", 42, "processor_service/processing.py:process_order_batch:97"),
+    ]:
+        sql(
+            db_uri,
+            "INSERT INTO dead_letters (id, state, dead_lettered_at, attempts, reason, error_type,"
+            " error_message, failing_frame, failures, body, headers) VALUES (:id, 'parked',"
+            " UTC_TIMESTAMP(6), 1, 'r', 'OrderNotFound', :message, :frame, '[]', '{}', '{}')",
+            id=letter_id,
+            message=f"order {order_id} does not exist",
+            frame=frame,
+        )
+    command.upgrade(config, "head")
+    rows = sql(db_uri, "SELECT fingerprint, cause FROM dead_letters ORDER BY id")
+    assert len(rows) == 2 and rows[0] == rows[1]  # one cause, whatever the order and the line
+    assert rows[0].cause == "order <n> does not exist"
+    assert re.fullmatch("[0-9a-f]{16}", rows[0].fingerprint)
 
 
 def test_the_migration_command_writes_a_revision_on_the_service_head(db_uri):

@@ -17,8 +17,9 @@ import os
 import pytest
 import requests
 
+from harness.broker import publish_order_created
 from harness.processes import free_port, wait_until
-from harness.tables import order_count, processed_count
+from harness.tables import order_count, parked_dead_letters, processed_count
 from tests.support.prometheus import (
     DEPLOY,
     TEXT_ACCEPT,
@@ -57,7 +58,10 @@ ALERTS = {
     "OrderPipelineProcessorStalled",
     "OrderPipelineScrapeFailing",
     "OrderPipelineGatewayTokensRefused",
+    "OrderPipelineNewDeadLetterGroup",
+    "OrderPipelineDeadLetterGroupGrowing",
 }
+MISSING = 10**9  # an order id no generated order reaches: its event is a dead letter
 
 
 READ_TOKEN = "Pm7-ScRape_WithMe4kLq9Zx2Vb8Nc3Hd"
@@ -83,6 +87,9 @@ def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(runnin
     wait_processed(running, timeout=30)
     created, processed = order_count(running.db_uri), processed_count(running.db_uri)
     assert processed == created >= 3
+    # Two events for orders that do not exist: one failure group of two.
+    publish_order_created(running.amqp_uri, [{"order_id": MISSING}, {"order_id": MISSING + 1}])
+    wait_until(lambda: parked_dead_letters(running.db_uri) == 2, 30, message="two dead letters")
 
     text = requests.get(
         running.base_url + "/metrics",
@@ -141,13 +148,27 @@ def test_a_real_prometheus_scrapes_the_gateway_and_agrees_with_the_tables(runnin
             'entrypoint="handle_order_created"}) > 0'
         )
         wait_until(lambda: server.value(handled), 60, interval=0.5, message=handled)
-        # The shipped alert rules load in a real server; none fires here
-        # (OrderPipelineGeneratorStopped may be pending: generation is off).
+        # The dead letters' failure group, one series labelled with its cause.
+        group = (
+            'order_pipeline_dead_letter_group_letters{job="order-pipeline",'
+            'error_type="OrderNotFound",cause="order <n> does not exist",'
+            'frame="processor_service/processing.py:process_order_batch"}'
+        )
+        wait_for_value(server, group, 2)
+        wait_for_value(server, f"order_pipeline_dead_letter_groups{pipeline}", 1)
+        # The shipped alert rules load in a real server; the one that fires
+        # is the new failure group's (which fires at once: a Prometheus with
+        # no history has seen no group before). OrderPipelineDeadLetters
+        # and OrderPipelineGeneratorStopped may be pending.
         rules = requests.get(server.url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
         loaded = {
             rule["name"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"
         }
         assert loaded == ALERTS
-        assert server.query('ALERTS{alertstate="firing"}') == []
+        firing = 'ALERTS{alertstate="firing"}'
+        wait_until(lambda: server.query(firing), 60, interval=0.5, message="an alert firing")
+        (alert,) = server.query(firing)
+        assert alert["metric"]["alertname"] == "OrderPipelineNewDeadLetterGroup"
+        assert alert["metric"]["error_type"] == "OrderNotFound"
     finally:
         server.stop()

@@ -118,6 +118,30 @@ TIMING = {
 }
 
 
+GROUPS = {
+    "count": 2,
+    "recent_seconds": 600,
+    "groups": [
+        {
+            "group": "5d41402abc4b2a76",
+            "error_type": "OrderNotFound",
+            "cause": "order <n> does not exist",
+            "frame": "processor_service/processing.py:process_order_batch",
+            "count": 3,
+            "recent_orders": 2,
+        },
+        {
+            "group": "0123456789abcdef",
+            "error_type": "DeliveryLimit",
+            "cause": 'delivered "' + "x" * 200,
+            "frame": None,
+            "count": 1,
+            "recent_orders": 0,
+        },
+    ],
+}
+
+
 def answers(**overrides):
     base = {
         "instances": Answer(UP, INSTANCES),
@@ -126,6 +150,7 @@ def answers(**overrides):
         "backlog": Answer(UP, 1),
         "telemetry": Answer(UP, TELEMETRY),
         "dead_letters": Answer(UP, {"count": 2, "dead_letters": ["a"]}),
+        "groups": Answer(UP, GROUPS),
         "queues": Answer(UP, {"queue_depth": 4, "consumers": 2}),
     }
     base.update(overrides)
@@ -165,6 +190,9 @@ def test_every_figure_is_exposed_with_its_type_and_value(media_type):
         "order_pipeline_event_queue_depth": "gauge",
         "order_pipeline_event_queue_consumers": "gauge",
         "order_pipeline_dead_letter_queue_depth": "gauge",
+        "order_pipeline_dead_letter_groups": "gauge",
+        "order_pipeline_dead_letter_group_letters": "gauge",
+        "order_pipeline_dead_letter_group_recent_orders": "gauge",
         "order_pipeline_average_execution_price": "gauge",
         "order_pipeline_end_to_end_latency_seconds": "histogram",
         "order_pipeline_service_instances": "gauge",
@@ -222,6 +250,7 @@ def test_a_source_that_does_not_answer_is_down_and_its_figures_left_out():
         answers(
             telemetry=Answer(DOWN),
             dead_letters=Answer(DOWN),
+            groups=Answer(DOWN),
             status=Answer(ERROR),
             backlog=Answer(DOWN),
             instances=Answer(DOWN),
@@ -257,3 +286,28 @@ def test_no_average_price_before_the_first_order():
     names = {family.name for family in pipeline_families(answers(telemetry=Answer(UP, empty)))}
     assert "order_pipeline_average_execution_price" not in names
     assert "order_pipeline_orders_processed" in names
+
+
+@pytest.mark.parametrize("media_type", [PROMETHEUS_TEXT, OPENMETRICS])
+def test_each_failure_group_is_a_series_labelled_with_its_cause(media_type):
+    _, families = rendered(answers(), media_type)
+    values = samples(families.values())
+    assert values[("order_pipeline_dead_letter_groups", frozenset())] == 2
+    first = frozenset(
+        {
+            ("group", "5d41402abc4b2a76"),
+            ("error_type", "OrderNotFound"),
+            ("frame", "processor_service/processing.py:process_order_batch"),
+            ("cause", "order <n> does not exist"),
+        }
+    )
+    assert values[("order_pipeline_dead_letter_group_letters", first)] == 3
+    assert values[("order_pipeline_dead_letter_group_recent_orders", first)] == 2
+    # No frame is "unknown"; a long cause is cut, quotes and all kept.
+    (second,) = [
+        labels
+        for (name, labels), _ in values.items()
+        if name == "order_pipeline_dead_letter_group_letters" and ("frame", "unknown") in labels
+    ]
+    assert dict(second)["cause"] == ('delivered "' + "x" * 200)[:120]
+    assert values[("order_pipeline_dead_letter_group_letters", second)] == 1

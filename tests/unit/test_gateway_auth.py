@@ -2,7 +2,9 @@
 read with which, what a refusal answers, and how repeated refusals from one
 address are slowed down."""
 
+import hashlib
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +14,7 @@ from gateway.auth import Access, FailedAttempts, GatewayAccess, challenge
 from gateway.errors import Forbidden, TooManyAttempts, Unauthorized
 from gateway.settings import GatewayTokens, gateway_tokens
 from gateway.tokens import token_problem
+from order_contract import validate_actor
 from order_pipeline.errors import StartupError
 
 CONTROL = "Ct1-CoNtrol_8mKq2Wx9Zp3Lv8Hc5NtQ"
@@ -108,6 +111,24 @@ def test_control_takes_the_current_or_the_next_token_during_a_rotation():
     gate.control(request(NEXT))
     with pytest.raises(Unauthorized):
         gate.control(request(READ))
+
+
+def test_control_says_which_token_acted_by_name_and_fingerprint_never_the_token():
+    gate = access(control=(CONTROL, NEXT))
+    current, following = gate.control(request(CONTROL)), gate.control(request(NEXT))
+    assert current == {
+        "name": "control",
+        "token": "sha256:" + hashlib.sha256(CONTROL.encode()).hexdigest()[:12],
+    }
+    assert following["name"] == "control-next"
+    assert following["token"] != current["token"]
+    for actor in (current, following):
+        assert re.fullmatch(r"sha256:[0-9a-f]{12}", actor["token"])
+        assert validate_actor(actor) == actor  # what the processor accepts
+        assert CONTROL not in str(actor) and NEXT not in str(actor)
+    # After the rotation the same token keeps its fingerprint under its new name.
+    rotated = access(control=(NEXT,)).control(request(NEXT))
+    assert rotated == {"name": "control", "token": following["token"]}
 
 
 def test_without_a_control_token_control_is_off():

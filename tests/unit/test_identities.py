@@ -41,7 +41,16 @@ SERVICES = (GENERATOR_USER, PROCESSOR_USER, GATEWAY_USER)
 CONTROL = [
     f"{GENERATOR}.{method}"
     for method in ("start", "stop", "create_order", "create_orders", "create_order_once")
-] + [f"{PROCESSOR}.{method}" for method in ("replay_dead_letters", "discard_dead_letters")]
+] + [
+    f"{PROCESSOR}.{method}"
+    for method in (
+        "replay_dead_letters",
+        "discard_dead_letters",
+        "replay_dead_letter_group",
+        "discard_dead_letter_group",
+        "edit_dead_letter",
+    )
+]
 
 
 def allows(pattern: str, name: str) -> bool:
@@ -225,6 +234,22 @@ def test_each_service_is_granted_the_statements_its_code_runs_and_no_more(user):
         f"{user.database.package} runs {sorted(runs)}: make its statements in "
         "order_pipeline/identities.py say so (and docs/security.md)"
     )
+
+
+def test_the_audit_trail_is_append_only_in_the_grants_and_in_the_code():
+    grant = PROCESSOR_USER.database
+    assert grant.append_only == ("dead_letter_audit",)
+    assert set(grant.append_only) <= set(table_names(grant.package))
+    assert grant.privileges_on("dead_letter_audit") == ("SELECT", "INSERT")
+    assert grant.privileges_on("dead_letters") == grant.privileges
+    # Nothing in the processor's code would need more: no UPDATE or DELETE
+    # statement names the audit table or its model.
+    changes = re.compile(
+        r"(update|delete)\(\s*DeadLetterAudit|(UPDATE|DELETE\s+FROM)\s+dead_letter_audit", re.I
+    )
+    for path in Path(ROOT, "processor_service").rglob("*.py"):
+        if "migrations" not in path.parts:
+            assert not changes.search(path.read_text()), path
 
 
 def test_the_grants_name_every_table_of_the_services_models():

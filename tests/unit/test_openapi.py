@@ -26,7 +26,8 @@ def routes_in_code():
     for _, method in inspect.getmembers(GatewayService, inspect.isfunction):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, JsonHttpRequestHandler):
-                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", entrypoint.url)
+                # <order_id>, <string(length=16):group>
+                path = re.sub(r"<(?:[^:>]+:)?(\w+)>", r"{\1}", entrypoint.url)
                 routes.update((verb.strip().upper(), path) for verb in entrypoint.method.split(","))
     return routes
 
@@ -85,7 +86,8 @@ def test_every_route_in_the_code_is_documented_and_nothing_else(document):
 def test_path_parameters_are_declared_where_they_appear(document):
     for path, method, operation in operations(document):
         in_path = set(re.findall(r"{(\w+)}", path))
-        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+        parameters = [resolve(document, p) for p in operation.get("parameters", [])]
+        declared = {p["name"] for p in parameters if p["in"] == "path"}
         assert in_path == declared, (method, path)
 
 
@@ -102,7 +104,16 @@ NOT_JSON = {
     "/console/{asset}": {"text/javascript", "text/css"},
     "/events": {"text/event-stream"},
 }
-SECURED = {"/start", "/stop", "/orders", "/dead-letters/replay", "/dead-letters/discard"}
+SECURED = {
+    "/start",
+    "/stop",
+    "/orders",
+    "/dead-letters/replay",
+    "/dead-letters/discard",
+    "/dead-letters/groups/{group}/replay",
+    "/dead-letters/groups/{group}/discard",
+    "/dead-letters/{dead_letter_id}/edit",
+}
 # Open unless the gateway has a read token: their security is optional.
 READS = {
     "/status",
@@ -112,11 +123,14 @@ READS = {
     "/dead-letters",
     "/instances",
     "/timing",
+    "/dead-letters/groups",
+    "/dead-letters/audit",
+    "/dead-letters/{dead_letter_id}",
 }
 
 
 def test_every_operation_answers_200_json_and_lists_only_known_statuses(document):
-    allowed = {200, 201, 400, 401, 403, 404, 405, 413, 429, 500, 503}
+    allowed = {200, 201, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503}
     for path, method, operation in operations(document):
         statuses = {int(status) for status in operation["responses"]}
         assert 200 in statuses and statuses <= allowed, (method, path, statuses)
