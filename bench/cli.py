@@ -38,95 +38,58 @@ SCENARIOS = (
     "steady_latency",
     "tracing",
 )
-# Full size, then the smoke size used by CI to keep the script working.
+# Each size: its value at full size, in the smoke (used by CI to keep the
+# script working), and what it sets. Each is an option (`orders` is
+# --orders) of the type of its full-size value.
 SIZES = {
-    "orders": (20_000, 300),
-    "latency_seconds": (30, 3),
-    "latency_rate": (100, 100),
-    "metrics_rows": (1_000_000, 5_000),
-    "load_seconds": (10, 2),
-    "concurrency": (16, 4),
-    "ingest_calls": (4000, 100),
-    "ingest_bulk_calls": (400, 8),
-    "timer_seconds": (10, 1),
-    "tracing_orders": (10_000, 300),
+    "orders": (20_000, 300, "backlog size for the drain"),
+    "latency_seconds": (30.0, 3.0, "measured seconds at the steady rate"),
+    "latency_rate": (100.0, 100.0, "orders per second"),
+    "metrics_rows": (1_000_000, 5_000, "processed orders in the tables for /metrics"),
+    "load_seconds": (10.0, 2.0, "seconds of /metrics load"),
+    "concurrency": (16, 4, "concurrent /metrics clients"),
+    "ingest_seconds": (
+        10.0,
+        1.0,
+        "measured seconds of each ingest RPC load (do-nothing with 1 and 2 client processes, "
+        "create_order, create_orders)",
+    ),
+    "timer_seconds": (10.0, 1.0, "seconds of the timer at a 1 ms interval"),
+    "tracing_orders": (10_000, 300, "backlog size for each tracing-cost drain"),
     # The smoke skips the tracing latency runs (0): each is a fresh sandbox.
-    "tracing_latency_seconds": (10, 0),
-    "tracing_repeat": (3, 1),
-    "outbox_orders": (20_000, 500),
-    "outbox_single_orders": (500, 50),
-    "http_seconds": (10, 2),
-    "sustained_seconds": (60, 3),
-    "sustained_rate": (1500, 200),
-    "steady_latency_seconds": (30, 3),
-    "steady_latency_rate": (500, 100),
+    "tracing_latency_seconds": (
+        10.0,
+        0.0,
+        "measured seconds of each tracing-cost latency run, 0 skips them",
+    ),
+    "tracing_repeat": (3, 1, "runs of each tracing mode, taking turns, in one invocation"),
+    "outbox_orders": (20_000, 500, "outbox rows published in batches"),
+    "outbox_single_orders": (500, 50, "outbox rows published one at a time"),
+    "http_seconds": (10.0, 2.0, "seconds of each POST /orders and do-nothing load"),
+    "sustained_seconds": (60.0, 3.0, "seconds of orders offered end to end"),
+    "sustained_rate": (1500.0, 200.0, "orders/s offered through create_orders"),
+    "steady_latency_seconds": (30.0, 3.0, "seconds of the created -> processed latency run"),
+    "steady_latency_rate": (500.0, 100.0, "orders/s offered for that latency"),
 }
+
+
+def _shown(value):
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="Benchmark the order pipeline."
     )
-    parser.add_argument("--orders", type=int, help="backlog size for the drain (20000)")
-    parser.add_argument(
-        "--latency-seconds", type=float, help="measured seconds at the steady rate (30)"
-    )
-    parser.add_argument("--latency-rate", type=float, help="orders per second (100)")
+    for key, (full, _smoke, what) in SIZES.items():
+        parser.add_argument(
+            "--" + key.replace("_", "-"), type=type(full), help=f"{what} ({_shown(full)})"
+        )
     parser.add_argument(
         "--latency-source",
         choices=SOURCES,
         default="inprocess",
         help="who creates the orders for the latency run",
-    )
-    parser.add_argument(
-        "--metrics-rows", type=int, help="processed orders in the tables for /metrics (1000000)"
-    )
-    parser.add_argument("--load-seconds", type=float, help="seconds of /metrics load (10)")
-    parser.add_argument("--concurrency", type=int, help="concurrent /metrics clients (16)")
-    parser.add_argument(
-        "--ingest-calls", type=int, help="create_order (and do-nothing) calls (4000)"
-    )
-    parser.add_argument(
-        "--ingest-bulk-calls", type=int, help="create_orders calls of 100 orders (400)"
-    )
-    parser.add_argument(
-        "--timer-seconds", type=float, help="seconds of the timer at a 1 ms interval (10)"
-    )
-    parser.add_argument(
-        "--tracing-orders", type=int, help="backlog size for each tracing-cost drain (10000)"
-    )
-    parser.add_argument(
-        "--tracing-latency-seconds",
-        type=float,
-        help="measured seconds of each tracing-cost latency run (10; 0 skips them)",
-    )
-    parser.add_argument(
-        "--tracing-repeat",
-        type=int,
-        help="runs of each tracing mode, taking turns, in one invocation (3)",
-    )
-    parser.add_argument(
-        "--outbox-orders", type=int, help="outbox rows published in batches (20000)"
-    )
-    parser.add_argument(
-        "--outbox-single-orders", type=int, help="outbox rows published one at a time (500)"
-    )
-    parser.add_argument(
-        "--http-seconds", type=float, help="seconds of each POST /orders and do-nothing load (10)"
-    )
-    parser.add_argument(
-        "--sustained-seconds", type=float, help="seconds of orders offered end to end (60)"
-    )
-    parser.add_argument(
-        "--sustained-rate", type=float, help="orders/s offered through create_orders (1500)"
-    )
-    parser.add_argument(
-        "--steady-latency-seconds",
-        type=float,
-        help="seconds of the created -> processed latency run (30)",
-    )
-    parser.add_argument(
-        "--steady-latency-rate", type=float, help="orders/s offered for that latency (500)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
@@ -150,7 +113,7 @@ def parse_args(argv):
     )
     parser.add_argument("--output", help="results file (bench-results/latest.json)")
     args = parser.parse_args(argv)
-    for key, (full, smoke) in SIZES.items():
+    for key, (full, smoke, _what) in SIZES.items():
         if getattr(args, key) is None:
             setattr(args, key, smoke if args.smoke else full)
     if args.output is None:
@@ -262,13 +225,12 @@ def plan_ingest(args, logs, n):
     if "ingest" in args.scenarios:
         yield (
             "ingest",
-            f"ingest: {args.ingest_calls} create_order and do-nothing calls, "
-            f"{args.ingest_bulk_calls} create_orders calls, timer {args.timer_seconds:g} s",
+            f"ingest: do-nothing RPC (1 and 2 client processes), create_order and "
+            f"create_orders for {args.ingest_seconds:g} s each, timer {args.timer_seconds:g} s",
             partial(
                 run_ingest,
                 os.path.join(logs, f"ingest-{n}"),
-                args.ingest_calls,
-                args.ingest_bulk_calls,
+                args.ingest_seconds,
                 args.timer_seconds,
             ),
         )
