@@ -19,7 +19,7 @@ from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.outbox_publish import run_outbox_publish
-from bench.profile import profile_drain
+from bench.profile import profile_create_order, profile_drain
 from bench.report import figures, table, target_checks
 from bench.sustained import run_sustained
 from bench.tracing_cost import MODES, run_tracing_drain, run_tracing_latency
@@ -77,6 +77,9 @@ def _shown(value):
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
+PROFILED_SERVICES = ("processor", "generator")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="Benchmark the order pipeline."
@@ -103,7 +106,12 @@ def parse_args(argv):
         help="tiny sizes (a check that the bench works; figures mean little)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="instead: one drain with the processor under py-spy"
+        "--profile",
+        nargs="?",
+        const="processor",
+        choices=PROFILED_SERVICES,
+        help="instead: one drain with the processor under py-spy (processor), or create_order "
+        "with 200 in flight for --ingest-seconds with the generator under py-spy (generator)",
     )
     parser.add_argument(
         "--cluster",
@@ -296,18 +304,28 @@ def run_scenarios(args, logs):
 
 
 def run_profile(args, logs):
-    raw_path = os.path.join(RESULTS_DIR, "processor-profile.raw.txt")
-    say(f"... drain with 1 processor under py-spy, {args.orders} orders")
-    drain, text = profile_drain(logs, args.orders, raw_path)
-    say(text)
-    say(
-        "\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
+    raw_path = os.path.join(RESULTS_DIR, f"{args.profile}-profile.raw.txt")
+    if args.profile == "generator":
+        say(
+            f"... create_order with 200 in flight for {args.ingest_seconds:g} s, "
+            "the generator under py-spy"
+        )
+        load, text = profile_create_order(logs, args.ingest_seconds, raw_path)
+        summary = "\ncreate_order: {:.0f} calls/s, generator {:.2f} ms CPU per call".format(
+            load["calls_per_second"], load["generator_cpu_ms_per_call"]
+        )
+    else:
+        say(f"... drain with 1 processor under py-spy, {args.orders} orders")
+        drain, text = profile_drain(logs, args.orders, raw_path)
+        summary = "\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
             drain["orders_per_second"], drain["cpu_ms_per_order"].get("order_processor#1", 0)
         )
-    )
-    with open(os.path.join(RESULTS_DIR, "processor-profile.txt"), "w") as out:
-        out.write(text + "\n")
-    say(f"(written to bench-results/processor-profile.txt; raw stacks in {raw_path})")
+    say(text)
+    say(summary)
+    name = f"{args.profile}-profile.txt"
+    with open(os.path.join(RESULTS_DIR, name), "w") as out:
+        out.write(text + "\n" + summary + "\n")
+    say(f"(written to bench-results/{name}; raw stacks in {os.path.relpath(raw_path, ROOT)})")
 
 
 def main(argv=None):

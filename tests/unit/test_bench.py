@@ -589,3 +589,11 @@ def test_the_lean_client_refuses_arguments_that_are_not_a_call():
     for wrong in (["--args", '{"a": 1}'], ["--kwargs", "[1]"], ["--in-flight", "0"]):
         with pytest.raises(SystemExit):
             rpc_load.parse_args(["amqp://localhost/", "svc", "method", *wrong])
+
+
+def test_profile_names_the_service_and_defaults_to_the_processor():
+    assert parse_args([]).profile is None
+    assert parse_args(["--profile"]).profile == "processor"
+    assert parse_args(["--profile", "generator"]).profile == "generator"
+    with pytest.raises(SystemExit):
+        parse_args(["--profile", "gateway"])
