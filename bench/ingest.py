@@ -129,7 +129,7 @@ def rpc_load(amqp_uri, service, method, args=(), processes=1, in_flight=IN_FLIGH
     for client in clients:
         out, err = client.communicate()
         if client.returncode != 0:
-            raise RuntimeError(f"bench.rpc_load {service}.{method} failed: {err.strip()[-500:]}")
+            raise RuntimeError(f"bench.rpc_load {service}.{method} failed: {err.strip()[-3000:]}")
         runs.append(json.loads(out))
     late = max(run["late_seconds"] for run in runs)
     if late > WARMUP_SECONDS:

@@ -165,7 +165,7 @@ class RpcClient:
         )
 
     def wait(self):
-        """Handle what has arrived, waiting up to POLL_SECONDS for it."""
+        """Handle the next message to arrive, waiting up to POLL_SECONDS."""
         try:
             self.connection.drain_events(timeout=POLL_SECONDS)
         except TimeoutError:
@@ -177,7 +177,12 @@ class RpcClient:
 
 def run_load(client, body, in_flight, window, stall_seconds=STALL_SECONDS):
     """Keep `in_flight` calls of `body` outstanding until the window ends,
-    then wait for those still out. Returns the run's figures."""
+    then wait for those still out. Returns the run's figures.
+
+    Replies are only counted as they arrive; the next calls are sent from
+    this loop, never from the reply's callback: py-amqp's basic_publish
+    itself reads what has arrived (to see a connection.blocked), so a
+    callback that published would recurse, one level per waiting reply."""
     answered = 0
     errors = []
 
@@ -190,17 +195,16 @@ def run_load(client, body, in_flight, window, stall_seconds=STALL_SECONDS):
             window.answered(now)
         else:
             errors.append(error)
-        if window.see(now):
-            client.send(body)
 
     client.on_reply = on_reply
-    window.see(time.time())
-    for _ in range(in_flight):
-        client.send(body)
     last_progress, last_answered = time.monotonic(), 0
-    while client.outstanding:
+    while True:
+        if window.see(time.time()):
+            while len(client.outstanding) < in_flight:
+                client.send(body)
+        if not client.outstanding:
+            break
         client.wait()
-        window.see(time.time())
         if answered != last_answered:
             last_progress, last_answered = time.monotonic(), answered
         elif time.monotonic() - last_progress > stall_seconds:
