@@ -240,6 +240,7 @@ def plan_ingest(args, logs, n):
                 os.path.join(logs, f"ingest-{n}"),
                 args.ingest_seconds,
                 args.timer_seconds,
+                two_clients_first=n % 2 == 0,
             ),
         )
 

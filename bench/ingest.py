@@ -171,7 +171,10 @@ def timer_rate(pipeline, seconds, orders_per_tick):
     return (last - first) / (ended - started)
 
 
-def run_ingest(log_dir, seconds, timer_seconds):
+def run_ingest(log_dir, seconds, timer_seconds, two_clients_first=False):
+    """One ingest run. The two do-nothing loads take turns going first
+    (`two_clients_first`) over repeated runs, so that a change in the
+    machine's load does not always favour the same one."""
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
         declare_events_queue(pipeline.amqp_uri)
         noop = pipeline.start_service("bench.noop_service")
@@ -182,8 +185,9 @@ def run_ingest(log_dir, seconds, timer_seconds):
         def load(service, method, *args, **options):
             return rpc_load(pipeline.amqp_uri, service, method, args, seconds=seconds, **options)
 
-        noop_one = load(NOOP, "noop")
-        noop_two = load(NOOP, "noop", processes=2)
+        order = (2, 1) if two_clients_first else (1, 2)
+        noop_loads = {processes: load(NOOP, "noop", processes=processes) for processes in order}
+        noop_one, noop_two = noop_loads[1], noop_loads[2]
         single = load("order_generator", "create_order", 3)
         bulk = load("order_generator", "create_orders", [3] * BULK_SIZE, in_flight=BULK_IN_FLIGHT)
         memory = peak_rss_by_service([("order_generator", generator)])
