@@ -28,7 +28,7 @@ from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 
 from bench.noop_service import NOOP
-from bench.process_stats import peak_rss_by_service
+from bench.process_stats import cpu_seconds, peak_rss_by_service, server_pids
 from harness.processes import ROOT
 from harness.sandbox import rpc_proxy, sandbox, wait_for_rpc
 from harness.tables import order_count
@@ -182,14 +182,33 @@ def run_ingest(log_dir, seconds, timer_seconds, two_clients_first=False):
         wait_for_rpc(pipeline.amqp_uri, NOOP, "noop", [noop])
         wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
 
-        def load(service, method, *args, **options):
-            return rpc_load(pipeline.amqp_uri, service, method, args, seconds=seconds, **options)
+        servers = server_pids()
+
+        def load(process, service, method, *args, **options):
+            """rpc_load, with the CPU per call of the service's process and
+            of the broker and database servers over the whole load."""
+            pids = {"service": process.process.pid, **servers}
+            before = {label: cpu_seconds(pid) for label, pid in pids.items()}
+            result = rpc_load(pipeline.amqp_uri, service, method, args, seconds=seconds, **options)
+            after = {label: cpu_seconds(pid) for label, pid in pids.items()}
+            result["cpu_ms_per_call"] = {
+                label: (after[label] - before[label]) / result["answered"] * 1000
+                for label in pids
+                if result["answered"] and None not in (before[label], after[label])
+            }
+            return result
 
         order = (2, 1) if two_clients_first else (1, 2)
-        noop_loads = {processes: load(NOOP, "noop", processes=processes) for processes in order}
+        noop_loads = {n: load(noop, NOOP, "noop", processes=n) for n in order}
         noop_one, noop_two = noop_loads[1], noop_loads[2]
-        single = load("order_generator", "create_order", 3)
-        bulk = load("order_generator", "create_orders", [3] * BULK_SIZE, in_flight=BULK_IN_FLIGHT)
+        single = load(generator, "order_generator", "create_order", 3)
+        bulk = load(
+            generator,
+            "order_generator",
+            "create_orders",
+            [3] * BULK_SIZE,
+            in_flight=BULK_IN_FLIGHT,
+        )
         memory = peak_rss_by_service([("order_generator", generator)])
         generator.stop()
         created = order_count(pipeline.db_uri)
@@ -224,5 +243,9 @@ def summarise(noop_one, noop_two, single, bulk):
         "create_order_client_cpu_cores": single["client_cpu_cores"],
         "create_order_ratio": single["calls_per_second"] / ceiling if ceiling else None,
         "create_orders_per_second": BULK_SIZE * bulk["calls_per_second"],
+        # CPU per call of the do-nothing service and of the generator, and
+        # of the servers, each beside the other: where create_order's cost is.
+        "noop_cpu_ms_per_call": noop_one.get("cpu_ms_per_call", {}),
+        "create_order_cpu_ms_per_call": single.get("cpu_ms_per_call", {}),
         "clients": {"noop": noop_one, "noop_two": noop_two, "create_order": single, "bulk": bulk},
     }

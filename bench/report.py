@@ -75,6 +75,9 @@ INGEST_FIGURES = (
     "timer_orders_per_second",
     "timer_batched_orders_per_second",
 )
+# Whose CPU per call the ingest loads report: the called service's process
+# (the do-nothing service, or the generator), the broker, the database.
+INGEST_CPU_LABELS = ("service", "rabbitmq", "mariadb")
 HTTP_FIGURES = (
     "noop_requests_per_second",
     "orders_per_second",
@@ -135,6 +138,14 @@ def figures(results):
     ingest_runs = results.get("ingest", {}).get("runs", [])
     for key in INGEST_FIGURES:
         out["ingest_" + key] = median_of(ingest_runs, key)
+    for load in ("noop", "create_order"):
+        for label in INGEST_CPU_LABELS:
+            per_run = [
+                {"ms": run[f"{load}_cpu_ms_per_call"][label]}
+                for run in ingest_runs
+                if label in run.get(f"{load}_cpu_ms_per_call", {})
+            ]
+            out[f"ingest_{load}_{label}_cpu_ms_per_call"] = median_of(per_run, "ms")
     out["ingest_ceiling_client_limits"] = client_limits(
         out["ingest_noop_client_cpu_cores"], out["ingest_second_client_gain"]
     )
@@ -284,6 +295,14 @@ def ingest_rpc_rows(row, figs):
         "{:.2f}",
     )
     row("create_order / do-nothing RPC", figs.get("ingest_create_order_ratio"), "x", "{:.2f}")
+    for load, service in (("noop", "do-nothing service"), ("create_order", "generator")):
+        for label, name in zip(INGEST_CPU_LABELS, (service, "rabbitmq", "mariadb")):
+            row(
+                f"  CPU per call, {name} ({'do-nothing' if load == 'noop' else load})",
+                figs.get(f"ingest_{load}_{label}_cpu_ms_per_call"),
+                "ms",
+                "{:.2f}",
+            )
     row(
         "create_orders, 100 x 8 in flight",
         figs.get("ingest_create_orders_per_second"),

@@ -597,3 +597,18 @@ def test_profile_names_the_service_and_defaults_to_the_processor():
     assert parse_args(["--profile", "generator"]).profile == "generator"
     with pytest.raises(SystemExit):
         parse_args(["--profile", "gateway"])
+
+
+def test_the_table_sets_the_generators_cpu_per_call_beside_the_do_nothing_services():
+    runs = []
+    for noop_ms, generator_ms in ((0.4, 1.2), (0.5, 1.5), (0.6, 1.1)):
+        one = dict(
+            client_run(1400, 0.2, 200), cpu_ms_per_call={"service": noop_ms, "rabbitmq": 0.3}
+        )
+        single = dict(client_run(600, 0.1, 200), cpu_ms_per_call={"service": generator_ms})
+        runs.append(summarise_ingest(one, client_run(1400, 0.1, 200), single, client_run(90, 0, 8)))
+    rows = table_rows(dict(RESULTS, ingest={"runs": runs}))
+    assert rows["CPU per call, do-nothing service (do-nothing)"] == ["0.50 ms"]
+    assert rows["CPU per call, rabbitmq (do-nothing)"] == ["0.30 ms"]
+    assert rows["CPU per call, generator (create_order)"] == ["1.20 ms"]
+    assert rows["CPU per call, mariadb (create_order)"] == ["-"]
