@@ -9,7 +9,7 @@ ClusterRpcProxy waits for one on every request, which made its do-nothing
 figure its own limit). That the ceiling is not this client's either is
 checked in the run: the do-nothing method is loaded by one client process
 and then by two sharing the same calls in flight, and the client's CPU is
-read (`ceiling_check`). The ratio is read against the higher of the two
+read (`client_limits`). The ratio is read against the higher of the two
 do-nothing rates, so a client limit could only lower it.
 
 No processor runs, but its OrderCreated queue is declared, with no consumer,
@@ -19,9 +19,6 @@ generator published those rows again, 500 at a time, on every pass and
 every relay while it was being measured.
 """
 
-import json
-import subprocess
-import sys
 import time
 
 from kombu import Connection, Queue
@@ -29,12 +26,11 @@ from nameko.standalone.events import get_event_exchange
 
 from bench.noop_service import NOOP
 from bench.process_stats import cpu_seconds, peak_rss_by_service, server_pids
-from harness.processes import ROOT
+from bench.rpc_clients import rpc_load
 from harness.sandbox import rpc_proxy, sandbox, wait_for_rpc
 from harness.tables import order_count
 from order_contract import GENERATOR, ORDER_CREATED, ORDER_CREATED_QUEUE
 
-IN_FLIGHT = 200
 BULK_SIZE = 100
 BULK_IN_FLIGHT = 8
 # The timer's second run: ORDERS_PER_TICK, what lifts its rate.
@@ -45,36 +41,9 @@ CLIENT_CPU_LIMIT_CORES = 0.5
 # A second client process raising the do-nothing rate by more than this
 # (more than the run-to-run noise here) says one process was the limit.
 SECOND_CLIENT_GAIN_LIMIT = 1.1
-# Time for the client processes to start and connect before they all start
-# sending at once.
-START_DELAY_SECONDS = 2
-WARMUP_SECONDS = 1
 # The events queue keeps the newest this many (the broker drops the oldest),
 # so that a long bulk run does not pile up a backlog no one drains.
 EVENTS_KEPT = 10_000
-
-
-def in_flight_shares(in_flight, processes):
-    """`in_flight` calls split as evenly as can be over `processes`."""
-    if processes < 1 or in_flight < processes:
-        raise ValueError(f"{in_flight} calls in flight cannot be shared by {processes} processes")
-    base, extra = divmod(in_flight, processes)
-    return [base + (1 if n < extra else 0) for n in range(processes)]
-
-
-def combine(runs):
-    """One figure for client processes that measured the same window: their
-    answers per second added up, the CPU of the busiest one."""
-    cpu = [run["client_cpu_cores"] for run in runs if run["client_cpu_cores"] is not None]
-    return {
-        "processes": len(runs),
-        "in_flight": sum(run["in_flight"] for run in runs),
-        "calls_per_second": sum(run["calls_per_second"] for run in runs),
-        "answered": sum(run["answered"] for run in runs),
-        "errors": sum(run["errors"] for run in runs),
-        "first_errors": sorted({e for run in runs for e in run["first_errors"]})[:3],
-        "client_cpu_cores": max(cpu) if cpu else None,
-    }
 
 
 def client_limits(cpu_cores, second_client_gain):
@@ -90,56 +59,6 @@ def client_limits(cpu_cores, second_client_gain):
     if second_client_gain is not None and second_client_gain > SECOND_CLIENT_GAIN_LIMIT:
         reasons.append(f"a second client process raised the rate {second_client_gain:.2f} x")
     return reasons
-
-
-def rpc_load(amqp_uri, service, method, args=(), processes=1, in_flight=IN_FLIGHT, seconds=10):
-    """Load `service.method(*args)` from `processes` bench.rpc_load
-    processes sharing `in_flight` calls, all measuring the same window;
-    their combined figures. Fails if a call failed or a process could not
-    start in time to measure the whole window."""
-    start_at = time.time() + START_DELAY_SECONDS
-    clients = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.rpc_load",
-                amqp_uri,
-                service,
-                method,
-                "--args",
-                json.dumps(list(args)),
-                "--in-flight",
-                str(share),
-                "--seconds",
-                str(seconds),
-                "--warmup",
-                str(WARMUP_SECONDS),
-                "--start-at",
-                repr(start_at),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for share in in_flight_shares(in_flight, processes)
-    ]
-    runs = []
-    for client in clients:
-        out, err = client.communicate()
-        if client.returncode != 0:
-            raise RuntimeError(f"bench.rpc_load {service}.{method} failed: {err.strip()[-3000:]}")
-        runs.append(json.loads(out))
-    late = max(run["late_seconds"] for run in runs)
-    if late > WARMUP_SECONDS:
-        raise RuntimeError(f"a client process started {late:.1f} s late and missed the window")
-    combined = combine(runs)
-    if combined["errors"]:
-        raise RuntimeError(
-            f"{combined['errors']} {service}.{method} calls failed: {combined['first_errors']}"
-        )
-    return combined
 
 
 def declare_events_queue(amqp_uri):

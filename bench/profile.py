@@ -23,8 +23,9 @@ import subprocess
 import sys
 
 from bench.drain import run_drain
-from bench.ingest import IN_FLIGHT, declare_events_queue, rpc_load
+from bench.ingest import declare_events_queue
 from bench.process_stats import cpu_seconds
+from bench.rpc_clients import IN_FLIGHT, rpc_load
 from harness.sandbox import sandbox, wait_for_rpc
 
 PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")

@@ -15,12 +15,13 @@ from bench import rpc_load
 from bench.cli import SIZES, parse_args, plan
 from bench.drain import summarise as summarise_drain
 from bench.http_orders import summarise as summarise_http
-from bench.ingest import client_limits, combine, in_flight_shares
+from bench.ingest import client_limits
 from bench.ingest import summarise as summarise_ingest
 from bench.latency import summarise as summarise_latency
 from bench.process_stats import CpuPerOrder, cpu_seconds, peak_rss_mb
 from bench.profile import tally
 from bench.report import figures, table, target_checks
+from bench.rpc_clients import combine, in_flight_shares
 from bench.stats import latency_summary, percentile, rate
 from bench.sustained import slope
 from bench.sustained import summarise as summarise_sustained
