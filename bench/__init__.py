@@ -6,5 +6,5 @@ dropped afterwards, and measures only what a user can see: rows in the
 tables, messages in queues, HTTP answers, and the processes' memory.
 
     python -m bench [--orders N] [--latency-seconds S] [--metrics-rows N]
-                    [--repeat R] [--smoke] [--profile]
+                    [--repeat R] [--smoke] [--profile [processor|generator]]
 """

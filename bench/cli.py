@@ -19,7 +19,7 @@ from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.outbox_publish import run_outbox_publish
-from bench.profile import profile_drain
+from bench.profile import profile_create_order, profile_drain
 from bench.report import figures, table, target_checks
 from bench.sustained import run_sustained
 from bench.tls import run_tls_profile
@@ -40,95 +40,61 @@ SCENARIOS = (
     "steady_latency",
     "tracing",
 )
-# Full size, then the smoke size used by CI to keep the script working.
+# Each size: its value at full size, in the smoke (used by CI to keep the
+# script working), and what it sets. Each is an option (`orders` is
+# --orders) of the type of its full-size value.
 SIZES = {
-    "orders": (20_000, 300),
-    "latency_seconds": (30, 3),
-    "latency_rate": (100, 100),
-    "metrics_rows": (1_000_000, 5_000),
-    "load_seconds": (10, 2),
-    "concurrency": (16, 4),
-    "ingest_calls": (4000, 100),
-    "ingest_bulk_calls": (400, 8),
-    "timer_seconds": (10, 1),
-    "tracing_orders": (10_000, 300),
+    "orders": (20_000, 300, "backlog size for the drain"),
+    "latency_seconds": (30.0, 3.0, "measured seconds at the steady rate"),
+    "latency_rate": (100.0, 100.0, "orders per second"),
+    "metrics_rows": (1_000_000, 5_000, "processed orders in the tables for /metrics"),
+    "load_seconds": (10.0, 2.0, "seconds of /metrics load"),
+    "concurrency": (16, 4, "concurrent /metrics clients"),
+    "ingest_seconds": (
+        10.0,
+        1.0,
+        "measured seconds of each ingest RPC load (do-nothing with 1 and 2 client processes, "
+        "create_order, create_orders)",
+    ),
+    "timer_seconds": (10.0, 1.0, "seconds of the timer at a 1 ms interval"),
+    "tracing_orders": (10_000, 300, "backlog size for each tracing-cost drain"),
     # The smoke skips the tracing latency runs (0): each is a fresh sandbox.
-    "tracing_latency_seconds": (10, 0),
-    "tracing_repeat": (3, 1),
-    "outbox_orders": (20_000, 500),
-    "outbox_single_orders": (500, 50),
-    "http_seconds": (10, 2),
-    "sustained_seconds": (60, 3),
-    "sustained_rate": (1500, 200),
-    "steady_latency_seconds": (30, 3),
-    "steady_latency_rate": (500, 100),
+    "tracing_latency_seconds": (
+        10.0,
+        0.0,
+        "measured seconds of each tracing-cost latency run, 0 skips them",
+    ),
+    "tracing_repeat": (3, 1, "runs of each tracing mode, taking turns, in one invocation"),
+    "outbox_orders": (20_000, 500, "outbox rows published in batches"),
+    "outbox_single_orders": (500, 50, "outbox rows published one at a time"),
+    "http_seconds": (10.0, 2.0, "seconds of each POST /orders and do-nothing load"),
+    "sustained_seconds": (60.0, 3.0, "seconds of orders offered end to end"),
+    "sustained_rate": (1500.0, 200.0, "orders/s offered through create_orders"),
+    "steady_latency_seconds": (30.0, 3.0, "seconds of the created -> processed latency run"),
+    "steady_latency_rate": (500.0, 100.0, "orders/s offered for that latency"),
 }
+
+
+def _shown(value):
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+PROFILED_SERVICES = ("processor", "generator")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="Benchmark the order pipeline."
     )
-    parser.add_argument("--orders", type=int, help="backlog size for the drain (20000)")
-    parser.add_argument(
-        "--latency-seconds", type=float, help="measured seconds at the steady rate (30)"
-    )
-    parser.add_argument("--latency-rate", type=float, help="orders per second (100)")
+    for key, (full, _smoke, what) in SIZES.items():
+        parser.add_argument(
+            "--" + key.replace("_", "-"), type=type(full), help=f"{what} ({_shown(full)})"
+        )
     parser.add_argument(
         "--latency-source",
         choices=SOURCES,
         default="inprocess",
         help="who creates the orders for the latency run",
-    )
-    parser.add_argument(
-        "--metrics-rows", type=int, help="processed orders in the tables for /metrics (1000000)"
-    )
-    parser.add_argument("--load-seconds", type=float, help="seconds of /metrics load (10)")
-    parser.add_argument("--concurrency", type=int, help="concurrent /metrics clients (16)")
-    parser.add_argument(
-        "--ingest-calls", type=int, help="create_order (and do-nothing) calls (4000)"
-    )
-    parser.add_argument(
-        "--ingest-bulk-calls", type=int, help="create_orders calls of 100 orders (400)"
-    )
-    parser.add_argument(
-        "--timer-seconds", type=float, help="seconds of the timer at a 1 ms interval (10)"
-    )
-    parser.add_argument(
-        "--tracing-orders", type=int, help="backlog size for each tracing-cost drain (10000)"
-    )
-    parser.add_argument(
-        "--tracing-latency-seconds",
-        type=float,
-        help="measured seconds of each tracing-cost latency run (10; 0 skips them)",
-    )
-    parser.add_argument(
-        "--tracing-repeat",
-        type=int,
-        help="runs of each tracing mode, taking turns, in one invocation (3)",
-    )
-    parser.add_argument(
-        "--outbox-orders", type=int, help="outbox rows published in batches (20000)"
-    )
-    parser.add_argument(
-        "--outbox-single-orders", type=int, help="outbox rows published one at a time (500)"
-    )
-    parser.add_argument(
-        "--http-seconds", type=float, help="seconds of each POST /orders and do-nothing load (10)"
-    )
-    parser.add_argument(
-        "--sustained-seconds", type=float, help="seconds of orders offered end to end (60)"
-    )
-    parser.add_argument(
-        "--sustained-rate", type=float, help="orders/s offered through create_orders (1500)"
-    )
-    parser.add_argument(
-        "--steady-latency-seconds",
-        type=float,
-        help="seconds of the created -> processed latency run (30)",
-    )
-    parser.add_argument(
-        "--steady-latency-rate", type=float, help="orders/s offered for that latency (500)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
@@ -142,7 +108,12 @@ def parse_args(argv):
         help="tiny sizes (a check that the bench works; figures mean little)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="instead: one drain with the processor under py-spy"
+        "--profile",
+        nargs="?",
+        const="processor",
+        choices=PROFILED_SERVICES,
+        help="instead: one drain with the processor under py-spy (processor), or create_order "
+        "with 200 in flight for --ingest-seconds with the generator under py-spy (generator)",
     )
     parser.add_argument(
         "--cluster",
@@ -157,7 +128,7 @@ def parse_args(argv):
     )
     parser.add_argument("--output", help="results file (bench-results/latest.json)")
     args = parser.parse_args(argv)
-    for key, (full, smoke) in SIZES.items():
+    for key, (full, smoke, _what) in SIZES.items():
         if getattr(args, key) is None:
             setattr(args, key, smoke if args.smoke else full)
     if args.output is None:
@@ -269,14 +240,14 @@ def plan_ingest(args, logs, n):
     if "ingest" in args.scenarios:
         yield (
             "ingest",
-            f"ingest: {args.ingest_calls} create_order and do-nothing calls, "
-            f"{args.ingest_bulk_calls} create_orders calls, timer {args.timer_seconds:g} s",
+            f"ingest: do-nothing RPC (1 and 2 client processes), create_order and "
+            f"create_orders for {args.ingest_seconds:g} s each, timer {args.timer_seconds:g} s",
             partial(
                 run_ingest,
                 os.path.join(logs, f"ingest-{n}"),
-                args.ingest_calls,
-                args.ingest_bulk_calls,
+                args.ingest_seconds,
                 args.timer_seconds,
+                two_clients_first=n % 2 == 0,
             ),
         )
 
@@ -341,18 +312,28 @@ def run_scenarios(args, logs):
 
 
 def run_profile(args, logs):
-    raw_path = os.path.join(RESULTS_DIR, "processor-profile.raw.txt")
-    say(f"... drain with 1 processor under py-spy, {args.orders} orders")
-    drain, text = profile_drain(logs, args.orders, raw_path)
-    say(text)
-    say(
-        "\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
+    raw_path = os.path.join(RESULTS_DIR, f"{args.profile}-profile.raw.txt")
+    if args.profile == "generator":
+        say(
+            f"... create_order with 200 in flight for {args.ingest_seconds:g} s, "
+            "the generator under py-spy"
+        )
+        load, text = profile_create_order(logs, args.ingest_seconds, raw_path)
+        summary = "\ncreate_order: {:.0f} calls/s, generator {:.2f} ms CPU per call".format(
+            load["calls_per_second"], load["generator_cpu_ms_per_call"]
+        )
+    else:
+        say(f"... drain with 1 processor under py-spy, {args.orders} orders")
+        drain, text = profile_drain(logs, args.orders, raw_path)
+        summary = "\ndrain: {:.0f} orders/s, processor {:.2f} ms CPU per order".format(
             drain["orders_per_second"], drain["cpu_ms_per_order"].get("order_processor#1", 0)
         )
-    )
-    with open(os.path.join(RESULTS_DIR, "processor-profile.txt"), "w") as out:
-        out.write(text + "\n")
-    say(f"(written to bench-results/processor-profile.txt; raw stacks in {raw_path})")
+    say(text)
+    say(summary)
+    name = f"{args.profile}-profile.txt"
+    with open(os.path.join(RESULTS_DIR, name), "w") as out:
+        out.write(text + "\n" + summary + "\n")
+    say(f"(written to bench-results/{name}; raw stacks in {os.path.relpath(raw_path, ROOT)})")
 
 
 def main(argv=None):

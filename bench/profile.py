@@ -1,7 +1,8 @@
-"""Where a processor's CPU goes: one drain with py-spy sampling the
-processor process, then the functions most often on the stack.
+"""Where a service's CPU goes: py-spy samples one service process under
+load, then the functions most often on the stack are listed.
 
-    python -m bench --profile [--orders N]
+    python -m bench --profile [--orders N]                 # a processor, draining a backlog
+    python -m bench --profile generator [--ingest-seconds S]   # the generator, under create_order
 
 py-spy (`--gil`) samples the processor only while it holds the GIL, i.e.
 runs Python code, and sees whichever greenthread is running, so the figures
@@ -22,6 +23,10 @@ import subprocess
 import sys
 
 from bench.drain import run_drain
+from bench.ingest import declare_events_queue
+from bench.process_stats import cpu_seconds
+from bench.rpc_clients import IN_FLIGHT, rpc_load
+from harness.sandbox import sandbox, wait_for_rpc
 
 PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 SAMPLES_PER_SECOND = 200
@@ -39,35 +44,38 @@ def py_spy():
     return path
 
 
+def record(pid, raw_path, log_path):
+    """py-spy sampling `pid` into `raw_path` until that process exits."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [
+                py_spy(),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--function",
+                "--gil",
+                "--rate",
+                str(SAMPLES_PER_SECOND),
+                "--output",
+                raw_path,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def profile_drain(log_dir, orders, raw_path):
     """Drain `orders` with one sampled processor; returns (drain figures,
     the report text). py-spy's collapsed stacks are kept in `raw_path`."""
-    spy_command = py_spy()
+    py_spy()  # fail before the drain if it is missing
     spies = []
 
     def start(pipeline):
         process = pipeline.start_service("processor_service")
-        with open(os.path.join(log_dir, "py-spy.log"), "ab") as log:
-            spies.append(
-                subprocess.Popen(
-                    [
-                        spy_command,
-                        "record",
-                        "--pid",
-                        str(process.process.pid),
-                        "--format",
-                        "raw",
-                        "--function",
-                        "--gil",
-                        "--rate",
-                        str(SAMPLES_PER_SECOND),
-                        "--output",
-                        raw_path,
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        spies.append(record(process.process.pid, raw_path, os.path.join(log_dir, "py-spy.log")))
         return process
 
     try:
@@ -77,7 +85,39 @@ def profile_drain(log_dir, orders, raw_path):
             spy.wait(60)
     with open(raw_path) as raw:
         cumulative, own, total = tally(raw)
-    return drain, report(cumulative, own, total, orders)
+    what = f"Processor CPU in Python code while draining {orders} orders"
+    return drain, report(cumulative, own, total, orders, what)
+
+
+def profile_create_order(log_dir, seconds, raw_path):
+    """create_order with IN_FLIGHT calls in flight for `seconds`, the
+    generator sampled; returns (the load's figures with the generator's CPU
+    per call, the report text)."""
+    py_spy()
+    with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
+        declare_events_queue(pipeline.amqp_uri)
+        generator = pipeline.start_service("generator_service")
+        wait_for_rpc(pipeline.amqp_uri, "order_generator", "status", [generator])
+        pid = generator.process.pid
+        spy = record(pid, raw_path, os.path.join(log_dir, "py-spy.log"))
+        try:
+            before = cpu_seconds(pid)
+            load = rpc_load(
+                pipeline.amqp_uri, "order_generator", "create_order", [3], seconds=seconds
+            )
+            load["generator_cpu_ms_per_call"] = (
+                (cpu_seconds(pid) - before) / load["answered"] * 1000
+            )
+            generator.stop()
+        finally:
+            spy.wait(60)
+    with open(raw_path) as raw:
+        cumulative, own, total = tally(raw)
+    what = (
+        f"Generator CPU in Python code while answering {load['answered']} create_order calls "
+        f"({IN_FLIGHT} in flight)"
+    )
+    return load, report(cumulative, own, total, load["answered"], what)
 
 
 def tally(lines):
@@ -99,12 +139,9 @@ def tally(lines):
     return cumulative, own, total
 
 
-def report(cumulative, own, total, orders, top=TOP):
-    cpu_seconds = total / SAMPLES_PER_SECOND
-    lines = [
-        f"Processor CPU in Python code while draining {orders} orders: ~{cpu_seconds:.1f} s sampled, "
-        f"~{cpu_seconds / orders * 1000:.2f} ms per order"
-    ]
+def report(cumulative, own, total, orders, what, top=TOP):
+    sampled = total / SAMPLES_PER_SECOND
+    lines = [f"{what}: ~{sampled:.1f} s sampled, ~{sampled / orders * 1000:.2f} ms per order"]
     for title, counts in (("cumulative", cumulative), ("self", own)):
         lines += [
             "",

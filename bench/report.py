@@ -4,6 +4,7 @@ printed table. Targets are shown, not enforced."""
 import operator
 
 from bench.http_orders import NARROW_GATEWAY_WORKERS
+from bench.ingest import CLIENT_CPU_LIMIT_CORES, SECOND_CLIENT_GAIN_LIMIT, client_limits
 from bench.stats import median_of
 from bench.sustained import GROWTH_TOLERANCE
 
@@ -14,6 +15,21 @@ TARGETS = [
     ("latency_p99_ms", "latency p99 at the steady rate", operator.le, 50, "ms"),
     ("metrics_p99_ms", "GET /metrics p99", operator.le, 10, "ms"),
     ("metrics_requests_per_second", "GET /metrics throughput", operator.ge, 1000, "req/s"),
+    # The ceiling is the service's, not the RPC client's (bench.ingest).
+    (
+        "ingest_noop_client_cpu_cores",
+        "  RPC client CPU, 1 process",
+        operator.lt,
+        CLIENT_CPU_LIMIT_CORES,
+        "cores",
+    ),
+    (
+        "ingest_second_client_gain",
+        "  2 client processes / 1",
+        operator.le,
+        SECOND_CLIENT_GAIN_LIMIT,
+        "x",
+    ),
     ("ingest_create_order_ratio", "create_order / do-nothing RPC", operator.ge, 0.6, "x"),
     (
         "ingest_create_orders_per_second",
@@ -47,12 +63,21 @@ TARGETS = [
 ]
 INGEST_FIGURES = (
     "noop_calls_per_second",
+    "noop_client_cpu_cores",
+    "noop_two_clients_calls_per_second",
+    "noop_two_clients_cpu_cores",
+    "second_client_gain",
+    "ceiling_calls_per_second",
     "create_order_per_second",
+    "create_order_client_cpu_cores",
     "create_order_ratio",
     "create_orders_per_second",
     "timer_orders_per_second",
     "timer_batched_orders_per_second",
 )
+# Whose CPU per call the ingest loads report: the called service's process
+# (the do-nothing service, or the generator), the broker, the database.
+INGEST_CPU_LABELS = ("service", "rabbitmq", "mariadb")
 HTTP_FIGURES = (
     "noop_requests_per_second",
     "orders_per_second",
@@ -75,7 +100,7 @@ SUSTAINED_FIGURES = (
 # The processes whose CPU per order the ingest scenarios report.
 PROFILED = ("order_generator", "order_processor", "gateway", "rabbitmq", "mariadb")
 RSS_TARGET_MB = 150
-SYMBOLS = {operator.ge: ">=", operator.le: "<="}
+SYMBOLS = {operator.ge: ">=", operator.le: "<=", operator.lt: "<"}
 
 
 def service_of(label):
@@ -113,6 +138,17 @@ def figures(results):
     ingest_runs = results.get("ingest", {}).get("runs", [])
     for key in INGEST_FIGURES:
         out["ingest_" + key] = median_of(ingest_runs, key)
+    for load in ("noop", "create_order"):
+        for label in INGEST_CPU_LABELS:
+            per_run = [
+                {"ms": run[f"{load}_cpu_ms_per_call"][label]}
+                for run in ingest_runs
+                if label in run.get(f"{load}_cpu_ms_per_call", {})
+            ]
+            out[f"ingest_{load}_{label}_cpu_ms_per_call"] = median_of(per_run, "ms")
+    out["ingest_ceiling_client_limits"] = client_limits(
+        out["ingest_noop_client_cpu_cores"], out["ingest_second_client_gain"]
+    )
     outbox_runs = results.get("outbox", {}).get("runs", [])
     for key in (
         "batched_events_per_second",
@@ -215,6 +251,64 @@ def target_checks(figs):
             }
         )
     return checks
+
+
+def ingest_rpc_rows(row, figs):
+    """The RPC ways in beside the do-nothing ceiling, and whether that
+    ceiling is the client's own limit."""
+    row(
+        "do-nothing RPC, 200 in flight, 1 client process",
+        figs.get("ingest_noop_calls_per_second"),
+        "calls/s",
+        "{:.0f}",
+    )
+    row("  RPC client CPU, 1 process", figs.get("ingest_noop_client_cpu_cores"), "cores", "{:.2f}")
+    row(
+        "do-nothing RPC, 200 in flight, 2 client processes",
+        figs.get("ingest_noop_two_clients_calls_per_second"),
+        "calls/s",
+        "{:.0f}",
+    )
+    row("  2 client processes / 1", figs.get("ingest_second_client_gain"), "x", "{:.2f}")
+    row(
+        "  RPC client CPU, busier of 2 processes",
+        figs.get("ingest_noop_two_clients_cpu_cores"),
+        "cores",
+        "{:.2f}",
+    )
+    limits = figs.get("ingest_ceiling_client_limits")
+    row(
+        "  ceiling set by the client",
+        None if limits is None else ("YES: " + "; ".join(limits) if limits else "no"),
+        fmt="{}",
+    )
+    row(
+        "create_order, 200 in flight",
+        figs.get("ingest_create_order_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row(
+        "  RPC client CPU, create_order",
+        figs.get("ingest_create_order_client_cpu_cores"),
+        "cores",
+        "{:.2f}",
+    )
+    row("create_order / do-nothing RPC", figs.get("ingest_create_order_ratio"), "x", "{:.2f}")
+    for load, service in (("noop", "do-nothing service"), ("create_order", "generator")):
+        for label, name in zip(INGEST_CPU_LABELS, (service, "rabbitmq", "mariadb")):
+            row(
+                f"  CPU per call, {name} ({'do-nothing' if load == 'noop' else load})",
+                figs.get(f"ingest_{load}_{label}_cpu_ms_per_call"),
+                "ms",
+                "{:.2f}",
+            )
+    row(
+        "create_orders, 100 x 8 in flight",
+        figs.get("ingest_create_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
 
 
 def ingest_rows(row, figs):
@@ -344,25 +438,7 @@ def table(results, figs):
         )
     row("GET /metrics throughput", figs.get("metrics_requests_per_second"), "req/s", "{:.0f}")
     row("GET /metrics errors", figs.get("metrics_errors"), "", "{}")
-    row(
-        "do-nothing RPC, 200 in flight",
-        figs.get("ingest_noop_calls_per_second"),
-        "calls/s",
-        "{:.0f}",
-    )
-    row(
-        "create_order, 200 in flight",
-        figs.get("ingest_create_order_per_second"),
-        "orders/s",
-        "{:.0f}",
-    )
-    row("create_order / do-nothing RPC", figs.get("ingest_create_order_ratio"), "x", "{:.2f}")
-    row(
-        "create_orders, 100 x 8 in flight",
-        figs.get("ingest_create_orders_per_second"),
-        "orders/s",
-        "{:.0f}",
-    )
+    ingest_rpc_rows(row, figs)
     row("timer at 0.001 s", figs.get("ingest_timer_orders_per_second"), "orders/s", "{:.0f}")
     row(
         "timer at 0.001 s, ORDERS_PER_TICK=10",

@@ -2,24 +2,32 @@
 profile's tallies, the figures and targets. (The scenarios themselves run
 against the real services: `make bench-smoke`.)"""
 
+import json
 import os
 import re
 from collections import Counter
 
+import kombu.serialization
 import pytest
+from nameko.exceptions import serialize
 
-from bench.cli import parse_args, plan
+from bench import rpc_load
+from bench.cli import SIZES, parse_args, plan
 from bench.drain import summarise as summarise_drain
 from bench.http_orders import summarise as summarise_http
+from bench.ingest import client_limits
+from bench.ingest import summarise as summarise_ingest
 from bench.latency import summarise as summarise_latency
 from bench.process_stats import CpuPerOrder, cpu_seconds, peak_rss_mb
 from bench.profile import tally
 from bench.report import figures, table, target_checks
+from bench.rpc_clients import combine, in_flight_shares
 from bench.stats import latency_summary, percentile, rate
 from bench.sustained import slope
 from bench.sustained import summarise as summarise_sustained
 from bench.tracing_cost import MODES, check_spans, span_names
 from bench.tracing_report import tracing_figures, tracing_table
+from order_contract import InvalidQuantity
 
 
 def test_percentile_is_nearest_rank():
@@ -422,3 +430,186 @@ def test_a_sustained_run_that_kept_up_within_the_sampling_meets_its_target():
         checks = {check["figure"]: check["met"] for check in target_checks(figs)}
         assert checks["sustained: processed / offered"] is met
         assert checks["sustained: backlog"] is met
+
+
+def table_rows(results):
+    rows = {}
+    for line in table(results, figures(results)).splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_every_size_is_an_option_of_its_type_and_the_smoke_takes_the_small_ones():
+    full, smoke = parse_args([]), parse_args(["--smoke"])
+    for key, (full_size, smoke_size, _what) in SIZES.items():
+        assert getattr(full, key) == full_size
+        assert getattr(smoke, key) == smoke_size
+    args = parse_args(["--ingest-seconds", "2.5", "--tracing-repeat", "2"])
+    assert args.ingest_seconds == 2.5 and args.tracing_repeat == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--orders", "2.5"])  # a count, not a duration
+
+
+def test_the_ingest_plan_names_its_seconds():
+    args = parse_args(["--scenarios", "ingest", "--ingest-seconds", "4", "--repeat", "2"])
+    titles = [title for _, title, _ in plan(args, "/logs")]
+    assert len(titles) == 2
+    assert "for 4 s each" in titles[0]
+
+
+def test_calls_in_flight_are_shared_evenly_by_the_client_processes():
+    assert in_flight_shares(200, 1) == [200]
+    assert in_flight_shares(200, 2) == [100, 100]
+    assert in_flight_shares(201, 2) == [101, 100]
+    for impossible in ((1, 2), (200, 0)):
+        with pytest.raises(ValueError):
+            in_flight_shares(*impossible)
+
+
+def client_run(rate, cpu, in_flight=100, errors=()):
+    return {
+        "in_flight": in_flight,
+        "calls_per_second": rate,
+        "answered": int(rate * 12),
+        "errors": len(errors),
+        "first_errors": list(errors),
+        "client_cpu_cores": cpu,
+    }
+
+
+def test_client_processes_measuring_one_window_add_up():
+    both = combine([client_run(700, 0.10), client_run(650, 0.12, errors=["Boom: x"])])
+    assert both["processes"] == 2
+    assert both["in_flight"] == 200
+    assert both["calls_per_second"] == 1350
+    assert both["answered"] == 700 * 12 + 650 * 12
+    assert both["client_cpu_cores"] == 0.12  # the busier process
+    assert both["errors"] == 1 and both["first_errors"] == ["Boom: x"]
+
+
+def test_the_ceiling_is_the_clients_when_it_is_busy_or_a_second_client_raises_it():
+    assert client_limits(0.2, 1.02) == []
+    assert client_limits(0.2, 0.9) == []  # a second client that lowers it says nothing
+    assert client_limits(0.5, 1.0) == ["one client process used 0.50 cores"]
+    assert client_limits(0.1, 1.25) == ["a second client process raised the rate 1.25 x"]
+    assert len(client_limits(0.7, 1.5)) == 2
+    assert client_limits(None, 1.05) == []
+    assert client_limits(None, None) is None
+
+
+def test_create_order_is_read_against_the_higher_do_nothing_rate():
+    noop_one, noop_two = client_run(1400, 0.2, 200), client_run(1450, 0.1, 200)
+    single, bulk = client_run(600, 0.1, 200), client_run(90, 0.05, 8)
+    figs = summarise_ingest(noop_one, noop_two, single, bulk)
+    assert figs["ceiling_calls_per_second"] == 1450
+    assert figs["create_order_ratio"] == pytest.approx(600 / 1450)
+    assert figs["second_client_gain"] == pytest.approx(1450 / 1400)
+    assert figs["ceiling_client_limits"] == []
+    assert figs["create_orders_per_second"] == 9000
+    lower = summarise_ingest(noop_one, client_run(1200, 0.1, 200), single, bulk)
+    assert lower["create_order_ratio"] == pytest.approx(600 / 1400)
+
+
+def ingest_run(noop, noop_two, cpu, create_order):
+    one, two = client_run(noop, cpu, 200), client_run(noop_two, 0.1, 200)
+    return summarise_ingest(one, two, client_run(create_order, 0.1, 200), client_run(90, 0.1, 8))
+
+
+def test_the_table_flags_a_ceiling_that_is_the_clients():
+    quiet = dict(
+        RESULTS,
+        ingest={
+            "runs": [
+                ingest_run(1400, 1420, 0.20, 600),
+                ingest_run(1300, 1350, 0.25, 700),
+                ingest_run(1500, 1480, 0.22, 650),
+            ]
+        },
+    )
+    rows = table_rows(quiet)
+    assert rows["do-nothing RPC, 200 in flight, 1 client process"] == ["1400 calls/s"]
+    assert rows["RPC client CPU, 1 process"] == ["0.22 cores", "< 0.5 cores", "yes"]
+    assert rows["2 client processes / 1"][1:] == ["<= 1.1 x", "yes"]
+    assert rows["ceiling set by the client"] == ["no"]
+    # The median of each run's ratio (600/1420, 700/1350, 650/1500).
+    assert rows["create_order / do-nothing RPC"] == ["0.43 x", ">= 0.6 x", "NO"]
+    capped = dict(RESULTS, ingest={"runs": [ingest_run(700, 1300, 0.6, 600)]})
+    rows = table_rows(capped)
+    assert rows["RPC client CPU, 1 process"] == ["0.60 cores", "< 0.5 cores", "NO"]
+    assert rows["2 client processes / 1"] == ["1.86 x", "<= 1.1 x", "NO"]
+    assert rows["ceiling set by the client"][0].startswith("YES: one client process used 0.60")
+    # Read against the two processes' 1,300 calls/s, not the capped 700.
+    assert rows["create_order / do-nothing RPC"] == ["0.46 x", ">= 0.6 x", "NO"]
+    assert table_rows(RESULTS)["ceiling set by the client"] == ["-"]
+
+
+def test_the_lean_client_speaks_nameko_rpc():
+    body = rpc_load.request_body([3], {"when": "now"})
+    # The service decodes it by its content type, as nameko's Responder does.
+    assert kombu.serialization.loads(body, "application/json", "utf-8") == {
+        "args": [3],
+        "kwargs": {"when": "now"},
+    }
+    assert rpc_load.reply_error(json.dumps({"result": {"id": 1}, "error": None})) is None
+    error = serialize(InvalidQuantity("quantity must be 1..100"))
+    assert (
+        rpc_load.reply_error(json.dumps({"result": None, "error": error}))
+        == "InvalidQuantity: quantity must be 1..100"
+    )
+
+
+def test_the_lean_client_reads_an_amqp_uri_as_kombu_does():
+    assert rpc_load.connection_parameters("amqp://u%40x:p%2Fw@broker:5673/orders_test_1") == {
+        "host": "broker:5673",
+        "userid": "u@x",
+        "password": "p/w",
+        "virtual_host": "orders_test_1",
+    }
+    assert rpc_load.connection_parameters("amqp://guest:guest@localhost/")["virtual_host"] == "/"
+    assert rpc_load.connection_parameters("amqp://localhost/%2F")["virtual_host"] == "/"
+    with pytest.raises(ValueError):
+        rpc_load.connection_parameters("amqps://localhost/")
+
+
+def test_the_lean_client_counts_answers_in_its_window_only():
+    window = rpc_load.Window(measure_from=100.0, stop_at=110.0)
+    assert window.see(99.0) is True
+    for moment in (99.5, 100.0, 105.0, 109.99, 110.0, 111.0):
+        window.answered(moment)
+    assert window.answers == 3
+    assert window.cpu_cores() is None  # not closed yet
+    window.see(100.0)
+    assert window.see(110.0) is False
+    assert window.cpu_cores() >= 0
+
+
+def test_the_lean_client_refuses_arguments_that_are_not_a_call():
+    args = rpc_load.parse_args(["amqp://localhost/", "svc", "method", "--args", "[[3, 4]]"])
+    assert args.args == [[3, 4]] and args.kwargs == {} and args.in_flight == 200
+    for wrong in (["--args", '{"a": 1}'], ["--kwargs", "[1]"], ["--in-flight", "0"]):
+        with pytest.raises(SystemExit):
+            rpc_load.parse_args(["amqp://localhost/", "svc", "method", *wrong])
+
+
+def test_profile_names_the_service_and_defaults_to_the_processor():
+    assert parse_args([]).profile is None
+    assert parse_args(["--profile"]).profile == "processor"
+    assert parse_args(["--profile", "generator"]).profile == "generator"
+    with pytest.raises(SystemExit):
+        parse_args(["--profile", "gateway"])
+
+
+def test_the_table_sets_the_generators_cpu_per_call_beside_the_do_nothing_services():
+    runs = []
+    for noop_ms, generator_ms in ((0.4, 1.2), (0.5, 1.5), (0.6, 1.1)):
+        one = dict(
+            client_run(1400, 0.2, 200), cpu_ms_per_call={"service": noop_ms, "rabbitmq": 0.3}
+        )
+        single = dict(client_run(600, 0.1, 200), cpu_ms_per_call={"service": generator_ms})
+        runs.append(summarise_ingest(one, client_run(1400, 0.1, 200), single, client_run(90, 0, 8)))
+    rows = table_rows(dict(RESULTS, ingest={"runs": runs}))
+    assert rows["CPU per call, do-nothing service (do-nothing)"] == ["0.50 ms"]
+    assert rows["CPU per call, rabbitmq (do-nothing)"] == ["0.30 ms"]
+    assert rows["CPU per call, generator (create_order)"] == ["1.20 ms"]
+    assert rows["CPU per call, mariadb (create_order)"] == ["-"]
