@@ -21,6 +21,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
@@ -34,6 +35,8 @@ from order_pipeline.tls import TlsFiles, describe_tls_failure
 use_node_named_tls()
 
 MASK = "********"
+# The longest wait for a node's answer to a connection's close.
+CLOSE_TIMEOUT_SECONDS = 5
 # `scheme://user:password@`: the password ends at the last `@` before the
 # host, and a URI list has one such part per node.
 _CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@;\s]*):[^@/;\s]*@")
@@ -148,6 +151,25 @@ def connect(target: Broker | str, **options) -> Connection:
         connection.release()
         raise
     return connection
+
+
+def close_connection(connection: Connection, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+    """Close a connection the project opened, waiting at most `timeout` for
+    the node's close-ok, then drop its socket whatever happened.
+
+    py-amqp waits for that answer with no time limit (its read_timeout is a
+    socket option, which eventlet's sockets do not honour), so a close sent
+    to a frozen or cut-off node would hold the caller until the node
+    answered: a stopping service among them."""
+    try:
+        with eventlet.Timeout(timeout):
+            connection.release()
+            return
+    except eventlet.Timeout:
+        pass
+    except Exception:  # already broken
+        pass
+    connection.collect()  # no handshake: the socket is closed here
 
 
 def check_broker(config):

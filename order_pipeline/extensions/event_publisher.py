@@ -42,7 +42,13 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from opentelemetry.trace import SpanKind
 
-from order_pipeline.broker import broker, check_broker, node_count, starting_at
+from order_pipeline.broker import (
+    broker,
+    check_broker,
+    close_connection,
+    node_count,
+    starting_at,
+)
 from order_pipeline.trace_context import carrier_context, current_carrier, tracer
 
 log = logging.getLogger(__name__)
@@ -224,9 +230,6 @@ class RoutedEventPublisher(DependencyProvider):
 
     def _close(self):
         if self._connection is not None:
-            try:
-                self._connection.release()
-            except Exception:  # already broken; nothing to release
-                pass
+            close_connection(self._connection)
         self._connection = None
         self._producer = None

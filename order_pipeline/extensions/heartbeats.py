@@ -44,11 +44,11 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer
 
 from order_contract import HEARTBEAT_EXCHANGE, HEARTBEAT_QUEUE
-from order_pipeline.broker import connect, mask_uri
+from order_pipeline.broker import broker, close_connection, connect, mask_uri
 from order_pipeline.config import setting
 from order_pipeline.extensions.reliable_events import ReliableEventHandler
 from order_pipeline.queues import close_quietly, declare_at_start, durable_queue
-from order_pipeline.settings import amqp_uri, queue_type
+from order_pipeline.settings import queue_type
 from order_pipeline.times import iso_z, utc_now
 from order_pipeline.version import VERSION, git_commit
 
@@ -143,7 +143,7 @@ class Heartbeat(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.interval = heartbeat_interval_seconds(config)
-        self.broker_uri = amqp_uri(config)
+        self.broker = broker(config)
         self.event_handlers = [
             entrypoint
             for entrypoint in self.container.entrypoints
@@ -235,17 +235,14 @@ class Heartbeat(DependencyProvider):
             eventlet.sleep(self.interval)
 
     def _connect(self):
-        self.connection = connect(self.broker_uri, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        self.connection = connect(self.broker, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         self.producer = Producer(self.connection.channel(), exchange=heartbeat_exchange())
         self.producer.declare()
 
     def _disconnect(self):
         connection, self.connection, self.producer = self.connection, None, None
         if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # already broken
-                pass
+            close_connection(connection)
 
     def _queue_ready(self) -> int | None:
         """Messages ready on the event handlers' queues (None without any,
