@@ -77,7 +77,16 @@ class NamekoProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{self.modules} did not stop on SIGTERM") from None
+            raise AssertionError(
+                f"{self.modules} did not stop on SIGTERM{self._slow_stop_report()}"
+            ) from None
+
+    def _slow_stop_report(self):
+        """The service's own account of a stop that did not end (see
+        order_pipeline.extensions.containers), to show with the failure."""
+        output = self.output()
+        start = output.rfind("still stopping after")
+        return "" if start < 0 else f"; its log says:\n{output[start:][:20000]}"
 
     def kill(self):
         if self.running:

@@ -20,15 +20,29 @@ It also lets a service size its own worker pool: nameko reads one
 waits on the other services. A service class with a `read_max_workers`
 attribute (a settings reader, `config -> int`) gets a pool of that size.
 
+A stop that has not ended after STOP_REPORT_SECONDS logs where each
+greenthread is waiting, once: what holds it up is then in the log of a
+process that has to be killed.
+
 Selected in config.yml with `SERVICE_CONTAINER_CLS`.
 """
 
+import logging
+
+import eventlet
 from eventlet.event import Event
 from nameko.constants import MAX_WORKERS_CONFIG_KEY
 from nameko.containers import ServiceContainer
 
 from order_pipeline.broker import nameko_config
 from order_pipeline.config import apply_setting_files
+from order_pipeline.greenthread_stacks import greenthread_stacks
+
+log = logging.getLogger(__name__)
+
+# Longer than a healthy stop takes: a worker's RPC call or a batch's publish
+# confirms (5 s each at most) has finished by then.
+STOP_REPORT_SECONDS = 12
 
 
 class StopOnceServiceContainer(ServiceContainer):
@@ -57,6 +71,18 @@ class StopOnceServiceContainer(ServiceContainer):
                 pass
             return
         self._stopping = True
-        if self.started:
-            self._start_ended.wait()
-        super().stop()
+        report = eventlet.spawn_after(STOP_REPORT_SECONDS, self._report_slow_stop)
+        try:
+            if self.started:
+                self._start_ended.wait()
+            super().stop()
+        finally:
+            report.cancel()
+
+    def _report_slow_stop(self):
+        log.warning(
+            "%s: still stopping after %s s; %s",
+            self.service_name,
+            STOP_REPORT_SECONDS,
+            greenthread_stacks(),
+        )

@@ -20,6 +20,7 @@ from harness.broker import publish_order_created
 from harness.private_servers import PrivateServers
 from harness.processes import CONFIG, NAMEKO, ROOT, Pipeline, free_port, wait_until
 from harness.tables import order_count, processed_count, sql_metrics, unprocessed_order_ids
+from order_contract import GATEWAY, GENERATOR, PROCESSOR
 from order_pipeline.broker import broker, check_broker, connect
 from order_pipeline.config import load_config
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
@@ -37,6 +38,14 @@ def tls_servers(tmp_path_factory):
     finally:
         servers.stop()
         atexit.unregister(servers.stop)
+
+
+def live_services(system):
+    """The services with a live instance in /instances."""
+    response = system.get("/instances")
+    if response.status_code != 200:
+        return set()
+    return {item["service"] for item in response.json()["instances"] if item["state"] == "live"}
 
 
 def command(*args, env, stdin="", timeout=60):
@@ -67,6 +76,12 @@ def test_the_pipeline_runs_end_to_end_with_every_hop_over_tls(tls_servers, tmp_p
     try:
         system.start()  # /health answered over HTTPS
         wait_until(lambda: order_count(tables) >= 8, 60, message="orders created")
+        # Each service's heartbeats, sent on a connection of its own.
+        wait_until(
+            lambda: live_services(system) == {GENERATOR, PROCESSOR, GATEWAY},
+            60,
+            message="a live instance of each service in /instances",
+        )
         # An event the processor cannot read: its reliable handler publishes
         # it to the dead-letter queue, and counts it in its own table.
         publish_order_created(tls_servers.broker(amqp_uri), ["not json"], content_type="text/plain")
