@@ -27,4 +27,3 @@ def test_closing_a_connection_to_a_node_that_froze_returns_and_drops_the_socket(
             relay.client_closed.wait()
     finally:
         relay.close()
-
