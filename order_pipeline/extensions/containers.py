@@ -22,12 +22,14 @@ attribute (a settings reader, `config -> int`) gets a pool of that size.
 
 A stop that has not ended after STOP_REPORT_SECONDS logs where each
 greenthread is waiting, once: what holds it up is then in the log of a
-process that has to be killed.
+process that has to be killed. SIGUSR1 logs the same at any time (`kill
+-USR1 <pid>`), for a service that runs but does nothing.
 
 Selected in config.yml with `SERVICE_CONTAINER_CLS`.
 """
 
 import logging
+import signal
 
 import eventlet
 from eventlet.event import Event
@@ -56,6 +58,10 @@ class StopOnceServiceContainer(ServiceContainer):
         super().__init__(service_cls, config, *args, **kwargs)
         self._stopping = False
         self._start_ended = Event()
+        try:
+            signal.signal(signal.SIGUSR1, _report_greenthreads)
+        except ValueError:  # not the main thread: no report on demand
+            pass
 
     def start(self):
         try:
@@ -86,3 +92,9 @@ class StopOnceServiceContainer(ServiceContainer):
             STOP_REPORT_SECONDS,
             greenthread_stacks(),
         )
+
+
+def _report_greenthreads(signum, frame):
+    # A signal handler runs between two bytecodes of whatever greenthread
+    # was running: it only logs, and switches to no other greenthread.
+    log.warning("SIGUSR1: %s", greenthread_stacks())

@@ -3,6 +3,7 @@ processors and the gateway as `nameko run` processes, QUEUE_TYPE=quorum,
 AMQP_URI listing the three RabbitMQ nodes, DB_URI through HAProxy; each
 scenario in a database and vhost of its own."""
 
+import signal
 import time
 
 from sqlalchemy.exc import DBAPIError
@@ -103,12 +104,20 @@ class ClusterSystem:
     def wait_failover(self, fault_start, orders=5):
         """Seconds from the fault's start until `orders` orders committed
         after it have been processed (the node still down)."""
-        wait_until(
-            lambda: self.ledger.processed_after(fault_start.last_order_id) >= orders,
-            FAILOVER_SECONDS,
-            interval=0.2,
-            message=f"{orders} orders committed after the fault processed",
-        )
+        try:
+            wait_until(
+                lambda: self.ledger.processed_after(fault_start.last_order_id) >= orders,
+                FAILOVER_SECONDS,
+                interval=0.2,
+                message=f"{orders} orders committed after the fault processed",
+            )
+        except AssertionError:
+            # Each service logs where its greenthreads wait (see
+            # order_pipeline.extensions.containers), for the logs kept in
+            # the test's tmp_path.
+            for process in self.pipeline.processes:
+                process.signal(signal.SIGUSR1)
+            raise
         return time.monotonic() - fault_start.at
 
     def wait_clusters_whole(self):

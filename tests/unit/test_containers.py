@@ -2,6 +2,8 @@
 log, where each greenthread is waiting."""
 
 import logging
+import os
+import signal
 
 import eventlet
 from eventlet.event import Event
@@ -44,3 +46,19 @@ def test_a_stop_that_does_not_end_logs_where_it_waits(monkeypatch, caplog):
     answer.send(True)
     stopping.wait()
     assert caplog.text.count("still stopping") == 1
+
+
+def test_sigusr1_logs_where_each_greenthread_waits(caplog):
+    class Service:
+        name = "quiet_service"
+
+    containers.StopOnceServiceContainer(Service, {"AMQP_URI": "amqp://guest:guest@localhost/"})
+    answer = Event()
+    waiting = eventlet.spawn(waiting_for_a_close_handshake, answer)
+    eventlet.sleep(0)  # it starts, and waits
+    caplog.set_level(logging.WARNING, logger=containers.__name__)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    wait_until(lambda: "SIGUSR1" in caplog.text, 10, message="the report")
+    assert "in waiting_for_a_close_handshake" in caplog.text
+    answer.send(True)
+    waiting.wait()
