@@ -25,7 +25,7 @@ from harness.tables import dead_letter_rows, parked_dead_letters, sql
 from order_contract import ORDER_CREATED
 from order_pipeline.broker import connect
 from tests.support.openapi import response_schema, schema_violations
-from tests.support.services import InProcessServices
+from tests.support.services import PATIENT_RPC_TIMEOUT, InProcessServices
 
 MISSING = 10**9  # order ids no generated order reaches in a test
 NEXT_TOKEN = "Nx2-NeXt_CoNtrol9mKq2Wx9Zp3Lv8Hc"
@@ -36,7 +36,12 @@ PROCESSING_FRAME = "processor_service/processing.py:process_order_batch"
 
 @pytest.fixture
 def services(make_database, make_vhost):
-    running = InProcessServices(make_database(), make_vhost(), GATEWAY_NEXT_TOKEN=NEXT_TOKEN)
+    running = InProcessServices(
+        make_database(),
+        make_vhost(),
+        GATEWAY_NEXT_TOKEN=NEXT_TOKEN,
+        RPC_TIMEOUT_SECONDS=PATIENT_RPC_TIMEOUT,
+    )
     running.start("generator", "processor", "gateway")
     yield running
     running.stop_all()

@@ -27,6 +27,7 @@ from tests.support.services import (
     INTERVAL,
     LEAKS,
     MAX_REQUEST_BYTES,
+    PATIENT_RPC_TIMEOUT,
     RPC_TIMEOUT,
     InProcessServices,
     json_body,
@@ -72,9 +73,7 @@ def assert_documented(path, method, response, body):
 
 
 # Tests that wait for the gateway to give up use the harness's short RPC
-# timeout (RPC_TIMEOUT); the others use this one, so that a busy machine's
-# slow answer is not taken for a missing service.
-PATIENT_RPC_TIMEOUT = 5
+# timeout (RPC_TIMEOUT); the others PATIENT_RPC_TIMEOUT.
 # How much later than RPC_TIMEOUT a 503 may come on a busy machine. A gateway
 # that waited for a missing service would not answer before the client's own
 # 10 s timeout.
