@@ -327,8 +327,12 @@ def test_make_shell_shows_the_broker_without_any_password(amqp_uri):
 
 
 def test_a_broker_still_away_after_the_start_up_wait_is_one_line_naming_it(db_uri):
+    # Unbuffered, so that the log line said while waiting is not lost at exit.
     done = run_service(
-        "gateway", AMQP_URI="amqp://guest:guest@127.0.0.1:1/", STARTUP_WAIT_SECONDS="2"
+        "gateway",
+        AMQP_URI="amqp://guest:guest@127.0.0.1:1/",
+        STARTUP_WAIT_SECONDS="6",
+        PYTHONUNBUFFERED="1",
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
