@@ -48,6 +48,7 @@ from tests.support.deployment import (
     made_certificates,
     makefile_services,
     named_volume,
+    nameko_modules,
     nameko_services,
     strings_in,
 )
@@ -380,14 +381,13 @@ def check_start_order(deployment):
     (without identities) a finished migration; the migration waits for the
     database and runs once."""
     layout = deployment.layout
+    services = deployment.services()
+    if layout.identities:
+        return start_without_order_problems(layout, services)
     wanted = {broker: "service_healthy" for broker in layout.brokers} | {
         layout.database_address: "service_healthy",
+        layout.migration: "service_completed_successfully",
     }
-    # With identities a service waits (STARTUP_WAIT_SECONDS) until the
-    # provision step has made its users, rather than for the step to end.
-    if not layout.identities:
-        wanted[layout.migration] = "service_completed_successfully"
-    services = deployment.services()
     problems = []
     for name in nameko_services(deployment):
         depends = services[name].get("depends_on") or {}
@@ -408,6 +408,33 @@ def check_start_order(deployment):
             "{} restarts after success ({})".format(layout.migration, migrate["restart"])
         )
     return problems
+
+
+def start_without_order_problems(layout, services):
+    """With identities, nothing depends on anything (podman-compose's
+    --requires chains fail on podman 4.3 and keep `down` from removing the
+    servers after --scale): every service and the provision step wait by
+    themselves, STARTUP_WAIT_SECONDS being more than 0 by default; the
+    provision step runs once."""
+    problems = [
+        f"{name}: depends_on {service['depends_on']}; the services wait by themselves"
+        for name, service in services.items()
+        if service.get("depends_on")
+    ]
+    for name in [*nameko_services_of(services), layout.migration]:
+        wait = environment(services.get(name, {})).get("STARTUP_WAIT_SECONDS", "0")
+        if float(wait or config_variables()["STARTUP_WAIT_SECONDS"]) <= 0:
+            problems.append(f"{name}: STARTUP_WAIT_SECONDS={wait!r}, so it does not wait")
+    migrate = services.get(layout.migration, {})
+    if migrate.get("restart", "no") not in ("no", "on-failure"):
+        problems.append(
+            "{} restarts after success ({})".format(layout.migration, migrate["restart"])
+        )
+    return problems
+
+
+def nameko_services_of(services):
+    return [name for name, service in services.items() if nameko_modules(service.get("command"))]
 
 
 def check_persistent_data(deployment):
@@ -1381,6 +1408,10 @@ def without(deployment, name, key):
 
 # Breakages only services with identities of their own can have.
 IDENTITY_BREAKAGES = {
+    "a service that does not wait": (
+        check_start_order,
+        lambda d: setting(d, "processor", "STARTUP_WAIT_SECONDS", "0"),
+    ),
     "processor connects as the generator": (
         check_services_reach_broker_and_database,
         lambda d: setting(
