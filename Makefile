@@ -139,7 +139,7 @@ compose-check: install $(PODMAN_COMPOSE_VENV)/bin/.installed
 # and new certificates: deploy/k8s/render-example.sh), against its
 # Kubernetes checks, the skipped ones listed with their reasons in
 # deploy/checkov/config.yaml; then every committed file under deploy/ and
-# both compose files against its checks for committed secrets (checkov has
+# the compose files against its checks for committed secrets (checkov has
 # no checks for compose files as such). Only committed files: your own
 # secrets/*.env and certificates are not read.
 $(CHECKOV_VENV)/bin/.installed: deploy/checkov/requirements.txt
@@ -155,7 +155,7 @@ checkov: $(CHECKOV_VENV)/bin/.installed
 		--framework kubernetes -f "$$rendered" && \
 	echo "checkov: deploy/ and the compose files, for secrets" && \
 	$(CHECKOV_VENV)/bin/checkov --config-file deploy/checkov/config.yaml --framework secrets \
-		$$(git ls-files deploy compose.yaml compose.cluster.yaml | sed 's/^/-f /')
+		$$(git ls-files deploy compose.yaml compose.cluster.yaml compose.check.yaml | sed 's/^/-f /')
 
 # Known vulnerabilities in every pinned requirement (the services', the
 # tests' and tools', checkov's), by pip-audit from PyPI's advisory data (its

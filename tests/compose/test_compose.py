@@ -39,6 +39,11 @@ DOWN = ("down", "-v", "--remove-orphans", "--timeout", "10")
 def stack(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("compose"), **SETTINGS)
     try:
+        # The four services built from the Dockerfile share one image: built
+        # once first (podman-compose would build it four times side by side),
+        # with the broker's and the database's alongside; then the rest of
+        # `build` finds every layer made.
+        stack.compose("build", "provision", "rabbitmq", "db")
         stack.compose("build")
         stack.compose("up", "-d")
         wait_until(stack.healthy, START_SECONDS, interval=1, message="the gateway's /health")
