@@ -116,7 +116,8 @@ dockerfile-lint: install
 # image made here (deploy/podman/base-image.sh, reused once made), the
 # pipeline's image from the Dockerfile on it, the broker and database from
 # Debian's packages (deploy/images/), compose.check.yaml naming them. About
-# 4 minutes the first time, under 3 after. podman-compose lives in a virtual
+# 9 minutes the first time on a busy 2-core machine, 3 once the images are
+# built (docs/deployment.md#compose-check). podman-compose lives in a virtual
 # environment of its own (deploy/podman/requirements.txt); podman reads
 # deploy/podman/containers.conf (runc, ulimits within this machine's).
 PODMAN_COMPOSE_VENV ?= $(VENV)/podman-compose
