@@ -1,11 +1,28 @@
 # One image for every service of the order pipeline; compose.yaml chooses
-# what a container runs with `command`. Checked by tests/unit/test_deployment.py.
-FROM python:3.11-slim
+# what a container runs with `command`. Checked by tests/unit/test_deployment.py,
+# built and run by `make compose-check` (tests/compose/).
+#
+# BASE_IMAGE: any Debian-based image with Python 3.11, or a plain Debian
+# bookworm one, on which Python 3.11 comes from Debian's packages (the
+# compose check builds on one made here, where no registry is reachable).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+# Python 3.11 from Debian when the base image has none (bookworm's python3
+# is 3.11); the upstream python image has its own and installs nothing. The
+# packages are left unpinned: the base image's release pins them.
+# hadolint ignore=DL3008
+RUN if ! command -v python3.11 >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends python3 python3-venv \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # The services run as this user; the code below stays owned by root, so
 # they cannot change it.
@@ -14,10 +31,13 @@ RUN groupadd --gid 10001 app \
 
 WORKDIR /app
 
-# Runtime dependencies only, pinned (requirements-dev.txt stays out). Copied
-# on its own so this layer is rebuilt only when requirements.txt changes.
+# Runtime dependencies only, pinned (requirements-dev.txt stays out), in a
+# virtual environment (Debian's python3 refuses a system-wide pip install).
+# Copied on its own so this layer is rebuilt only when requirements.txt
+# changes.
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN python3.11 -m venv /opt/venv \
+    && pip install --no-cache-dir -r requirements.txt
 
 COPY config.yml ./
 COPY order_contract ./order_contract

@@ -9,7 +9,7 @@ CHECKOV_VENV ?= $(VENV)/checkov
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: install migrate migration provision run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
+.PHONY: compose-check dockerfile-lint install migrate migration provision run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -79,13 +79,14 @@ recreate-queues: install
 	$(BIN)/python -m order_pipeline.commands.recreate_queues --config $(CONFIG)
 
 # Lint, format check, the import contract, checkov on the deployment files,
+# `docker compose up --build` run for real (compose-check, below),
 # then every test suite, in two
 # pytest processes side by side: most of a test's time goes to waiting on
 # services and nodes, not to this machine's CPU. Each process makes its own
 # database and vhost. The slow suites' output follows the other's.
 SUITES_ALONGSIDE := tests/cluster tests/faults tests/e2e
 SUITES_IN_FRONT := tests/integration tests/browser tests/unit
-test: lint checkov
+test: lint checkov compose-check
 	@log="$$(mktemp)"; \
 	$(BIN)/pytest $(SUITES_ALONGSIDE) >"$$log" 2>&1 & alongside=$$!; \
 	$(BIN)/pytest $(SUITES_IN_FRONT); in_front=$$?; \
@@ -99,17 +100,47 @@ test: lint checkov
 test-fast: install
 	$(BIN)/pytest tests/unit
 
-lint: install
+lint: install dockerfile-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# hadolint on every Dockerfile: the project's and the compose check's
+# broker and database images (deploy/images/).
+dockerfile-lint: install
+	$(BIN)/hadolint Dockerfile deploy/images/*/Containerfile
+
+# compose.yaml brought up for real, as `docker compose up --build` would
+# be, with rootful podman and podman-compose (tests/compose/; needs root,
+# podman, runc and debootstrap, which .ci/run installs): a Debian base
+# image made here (deploy/podman/base-image.sh, reused once made), the
+# pipeline's image from the Dockerfile on it, the broker and database from
+# Debian's packages (deploy/images/), compose.check.yaml naming them. About
+# 9 minutes the first time on a busy 2-core machine, 3 once the images are
+# built (docs/deployment.md#compose-check). podman-compose lives in a virtual
+# environment of its own (deploy/podman/requirements.txt); podman reads
+# deploy/podman/containers.conf (runc, ulimits within this machine's).
+PODMAN_COMPOSE_VENV ?= $(VENV)/podman-compose
+$(PODMAN_COMPOSE_VENV)/bin/.installed: deploy/podman/requirements.txt
+	$(PYTHON) -m venv $(PODMAN_COMPOSE_VENV)
+	$(PODMAN_COMPOSE_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/podman/requirements.txt
+	touch $@
+
+compose-check: export CONTAINERS_CONF = $(CURDIR)/deploy/podman/containers.conf
+compose-check: export PODMAN_COMPOSE = $(CURDIR)/$(PODMAN_COMPOSE_VENV)/bin/podman-compose
+compose-check: export COMPOSE_CHECK = 1
+compose-check: install $(PODMAN_COMPOSE_VENV)/bin/.installed
+	@started=$$(date +%s); \
+	deploy/podman/base-image.sh && $(BIN)/pytest tests/compose; status=$$?; \
+	echo "compose-check: $$(( $$(date +%s) - started )) s"; \
+	exit $$status
 
 # checkov, a policy scanner for deployment files: the Kubernetes manifests
 # as `kubectl apply -k deploy/k8s` renders them (with the example secrets
 # and new certificates: deploy/k8s/render-example.sh), against its
 # Kubernetes checks, the skipped ones listed with their reasons in
 # deploy/checkov/config.yaml; then every committed file under deploy/ and
-# both compose files against its checks for committed secrets (checkov has
+# the compose files against its checks for committed secrets (checkov has
 # no checks for compose files as such). Only committed files: your own
 # secrets/*.env and certificates are not read.
 $(CHECKOV_VENV)/bin/.installed: deploy/checkov/requirements.txt
@@ -125,7 +156,7 @@ checkov: $(CHECKOV_VENV)/bin/.installed
 		--framework kubernetes -f "$$rendered" && \
 	echo "checkov: deploy/ and the compose files, for secrets" && \
 	$(CHECKOV_VENV)/bin/checkov --config-file deploy/checkov/config.yaml --framework secrets \
-		$$(git ls-files deploy compose.yaml compose.cluster.yaml | sed 's/^/-f /')
+		$$(git ls-files deploy compose.yaml compose.cluster.yaml compose.check.yaml | sed 's/^/-f /')
 
 # Known vulnerabilities in every pinned requirement (the services', the
 # tests' and tools', checkov's), by pip-audit from PyPI's advisory data (its

@@ -27,8 +27,9 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_MET
 
 from order_pipeline.errors import StartupError
 from order_pipeline.kombu_internals import use_node_named_tls
-from order_pipeline.settings import amqp_tls
+from order_pipeline.settings import amqp_tls, startup_wait_seconds
 from order_pipeline.settings import amqp_uri as read_amqp_uri
+from order_pipeline.startup import retry_until_up
 from order_pipeline.tls import TlsFiles, describe_tls_failure
 
 # Before any connection: nameko's too go through kombu's `amqps` transport.
@@ -173,11 +174,17 @@ def close_connection(connection: Connection, timeout: float = CLOSE_TIMEOUT_SECO
 
 
 def check_broker(config):
+    """The broker answers, within STARTUP_WAIT_SECONDS (order_pipeline.startup),
+    or a one-line StartupError says why not."""
     target = broker(config)
-    try:
-        connect(target, connect_timeout=5).release()
-    except Exception as exc:  # any failure here means: fix the setting
-        raise StartupError(describe_failure(target, exc)) from None
+
+    def attempt():
+        try:
+            connect(target, connect_timeout=5).release()
+        except Exception as exc:  # any failure here means: fix the setting
+            raise StartupError(describe_failure(target, exc)) from None
+
+    retry_until_up(attempt, startup_wait_seconds(config), "the broker")
 
 
 def describe_failure(target: Broker, exc: Exception) -> str:

@@ -41,6 +41,13 @@ def rpc_timeout_seconds(config: dict) -> float:
     return setting(config, "RPC_TIMEOUT_SECONDS", float, minimum=0.001)
 
 
+def startup_wait_seconds(config: dict) -> float:
+    """How long a starting service waits for its broker and database
+    (order_pipeline.startup); a config made by hand without it waits not
+    at all."""
+    return setting(config, "STARTUP_WAIT_SECONDS", float, minimum=0, default=0)
+
+
 def amqp_tls(config: dict) -> TlsFiles | None:
     """The broker's TLS files, or None for a plain amqp:// AMQP_URI (a
     config made by hand without these settings means none).

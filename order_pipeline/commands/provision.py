@@ -20,6 +20,10 @@ file that holds it):
     ORDER_MIGRATE_DB_PASSWORD
                          each user's password
 
+    STARTUP_WAIT_SECONDS how long to keep trying while the broker or the
+                         database does not answer yet (default 0: once);
+                         in compose, where it starts with them
+
 There are no defaults, except with --local-dev on a broker and database on
 this machine (loopback addresses): the machine's administrators (guest,
 root) and each password the user's own name.
@@ -56,6 +60,8 @@ from order_pipeline.database_admin import (
 )
 from order_pipeline.errors import StartupError
 from order_pipeline.identities import IDENTITIES, Identity, identity
+from order_pipeline.settings import startup_wait_seconds
+from order_pipeline.startup import retry_until_up
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 LOCAL_DEV_DEFAULTS = {
@@ -294,7 +300,17 @@ def main(argv=None) -> None:
     parser.add_argument("--user-prefix", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     inputs = read_inputs(local_dev=args.local_dev, prefix=args.user_prefix)
-    provision(inputs, say=lambda line: print(line, flush=True), run_migrations=args.migrate)
+    # Every step makes things match, so a run cut short by a server that is
+    # not up yet is simply run again.
+    retry_until_up(
+        lambda: provision(
+            inputs, say=lambda line: print(line, flush=True), run_migrations=args.migrate
+        ),
+        startup_wait_seconds(
+            {"STARTUP_WAIT_SECONDS": read_variable(os.environ, "STARTUP_WAIT_SECONDS", "0")}
+        ),
+        "the broker and the database",
+    )
 
 
 if __name__ == "__main__":

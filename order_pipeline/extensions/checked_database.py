@@ -6,7 +6,7 @@ reads are causal on a Galera cluster (`read_causally_on_galera`), a worker
 whose connection died with the database does not take the service down when
 its session is closed, a database that cannot be reached at start-up stops
 `nameko run` with a one-line error naming DB_URI instead of failing on the
-first worker, and a service can prepare its tables at start-up (`on_setup`).
+first worker (after STARTUP_WAIT_SECONDS of trying, order_pipeline.startup), and a service can prepare its tables at start-up (`on_setup`).
 """
 
 import logging
@@ -21,7 +21,8 @@ from order_pipeline.database import (
     read_causally_on_galera,
     with_tls,
 )
-from order_pipeline.settings import db_tls
+from order_pipeline.settings import db_tls, startup_wait_seconds
+from order_pipeline.startup import retry_until_up
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,11 @@ class CheckedDatabase(Database):
         self.engine_options = with_tls(self.engine_options, config)
         super().setup()
         event.listen(self.engine, "connect", read_causally_on_galera)
-        check_connection(self.engine, db_tls(config))
+        retry_until_up(
+            lambda: check_connection(self.engine, db_tls(config)),
+            startup_wait_seconds(config),
+            "the database",
+        )
         if self.on_setup is not None:
             db = DatabaseWrapper(self.Session)
             try:

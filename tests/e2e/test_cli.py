@@ -13,8 +13,15 @@ from harness.processes import CONFIG, NAMEKO, ROOT, free_port, wait_until
 from harness.sandbox import wait_for_rpc
 
 # The environment of a user's shell: no PYTHONPATH, no warning filters.
+# Services that cannot start say so at once rather than wait for a broker or
+# database to come up (STARTUP_WAIT_SECONDS).
 USER_ENV = {
-    key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONWARNINGS")
+    **{
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "PYTHONWARNINGS")
+    },
+    "STARTUP_WAIT_SECONDS": "0",
 }
 
 
@@ -317,3 +324,21 @@ def test_make_shell_shows_the_broker_without_any_password(amqp_uri):
     assert "answer 42" in done.stdout, output
     assert "Broker: amqp://guest:********@127.0.0.1" in output
     assert "first-node-secret" not in output and "guest:guest@" not in output
+
+
+def test_a_broker_still_away_after_the_start_up_wait_is_one_line_naming_it(db_uri):
+    # Unbuffered, so that the log line said while waiting is not lost at exit.
+    done = run_service(
+        "gateway",
+        AMQP_URI="amqp://guest:guest@127.0.0.1:1/",
+        STARTUP_WAIT_SECONDS="6",
+        PYTHONUNBUFFERED="1",
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert "waiting for the broker" in output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, output
+    assert "AMQP_URI=amqp://guest:********@127.0.0.1:1/" in errors[0]
+    assert "STARTUP_WAIT_SECONDS" in errors[0]

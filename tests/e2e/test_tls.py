@@ -231,7 +231,8 @@ def nameko_run(module, env, timeout=60):
     return subprocess.run(
         [NAMEKO, "run", "--config", CONFIG, module],
         cwd=ROOT,
-        env={**os.environ, **env},
+        # A refusal says so at once, not after STARTUP_WAIT_SECONDS.
+        env={**os.environ, "STARTUP_WAIT_SECONDS": "0", **env},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -119,6 +119,21 @@ class Layout:
     # Variables compose refuses to start without (`${NAME:?...}`): secrets
     # that have no safe default.
     required: frozenset = frozenset()
+    # The one-shot step that prepares the database, and its command.
+    migration: str = "migrate"
+    migration_command: tuple = (
+        "python",
+        "-m",
+        "order_pipeline.commands.migrate",
+        "--config",
+        CONFIG_FILE,
+    )
+    # Whether each service connects as its own broker and database user
+    # (order_pipeline.identities), made by the migration step, which is then
+    # the provision command; otherwise all share the user the broker and
+    # database are started with. With identities, AMQP_URI and DB_URI are
+    # set per service, not shared.
+    identities: bool = False
     # How the services reach the brokers: (scheme, port) of every AMQP_URI
     # node.
     amqp: tuple = ("amqp", 5672)
@@ -127,16 +142,33 @@ class Layout:
     tls: bool = False
 
 
-# AMQP_URI and DB_URI are built from RABBITMQ_* and DB_* (the credentials the
-# broker and database are created with), and the gateway listens on the port
-# compose publishes (GATEWAY_PORT chooses the host side).
+# Each service's AMQP_URI and DB_URI carry its own user and password, which
+# the provision step creates as the broker's and database's administrators;
+# the gateway listens on the port compose publishes (GATEWAY_PORT chooses the
+# host side). No password has a default.
 SINGLE_HOST = Layout(
     compose_file="compose.yaml",
     env_example=".env.example",
     brokers=("rabbitmq",),
     database_servers=("db",),
     database_address="db",
-    set_by_compose={"AMQP_URI": None, "DB_URI": None, "WEB_SERVER_ADDRESS": None},
+    set_by_compose={"WEB_SERVER_ADDRESS": None},
+    required=frozenset(
+        {
+            "RABBITMQ_ADMIN_PASSWORD",
+            "DB_ROOT_PASSWORD",
+            "ORDER_GENERATOR_AMQP_PASSWORD",
+            "ORDER_PROCESSOR_AMQP_PASSWORD",
+            "ORDER_GATEWAY_AMQP_PASSWORD",
+            "ORDER_OPERATOR_AMQP_PASSWORD",
+            "ORDER_GENERATOR_DB_PASSWORD",
+            "ORDER_PROCESSOR_DB_PASSWORD",
+            "ORDER_MIGRATE_DB_PASSWORD",
+        }
+    ),
+    migration="provision",
+    migration_command=("python", "-m", "order_pipeline.commands.provision", "--migrate"),
+    identities=True,
 )
 # The same, on three broker nodes with quorum queues, and three Galera nodes
 # behind a proxy.

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from order_pipeline.commands.provision import password_variable
+from order_pipeline.identities import IDENTITIES, identity
 from tests.support.deployment import (
     CERTIFICATES,
     CLUSTER,
@@ -31,6 +33,7 @@ from tests.support.deployment import (
     LAYOUTS,
     NAMEKO_RUN,
     ROOT,
+    SINGLE_HOST,
     Deployment,
     bind_mounts,
     compose_variables,
@@ -45,12 +48,12 @@ from tests.support.deployment import (
     made_certificates,
     makefile_services,
     named_volume,
+    nameko_modules,
     nameko_services,
     strings_in,
 )
 from tests.support.service_commands import (
     GATEWAY,
-    MIGRATE_COMMAND,
     PROBE,
     SETTINGS_IN_PROGRESS,
     command_problems,
@@ -58,7 +61,19 @@ from tests.support.service_commands import (
     probe_problems,
 )
 
-MIGRATE = "migrate"
+# What the provision command reads besides config.yml's settings.
+PROVISION_INPUTS = {"RABBITMQ_ADMIN_URL", "DB_ADMIN_URI", "RABBITMQ_VHOST"} | {
+    password_variable(each.name, system)
+    for each in IDENTITIES
+    for system, grant in (("AMQP", each.broker), ("DB", each.database))
+    if grant is not None
+}
+# The broker and database user each nameko service module connects as.
+SERVICE_IDENTITIES = {
+    "generator_service": "order_generator",
+    "processor_service": "order_processor",
+    "gateway": "order_gateway",
+}
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|COOKIE", re.IGNORECASE)
 # Settings that name a file (a certificate, a key): paths, not secrets.
 FILE_SETTING = re.compile(r"_FILE$")
@@ -81,8 +96,9 @@ def check_commands(deployment):
                 problems.append(f"{name}: {key} is not exec form")
     for name, service in deployment.app_services().items():
         problems += command_problems(name, service.get("command"))
-    if deployment.app_services().get(MIGRATE, {}).get("command") != MIGRATE_COMMAND:
-        problems.append(f"{MIGRATE} does not run {MIGRATE_COMMAND}")
+    migration, command = deployment.layout.migration, list(deployment.layout.migration_command)
+    if deployment.app_services().get(migration, {}).get("command") != command:
+        problems.append(f"{migration} does not run {command}")
     return problems
 
 
@@ -109,6 +125,11 @@ def check_settings_are_read(deployment):
         for name, service in deployment.app_services().items()
         for key in environment(service)
         if key not in known
+        and not (
+            deployment.layout.identities
+            and name == deployment.layout.migration
+            and key in PROVISION_INPUTS
+        )
     ]
 
 
@@ -143,8 +164,11 @@ def check_every_setting_reaches_the_services(deployment):
             got = environment(service).get(key)
             if not got or wanted not in (None, got):
                 problems.append(f"{name}: {key} is {got!r}, wanted {wanted or 'a value'}")
+    own = PER_SERVICE_SETTINGS if deployment.layout.identities else set()
     passed = {
-        key: default for key, default in config_variables().items() if key not in set_by_compose
+        key: default
+        for key, default in config_variables().items()
+        if key not in set_by_compose and key not in own
     }
     # Each setting with a value of its own, so one read from another's
     # variable shows; then none set; then all empty.
@@ -164,6 +188,10 @@ def check_every_setting_reaches_the_services(deployment):
     return problems
 
 
+# With identities, what each service sets for itself (its own user).
+PER_SERVICE_SETTINGS = {"AMQP_URI", "DB_URI"}
+
+
 # Three ways to run compose: no .env, .env copied from the example, and every
 # variable set to a value of its own (a literal on one side shows up there).
 def variable_sets(deployment):
@@ -178,14 +206,16 @@ def variable_sets(deployment):
 def check_services_reach_broker_and_database(deployment):
     """AMQP_URI lists every broker node (separated by ";") and DB_URI names
     the database's address, with the credentials the brokers and database
-    servers are started with."""
+    servers are started with (with identities, `check_identities`)."""
     layout = deployment.layout
+    if layout.identities:
+        return check_identities(deployment)
     problems = []
     for label, env in variable_sets(deployment).items():
         services = deployment.services(env)
         for name, service in deployment.app_services(env).items():
             settings = environment(service)
-            if name != MIGRATE or "AMQP_URI" in settings:
+            if name != layout.migration or "AMQP_URI" in settings:
                 nodes = [urlsplit(uri) for uri in settings.get("AMQP_URI", "").split(";")]
                 if sorted(node.hostname or "" for node in nodes) != sorted(layout.brokers):
                     problems.append(
@@ -222,6 +252,72 @@ def check_services_reach_broker_and_database(deployment):
                     problems.append(
                         f"{name} ({label}): DB_URI {db.geturl()} does not match service {server}"
                     )
+    return problems
+
+
+def check_identities(deployment):
+    """Each nameko service connects to the broker (and, if its identity has
+    tables, the database) as its own user, with the password the provision
+    step gives that user; the provision step logs in as the administrators
+    the broker and database are started with, to the database they create."""
+    layout = deployment.layout
+    problems = []
+    for label, env in variable_sets(deployment).items():
+        services = deployment.services(env)
+        broker = environment(services.get(layout.brokers[0], {}))
+        database = environment(services.get(layout.database_servers[0], {}))
+        provision = environment(services.get(layout.migration, {}))
+        for name, modules in nameko_services(deployment).items():
+            user = SERVICE_IDENTITIES.get(modules[0], "?")
+            settings = environment(services[name])
+            wanted = {
+                "AMQP_URI": (layout.amqp[0], layout.brokers, layout.amqp[1], ""),
+            }
+            if identity(user).database is not None:
+                wanted["DB_URI"] = (
+                    "mysql+pymysql",
+                    (layout.database_address,),
+                    3306,
+                    database.get("MARIADB_DATABASE"),
+                )
+            elif "DB_URI" in settings:
+                problems.append(f"{name} ({label}): DB_URI set, but {user} has no database user")
+            for key, (scheme, hosts, port, path) in wanted.items():
+                uri = urlsplit(settings.get(key, ""))
+                system = "AMQP" if key == "AMQP_URI" else "DB"
+                password = provision.get(password_variable(user, system))
+                if (
+                    (uri.scheme, uri.hostname in hosts, uri.port, uri.path.lstrip("/"))
+                    != (
+                        scheme,
+                        True,
+                        port,
+                        path,
+                    )
+                    or (uri.username, uri.password) != (user, password)
+                    or not password
+                ):
+                    problems.append(
+                        f"{name} ({label}): {key} {uri.geturl()} is not {user} with its "
+                        f"provisioned password at {hosts}:{port}/{path}"
+                    )
+        admin = urlsplit(provision.get("RABBITMQ_ADMIN_URL", ""))
+        if (admin.hostname, admin.username, admin.password) != (
+            layout.brokers[0],
+            broker.get("RABBITMQ_DEFAULT_USER"),
+            broker.get("RABBITMQ_DEFAULT_PASS"),
+        ):
+            problems.append(f"{layout.migration} ({label}): RABBITMQ_ADMIN_URL is not the broker's")
+        root = urlsplit(provision.get("DB_ADMIN_URI", ""))
+        if (root.hostname, root.username, root.password, root.path.lstrip("/")) != (
+            layout.database_address,
+            "root",
+            database.get("MARIADB_ROOT_PASSWORD"),
+            database.get("MARIADB_DATABASE"),
+        ):
+            problems.append(
+                f"{layout.migration} ({label}): DB_ADMIN_URI is not the database's root"
+            )
     return problems
 
 
@@ -281,14 +377,17 @@ def check_healthchecks(deployment):
 
 
 def check_start_order(deployment):
-    """Services wait for every broker node, the database's address and a
-    finished migration; the migration waits for the database and runs once."""
+    """Services wait for every broker node, the database's address and
+    (without identities) a finished migration; the migration waits for the
+    database and runs once."""
     layout = deployment.layout
+    services = deployment.services()
+    if layout.identities:
+        return start_without_order_problems(layout, services)
     wanted = {broker: "service_healthy" for broker in layout.brokers} | {
         layout.database_address: "service_healthy",
-        MIGRATE: "service_completed_successfully",
+        layout.migration: "service_completed_successfully",
     }
-    services = deployment.services()
     problems = []
     for name in nameko_services(deployment):
         depends = services[name].get("depends_on") or {}
@@ -299,14 +398,43 @@ def check_start_order(deployment):
         )
         if got != wanted:
             problems.append(f"{name}: depends_on {depends}, wanted {wanted}")
-    migrate = services.get(MIGRATE, {})
+    migrate = services.get(layout.migration, {})
     if ((migrate.get("depends_on") or {}).get(layout.database_address) or {}).get(
         "condition"
     ) != "service_healthy":
-        problems.append("migrate does not wait for a healthy database")
+        problems.append(f"{layout.migration} does not wait for a healthy database")
     if migrate.get("restart", "no") not in ("no", "on-failure"):
-        problems.append("migrate restarts after success ({})".format(migrate["restart"]))
+        problems.append(
+            "{} restarts after success ({})".format(layout.migration, migrate["restart"])
+        )
     return problems
+
+
+def start_without_order_problems(layout, services):
+    """With identities, nothing depends on anything (podman-compose's
+    --requires chains fail on podman 4.3 and keep `down` from removing the
+    servers after --scale): every service and the provision step wait by
+    themselves, STARTUP_WAIT_SECONDS being more than 0 by default; the
+    provision step runs once."""
+    problems = [
+        f"{name}: depends_on {service['depends_on']}; the services wait by themselves"
+        for name, service in services.items()
+        if service.get("depends_on")
+    ]
+    for name in [*nameko_services_of(services), layout.migration]:
+        wait = environment(services.get(name, {})).get("STARTUP_WAIT_SECONDS", "0")
+        if float(wait or config_variables()["STARTUP_WAIT_SECONDS"]) <= 0:
+            problems.append(f"{name}: STARTUP_WAIT_SECONDS={wait!r}, so it does not wait")
+    migrate = services.get(layout.migration, {})
+    if migrate.get("restart", "no") not in ("no", "on-failure"):
+        problems.append(
+            "{} restarts after success ({})".format(layout.migration, migrate["restart"])
+        )
+    return problems
+
+
+def nameko_services_of(services):
+    return [name for name, service in services.items() if nameko_modules(service.get("command"))]
 
 
 def check_persistent_data(deployment):
@@ -349,8 +477,14 @@ def check_image(deployment):
     kinds = [kind for kind, _ in instructions]
     arguments = lambda kind: [args for each, args in instructions if each == kind]  # noqa: E731
     problems = []
-    if arguments("FROM")[-1:] != ["python:3.11-slim"]:
-        problems.append("the image is not built FROM python:3.11-slim")
+    # FROM ${BASE_IMAGE}: the ARG's default is what users build on.
+    build_args = dict(args.partition("=")[::2] for args in arguments("ARG") if "=" in args)
+    base = [
+        COMPOSE_VARIABLE.sub(lambda m: build_args.get(m["name"] or m["bare"], ""), args)
+        for args in arguments("FROM")
+    ]
+    if base[-1:] != ["python:3.11-slim"]:
+        problems.append("the image is not built FROM python:3.11-slim by default")
     if not any(re.search(r"\bPYTHONUNBUFFERED=1\b", args) for args in arguments("ENV")):
         problems.append("PYTHONUNBUFFERED=1 is not set")
     installs = [args for args in arguments("RUN") if "pip install" in args]
@@ -1041,7 +1175,7 @@ BREAKAGES = {
     ),
     "migrate runs something else": (
         check_commands,
-        lambda d: service(d, MIGRATE).__setitem__("command", NAMEKO_RUN + ["gateway"]),
+        lambda d: service(d, d.layout.migration).__setitem__("command", NAMEKO_RUN + ["gateway"]),
     ),
     "two services in one container": (
         check_one_service_per_container,
@@ -1101,7 +1235,10 @@ BREAKAGES = {
     "DB password not the database's": (
         check_services_reach_broker_and_database,
         lambda d: setting(
-            d, d.layout.database_servers[0], "MARIADB_PASSWORD", "${DB_ROOT_PASSWORD:-orders}"
+            d,
+            d.layout.database_servers[0],
+            "MARIADB_ROOT_PASSWORD" if d.layout.identities else "MARIADB_PASSWORD",
+            "${DB_PASSWORD_OTHER:-other}",
         ),
     ),
     "gateway publishes the wrong port": (
@@ -1175,20 +1312,20 @@ BREAKAGES = {
             "healthcheck", {**service(d, "processor")["healthcheck"], "timeout": "3s"}
         ),
     ),
-    "service does not wait for migrate": (
+    "service does not wait for a healthy database": (
         check_start_order,
         lambda d: service(d, "processor").__setitem__(
             "depends_on",
             {
                 **{name: {"condition": "service_healthy"} for name in d.layout.brokers},
-                d.layout.database_address: {"condition": "service_healthy"},
-                MIGRATE: {"condition": "service_started"},
+                d.layout.database_address: {"condition": "service_started"},
+                d.layout.migration: {"condition": "service_completed_successfully"},
             },
         ),
     ),
     "migrate restarts forever": (
         check_start_order,
-        lambda d: service(d, MIGRATE).__setitem__("restart", "unless-stopped"),
+        lambda d: service(d, d.layout.migration).__setitem__("restart", "unless-stopped"),
     ),
     "broker without hostname": (
         check_persistent_data,
@@ -1234,7 +1371,7 @@ BREAKAGES = {
     ),
     "variable not documented": (
         check_variables_documented,
-        lambda d: d.env_example.pop("DB_PASSWORD"),
+        lambda d: d.env_example.pop("DB_NAME"),
     ),
     "undocumented default": (
         check_variables_documented,
@@ -1267,6 +1404,51 @@ def without(deployment, name, key):
     service(deployment, name)["environment"] = {
         each: value for each, value in environment(service(deployment, name)).items() if each != key
     }
+
+
+# Breakages only services with identities of their own can have.
+IDENTITY_BREAKAGES = {
+    "a service that does not wait": (
+        check_start_order,
+        lambda d: setting(d, "processor", "STARTUP_WAIT_SECONDS", "0"),
+    ),
+    "processor connects as the generator": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "processor",
+            "AMQP_URI",
+            "amqp://order_generator:${ORDER_GENERATOR_AMQP_PASSWORD:?x}@rabbitmq:5672/",
+        ),
+    ),
+    "generator's password not the one provisioned": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "generator",
+            "DB_URI",
+            "mysql+pymysql://order_generator:${ORDER_PROCESSOR_DB_PASSWORD:?x}@db:3306/${DB_NAME:-orders}",
+        ),
+    ),
+    "gateway with a database user": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            GATEWAY,
+            "DB_URI",
+            "mysql+pymysql://order_gateway:${ORDER_GENERATOR_DB_PASSWORD:?x}@db:3306/orders",
+        ),
+    ),
+    "provision as another broker user": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            "provision",
+            "RABBITMQ_ADMIN_URL",
+            "http://guest:${RABBITMQ_ADMIN_PASSWORD:?x}@rabbitmq:15672/",
+        ),
+    ),
+}
 
 
 # Breakages only a cluster can have (its compose file, deploy/ files and
@@ -1550,20 +1732,27 @@ BREAKAGES["mounted file missing"] = (
         "volumes", [*broker(d).get("volumes", []), "./deploy/missing.conf:/etc/missing.conf:ro"]
     ),
 )
-CASES = [
-    pytest.param(breakage, layout, id=f"{layout_id(layout)}: {breakage}")
-    for layout in LAYOUTS
-    for breakage in BREAKAGES
-    if layout == LAYOUTS[0] or BREAKAGES[breakage][0] not in IMAGE_CHECKS
-] + [
-    pytest.param(breakage, CLUSTER, id=f"{layout_id(CLUSTER)}: {breakage}")
-    for breakage in CLUSTER_BREAKAGES
-]
+CASES = (
+    [
+        pytest.param(breakage, layout, id=f"{layout_id(layout)}: {breakage}")
+        for layout in LAYOUTS
+        for breakage in BREAKAGES
+        if layout == LAYOUTS[0] or BREAKAGES[breakage][0] not in IMAGE_CHECKS
+    ]
+    + [
+        pytest.param(breakage, CLUSTER, id=f"{layout_id(CLUSTER)}: {breakage}")
+        for breakage in CLUSTER_BREAKAGES
+    ]
+    + [
+        pytest.param(breakage, SINGLE_HOST, id=f"{layout_id(SINGLE_HOST)}: {breakage}")
+        for breakage in IDENTITY_BREAKAGES
+    ]
+)
 
 
 @pytest.mark.parametrize("breakage, layout", CASES)
 def test_check_catches(breakage, layout):
-    check, mutate = {**BREAKAGES, **CLUSTER_BREAKAGES}[breakage]
+    check, mutate = {**BREAKAGES, **CLUSTER_BREAKAGES, **IDENTITY_BREAKAGES}[breakage]
     deployment = copy.deepcopy(Deployment.from_files(layout))
     mutate(deployment)
     assert check(deployment) != []
