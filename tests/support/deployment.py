@@ -193,7 +193,9 @@ CLUSTER = Layout(
         "GATEWAY_TLS_CERT_FILE": "/etc/order-pipeline/tls/cert.pem",
         "GATEWAY_TLS_KEY_FILE": "/etc/order-pipeline/tls/key.pem",
     },
-    required=frozenset({"RABBITMQ_ERLANG_COOKIE"}),
+    required=frozenset(
+        {"RABBITMQ_ERLANG_COOKIE", "RABBITMQ_PASSWORD", "DB_PASSWORD", "GALERA_SST_PASSWORD"}
+    ),
     amqp=("amqps", 5671),
     tls=True,
 )

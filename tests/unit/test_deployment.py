@@ -567,6 +567,12 @@ def check_variables_documented(deployment):
                 f"{name} defaults to {default!r} in {compose_file}, {example[name]!r} in {example_file}"
             )
     read = {name for name, _, _ in compose_variables(deployment)}
+    # A password with a default is a password everyone knows.
+    problems += [
+        f"{name} is a secret with a default in {compose_file}"
+        for name in sorted(read)
+        if name.endswith(("PASSWORD", "COOKIE")) and name not in layout.required
+    ]
     problems += [
         f"{name} is in {example_file} but {compose_file} ignores it"
         for name in example
