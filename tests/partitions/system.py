@@ -1,0 +1,114 @@
+"""The pipeline on the partition clusters: the cluster suite's system
+(tests/cluster/system.py: a generator, two processors and the gateway, a
+database and vhost of its own) with each service in its network namespace,
+the load of tests/partitions/load.py, and one nemesis run from first order
+to verdict."""
+
+import os
+import time
+from collections import Counter
+
+import eventlet
+from sqlalchemy import text
+
+from harness.processes import wait_until
+from harness.tables import sql_metrics
+from tests.cluster.system import RECOVERY_SECONDS, ClusterSystem
+from tests.faults.ledger import execution_lines
+from tests.faults.services import metrics, processor_outputs
+from tests.faults.traffic import set_generation
+from tests.partitions.checker import Observed, check
+from tests.partitions.history import History
+from tests.partitions.load import Load
+from tests.partitions.nemeses import NEMESES
+
+# Load before the fault, so that it strikes a busy pipeline.
+WARM_SECONDS = 3
+# A retried event waits at most this long: the backlog a fault leaves is
+# then retried within seconds of the heal, not RETRY_MAX_DELAY_SECONDS' 30.
+RETRY_MAX_DELAY_SECONDS = 5
+
+
+class PartitionSystem(ClusterSystem):
+    def __init__(self, clusters, log_dir):
+        super().__init__(
+            clusters,
+            log_dir,
+            host=clusters.gateway_address(),
+            prefixes=clusters.service_prefixes(),
+            RETRY_MAX_DELAY_SECONDS=RETRY_MAX_DELAY_SECONDS,
+        )
+        self.network = clusters.network
+        self.history = History(os.path.join(log_dir, "history.jsonl"))
+        self.notes = []
+
+    def note(self, line):
+        self.notes.append(line)
+        print(line)
+
+    def run(self, nemesis, seconds):
+        """The load, the nemesis, the heal; then generation off, the drain,
+        and the checker's verdict."""
+        load = Load(self.pipeline, self.history).start()
+        try:
+            eventlet.sleep(WARM_SECONDS)
+            failover = NEMESES[nemesis](self, seconds)
+            healed_at, processed_at_heal = time.monotonic(), self.ledger.processed()
+            wait_until(
+                lambda: self.ledger.processed() > processed_at_heal,
+                RECOVERY_SECONDS,
+                interval=0.2,
+                message="an order processed after the heal",
+            )
+            heal_to_first = time.monotonic() - healed_at
+            self.wait_whole()
+        finally:
+            load.stop()
+        set_generation(self.amqp_uri, False)
+        self.ledger.wait_drained(self.amqp_uri, timeout=RECOVERY_SECONDS)
+        wait_until(self.queues_empty, RECOVERY_SECONDS, interval=0.5, message="queues empty")
+        return check(nemesis, self.history.ops, self.observe(), heal_to_first, failover)
+
+    def wait_whole(self):
+        """Every RabbitMQ node running in one cluster, every Galera node
+        Synced and UP in HAProxy."""
+        wait_until(self.rabbit_whole, RECOVERY_SECONDS, interval=0.5, message="RabbitMQ whole")
+        self.wait_clusters_whole()
+
+    def rabbit_whole(self):
+        nodes = self.clusters.rabbit.nodes
+        try:
+            return all(
+                node.ctl("eval", "length(rabbit_nodes:all_running()).", timeout=10).strip()
+                == str(len(nodes))
+                for node in nodes
+            )
+        except Exception:  # a node not answering yet
+            return False
+
+    def queue_depths(self):
+        lines = self.clusters.rabbit.ctl(
+            "list_queues", "-p", self.vhost, "name", "messages", "--no-table-headers"
+        ).splitlines()
+        return {name: int(count) for name, count in (line.split("\t") for line in lines)}
+
+    def queues_empty(self):
+        return not any(self.queue_depths().values())
+
+    def observe(self):
+        with self.ledger.engine.connect() as connection:
+            orders = dict(connection.execute(text("SELECT id, quantity FROM orders")).all())
+            processed = Counter(
+                connection.execute(text("SELECT order_id FROM order_process")).scalars()
+            )
+        letters = self.pipeline.get("/dead-letters").json()["dead_letters"]
+        return Observed(
+            orders=orders,
+            processed=processed,
+            executions=execution_lines(processor_outputs(self.pipeline)),
+            totals_count=self.ledger.totals_count(),
+            metrics_equal_sql=metrics(self.pipeline) == sql_metrics(self.db_uri),
+            dead_letters=[(letter.get("order_id"), letter.get("reason")) for letter in letters],
+            queue_depths=self.queue_depths(),
+            outbox=self.ledger.outbox_size(),
+        )
