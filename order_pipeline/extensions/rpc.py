@@ -11,9 +11,21 @@ publish fails after its retries, the exception ends the worker's thread, and
 nameko kills the whole container: a broker outage that caught a call in
 flight stopped the service for good. Here that failure is logged instead;
 the caller gets no reply (it times out, as it would have anyway).
+
+A request the broker delivers again after it ran here is not run twice.
+nameko acks a request after its reply, on the connection it came by; when
+that connection is gone (a node paused by a partition, stopped, or cut off)
+the ack is skipped or fails, the broker gives the request back, and nameko
+ran it again: a create_orders call made its orders twice, the caller seeing
+only one set (found by the partition suite, tests/partitions). Each process
+keeps the replies of its last ANSWERED_CALLS calls by correlation id: a
+redelivered request it has answered gets that reply again, and is acked,
+without running. (A request redelivered to another process of the same
+service is still run there: see docs/guarantees.md.)
 """
 
 import logging
+from collections import OrderedDict
 
 from nameko.rpc import Rpc, RpcConsumer
 
@@ -22,11 +34,39 @@ from order_pipeline.settings import queue_type
 
 log = logging.getLogger(__name__)
 
+# The replies a process keeps to answer a redelivered request (a few seconds
+# of calls at the rates here; a redelivery follows within a reconnection).
+ANSWERED_CALLS = 1000
+
+
+class AnsweredCalls:
+    """The last ANSWERED_CALLS replies, by the request's correlation id."""
+
+    def __init__(self, size=ANSWERED_CALLS):
+        self.size = size
+        self._replies = OrderedDict()
+
+    def remember(self, correlation_id, result, exc_info):
+        if correlation_id is None:
+            return
+        # Without the traceback: a kept reply must not keep the worker's frames.
+        kept = None if exc_info is None else (exc_info[0], exc_info[1], None)
+        self._replies[correlation_id] = (result, kept)
+        while len(self._replies) > self.size:
+            self._replies.popitem(last=False)
+
+    def reply_to(self, message):
+        """The kept (result, exc_info) of a redelivered request, or None."""
+        if not message.delivery_info.get("redelivered"):
+            return None
+        return self._replies.get(message.properties.get("correlation_id"))
+
 
 class TypedRpcConsumer(RpcConsumer):
     def setup(self):
         if self.queue is not None:  # shared: set up once for all methods
             return
+        self.answered = AnsweredCalls()
         super().setup()  # names the queue and registers with the consumer
         # The consumer reads the queue only when it starts: replace nameko's
         # classic declaration with the typed one.
@@ -43,7 +83,21 @@ class TypedRpcConsumer(RpcConsumer):
 class ReplyTolerantRpc(Rpc):
     rpc_consumer = TypedRpcConsumer()
 
+    def handle_message(self, body, message):
+        answer = self.rpc_consumer.answered.reply_to(message)
+        if answer is None:
+            return super().handle_message(body, message)
+        log.warning(
+            "%s: request %s delivered again after it ran here: its reply sent again, not run twice",
+            self.method_name,
+            message.properties.get("correlation_id"),
+        )
+        return self.handle_result(message, None, *answer)
+
     def handle_result(self, message, worker_ctx, result, exc_info):
+        self.rpc_consumer.answered.remember(
+            message.properties.get("correlation_id"), result, exc_info
+        )
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)
         except Exception as exc:  # whatever it is, it is no reason to stop
