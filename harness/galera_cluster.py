@@ -24,16 +24,30 @@ from harness.rabbit_cluster import run_in_parallel
 
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 SYNCED = "4"  # wsrep_local_state
-# As deploy/galera/galera.cnf, for the reasons given there and in
-# docs/guarantees.md: a commit is on disk before it is acknowledged (Jepsen
-# lost acknowledged commits of MariaDB Galera 12.1.2 when nodes crashed
-# close together without it), and every read waits for the writes the
-# cluster has certified before it (no stale read after a change of node).
-DURABILITY = {
-    "innodb_flush_log_at_trx_commit": 1,
-    "sync_binlog": 1,
-    "wsrep_sync_wait": 1,
-}
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+
+
+def deployed_settings(path, keys):
+    """{key: value} of `keys` in a `key = value` file of deploy/ (a
+    RabbitMQ or MariaDB config): the harness runs what is deployed."""
+    settings = {}
+    with open(path) as config:
+        for line in config:
+            key, _, value = line.partition("=")
+            if key.strip() in keys:
+                settings[key.strip()] = value.strip()
+    missing = set(keys) - set(settings)
+    if missing:
+        raise LookupError(f"{sorted(missing)} not set in {path}")
+    return settings
+
+
+# Durability and consistency, as deploy/galera/galera.cnf sets them (the
+# reasons are there and in docs/guarantees.md).
+DURABILITY = deployed_settings(
+    os.path.join(DEPLOY, "galera", "galera.cnf"),
+    ("innodb_flush_log_at_trx_commit", "sync_binlog", "wsrep_sync_wait"),
+)
 START_SECONDS = 240
 
 

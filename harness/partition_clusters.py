@@ -3,7 +3,7 @@ own (harness.netns), for the partition suite (tests/partitions).
 
 Three RabbitMQ nodes `rabbit@<address>` (long names), each listening on its
 namespace's address, `pause_minority` and a net tick time of 10 s as
-deploy/rabbitmq/ sets them; three Galera nodes with the durability settings
+deploy/rabbitmq/rabbitmq.conf sets them; three Galera nodes with the durability settings
 of deploy/galera/galera.cnf; HAProxy in the root namespace on the bridge's
 address, where the services' namespaces reach it. The services run in
 namespaces of their own (`SERVICE_NAMESPACES`), so a link between any two
@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from harness import leftovers
 from harness.clusters import Clusters
-from harness.galera_cluster import GaleraCluster, GaleraNode
+from harness.galera_cluster import DEPLOY, GaleraCluster, GaleraNode, deployed_settings
 from harness.galera_proxy import GaleraProxy
 from harness.mariadb_server import MARIADBD
 from harness.netns import Network, remove_leftovers
@@ -43,6 +43,14 @@ SERVICE_NAMESPACES = {
 # Galera's ports, the same in every namespace: SQL, group communication,
 # incremental and full state transfers.
 GALERA_PORTS = (3306, 4567, 4568, 4444)
+
+
+# How the nodes meet a partition, as deploy/rabbitmq/rabbitmq.conf says
+# (pause_minority, and the net tick time), read from there.
+PARTITION_SETTINGS = deployed_settings(
+    os.path.join(DEPLOY, "rabbitmq", "rabbitmq.conf"),
+    ("cluster_partition_handling", "net_ticktime"),
+)
 
 
 class NetnsRabbit(PrivateRabbit):
@@ -69,8 +77,6 @@ class NetnsRabbit(PrivateRabbit):
         with open(self._path("rabbitmq.conf"), "w") as conf:
             conf.write(f"listeners.tcp.default = {AMQP_PORT}\nloopback_users = none\n")
             conf.write(extra_config)
-        with open(self._path("advanced.config"), "w") as advanced:
-            advanced.write("[{kernel, [{net_ticktime, 10}]}].\n")
         with open(self._path("enabled_plugins"), "w") as enabled:
             enabled.write("[].\n")
 
@@ -78,7 +84,6 @@ class NetnsRabbit(PrivateRabbit):
         env = super().env()
         env.pop("ERL_EPMD_ADDRESS")  # epmd on the namespace's address
         env["RABBITMQ_USE_LONGNAME"] = "true"
-        env["RABBITMQ_ADVANCED_CONFIG_FILE"] = self._path("advanced.config")
         return env
 
     def command(self):
@@ -118,7 +123,7 @@ class NetnsRabbitCluster(RabbitCluster):
             f"cluster_formation.classic_config.nodes.{i} = rabbit@{address}\n"
             for i, address in enumerate(addresses, 1)
         )
-        discovery += "cluster_partition_handling = pause_minority\n"
+        discovery += "".join(f"{key} = {value}\n" for key, value in PARTITION_SETTINGS.items())
         self.nodes = []
         for name in names:
             node_dir = os.path.join(base_dir, name)

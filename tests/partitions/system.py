@@ -11,8 +11,12 @@ from collections import Counter
 import eventlet
 from sqlalchemy import text
 
+from harness.broker import HANDLER_QUEUE, queue_depth
 from harness.processes import wait_until
 from harness.tables import sql_metrics
+from order_contract import DEAD_LETTER_QUEUE, GENERATOR, PROCESSOR
+from order_pipeline.extensions.reliable_events import retry_delays
+from order_pipeline.queues import retry_queue
 from tests.cluster.system import RECOVERY_SECONDS, ClusterSystem
 from tests.faults.ledger import execution_lines
 from tests.faults.services import metrics, processor_outputs
@@ -22,11 +26,23 @@ from tests.partitions.history import History
 from tests.partitions.load import Load
 from tests.partitions.nemeses import NEMESES
 
-# Load before the fault, so that it strikes a busy pipeline.
-WARM_SECONDS = 3
 # A retried event waits at most this long: the backlog a fault leaves is
 # then retried within seconds of the heal, not RETRY_MAX_DELAY_SECONDS' 30.
 RETRY_MAX_DELAY_SECONDS = 5
+# Every queue the services declare, but their reply queues (each consumed
+# by its service for as long as it runs).
+PIPELINE_QUEUES = [
+    HANDLER_QUEUE,
+    DEAD_LETTER_QUEUE,
+    f"rpc-{GENERATOR}",
+    f"rpc-{PROCESSOR}",
+    *(
+        retry_queue(HANDLER_QUEUE, delay, "quorum").name
+        for delay in retry_delays(0.5, RETRY_MAX_DELAY_SECONDS)
+    ),
+]
+# Load before the fault, so that it strikes a busy pipeline.
+WARM_SECONDS = 3
 
 
 class PartitionSystem(ClusterSystem):
@@ -87,10 +103,10 @@ class PartitionSystem(ClusterSystem):
             return False
 
     def queue_depths(self):
-        lines = self.clusters.rabbit.ctl(
-            "list_queues", "-p", self.vhost, "name", "messages", "--no-table-headers"
-        ).splitlines()
-        return {name: int(count) for name, count in (line.split("\t") for line in lines)}
+        """Messages ready on each of the pipeline's queues (the clients'
+        own reply queues may hold late replies to calls they gave up on:
+        not the pipeline's, and not counted)."""
+        return {name: queue_depth(self.amqp_uri, name) for name in PIPELINE_QUEUES}
 
     def queues_empty(self):
         return not any(self.queue_depths().values())
