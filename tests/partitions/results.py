@@ -28,15 +28,19 @@ COLUMNS = (
     "unknown (present)",
     "heal->processed s",
     "failover s",
+    "node restarted by hand",
 )
 
 
-def record(verdict, seconds, fault_seconds):
+def record(verdict, seconds, fault_seconds, notes=()):
+    """`notes`: what the run said along the way (the nodes it picked, an
+    operator's restart)."""
     row = {
         **asdict(verdict),
         "valid": verdict.valid,
         "seconds": round(seconds, 1),
         "fault_seconds": fault_seconds,
+        "notes": list(notes),
     }
     RECORDED.append(row)
     path = os.environ.get("PARTITION_RESULTS")
@@ -78,6 +82,7 @@ def table(rows):
                 f"{total('unknown')} ({total('unknown_present')})",
                 _span([run["heal_to_first_processed"] for run in runs]),
                 _span([run["failover_seconds"] for run in runs]),
+                str(sum(any("restarting" in note for note in run["notes"]) for run in runs)),
             )
         )
     return "\n".join(
@@ -104,6 +109,8 @@ def machine():
 def write_docs(results_path, docs_path=DOCS):
     with open(results_path) as results:
         rows = [json.loads(line) for line in results if line.strip()]
+    if not rows:
+        raise SystemExit("no run recorded a verdict: docs/guarantees.md left as it is")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = f"{BEGIN}\nFrom `make partitions` on {when}, {machine()}:\n\n{table(rows)}\n{END}"
     with open(docs_path) as docs:

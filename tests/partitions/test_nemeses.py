@@ -32,5 +32,5 @@ pytestmark = pytest.mark.skipif(
 def test_nothing_acknowledged_is_lost_or_doubled(system, nemesis, run):
     started = time.monotonic()
     verdict = system.run(nemesis, SECONDS)
-    results.record(verdict, time.monotonic() - started, SECONDS)
+    results.record(verdict, time.monotonic() - started, SECONDS, system.notes)
     assert verdict.valid, verdict.problems
