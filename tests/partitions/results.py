@@ -28,6 +28,7 @@ COLUMNS = (
     "unknown (present)",
     "heal->processed s",
     "failover s",
+    "no line",
     "node restarted by hand",
 )
 
@@ -82,6 +83,7 @@ def table(rows):
                 f"{total('unknown')} ({total('unknown_present')})",
                 _span([run["heal_to_first_processed"] for run in runs]),
                 _span([run["failover_seconds"] for run in runs]),
+                str(total("unlogged")),
                 str(sum(any("restarting" in note for note in run["notes"]) for run in runs)),
             )
         )

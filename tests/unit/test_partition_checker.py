@@ -99,3 +99,11 @@ def test_leftovers_and_metrics_are_part_of_the_verdict():
     problems = " ".join(check("leftovers", OPS, observed).problems)
     for expected in ("/metrics", "OrderNotFound", "queues", "outbox"):
         assert expected in problems
+
+
+def test_an_order_stored_without_its_line_is_counted_apart():
+    observed = healthy(ORDERS)
+    del observed.executions[4]
+    verdict = check("unlogged", OPS, observed)
+    assert verdict.valid, verdict.problems
+    assert verdict.unlogged == 1
