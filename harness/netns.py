@@ -61,9 +61,13 @@ class Network:
         self._addresses = iter(hosts[:200])
         self.root_address = str(hosts[-1])
         self.namespaces = {}  # name -> (namespace, address)
-        ip("link", "add", self.bridge, "type", "bridge")
-        ip("addr", "add", f"{self.root_address}/24", "dev", self.bridge)
-        ip("link", "set", self.bridge, "up")
+        try:
+            ip("link", "add", self.bridge, "type", "bridge")
+            ip("addr", "add", f"{self.root_address}/24", "dev", self.bridge)
+            ip("link", "set", self.bridge, "up")
+        except BaseException:
+            self.remove()
+            raise
 
     def namespace(self, name):
         return self.namespaces[name][0]
