@@ -18,8 +18,6 @@ RABBITS = ["rabbit1", "rabbit2", "rabbit3"]
 GALERAS = ["galera1", "galera2", "galera3"]
 # SIGKILL of the second Galera node this long after the first.
 KILL_GAP_SECONDS = 0.5
-# How long a cluster split by a pause may take to mend by itself.
-SPLIT_GRACE_SECONDS = 30
 
 
 def hold_until(deadline):
@@ -108,10 +106,8 @@ def pause_nodes(system, seconds):
 
     The continued RabbitMQ node never saw the others go (it was stopped),
     so pause_minority does not pause it, while they saw it go: the cluster
-    stays split (Mnesia's `running_partitioned_network`) until the node is
-    restarted, which is what an operator does (docs/guarantees.md#partitions),
-    and what this does once the cluster has had SPLIT_GRACE_SECONDS to
-    mend by itself."""
+    can stay split (Mnesia's `running_partitioned_network`) until the node
+    is restarted; PartitionSystem.wait_whole does what an operator would."""
     leader, writer = system.event_queue_leader(), system.galera_writer()
     leader.freeze()
     writer.freeze()
@@ -120,14 +116,6 @@ def pause_nodes(system, seconds):
     finally:
         leader.thaw()
         writer.thaw()
-    deadline = time.monotonic() + SPLIT_GRACE_SECONDS
-    while not system.rabbit_whole():
-        if time.monotonic() > deadline:
-            system.note(f"{leader.node} came back split from the others: restarting it")
-            leader.ctl("stop_app", timeout=120)
-            leader.ctl("start_app", timeout=120)
-            break
-        eventlet.sleep(1)
 
 
 NEMESES = {
