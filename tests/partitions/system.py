@@ -91,7 +91,7 @@ class PartitionSystem(ClusterSystem):
         """Every RabbitMQ node running in one cluster, every Galera node
         Synced and UP in HAProxy.
 
-        A RabbitMQ node that still sees fewer than all the nodes
+        A RabbitMQ node that no other node sees running
         SPLIT_GRACE_SECONDS after the heal is restarted (`stop_app`,
         `start_app`), as an operator would: after a pause, pause_minority
         leaves the cluster split (docs/guarantees.md#what-was-found). Each
