@@ -98,4 +98,24 @@ def test_only_the_last_replies_are_kept():
         answered.remember(name, name, None)
     assert answered.reply_to(Message("a", redelivered=True)) is None
     assert answered.reply_to(Message("c", redelivered=True)) == ("c", None)
-    assert answered.reply_to(Message("c", redelivered=False)) is None
+
+
+class QueueConsumer:
+    def __init__(self):
+        self.acked = []
+
+    def ack_message(self, message):
+        self.acked.append(message)
+
+
+def test_a_request_delivered_again_while_it_runs_here_is_acked_not_run_again(caplog):
+    consumer = RpcConsumer()
+    consumer.queue_consumer = QueueConsumer()
+    entrypoint = entrypoint_with(consumer)
+    body = {"args": [[5]], "kwargs": {}}
+    entrypoint.handle_message(body, Message())
+    again = Message(redelivered=True)
+    entrypoint.handle_message(body, again)
+    assert entrypoint.container.workers == [[[5]]]
+    assert consumer.queue_consumer.acked == [again]
+    assert "delivered again while it runs here" in caplog.text
