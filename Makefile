@@ -9,7 +9,7 @@ CHECKOV_VENV ?= $(VENV)/checkov
 CONFIG ?= config.yml
 SERVICES := generator_service processor_service gateway
 
-.PHONY: compose-check dockerfile-lint install migrate migration provision run shell recreate-queues test test-fast lint checkov audit format prometheus-check bench bench-smoke clean
+.PHONY: compose-check dockerfile-lint install migrate migration provision run shell recreate-queues test test-fast partitions lint checkov audit format prometheus-check bench bench-smoke clean
 
 # The pinned requirements, then this project as an editable package (so
 # `import order_contract` works from any shell in the venv), then a .pth
@@ -99,6 +99,23 @@ test: lint checkov compose-check
 # Unit tests only: no broker or database needed.
 test-fast: install
 	$(BIN)/pytest tests/unit
+
+# The partition suite's full matrix (tests/partitions, docs/guarantees.md#partitions):
+# each nemesis PARTITION_RUNS times with its fault held PARTITION_SECONDS,
+# then its table written into docs/guarantees.md with the machine and date,
+# even when a run failed (the table says how many were valid). Root only:
+# network namespaces and nftables. About 7 x 5 x 3.5 minutes at the defaults.
+# One nemesis, briefly: make partitions PARTITION_RUNS=1 PARTITION_SECONDS=30 PARTITION_NEMESES=halves
+PARTITION_RUNS ?= 5
+PARTITION_SECONDS ?= 120
+PARTITION_NEMESES ?=
+partitions: install
+	@results="$$(mktemp)"; trap 'rm -f "$$results"' EXIT; \
+	PARTITION_RUNS=$(PARTITION_RUNS) PARTITION_SECONDS=$(PARTITION_SECONDS) \
+	PARTITION_NEMESES=$(PARTITION_NEMESES) PARTITION_RESULTS="$$results" \
+		$(BIN)/pytest tests/partitions; status=$$?; \
+	$(BIN)/python -m tests.partitions.results "$$results" && \
+	echo "table written to docs/guarantees.md"; exit $$status
 
 lint: install dockerfile-lint
 	$(BIN)/ruff check .

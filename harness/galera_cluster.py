@@ -24,6 +24,30 @@ from harness.rabbit_cluster import run_in_parallel
 
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 SYNCED = "4"  # wsrep_local_state
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+
+
+def deployed_settings(path, keys):
+    """{key: value} of `keys` in a `key = value` file of deploy/ (a
+    RabbitMQ or MariaDB config): the harness runs what is deployed."""
+    settings = {}
+    with open(path) as config:
+        for line in config:
+            key, _, value = line.partition("=")
+            if key.strip() in keys:
+                settings[key.strip()] = value.strip()
+    missing = set(keys) - set(settings)
+    if missing:
+        raise LookupError(f"{sorted(missing)} not set in {path}")
+    return settings
+
+
+# Durability and consistency, as deploy/galera/galera.cnf sets them (the
+# reasons are there and in docs/guarantees.md).
+DURABILITY = deployed_settings(
+    os.path.join(DEPLOY, "galera", "galera.cnf"),
+    ("innodb_flush_log_at_trx_commit", "sync_binlog", "wsrep_sync_wait"),
+)
 START_SECONDS = 240
 
 
@@ -31,18 +55,20 @@ class GaleraNode(MariaDBServer):
     name = "Galera node"
     poll_seconds = 0.2
 
-    def __init__(self, base_dir, index, ports, cluster_address):
+    def __init__(self, base_dir, index, ports, cluster_address, host="127.0.0.1"):
         port, gcomm_port, ist_port, sst_port = ports
         self.index = index
         self.node_name = f"node{index}"
-        self.gcomm_address = f"127.0.0.1:{gcomm_port}"
+        self.gcomm_address = f"{host}:{gcomm_port}"
         self.bootstrap = False
-        options = f"base_port={gcomm_port};ist.recv_addr=127.0.0.1:{ist_port};gcache.size=32M"
+        options = f"base_port={gcomm_port};ist.recv_addr={host}:{ist_port};gcache.size=32M"
         super().__init__(
             base_dir,
             port,
             user="mysql",
+            host=host,
             settings={
+                **DURABILITY,
                 "binlog_format": "ROW",
                 "default_storage_engine": "InnoDB",
                 "innodb_autoinc_lock_mode": 2,
@@ -55,7 +81,7 @@ class GaleraNode(MariaDBServer):
                 "wsrep_node_address": self.gcomm_address,
                 "wsrep_provider_options": f'"{options}"',
                 "wsrep_sst_method": "rsync",
-                "wsrep_sst_receive_address": f"127.0.0.1:{sst_port}",
+                "wsrep_sst_receive_address": f"{host}:{sst_port}",
             },
         )
 
@@ -79,6 +105,9 @@ class GaleraNode(MariaDBServer):
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
+                # A status read needs no causal wait (nor can a node that
+                # is not Synced give one).
+                cursor.execute("SET SESSION wsrep_sync_wait = 0")
                 cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep_%%'")
                 return dict(cursor.fetchall())
         finally:

@@ -38,7 +38,8 @@ BACKEND = "galera"
 CHECK_SCRIPT = """#!/bin/sh
 # HAProxy external check: $3 is the node's address, $4 its port.
 state=$(timeout 3 mariadb --no-defaults --protocol=tcp -h "$3" -P "$4" -uroot \\
-    --connect-timeout=2 -N -B -e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2)
+    --connect-timeout=2 -N -B \\
+    -e "SET SESSION wsrep_sync_wait = 0; SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2)
 [ "$state" = 4 ]
 """
 
@@ -46,9 +47,10 @@ state=$(timeout 3 mariadb --no-defaults --protocol=tcp -h "$3" -P "$4" -uroot \\
 class GaleraProxy(PrivateServer):
     name = "HAProxy"
 
-    def __init__(self, base_dir, nodes):
+    def __init__(self, base_dir, nodes, host="127.0.0.1"):
         super().__init__(base_dir, "haproxy.log")
         self.nodes = nodes
+        self.host = host
         self.port = free_port()
         self.socket_path = os.path.join(base_dir, "admin.sock")
         self.config = os.path.join(base_dir, "haproxy.cfg")
@@ -57,7 +59,7 @@ class GaleraProxy(PrivateServer):
             script.write(CHECK_SCRIPT)
         os.chmod(check, 0o755)
         servers = "\n".join(
-            f"    server {node.node_name} 127.0.0.1:{node.port} check"
+            f"    server {node.node_name} {node.host}:{node.port} check"
             + ("" if i == 0 else " backup")
             for i, node in enumerate(nodes)
         )
@@ -78,7 +80,7 @@ defaults
     timeout check 4s
 
 listen {BACKEND}
-    bind 127.0.0.1:{self.port}
+    bind {host}:{self.port}
     option external-check
     external-check path "/usr/bin:/bin"
     external-check command {check}
@@ -88,7 +90,7 @@ listen {BACKEND}
 {servers}
 """
             )
-        self.server_uri = f"mysql+pymysql://root@127.0.0.1:{self.port}/"
+        self.server_uri = f"mysql+pymysql://root@{host}:{self.port}/"
 
     def command(self):
         return [HAPROXY, "-db", "-f", self.config]
@@ -122,7 +124,7 @@ listen {BACKEND}
         """The name of the node a new connection through the proxy reaches
         (`@@wsrep_node_name`)."""
         connection = pymysql.connect(
-            host="127.0.0.1", port=self.port, user="root", connect_timeout=5, read_timeout=5
+            host=self.host, port=self.port, user="root", connect_timeout=5, read_timeout=5
         )
         try:
             with connection.cursor() as cursor:

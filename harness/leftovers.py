@@ -24,7 +24,7 @@ def claim(directory):
         owner.write(str(os.getpid()))
 
 
-def _alive(pid):
+def alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -53,6 +53,11 @@ def _read_pid(path):
         return None
 
 
+def owner_of(directory):
+    """The pid that claimed `directory`, or None."""
+    return _read_pid(os.path.join(directory, OWNER))
+
+
 def remove(parent, prefix):
     for entry in os.listdir(parent):
         directory = os.path.join(parent, entry)
@@ -61,12 +66,12 @@ def remove(parent, prefix):
         owner = _read_pid(os.path.join(directory, OWNER))
         if owner is None and time.time() - os.path.getmtime(directory) < CLAIM_GRACE_SECONDS:
             continue  # just made by a run that has not claimed it yet
-        if owner is not None and _alive(owner):
+        if owner is not None and alive(owner):
             continue
         for root, _dirs, files in os.walk(directory):
             if "process-group" in files:
                 group = _read_pid(os.path.join(root, "process-group"))
-                if group is not None and _alive(group) and _mentions(group, directory):
+                if group is not None and alive(group) and _mentions(group, directory):
                     try:
                         os.killpg(group, signal.SIGKILL)
                     except ProcessLookupError:

@@ -28,13 +28,14 @@ class MariaDBServer(PrivateServer):
     name = "MariaDB"
     poll_seconds = 0.1
 
-    def __init__(self, base_dir, port, user="root", settings=None):
+    def __init__(self, base_dir, port, user="root", settings=None, host="127.0.0.1"):
         super().__init__(base_dir, "mariadb.log")
+        self.host = host
         self.port = port
         self.user = user
         self.datadir = os.path.join(base_dir, "data")
         self.config = os.path.join(base_dir, "my.cnf")
-        self.server_uri = f"mysql+pymysql://root@127.0.0.1:{port}/"
+        self.server_uri = f"mysql+pymysql://root@{host}:{port}/"
         tmpdir = os.path.join(base_dir, "tmp")
         os.makedirs(tmpdir, exist_ok=True)
         options = {
@@ -42,7 +43,7 @@ class MariaDBServer(PrivateServer):
             "datadir": self.datadir,
             "socket": os.path.join(base_dir, "mysqld.sock"),
             "port": port,
-            "bind-address": "127.0.0.1",
+            "bind-address": host,
             "pid-file": os.path.join(base_dir, "mysqld.pid"),
             "tmpdir": tmpdir,
             "skip-name-resolve": None,
@@ -76,7 +77,7 @@ class MariaDBServer(PrivateServer):
 
     def connect(self, timeout=2):
         return pymysql.connect(
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             user="root",
             connect_timeout=timeout,

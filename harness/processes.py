@@ -37,8 +37,10 @@ def wait_until(predicate, timeout, interval=0.1, message="condition"):
 class NamekoProcess:
     """One `nameko run --config config.yml <modules>` process."""
 
-    def __init__(self, modules, env, log_path):
+    def __init__(self, modules, env, log_path, prefix=()):
         self.modules = list(modules)
+        # What runs it (`ip netns exec NS` for a network namespace).
+        self.prefix = list(prefix)
         self.env = env
         self.log_path = log_path
         self.process = None
@@ -47,7 +49,7 @@ class NamekoProcess:
     def start(self):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [NAMEKO, "run", "--config", CONFIG, *self.modules],
+            [*self.prefix, NAMEKO, "run", "--config", CONFIG, *self.modules],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -107,15 +109,23 @@ class Pipeline:
     """The three services as separate processes against one database and
     vhost, plus helpers to talk to them over HTTP, or over HTTPS with
     `https_ca` (the CA of the gateway's certificate for "localhost", which
-    GATEWAY_TLS_* in `settings` name)."""
+    GATEWAY_TLS_* in `settings` name).
 
-    def __init__(self, db_uri, amqp_uri, log_dir, https_ca=None, **settings):
+    `host` is the address the gateway listens on; `prefixes` maps a module
+    to the command prefix that runs it (harness.netns: a network namespace
+    of its own)."""
+
+    def __init__(
+        self, db_uri, amqp_uri, log_dir, https_ca=None, host="127.0.0.1", prefixes=None, **settings
+    ):
         self.db_uri = db_uri
         self.amqp_uri = amqp_uri
         self.log_dir = log_dir
+        self.host = host
+        self.prefixes = prefixes or {}
         self.port = free_port()
         if https_ca is None:
-            self.base_url = f"http://127.0.0.1:{self.port}"
+            self.base_url = f"http://{host}:{self.port}"
             self.http_options = {}
         else:
             self.base_url = f"https://localhost:{self.port}"
@@ -129,7 +139,7 @@ class Pipeline:
             {
                 "DB_URI": self.db_uri,
                 "AMQP_URI": self.amqp_uri,
-                "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.port}",
+                "WEB_SERVER_ADDRESS": f"{self.host}:{self.port}",
                 "GATEWAY_TOKEN": TEST_TOKEN,
                 "RPC_TIMEOUT_SECONDS": "5",
                 "PYTHONUNBUFFERED": "1",
@@ -157,7 +167,10 @@ class Pipeline:
     def start_service(self, module, **overrides):
         name = f"{module}-{len(self.processes)}.log"
         process = NamekoProcess(
-            [module], self.env(**overrides), os.path.join(self.log_dir, name)
+            [module],
+            self.env(**overrides),
+            os.path.join(self.log_dir, name),
+            self.prefixes.get(module, ()),
         ).start()
         self.processes.append(process)
         return process

@@ -29,14 +29,15 @@ from harness.processes import Pipeline  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 # The suites: folders under tests/, each also a marker (see pyproject.toml).
-SUITES = {"unit", "integration", "e2e", "faults", "browser", "cluster", "compose"}
+SUITES = {"unit", "integration", "e2e", "faults", "browser", "cluster", "compose", "partitions"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items):
     """Mark every test with its suite, from its folder: tests/unit -> unit,
     tests/integration -> integration, tests/e2e -> e2e, tests/faults -> faults,
-    tests/browser -> browser, tests/cluster -> cluster, tests/compose -> compose."""
+    tests/browser -> browser, tests/cluster -> cluster, tests/compose -> compose,
+    tests/partitions -> partitions."""
     for item in items:
         try:
             folder = item.path.resolve().relative_to(TESTS).parts[0]

@@ -28,6 +28,11 @@ newly elected leader at once. So nacked messages are published once more on
 a new connection, and every new connection starts one node further along
 AMQP_URI's list than the last, so that a node that misbehaves without
 refusing connections is not the one picked again.
+
+A connection that failed is dropped without a close handshake: a node that
+is frozen, or cut off by a partition, never answers the handshake, and the
+publisher (its lock, and the outbox rows it holds) would wait on it for as
+long as the node stayed away, instead of moving on to the next node.
 """
 
 import itertools
@@ -94,7 +99,7 @@ class RoutedEventPublisher(DependencyProvider):
         self._close()
 
     def kill(self):
-        self._close()
+        self._drop()
 
     def get_dependency(self, worker_ctx):
         return self.publish
@@ -124,7 +129,7 @@ class RoutedEventPublisher(DependencyProvider):
                     self._publish_batch(event_type, pending, payloads, trace_contexts)
                     break
                 except Exception as exc:
-                    self._close()
+                    self._drop()
                     if attempt == 1:
                         log.warning("publishing %s failed, reconnecting: %s", event_type, exc)
                     else:
@@ -231,5 +236,15 @@ class RoutedEventPublisher(DependencyProvider):
     def _close(self):
         if self._connection is not None:
             close_connection(self._connection)
+        self._connection = None
+        self._producer = None
+
+    def _drop(self):
+        """Forget a failed connection: its socket closed, nothing sent on it."""
+        if self._connection is not None:
+            try:
+                self._connection.collect()
+            except Exception:  # the socket is gone already
+                pass
         self._connection = None
         self._producer = None

@@ -48,7 +48,10 @@ class ClusterLedger(Ledger):
 
 
 class ClusterSystem:
-    def __init__(self, clusters, log_dir):
+    """`pipeline_options`: more of harness.processes.Pipeline's arguments
+    (where the services run, extra settings)."""
+
+    def __init__(self, clusters, log_dir, **pipeline_options):
         self.clusters = clusters
         self.servers = ClusterServers(clusters)
         self.db_uri = self.servers.create_database()
@@ -59,8 +62,11 @@ class ClusterSystem:
             self.amqp_uri,
             log_dir,
             **self.servers.settings,
-            ORDER_INTERVAL_SECONDS=ORDER_INTERVAL_SECONDS,
-            RPC_TIMEOUT_SECONDS=10,
+            **{
+                "ORDER_INTERVAL_SECONDS": ORDER_INTERVAL_SECONDS,
+                "RPC_TIMEOUT_SECONDS": 10,
+                **pipeline_options,
+            },
         )
         self.ledger = ClusterLedger(self.db_uri)
         self.processors = []

@@ -12,6 +12,7 @@ whose leader node stopped: tests/cluster.)
 import socket
 from types import SimpleNamespace
 
+import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
 
@@ -105,6 +106,44 @@ class RoomOnReconnect(RoutedEventPublisher):
             with Connection(self.broker.uri) as connection:
                 connection.channel().queue_purge(self.queue_name)
         return super()._get_producer()
+
+
+class SilentRelay:
+    """A TCP relay to the broker, as a node of its own, that can fall
+    silent: connections stay open and what is sent on them is held, never
+    delivered nor answered (a frozen node, or a link a partition cut)."""
+
+    def __init__(self, amqp_uri):
+        broker = Connection(amqp_uri)
+        self.target = (broker.hostname, broker.port or 5672)
+        self.listener = eventlet.listen(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.uri = amqp_uri.replace(f"@{broker.hostname}:{broker.port}", f"@127.0.0.1:{self.port}")
+        self.relaying = True
+        self.sockets = [self.listener]
+        self.threads = [eventlet.spawn(self._accept)]
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            upstream = eventlet.connect(self.target)
+            self.sockets += [client, upstream]
+            self.threads += [
+                eventlet.spawn(self._pipe, client, upstream),
+                eventlet.spawn(self._pipe, upstream, client),
+            ]
+
+    def _pipe(self, source, target):
+        while data := source.recv(65536):
+            while not self.relaying:
+                eventlet.sleep(0.05)
+            target.sendall(data)
+
+    def close(self):
+        for thread in self.threads:
+            thread.kill()
+        for sock in self.sockets:
+            sock.close()
 
 
 def same_broker_by_another_name(amqp_uri):
@@ -230,3 +269,25 @@ def test_a_connection_lost_twice_leaves_the_batch_in_the_outbox(db, amqp_uri, pu
     assert outbox(db) == []
     received = [p["order_id"] for p in payloads_in(amqp_uri, "listener")]
     assert set(received) == set(order_ids)
+
+
+def test_a_node_that_falls_silent_is_left_for_the_next_without_waiting_on_it(amqp_uri, publisher):
+    """The publisher's connection goes through a node that stops answering:
+    the batch's confirms time out, and the connection is dropped without a
+    close handshake (which the silent node would never answer) and the
+    batch published on the next node."""
+    bind_queue(amqp_uri, "listener")
+    relay = SilentRelay(amqp_uri)
+    try:
+        routed = publisher(uri=f"{relay.uri};{amqp_uri}")
+        assert routed.publish(ORDER_CREATED, [{"order_id": 1}]) == [True]
+        relay.relaying = False
+        # A wait on the silent node would last as long as its silence: here,
+        # past this guard (a BaseException: the publisher's clean-up, which
+        # catches Exception, cannot swallow it).
+        with eventlet.Timeout(60):
+            assert routed.publish(ORDER_CREATED, [{"order_id": 2}, {"order_id": 3}]) == [True] * 2
+    finally:
+        relay.close()
+    received = [p["order_id"] for p in payloads_in(amqp_uri, "listener")]
+    assert set(received) == {1, 2, 3}
