@@ -280,5 +280,20 @@ class HeartbeatConsumer(Consumer):
             body = {**body, "service": message.delivery_info.get("routing_key")}
         super().handle_message(body, message)
 
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        # nameko's ack forgives only amqp's own ConnectionError: a socket the
+        # broker reset under it (a restart, a node stopped) raised
+        # ConnectionResetError here, and nameko killed the whole service for
+        # it. The heartbeat is transient and the next one follows.
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except OSError as exc:
+            log.warning(
+                "a heartbeat could not be acknowledged (%s: %s); the next one follows",
+                type(exc).__name__,
+                exc,
+            )
+            return result, exc_info
+
 
 record_heartbeats = HeartbeatConsumer.decorator

@@ -211,3 +211,17 @@ def test_the_timing_is_averaged_per_order_and_spread_over_the_window():
     quiet = timing_figures({name: 0 for name in sums}, 600)
     assert (quiet["processing_time_ms"], quiet["critical_time_ms"]) == (None, None)
     assert quiet["throughput_per_second"] == 0
+
+
+def test_a_heartbeat_acked_on_a_connection_the_broker_reset_does_not_stop_the_service():
+    """nameko kills the container when a worker's ack raises; a broker
+    restart made it raise ConnectionResetError (seen in the fault suite)."""
+    from order_pipeline.extensions.heartbeats import HeartbeatConsumer
+
+    class ResetConnection:
+        def ack_message(self, message):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    consumer = HeartbeatConsumer()
+    consumer.queue_consumer = ResetConnection()
+    assert consumer.handle_result(object(), None, "stored", None) == ("stored", None)
