@@ -15,7 +15,7 @@ from harness.processes import wait_until
 from harness.tables import parked_dead_letters, sql, sql_metrics
 from tests.support.event_stream import EventReader
 from tests.support.openapi import schema_violations
-from tests.support.services import PATIENT_RPC_TIMEOUT, wait_processed
+from tests.support.services import wait_processed
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -29,7 +29,6 @@ def open_streams(services):
 @pytest.fixture
 def services(services):
     """All three services, started (the fixture is tests/integration/conftest.py's)."""
-    services.config["RPC_TIMEOUT_SECONDS"] = PATIENT_RPC_TIMEOUT
     return services.start("generator", "processor", "gateway")
 
 
