@@ -46,11 +46,17 @@ def podman(*args, timeout=120, check=True):
 
 
 class Stack:
+    compose_files = COMPOSE_FILES
+    passwords = PASSWORDS
+    scheme = "http"
+    # What requests checks the gateway's certificate against, over HTTPS.
+    verify = True
+
     def __init__(self, directory, **settings):
         self.project = "orders_check_" + secrets.token_hex(4)
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {name: secrets.token_urlsafe(18) for name in PASSWORDS}
+        self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.env = {name: secrets.token_urlsafe(18) for name in self.passwords}
         self.env.update(
             {
                 "GATEWAY_TOKEN": secrets.token_urlsafe(32),
@@ -70,7 +76,7 @@ class Stack:
                 self.project,
                 "--env-file",
                 str(self.env_file),
-                *COMPOSE_FILES,
+                *self.compose_files,
                 *args,
             ],
             cwd=ROOT,
@@ -116,10 +122,12 @@ class Stack:
 
     def get(self, path, **kwargs):
         kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("verify", self.verify)
         return requests.get(self.base_url + path, **kwargs)
 
     def post(self, path, token=True, **kwargs):
         kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("verify", self.verify)
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = "Bearer " + self.env["GATEWAY_TOKEN"]

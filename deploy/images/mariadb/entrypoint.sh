@@ -38,7 +38,10 @@ if [ ! -d "$datadir/mysql" ]; then
     echo "initialising $datadir"
     mariadb-install-db --user=mysql --datadir="$datadir" --skip-test-db \
         --auth-root-authentication-method=normal >/dev/null
-    mariadbd --user=mysql --datadir="$datadir" --skip-networking --socket="$socket" "${@:2}" &
+    # As the official image's: replication off, so that a Galera node
+    # neither starts a cluster nor joins one while it is initialised.
+    mariadbd --user=mysql --datadir="$datadir" --skip-networking --socket="$socket" "${@:2}" \
+        --wsrep_on=OFF &
     pid=$!
     for _ in $(seq 60); do
         docker_process_sql -e "SELECT 1" >/dev/null 2>&1 && break
