@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import eventlet
 import pytest
 from amqp import Message
+from amqp.exceptions import MessageNacked
 from eventlet.event import Event
 from sqlalchemy import create_engine
 
@@ -364,6 +365,19 @@ def test_a_dead_letter_that_arrives_twice_is_kept_once(services):
     assert queue_depth(services.amqp_uri, DEAD_LETTER_QUEUE) == 0
 
 
+def publish_confirmed(channel, message, routing_key, attempts=5):
+    """Publish until the broker confirms: a quorum queue may nack a message
+    on a busy broker (seen once in CI), which asks the publisher to send it
+    again, as the pipeline's own publisher does."""
+    for attempt in range(attempts):
+        try:
+            return channel.basic_publish_confirm(message, exchange="", routing_key=routing_key)
+        except MessageNacked:
+            if attempt == attempts - 1:
+                raise
+            eventlet.sleep(0.1)
+
+
 def test_dead_letters_wait_unacked_while_they_cannot_be_stored(amqp_uri):
     """The processor's database away: each dead letter is offered again,
     never lost, never given back to the queue, and stored once."""
@@ -384,10 +398,10 @@ def test_dead_letters_wait_unacked_while_they_cannot_be_stored(amqp_uri):
             channel = connection.channel()
             wait_until(lambda: queue_depth(amqp_uri, queue.name) == 0, 10, message="declared")
             for n in range(150):
-                channel.basic_publish_confirm(
+                publish_confirmed(
+                    channel,
                     Message(b"%d" % n, application_headers={"x-error": f"E: {n}"}),
-                    exchange="",
-                    routing_key=queue.name,
+                    queue.name,
                 )
         wait_until(lambda: len(stored) == 150, 30, message="every dead letter stored")
         assert [r.body for r in stored] == [b"%d" % n for n in range(150)]
