@@ -45,11 +45,11 @@ from functools import partial
 import eventlet
 from nameko.amqp.publish import Publisher
 from nameko.events import SERVICE_POOL, EventHandler
-from nameko.messaging import QueueConsumer
 
 from order_contract import DEAD_LETTERED, RETRIED
 from order_pipeline.broker import broker, check_broker
 from order_pipeline.config import setting
+from order_pipeline.extensions.resubscribing_consumer import ResubscribingQueueConsumer
 from order_pipeline.failures import (
     encode_failures,
     failure_of,
@@ -119,29 +119,16 @@ def delay_for_attempt(delays, attempt):
     return delays[min(attempt, len(delays)) - 1]
 
 
-class DeadLetteringQueueConsumer(QueueConsumer):
-    """nameko's consumer, except that a message whose body cannot be decoded
-    (not JSON, or a content type it does not accept) goes to its handler to
-    be dead-lettered. kombu's default logs it and acks it: the event would
-    be gone without a trace on any queue."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.handlers = []  # the providers registered, to find a queue's handler
-
-    def register_provider(self, provider):
-        self.handlers.append(provider)
-        super().register_provider(provider)
-
-    def unregister_provider(self, provider):
-        if provider in self.handlers:
-            self.handlers.remove(provider)
-        super().unregister_provider(provider)
+class DeadLetteringQueueConsumer(ResubscribingQueueConsumer):
+    """The project's queue consumer, except that a message whose body cannot
+    be decoded (not JSON, or a content type it does not accept) goes to its
+    handler to be dead-lettered. kombu's default logs it and acks it: the
+    event would be gone without a trace on any queue."""
 
     def get_consumers(self, consumer_cls, channel):
         def consumer_with_decode_errors(queues, **options):
             consumer = consumer_cls(queues=queues, **options)
-            for provider in self.handlers:
+            for provider in self.watched:
                 if any(queue is provider.queue for queue in queues):
                     consumer.on_decode_error = partial(self._undecodable, provider)
             return consumer

@@ -24,6 +24,9 @@ again, and is acked, without running; one still running here is acked and
 left to the copy that runs. A correlation id names one call, so this also
 covers a request a client published twice. (A request redelivered to another process of the same
 service is still run there: see docs/guarantees.md.)
+
+Its queue consumer subscribes again when the broker stops delivering to it
+(order_pipeline.extensions.resubscribing_consumer).
 """
 
 import logging
@@ -31,6 +34,7 @@ from collections import OrderedDict
 
 from nameko.rpc import Rpc, RpcConsumer
 
+from order_pipeline.extensions.resubscribing_consumer import ResubscribingQueueConsumer
 from order_pipeline.queues import declare_at_start, durable_queue
 from order_pipeline.settings import queue_type
 
@@ -77,6 +81,8 @@ class AnsweredCalls:
 
 
 class TypedRpcConsumer(RpcConsumer):
+    queue_consumer = ResubscribingQueueConsumer()
+
     def setup(self):
         if self.queue is not None:  # shared: set up once for all methods
             return

@@ -21,7 +21,8 @@ from order_pipeline.extensions.reliable_events import retry_settings
 from processor_service import settings as processor_settings
 
 # Where settings are read: each service's own module, the infrastructure's,
-# and the extensions that the retry, batch and heartbeat settings tune.
+# and the extensions that the retry, batch, heartbeat and resubscribe
+# settings tune.
 SETTINGS_MODULES = {
     "order_pipeline/settings.py",
     "generator_service/settings.py",
@@ -30,6 +31,7 @@ SETTINGS_MODULES = {
     "order_pipeline/extensions/reliable_events.py",
     "order_pipeline/extensions/batch_events.py",
     "order_pipeline/extensions/heartbeats.py",
+    "order_pipeline/extensions/resubscribing_consumer.py",
 }
 # Readers that take the key they read as their second argument.
 READERS = {"setting", "metrics_address"}
