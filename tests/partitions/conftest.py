@@ -31,7 +31,17 @@ def system(partition_clusters, tmp_path):
             partition_system.close()
 
 
+# How long a node may take to answer again after a run before it is
+# restarted, and then how long its restart may take.
+ANSWER_SECONDS = 90
+RESTART_SECONDS = 180
+
+
 def restore(clusters):
+    """Every link healed and every node running and answering, for the next
+    run. A node still not answering ANSWER_SECONDS after the heal (a RabbitMQ
+    node that paused again as Erlang's partition prevention disconnected it
+    after the heal, seen once) is restarted, as an operator would."""
     clusters.network.heal()
     nodes = [*clusters.rabbit.nodes, *clusters.galera.nodes]
     for node in nodes:
@@ -40,7 +50,11 @@ def restore(clusters):
         else:
             node.launch()
     for node in nodes:
-        node.wait_answering(180)
+        try:
+            node.wait_answering(ANSWER_SECONDS)
+        except RuntimeError:  # wait_answering stopped it
+            print(f"{node.name} in {node.base_dir} did not answer after the run: restarted")
+            node.launch().wait_answering(RESTART_SECONDS)
 
 
 def pytest_terminal_summary(terminalreporter):
