@@ -80,21 +80,28 @@ recreate-queues: install
 
 # Lint, format check, the import contract, checkov on the deployment files,
 # `docker compose up --build` run for real (compose-check, below),
-# then every test suite, in two
-# pytest processes side by side: most of a test's time goes to waiting on
-# services and nodes, not to this machine's CPU. Each process makes its own
-# database and vhost. The slow suites' output follows the other's.
+# then every test suite, in three pytest processes side by side: most of a
+# test's time goes to waiting on services and nodes, not to this machine's
+# CPU. Each process makes its own database and vhost; the partition suite
+# (each nemesis once, short: tests/partitions) its own network namespaces
+# and clusters, and needs root (it is skipped otherwise). The slow suites'
+# output follows the other's, with their slowest tests.
 SUITES_ALONGSIDE := tests/cluster tests/faults tests/e2e
 SUITES_IN_FRONT := tests/integration tests/browser tests/unit
+SUITE_PARTITIONS := tests/partitions
 test: lint checkov compose-check
-	@log="$$(mktemp)"; \
-	$(BIN)/pytest $(SUITES_ALONGSIDE) >"$$log" 2>&1 & alongside=$$!; \
+	@log="$$(mktemp)"; partitions_log="$$(mktemp)"; \
+	$(BIN)/pytest --durations=10 $(SUITES_ALONGSIDE) >"$$log" 2>&1 & alongside=$$!; \
+	$(BIN)/pytest --durations=10 $(SUITE_PARTITIONS) >"$$partitions_log" 2>&1 & partitions=$$!; \
 	$(BIN)/pytest $(SUITES_IN_FRONT); in_front=$$?; \
 	wait $$alongside; alongside_status=$$?; \
+	wait $$partitions; partitions_status=$$?; \
 	echo; echo "==== $(SUITES_ALONGSIDE) (ran alongside) ===="; \
-	cat "$$log"; rm -f "$$log"; \
-	echo "==== exit status: $(SUITES_IN_FRONT): $$in_front; $(SUITES_ALONGSIDE): $$alongside_status ===="; \
-	[ $$in_front -eq 0 ] && [ $$alongside_status -eq 0 ]
+	cat "$$log"; \
+	echo; echo "==== $(SUITE_PARTITIONS) (ran alongside) ===="; \
+	cat "$$partitions_log"; rm -f "$$log" "$$partitions_log"; \
+	echo "==== exit status: $(SUITES_IN_FRONT): $$in_front; $(SUITES_ALONGSIDE): $$alongside_status; $(SUITE_PARTITIONS): $$partitions_status ===="; \
+	[ $$in_front -eq 0 ] && [ $$alongside_status -eq 0 ] && [ $$partitions_status -eq 0 ]
 
 # Unit tests only: no broker or database needed.
 test-fast: install
