@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import ConfigurationError
 from nameko.web.server import BindAddress, parse_address
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from order_pipeline.config import setting
 from order_pipeline.errors import StartupError
@@ -34,7 +36,31 @@ def amqp_uri(config: dict) -> str:
 
 
 def db_uri(config: dict) -> str:
-    return setting(config, "DB_URI", str)
+    return checked_db_uri(setting(config, "DB_URI", str))
+
+
+# The drivers the project is built and tested with (PyMySQL, to MariaDB or
+# MySQL); an example to show in the error.
+DB_URI_SCHEMES = ("mysql+pymysql", "mariadb+pymysql")
+DB_URI_EXAMPLE = "mysql+pymysql://user:password@host:3306/orders"
+
+
+def checked_db_uri(value: str) -> str:
+    """`value` if it is a database URL the services can use, else a
+    StartupError saying what DB_URI should look like. The value itself is
+    not repeated: it may hold a password, unparsed."""
+    try:
+        scheme = make_url(value).drivername
+    except (ArgumentError, ValueError):
+        raise StartupError(
+            f"setting DB_URI is not a database URL: expected {DB_URI_EXAMPLE}"
+        ) from None
+    if scheme not in DB_URI_SCHEMES:
+        raise StartupError(
+            f"setting DB_URI has the scheme {scheme}:// which the services cannot use: "
+            f"expected {DB_URI_EXAMPLE}"
+        )
+    return value
 
 
 def rpc_timeout_seconds(config: dict) -> float:

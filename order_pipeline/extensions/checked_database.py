@@ -6,12 +6,14 @@ reads are causal on a Galera cluster (`read_causally_on_galera`), a worker
 whose connection died with the database does not take the service down when
 its session is closed, a database that cannot be reached at start-up stops
 `nameko run` with a one-line error naming DB_URI instead of failing on the
-first worker (after STARTUP_WAIT_SECONDS of trying, order_pipeline.startup), and a service can prepare its tables at start-up (`on_setup`).
+first worker (after STARTUP_WAIT_SECONDS of trying, order_pipeline.startup),
+a DB_URI that is no MariaDB URL is a one-line error too, and a service can
+prepare its tables at start-up (`on_setup`).
 """
 
 import logging
 
-from nameko_sqlalchemy.database import Database, DatabaseWrapper
+from nameko_sqlalchemy.database import DB_URIS_KEY, Database, DatabaseWrapper
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,7 +23,7 @@ from order_pipeline.database import (
     read_causally_on_galera,
     with_tls,
 )
-from order_pipeline.settings import db_tls, startup_wait_seconds
+from order_pipeline.settings import checked_db_uri, db_tls, startup_wait_seconds
 from order_pipeline.startup import retry_until_up
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ class CheckedDatabase(Database):
         config = self.container.config
         # DB_SSL_*: the engine super().setup() makes connects over TLS.
         self.engine_options = with_tls(self.engine_options, config)
+        checked_db_uri(
+            config[DB_URIS_KEY][f"{self.container.service_name}:{self.declarative_base.__name__}"]
+        )
         super().setup()
         event.listen(self.engine, "connect", read_causally_on_galera)
         retry_until_up(

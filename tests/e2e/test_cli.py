@@ -60,6 +60,25 @@ def test_an_unusable_database_is_one_line_naming_db_uri(db_uri_value, hint, amqp
     assert len(errors) == 1 and "DB_URI=" + db_uri_value in errors[0] and hint in errors[0]
 
 
+@pytest.mark.parametrize("module", ["generator_service", "processor_service"])
+@pytest.mark.parametrize(
+    "db_uri_value, said",
+    [
+        ("postgresql://root:s3cret@127.0.0.1/orders", "the scheme postgresql://"),
+        ("root:s3cret@127.0.0.1/orders", "is not a database URL"),
+    ],
+)
+def test_a_db_uri_that_is_no_mariadb_url_is_one_line_without_its_password(
+    module, db_uri_value, said, amqp_uri
+):
+    done = run_service(module, AMQP_URI=amqp_uri, DB_URI=db_uri_value)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "Traceback" not in output and "s3cret" not in output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and said in errors[0] and "mysql+pymysql://" in errors[0]
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
