@@ -94,6 +94,8 @@ def test_the_ratio_is_the_median_of_each_runs_own():
     assert figs["naive_ratio"] == pytest.approx(15)
     assert figs["naive_naive_naive_processor_cpu_ms_per_order"] == 4.0
     assert figs["naive_pipeline_order_generator_cpu_ms_per_order"] == 0.05
+    # Each run's naive CPU per order (8, 6, 7 ms) over the project's (0.25 ms).
+    assert figs["naive_cpu_ratio"] == pytest.approx(28)
     (check,) = [c for c in target_checks(figs) if c["figure"].endswith("naive nameko pipeline")]
     assert check["target"] == ">= 20" and check["met"] is False
 
@@ -107,5 +109,14 @@ def test_the_table_shows_both_rates_and_the_ratio_against_its_target():
     assert rows["drain, 1 processor, beside it"] == ["3000 orders/s"]
     assert rows["drain, 1 processor / naive nameko pipeline"] == ["15.0 x", ">= 20 x", "NO"]
     assert rows["CPU per order, naive_processor (naive comparison)"] == ["4.00 ms"]
+    assert rows["CPU per order, naive / this project (processor + generator)"] == ["28.0 x"]
     without = table({**RESULTS, "naive": {"runs": []}}, figures({**RESULTS, "naive": {}}))
     assert re.search(r"drain, 1 processor / naive nameko pipeline\s+-\s+>= 20 x\n", without)
+
+
+def test_a_drain_too_short_to_sample_gives_no_cpu_ratio():
+    run = comparison(100, 3000)
+    run["pipeline"]["cpu_ms_per_order"] = {}
+    figs = figures({**RESULTS, "naive": {"runs": [run]}})
+    assert figs["naive_cpu_ratio"] is None
+    assert figs["naive_ratio"] == pytest.approx(30)
