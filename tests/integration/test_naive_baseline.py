@@ -29,9 +29,7 @@ def naive_pipeline(db_uri, amqp_uri):
         runner.stop()
 
 
-def test_each_order_created_is_confirmed_priced_stored_and_printed(
-    naive_pipeline, db_uri, capsys
-):
+def test_each_order_created_is_confirmed_priced_stored_and_printed(naive_pipeline, db_uri, capsys):
     with ClusterRpcProxy(naive_pipeline) as rpc:
         created = [rpc.naive_generator.create_order(quantity) for quantity in (1, 7, 100)]
         assert rpc.naive_generator.get_order(created[1]["id"]) == created[1]

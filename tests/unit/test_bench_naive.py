@@ -10,6 +10,7 @@ import pytest
 from bench import naive
 from bench.cli import parse_args, plan
 from bench.report import figures, table, target_checks
+from tests.unit.test_bench import RESULTS as BENCH_RESULTS
 
 
 def test_the_two_drains_take_turns_and_the_ratio_is_the_processors_over_the_naive(monkeypatch):
@@ -64,17 +65,8 @@ def comparison(naive_rate, pipeline_rate, naive_cpu=4.0):
 
 
 RESULTS = {
-    "sizes": {
-        "orders": 100,
-        "latency_seconds": 3,
-        "latency_rate": 100,
-        "latency_source": "inprocess",
-        "metrics_rows": 1000,
-        "concurrency": 4,
-        "load_seconds": 2,
-        "repeat": 3,
-    },
-    "machine": {"cpus": 2, "load_before": [0.5, 0.5, 0.5], "load_after": [1, 1, 1]},
+    "sizes": BENCH_RESULTS["sizes"],
+    "machine": BENCH_RESULTS["machine"],
     # Ratios 30, 15 and 10: their median (15) is not the ratio of the
     # median rates (3000 / 150 = 20).
     "naive": {
