@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from generator_service.models import Order
 from harness import broker
 from harness.processes import wait_until
-from order_contract import OrderCreated
+from order_contract import GENERATOR, OrderCreated
 from order_pipeline.times import utc_now
 
 INSERT_BATCH = 5000
@@ -48,16 +48,22 @@ def insert_orders(pipeline, count, seed=1):
     return list(range(1, count + 1))
 
 
-def queue_backlog(pipeline, count):
-    """Commit `count` orders and queue their events; the processor's queue
-    must already be bound. Returns {"queues": [...], "seconds": ...}."""
-    queues = broker.order_created_queues(pipeline.amqp_uri, pipeline.servers.rabbitmqctl)
+def queue_backlog(pipeline, count, source=GENERATOR):
+    """Commit `count` orders and queue their events on the exchange of the
+    `source` service (the generator's); the processor's queue must already
+    be bound. Returns {"queues": [...], "seconds": ...}."""
+    queues = broker.order_created_queues(
+        pipeline.amqp_uri, pipeline.servers.rabbitmqctl, source=source
+    )
     if not queues:
         raise RuntimeError("no queue is bound for OrderCreated; start a processor first")
     started = time.monotonic()
     order_ids = insert_orders(pipeline, count)
     broker.publish_order_created(
-        pipeline.broker, [OrderCreated(i).to_payload() for i in order_ids], confirm=False
+        pipeline.broker,
+        [OrderCreated(i).to_payload() for i in order_ids],
+        confirm=False,
+        source=source,
     )
     for queue in queues:
         wait_until(

@@ -18,6 +18,7 @@ from bench.http_orders import run_http_orders
 from bench.ingest import run_ingest
 from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
+from bench.naive import run_naive_comparison
 from bench.outbox_publish import run_outbox_publish
 from bench.profile import profile_create_order, profile_drain
 from bench.report import figures, table, target_checks
@@ -31,6 +32,7 @@ from harness.processes import ROOT
 RESULTS_DIR = os.path.join(ROOT, "bench-results")
 SCENARIOS = (
     "drain",
+    "naive",
     "latency",
     "metrics",
     "ingest",
@@ -45,6 +47,11 @@ SCENARIOS = (
 # --orders) of the type of its full-size value.
 SIZES = {
     "orders": (20_000, 300, "backlog size for the drain"),
+    "naive_orders": (
+        10_000,
+        200,
+        "backlog size for the naive nameko pipeline and the processor drained beside it",
+    ),
     "latency_seconds": (30.0, 3.0, "measured seconds at the steady rate"),
     "latency_rate": (100.0, 100.0, "orders per second"),
     "metrics_rows": (1_000_000, 5_000, "processed orders in the tables for /metrics"),
@@ -180,6 +187,19 @@ def plan(args, logs):
                         processors,
                     ),
                 )
+        if "naive" in args.scenarios:
+            turns = ("the naive nameko pipeline", "this project's processor")[:: 1 if n % 2 else -1]
+            yield (
+                "naive",
+                f"drain through {turns[0]}, then {turns[1]}, 1 processor each, "
+                f"{args.naive_orders} orders",
+                partial(
+                    run_naive_comparison,
+                    os.path.join(logs, f"naive-{n}"),
+                    args.naive_orders,
+                    naive_first=n % 2 == 1,
+                ),
+            )
         if "latency" in args.scenarios:
             yield (
                 "latency",

@@ -8,10 +8,17 @@ from bench.ingest import CLIENT_CPU_LIMIT_CORES, SECOND_CLIENT_GAIN_LIMIT, clien
 from bench.stats import median_of
 from bench.sustained import GROWTH_TOLERANCE
 
+NAIVE_RATIO_LABEL = "drain, 1 processor / naive nameko pipeline"
+# The naive comparison's two drains, and whose CPU per order each reports.
+NAIVE_DRAINS = (
+    ("naive", ("naive_processor", "naive_generator")),
+    ("pipeline", ("order_processor", "order_generator")),
+)
 # (figure key, label, comparison, threshold, unit)
 TARGETS = [
     ("drain_2_orders_per_second", "drain, 2 processors", operator.ge, 1000, "orders/s"),
     ("drain_ratio", "drain, 2 processors / 1 processor", operator.ge, 1.6, "x"),
+    ("naive_ratio", NAIVE_RATIO_LABEL, operator.ge, 20, "x"),
     ("latency_p99_ms", "latency p99 at the steady rate", operator.le, 50, "ms"),
     ("metrics_p99_ms", "GET /metrics p99", operator.le, 10, "ms"),
     ("metrics_requests_per_second", "GET /metrics throughput", operator.ge, 1000, "req/s"),
@@ -120,6 +127,7 @@ def figures(results):
             out[f"drain_{processors}_{service}_cpu_ms_per_order"] = _median_cpu(runs, service)
     if out.get("drain_1_orders_per_second") and out.get("drain_2_orders_per_second"):
         out["drain_ratio"] = out["drain_2_orders_per_second"] / out["drain_1_orders_per_second"]
+    out.update(naive_figures(results.get("naive", {}).get("runs", [])))
     latency_runs = [
         dict(run["latency"], rate=run["created_orders_per_second"])
         for run in results.get("latency", {}).get("runs", [])
@@ -181,6 +189,67 @@ def figures(results):
             out[f"{scenario}_{service}_cpu_ms_per_order"] = _median_cpu(runs, service)
     out["peak_rss_mb"] = peak_rss(results)
     return out
+
+
+def naive_figures(runs):
+    """Each drain's median rate and CPU per order, and the median of the
+    runs' ratios (each of the project's processor to the naive pipeline
+    drained beside it, so that a change in load between runs cancels out)."""
+    out = {}
+    for drain, services in NAIVE_DRAINS:
+        drains = [run[drain] for run in runs if run.get(drain)]
+        out[f"naive_{drain}_orders_per_second"] = median_of(drains, "orders_per_second")
+        for service in services:
+            out[f"naive_{drain}_{service}_cpu_ms_per_order"] = _median_cpu(drains, service)
+    out["naive_ratio"] = median_of(runs, "ratio")
+    # CPU per order moves far less with the machine's load than a rate does.
+    cpu_ratios = [
+        {"ratio": naive_cpu / pipeline_cpu}
+        for naive_cpu, pipeline_cpu in (
+            (_cpu_per_order(run.get("naive", {})), _cpu_per_order(run.get("pipeline", {})))
+            for run in runs
+        )
+        if naive_cpu is not None and pipeline_cpu
+    ]
+    out["naive_cpu_ratio"] = median_of(cpu_ratios, "ratio")
+    return out
+
+
+def _cpu_per_order(run):
+    """The CPU ms per order of a drain's processes together, None if none
+    was measured (a drain too short to sample)."""
+    values = run.get("cpu_ms_per_order", {}).values()
+    return sum(values) if values else None
+
+
+def naive_rows(row, figs):
+    row(
+        "naive nameko pipeline, 1 processor",
+        figs.get("naive_naive_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row(
+        "drain, 1 processor, beside it",
+        figs.get("naive_pipeline_orders_per_second"),
+        "orders/s",
+        "{:.0f}",
+    )
+    row(NAIVE_RATIO_LABEL, figs.get("naive_ratio"), "x", "{:.1f}")
+    row(
+        "  CPU per order, naive / this project (processor + generator)",
+        figs.get("naive_cpu_ratio"),
+        "x",
+        "{:.1f}",
+    )
+    for drain, services in NAIVE_DRAINS:
+        for service in services:
+            row(
+                f"  CPU per order, {service} (naive comparison)",
+                figs.get(f"naive_{drain}_{service}_cpu_ms_per_order"),
+                "ms",
+                "{:.2f}",
+            )
 
 
 def _median_cpu(runs, service):
@@ -419,6 +488,7 @@ def table(results, figs):
                 "ms",
                 "{:.2f}",
             )
+    naive_rows(row, figs)
     row(
         "latency rate achieved", figs.get("latency_created_orders_per_second"), "orders/s", "{:.0f}"
     )
@@ -453,10 +523,15 @@ def table(results, figs):
     header = ("figure", "measured", "target", "met")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     lines = [
-        "Benchmark: {orders} orders backlog, latency {latency_seconds:g} s at "
+        "Benchmark: {orders} orders backlog{naive}, latency {latency_seconds:g} s at "
         "{latency_rate:g}/s ({latency_source}), /metrics at {metrics_rows:,} rows with "
         "concurrency {concurrency} for {load_seconds:g} s; {repeat} run(s) each, "
-        "medians shown".format(**sizes),
+        "medians shown".format(
+            **sizes,
+            naive=f" ({sizes['naive_orders']} beside the naive pipeline)"
+            if "naive_orders" in sizes
+            else "",
+        ),
         "machine: {cpus} CPUs, load average before {before}, after {after}".format(
             cpus=results["machine"]["cpus"],
             before=" ".join(f"{x:.2f}" for x in results["machine"]["load_before"]),

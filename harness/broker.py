@@ -24,8 +24,9 @@ def vhost_of(amqp_uri):
     return unquote(urlsplit(amqp_uri.split(";")[0]).path[1:]) or "/"
 
 
-def event_exchange():
-    return get_event_exchange(GENERATOR, {})
+def event_exchange(source=GENERATOR):
+    """The exchange the `source` service's events are published to."""
+    return get_event_exchange(source, {})
 
 
 def queue_depth(amqp_uri, queue_name):
@@ -135,10 +136,11 @@ def handler_queue_messages(amqp_uri):
     }
 
 
-def order_created_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
-    """Names of the queues bound to the generator's exchange for OrderCreated
-    (whatever consumer declared them), from `rabbitmqctl list_bindings`
-    (`rabbitmqctl`: a function that runs it on the right broker)."""
+def order_created_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl, source=GENERATOR):
+    """Names of the queues bound to the generator's exchange (or that of the
+    `source` service) for OrderCreated (whatever consumer declared them),
+    from `rabbitmqctl list_bindings` (`rabbitmqctl`: a function that runs it
+    on the right broker)."""
     listing = rabbitmqctl(
         "list_bindings",
         "-p",
@@ -154,7 +156,7 @@ def order_created_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
         fields = line.split("\t")
         if (
             len(fields) == 4
-            and fields[0] == event_exchange().name
+            and fields[0] == event_exchange(source).name
             and fields[1] == "queue"
             and fields[3] == ORDER_CREATED
         ):
@@ -162,13 +164,16 @@ def order_created_queues(amqp_uri, rabbitmqctl=local_rabbitmqctl):
     return sorted(queues)
 
 
-def publish_order_created(amqp_uri, bodies, content_type="application/json", confirm=True):
+def publish_order_created(
+    amqp_uri, bodies, content_type="application/json", confirm=True, source=GENERATOR
+):
     """Publish each body as an OrderCreated event to the generator's
-    exchange, persistent, as the generator does: a payload such as
-    `{"order_id": 7}` is sent as JSON; with another `content_type`, `bodies`
-    are sent as they are (malformed events). Unconfirmed publishing is
-    faster; the caller then checks the queue depth."""
-    exchange = event_exchange()
+    exchange (or that of the `source` service), persistent, as the generator
+    does: a payload such as `{"order_id": 7}` is sent as JSON; with another
+    `content_type`, `bodies` are sent as they are (malformed events).
+    Unconfirmed publishing is faster; the caller then checks the queue
+    depth."""
+    exchange = event_exchange(source)
     transport_options = {"confirm_publish": True} if confirm else {}
     with connect(amqp_uri, transport_options=transport_options) as connection:
         producer = Producer(connection.channel(), exchange=exchange)

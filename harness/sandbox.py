@@ -119,9 +119,9 @@ def rpc_proxy(amqp_uri, timeout=10):
     return ClusterRpcProxy(target.nameko_keys(), timeout=timeout)
 
 
-def wait_for_rpc(amqp_uri, service, method, processes=()):
-    """Wait until `service.method()` answers over RPC; fail early if one of
-    `processes` has exited.
+def wait_for_rpc(amqp_uri, service, method, processes=(), args=()):
+    """Wait until `service.method(*args)` answers over RPC; fail early if one
+    of `processes` has exited.
 
     A service restarted on a vhost where its queue already exists gets the
     call from that queue only once it has started consuming, which on a
@@ -132,7 +132,7 @@ def wait_for_rpc(amqp_uri, service, method, processes=()):
         check_running(processes)
         try:
             with rpc_proxy(amqp_uri, timeout=5) as proxy:
-                getattr(getattr(proxy, service), method)()
+                getattr(getattr(proxy, service), method)(*args)
             return True
         except (UnknownService, RpcTimeout):
             time.sleep(0.2)
