@@ -1373,7 +1373,7 @@ BREAKAGES = {
     "undocumented default": (
         check_variables_documented,
         lambda d: setting(
-            d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}"
+            d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_ADMIN_PASSWORD:-hunter2}"
         ),
     ),
     "required variable": (
