@@ -11,7 +11,9 @@ With `tls` (harness.certificates.Certificates) the node listens for AMQPS
 only, presents the server certificate, and lets a client with a certificate
 from the same CA log in as its common name (RabbitMQ's EXTERNAL mechanism,
 from the rabbitmq_auth_mechanism_ssl plugin shipped with RabbitMQ); guest
-and a password still work too.
+and a password still work too. With `management` as well, the management
+API is HTTPS only, with the server certificate, and wants a client
+certificate from the same CA, as compose.cluster.yaml's nodes do.
 """
 
 import os
@@ -59,10 +61,14 @@ class PrivateRabbit(PrivateServer):
         plugins = [] if tls is None else ["rabbitmq_auth_mechanism_ssl"]
         if management:
             management_port = free_port()
-            self.management_url = f"http://guest:guest@127.0.0.1:{management_port}/"
-            extra_config += (
-                f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
-            )
+            if tls is None:
+                self.management_url = f"http://guest:guest@127.0.0.1:{management_port}/"
+                extra_config += (
+                    f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+                )
+            else:
+                self.management_url = f"https://guest:guest@localhost:{management_port}/"
+                extra_config += self._management_tls_config(management_port)
             plugins.append("rabbitmq_management")
         self._write_files(extra_config, plugins)
 
@@ -104,6 +110,20 @@ class PrivateRabbit(PrivateServer):
                 "auth_mechanisms.2 = AMQPLAIN",
                 "auth_mechanisms.3 = EXTERNAL",
                 "ssl_cert_login_from = common_name",
+            )
+        )
+
+    def _management_tls_config(self, port):
+        return "".join(
+            line + "\n"
+            for line in (
+                "management.ssl.ip = 127.0.0.1",
+                f"management.ssl.port = {port}",
+                f"management.ssl.cacertfile = {self.tls.ca.cert}",
+                f"management.ssl.certfile = {self.tls.server.cert}",
+                f"management.ssl.keyfile = {self.tls.server.key}",
+                "management.ssl.verify = verify_peer",
+                "management.ssl.fail_if_no_peer_cert = true",
             )
         )
 

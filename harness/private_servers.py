@@ -9,6 +9,8 @@ certificate; the certificates are made for the run (harness.certificates).
 `settings` then has the services reach them that way, and serve the gateway
 on HTTPS (`https_ca` is what a client of the gateway trusts). With
 `tls=False` they are the same servers in clear, and `settings` is empty.
+With `management=True` the node also serves its management API
+(harness.private_rabbit: over TLS, HTTPS wanting a client certificate).
 
 It is a set of servers for `harness.sandbox.sandbox` (as `LocalServers`
 is): a database and a vhost per sandbox, created and dropped here.
@@ -35,11 +37,11 @@ DB_USER = "pipeline_tls"
 
 
 class PrivateServers:
-    def __init__(self, base_dir, tls=True):
+    def __init__(self, base_dir, tls=True, management=False):
         self.base_dir = base_dir
         self.tls = tls
         self.certs = Certificates(self._dir("certs")) if tls else None
-        self.rabbit = PrivateRabbit(self._dir("rabbit"), tls=self.certs)
+        self.rabbit = PrivateRabbit(self._dir("rabbit"), tls=self.certs, management=management)
         self.mariadb = PrivateMariaDB(self._dir("mariadb"), tls=self.certs)
         self.https_ca = self.certs.ca.cert if tls else None
         # The broker's user: the client certificate's, or guest in clear.

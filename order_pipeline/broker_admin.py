@@ -8,23 +8,30 @@ and its distribution port, and an Erlang runtime where it runs.
 
     admin = BrokerAdmin("http://admin:secret@rabbitmq:15672/")
     admin.put_user("order_gateway", password)
+
+Over HTTPS (`https://...:15671/`), `tls` says which CA to check the
+node's certificate against and which client certificate to show, as
+AMQP_SSL_* do for AMQP (a node may refuse a client without one).
 """
 
+import ssl
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
 from order_pipeline.broker import mask_uri
 from order_pipeline.errors import StartupError
+from order_pipeline.tls import TlsFiles, describe_tls_failure
 
 TIMEOUT_SECONDS = 10
 
 
 class BrokerAdmin:
     """The management API at `url`, whose user name and password are an
-    administrator's (the `administrator` tag)."""
+    administrator's (the `administrator` tag); over HTTPS with `tls`'s CA
+    and client certificate (without it, the system's CAs and none)."""
 
-    def __init__(self, url: str, setting: str = "RABBITMQ_ADMIN_URL"):
+    def __init__(self, url: str, setting: str = "RABBITMQ_ADMIN_URL", tls: TlsFiles | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StartupError(f"{setting} must be an http(s) URL, got {mask_uri(url)!r}")
@@ -34,13 +41,32 @@ class BrokerAdmin:
         netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/api/", "", ""))
         self.session = requests.Session()
+        self.tls = tls
+        # Given with each request: a Session's own `verify` gives way to
+        # REQUESTS_CA_BUNDLE in the environment.
+        self.verify = (tls.ca_file or True) if tls is not None else True
+        self.cert = None
+        if tls is not None and tls.cert_file:
+            self.cert = (tls.cert_file, tls.key_file) if tls.key_file else tls.cert_file
 
     def _request(self, method, path, body=None, missing_ok=False):
         try:
             response = self.session.request(
-                method, self.base + path, json=body, auth=self.auth, timeout=TIMEOUT_SECONDS
+                method,
+                self.base + path,
+                json=body,
+                auth=self.auth,
+                timeout=TIMEOUT_SECONDS,
+                verify=self.verify,
+                cert=self.cert,
             )
         except requests.RequestException as exc:
+            problem = self.tls and describe_tls_failure(_tls_cause(exc), self.tls, self.setting)
+            if problem:
+                raise StartupError(
+                    f"cannot reach the RabbitMQ management API at {self.setting}={self.shown} "
+                    f"over TLS: {problem}"
+                ) from None
             raise StartupError(
                 f"cannot reach the RabbitMQ management API at {self.setting}={self.shown} "
                 f"({type(exc).__name__}); check that the rabbitmq_management plugin is "
@@ -104,6 +130,31 @@ class BrokerAdmin:
             self._request("DELETE", path, missing_ok=True)
         for exchange, keys in topics.items():
             self._request("PUT", path, {"exchange": exchange, **keys})
+
+
+def _tls_cause(exc: BaseException) -> BaseException:
+    """The ssl.SSLError behind a requests exception, else `exc`: requests
+    and urllib3 keep it in an argument or a `reason` rather than as the
+    cause."""
+    seen, pending = set(), [exc]
+    while pending:
+        each = pending.pop(0)
+        if isinstance(each, ssl.SSLError):
+            return each
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        pending += [
+            inner
+            for inner in (
+                each.__cause__,
+                each.__context__,
+                getattr(each, "reason", None),
+                *each.args,
+            )
+            if isinstance(inner, BaseException)
+        ]
+    return exc
 
 
 def _segment(name: str) -> str:

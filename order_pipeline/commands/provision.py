@@ -23,6 +23,14 @@ file that holds it):
     STARTUP_WAIT_SECONDS how long to keep trying while the broker or the
                          database does not answer yet (default 0: once);
                          in compose, where it starts with them
+    AMQP_SSL_CA_FILE, AMQP_SSL_CERT_FILE, AMQP_SSL_KEY_FILE
+                         with an https:// RABBITMQ_ADMIN_URL, the CA its
+                         certificate is checked against and the client
+                         certificate shown (the broker's, as for AMQP)
+    DB_SSL_CA_FILE, DB_SSL_CERT_FILE, DB_SSL_KEY_FILE
+                         TLS to DB_ADMIN_URI's server, checked, for the
+                         administrator and the migrations alike (as the
+                         services' DB_SSL_*)
 
 There are no defaults, except with --local-dev on a broker and database on
 this machine (loopback addresses): the machine's administrators (guest,
@@ -51,7 +59,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from order_pipeline.broker_admin import BrokerAdmin
 from order_pipeline.commands.migrate import migrate
 from order_pipeline.config import FILE_SUFFIX
-from order_pipeline.database import server_url
+from order_pipeline.database import connect_args, server_url
 from order_pipeline.database_admin import (
     ensure_user,
     existing_tables,
@@ -62,6 +70,7 @@ from order_pipeline.errors import StartupError
 from order_pipeline.identities import IDENTITIES, Identity, identity
 from order_pipeline.settings import startup_wait_seconds
 from order_pipeline.startup import retry_until_up
+from order_pipeline.tls import TlsFiles, tls_files
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 LOCAL_DEV_DEFAULTS = {
@@ -112,6 +121,8 @@ class Inputs:
     db_admin_uri: str
     passwords: dict  # (identity name, "AMQP" or "DB") -> password
     prefix: str = ""  # before every user name (tests on a shared server)
+    broker_tls: TlsFiles | None = None  # AMQP_SSL_*, for the management API
+    db_tls: TlsFiles | None = None  # DB_SSL_*
 
     def user(self, identity: Identity) -> str:
         return self.prefix + identity.name
@@ -150,6 +161,16 @@ def read_inputs(environ=os.environ, local_dev=False, prefix="") -> Inputs:
         db_admin_uri=db_admin_uri,
         passwords=passwords,
         prefix=prefix,
+        broker_tls=read_tls(environ, "AMQP_SSL"),
+        db_tls=read_tls(environ, "DB_SSL"),
+    )
+
+
+def read_tls(environ, prefix: str) -> TlsFiles | None:
+    """`prefix`_CA_FILE, _CERT_FILE and _KEY_FILE, checked, or None if
+    none is set."""
+    return tls_files(
+        prefix, *(environ.get(f"{prefix}_{part}_FILE", "") for part in ("CA", "CERT", "KEY"))
     )
 
 
@@ -161,7 +182,7 @@ def _dev(local_dev, key):
 
 
 def provision_broker(inputs: Inputs, say) -> None:
-    admin = BrokerAdmin(inputs.rabbitmq_admin_url)
+    admin = BrokerAdmin(inputs.rabbitmq_admin_url, tls=inputs.broker_tls)
     if not admin.vhost_exists(inputs.vhost):
         raise StartupError(f"the broker has no vhost {inputs.vhost!r} (RABBITMQ_VHOST)")
     for each in IDENTITIES:
@@ -182,7 +203,9 @@ def provision_broker(inputs: Inputs, say) -> None:
 
 def provision_database(inputs: Inputs, say, run_migrations=False) -> None:
     url = make_url(inputs.db_admin_uri)
-    engine = create_engine(server_url(inputs.db_admin_uri), connect_args={"connect_timeout": 5})
+    engine = create_engine(
+        server_url(inputs.db_admin_uri), connect_args=connect_args(inputs.db_tls)
+    )
     try:
         with _as_admin(inputs, engine) as connection:
             _provision_migrator(inputs, connection, url.database, say)
@@ -232,7 +255,7 @@ def _run_migrations(inputs, url, say):
     user = inputs.user(migrator)
     migration_uri = url.set(username=user, password=inputs.passwords[migrator.name, "DB"])
     try:
-        lines = migrate(migration_uri.render_as_string(hide_password=False))
+        lines = migrate(migration_uri.render_as_string(hide_password=False), inputs.db_tls)
     except SQLAlchemyError as exc:
         raise StartupError(
             f"the migrations failed as {user} ({getattr(exc, 'orig', exc)})"

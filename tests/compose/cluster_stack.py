@@ -1,14 +1,14 @@
 """compose.cluster.yaml brought up for real by podman-compose, for
 tests/compose/test_cluster.py: three RabbitMQ nodes, three Galera nodes
-behind HAProxy, the migration and the three services, on the images
-compose.cluster.check.yaml names.
+behind HAProxy, the provision step (every service's users, the migration)
+and the three services, on the images compose.cluster.check.yaml names.
 
 podman-compose 1.6 cannot honour the file's start-up order (it ignores
 `service_healthy`, and the `--requires` chains it makes for depends_on
 fail on podman 4.3), so `start` brings the services up with --no-deps, in
 the order the depends_on say, and waits for each step as the healthchecks
 would: the first broker and Galera node, then the others joined to them,
-the proxy, the finished migration, the services. The certificates are made
+the proxy, the finished provision step, the services. The certificates are made
 by deploy/tls/make-certs.sh where the compose file mounts them from, and
 removed at the end.
 """
@@ -19,7 +19,7 @@ import shutil
 import subprocess
 
 from harness.processes import wait_until
-from tests.compose.stack import ROOT, Stack, podman
+from tests.compose.stack import PASSWORDS, ROOT, Stack, podman
 
 CERTS = ROOT / "deploy" / "tls" / "certs"
 BROKERS = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
@@ -29,8 +29,8 @@ START_SECONDS = 600
 
 class ClusterStack(Stack):
     compose_files = ["-f", "compose.cluster.yaml", "-f", "compose.cluster.check.yaml"]
-    # Erlang takes the cookie from the command line, where a leading "-"
-    # would be an option: hex only.
+    # Made in __init__: Erlang takes the cookie from the command line, where
+    # a leading "-" would be an option, so every secret is hex.
     passwords = []
     scheme = "https"
     verify = str(CERTS / "order_gateway" / "ca.pem")
@@ -38,12 +38,7 @@ class ClusterStack(Stack):
     def __init__(self, directory, **settings):
         secret = {
             name: secrets.token_hex(24)
-            for name in [
-                "RABBITMQ_ERLANG_COOKIE",
-                "RABBITMQ_PASSWORD",
-                "DB_PASSWORD",
-                "GALERA_SST_PASSWORD",
-            ]
+            for name in ["RABBITMQ_ERLANG_COOKIE", "GALERA_SST_PASSWORD", *PASSWORDS]
         }
         super().__init__(directory, **secret, **settings)
 
@@ -73,10 +68,10 @@ class ClusterStack(Stack):
         wait_until(
             lambda: all(self.galera_synced(node) for node in GALERA), START_SECONDS, 2, "Galera"
         )
-        self.up("db-proxy", "migrate")
-        (migrate,) = self.containers("migrate", running_only=False)
-        assert podman("wait", migrate, timeout=START_SECONDS).stdout.strip() == "0", self.logs(
-            migrate
+        self.up("db-proxy", "provision")
+        (provision,) = self.containers("provision", running_only=False)
+        assert podman("wait", provision, timeout=START_SECONDS).stdout.strip() == "0", self.logs(
+            provision
         )
         self.up("generator", "processor", "gateway")
         wait_until(self.healthy, START_SECONDS, 1, "the gateway's /health")
@@ -116,19 +111,57 @@ class ClusterStack(Stack):
                 return json.loads(done.stdout)["running_nodes"]
         return []
 
-    def root_password(self):
-        """The random root password galera-1's first start printed; the
-        other nodes received its users with their state transfer."""
-        for line in self.logs(self.container("galera-1")).splitlines():
-            if line.startswith("GENERATED ROOT PASSWORD: "):
-                return line.split(": ", 1)[1].strip()
-        raise AssertionError("galera-1 printed no root password")
+    def broker_users(self):
+        """The user of every client connection the broker cluster has."""
+        for service in BROKERS:
+            done = podman(
+                "exec",
+                self.container(service),
+                "rabbitmqctl",
+                "list_connections",
+                "user",
+                "--formatter",
+                "json",
+                timeout=60,
+                check=False,
+            )
+            if done.returncode == 0:
+                return [connection["user"] for connection in json.loads(done.stdout)]
+        raise AssertionError("no broker node lists its connections")
+
+    def client_listeners(self, service):
+        """(protocol, port) of each listener of a broker node but its
+        clustering one."""
+        done = podman(
+            "exec",
+            self.container(service),
+            "rabbitmq-diagnostics",
+            "-q",
+            "listeners",
+            "--formatter",
+            "json",
+            timeout=60,
+        )
+        return {
+            (listener["protocol"], listener["port"])
+            for listener in json.loads(done.stdout)["listeners"]
+            if listener["protocol"] != "clustering"
+        }
+
+    def database_users(self):
+        """The users of the clients connected over the network to galera-1,
+        the node the proxy passes them to, but its health checks'."""
+        rows = self.sql(
+            "SELECT DISTINCT USER FROM information_schema.PROCESSLIST "
+            "WHERE HOST LIKE '%:%' AND USER NOT IN ('haproxy_check', 'unauthenticated user')"
+        )
+        return {user for (user,) in rows}
 
     def mariadb(self, service, query, database=""):
         done = podman(
             "exec",
             "-e",
-            "MYSQL_PWD=" + self.root_password(),
+            "MYSQL_PWD=" + self.env["DB_ROOT_PASSWORD"],
             self.container(service),
             "mariadb",
             "-uroot",

@@ -1,7 +1,9 @@
 """compose.cluster.yaml for real (`make compose-cluster-check`, not part of
 `make test`: docs/deployment.md#compose-cluster-check): three RabbitMQ
 nodes, three Galera nodes behind HAProxy, TLS on every hop, with
-podman-compose on images built here (compose.cluster.check.yaml). Orders
+podman-compose on images built here (compose.cluster.check.yaml). Each
+service connects as the user the provision step made for it, and the
+broker nodes take clients (AMQP, the management API) over TLS only. Orders
 flow; one broker node (rabbitmq-1, the first in every service's AMQP_URI,
 so the one they are all connected to) is stopped while they do, processing
 goes on through the other two, the node is started again; then generation
@@ -16,7 +18,7 @@ import time
 import pytest
 
 from harness.processes import wait_until
-from tests.compose.cluster_stack import ClusterStack
+from tests.compose.cluster_stack import BROKERS, ClusterStack
 from tests.compose.stack import podman
 from tests.compose.test_compose import DOWN, created, metrics_from_sql, processed
 
@@ -42,6 +44,23 @@ def stack(tmp_path_factory):
             stack.compose(*DOWN)
         finally:
             stack.remove_certificates()
+
+
+def test_each_service_connects_as_its_own_user(stack):
+    """The provision step made the services' users, and each service logs
+    in as its own: to the brokers (every connection the cluster has, the
+    healthchecks' included) and to the database (through the proxy)."""
+    wait_until(lambda: processed(stack) >= 1, 300, interval=1, message="an order processed")
+    assert set(stack.broker_users()) == {"order_generator", "order_processor", "order_gateway"}
+    assert stack.database_users() == {"order_generator", "order_processor"}
+
+
+def test_the_broker_nodes_take_clients_over_tls_only(stack):
+    """AMQP and the management API the provision step used: each node
+    listens for them on their TLS ports alone (besides its clustering
+    port, which is Erlang distribution over TLS)."""
+    for service in BROKERS:
+        assert stack.client_listeners(service) == {("amqp/ssl", 5671), ("https", 15671)}
 
 
 def test_a_broker_node_stopped_while_orders_flow_loses_and_repeats_nothing(stack):

@@ -1,8 +1,9 @@
 """Every hop over TLS, with servers that take nothing else: a RabbitMQ node
 with no plain listener whose only user logs in with a client certificate,
 a MariaDB that requires TLS and whose services' user requires a client
-certificate, and the gateway on HTTPS (harness.tls_servers). Certificates
-are made for the run. Then the refusals: a wrong CA, a wrong host name, or
+certificate, and the gateway on HTTPS (harness.tls_servers); the node's
+management API is HTTPS only and wants a client certificate too.
+Certificates are made for the run. Then the refusals: a wrong CA, a wrong host name, or
 plain AMQP to the TLS-only node stops a service at start-up with one line
 naming the setting to fix."""
 
@@ -12,17 +13,26 @@ import signal
 import subprocess
 import sys
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
-from harness.broker import publish_order_created
+from harness.broker import publish_order_created, vhost_of
 from harness.private_servers import PrivateServers
 from harness.processes import CONFIG, NAMEKO, ROOT, Pipeline, free_port, wait_until
 from harness.tables import order_count, processed_count, sql_metrics, unprocessed_order_ids
 from order_contract import GATEWAY, GENERATOR, PROCESSOR
 from order_pipeline.broker import broker, check_broker, connect
+from order_pipeline.broker_admin import BrokerAdmin
+from order_pipeline.commands.provision import password_variable
 from order_pipeline.config import load_config
+from order_pipeline.database import connect_args
+from order_pipeline.database_admin import drop_user
+from order_pipeline.errors import StartupError
+from order_pipeline.identities import IDENTITIES
+from order_pipeline.tls import TlsFiles
 from tests.support.prometheus import TEXT_ACCEPT, exposition_samples
 
 CLIENT_USER_ROW = ("order-pipeline", "true", "EXTERNAL")
@@ -30,7 +40,7 @@ CLIENT_USER_ROW = ("order-pipeline", "true", "EXTERNAL")
 
 @pytest.fixture(scope="module")
 def tls_servers(tmp_path_factory):
-    servers = PrivateServers(str(tmp_path_factory.mktemp("tls")), tls=True)
+    servers = PrivateServers(str(tmp_path_factory.mktemp("tls")), tls=True, management=True)
     # Also on an interrupted run that skips fixture teardown.
     atexit.register(servers.stop)
     try:
@@ -170,6 +180,104 @@ def test_the_operator_commands_reach_a_tls_only_broker_and_database(tls_servers)
     recreated = command("order_pipeline.commands.recreate_queues", "--config", CONFIG, env=env)
     assert recreated.returncode == 0, recreated.stderr
     assert recreated.stdout.splitlines()[-1] == "done: 0 queue(s) re-created"
+
+
+def test_the_provision_step_reaches_a_tls_only_management_api_and_database(tls_servers):
+    """compose.cluster.yaml's provision step: the broker's TLS files
+    (AMQP_SSL_*) serve for its management API, the database's (DB_SSL_*)
+    for the administrator and the migrations; each user made can then log
+    in over TLS. Without the client certificate the management API
+    refuses it, and one line says what to set."""
+    run = uuid.uuid4().hex[:8]
+    admin, admin_password = f"admin_{run}", uuid.uuid4().hex
+    vhost = vhost_of(tls_servers.create_vhost())
+    tls_servers.rabbitmqctl("add_user", admin, admin_password)
+    tls_servers.rabbitmqctl("set_user_tags", admin, "administrator")
+    management = urlsplit(tls_servers.rabbit.management_url)
+    admin_url = f"https://{admin}:{admin_password}@localhost:{management.port}/"
+    db_admin_uri = f"mysql+pymysql://root@localhost:{tls_servers.mariadb.port}/new_{run}"
+    prefix = f"tls_{run}_"
+    passwords = {
+        password_variable(each.name, system): uuid.uuid4().hex
+        for each in IDENTITIES
+        for system, grant in (("AMQP", each.broker), ("DB", each.database))
+        if grant is not None
+    }
+    env = {
+        "RABBITMQ_ADMIN_URL": admin_url,
+        "RABBITMQ_VHOST": vhost,
+        "DB_ADMIN_URI": db_admin_uri,
+        "STARTUP_WAIT_SECONDS": "30",  # the management API starts after AMQP
+        **passwords,
+        **tls_servers.settings,
+    }
+    certs = tls_servers.certs
+    admin_api = BrokerAdmin(
+        admin_url, tls=TlsFiles(certs.ca.cert, certs.client.cert, certs.client.key)
+    )
+    engine = None
+    try:
+        provisioned = command(
+            "order_pipeline.commands.provision",
+            "--migrate",
+            "--user-prefix",
+            prefix,
+            env=env,
+            timeout=120,
+        )
+        assert provisioned.returncode == 0, provisioned.stderr
+        for each in IDENTITIES:
+            kinds = ["broker"] * bool(each.broker) + ["database"] * bool(each.database)
+            for kind in kinds:
+                assert any(
+                    line.startswith(f"{kind} user {prefix}{each.name}: created;")
+                    for line in provisioned.stdout.splitlines()
+                ), provisioned.stdout
+        # The generator's database user, over TLS, on its migrated tables.
+        engine = create_engine(
+            f"mysql+pymysql://{prefix}order_generator:{passwords['ORDER_GENERATOR_DB_PASSWORD']}"
+            f"@localhost:{tls_servers.mariadb.port}/new_{run}",
+            connect_args=connect_args(TlsFiles(certs.ca.cert, prefix="DB_SSL")),
+        )
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT COUNT(*) FROM orders")).scalar() == 0
+
+        without_certificate = {
+            **env,
+            "AMQP_SSL_CERT_FILE": "",
+            "AMQP_SSL_KEY_FILE": "",
+            "STARTUP_WAIT_SECONDS": "0",
+        }
+        refused = command(
+            "order_pipeline.commands.provision", "--user-prefix", prefix, env=without_certificate
+        )
+        assert refused.returncode == 1
+        assert (
+            refused.stderr.strip()
+            .splitlines()[-1]
+            .startswith("Error: cannot reach the RabbitMQ management API at RABBITMQ_ADMIN_URL=")
+        ), refused.stderr
+        assert "set AMQP_SSL_CERT_FILE and AMQP_SSL_KEY_FILE" in refused.stderr
+    finally:
+        if engine is not None:
+            engine.dispose()
+        for each in IDENTITIES:
+            try:
+                admin_api.delete_user(prefix + each.name)
+            except StartupError:
+                pass
+        tls_servers.rabbitmqctl("delete_user", admin)
+        tls_servers.drop_vhost(f"amqps://localhost/{vhost}")
+        root = tls_servers.admin_engine(
+            f"mysql+pymysql://root@localhost:{tls_servers.mariadb.port}/"
+        )
+        try:
+            with root.begin() as connection:
+                for each in IDENTITIES:
+                    drop_user(connection, prefix + each.name)
+                connection.execute(text(f"DROP DATABASE IF EXISTS `new_{run}`"))
+        finally:
+            root.dispose()
 
 
 def test_make_run_serves_the_console_over_https(tls_servers, db_uri, amqp_uri, tmp_path):

@@ -2,8 +2,9 @@
 for tests/unit/test_deployment.py: YAML without nameko's env expansion,
 compose's variable expansion, Dockerfile instructions and .dockerignore.
 There are two compose files, one broker and one database (compose.yaml)
-and clusters of both (compose.cluster.yaml); a `Layout` names what each
-starts, so the same checks read both.
+and clusters of both (compose.cluster.yaml), each with one broker and one
+database user per service; a `Layout` names what each starts, so the same
+checks read both.
 
 `RawLoader` is yaml.safe_load's rules minus the `${VAR:default}` expansion
 that nameko installs into yaml.SafeLoader when a config is loaded, so
@@ -119,33 +120,39 @@ class Layout:
     # Variables compose refuses to start without (`${NAME:?...}`): secrets
     # that have no safe default.
     required: frozenset = frozenset()
-    # The one-shot step that prepares the database, and its command.
-    migration: str = "migrate"
-    migration_command: tuple = (
-        "python",
-        "-m",
-        "order_pipeline.commands.migrate",
-        "--config",
-        CONFIG_FILE,
-    )
-    # Whether each service connects as its own broker and database user
-    # (order_pipeline.identities), made by the migration step, which is then
-    # the provision command; otherwise all share the user the broker and
-    # database are started with. With identities, AMQP_URI and DB_URI are
-    # set per service, not shared.
-    identities: bool = False
+    # The one-shot step that creates each service's broker and database
+    # user (order_pipeline.identities) as the administrators the brokers and
+    # database servers are started with, and migrates; and its command.
+    # Each service's AMQP_URI and DB_URI carry its own user.
+    migration: str = "provision"
+    migration_command: tuple = ("python", "-m", "order_pipeline.commands.provision", "--migrate")
     # How the services reach the brokers: (scheme, port) of every AMQP_URI
-    # node.
+    # node; and how the provision step reaches the first broker's
+    # management API.
     amqp: tuple = ("amqp", 5672)
+    management: tuple = ("http", 15672)
     # Whether every hop is TLS (tests/unit/test_deployment.py's check_tls),
     # with certificates from make-certs.sh mounted from CERTIFICATES.
     tls: bool = False
 
 
-# Each service's AMQP_URI and DB_URI carry its own user and password, which
-# the provision step creates as the broker's and database's administrators;
-# the gateway listens on the port compose publishes (GATEWAY_PORT chooses the
-# host side). No password has a default.
+# The passwords of the administrators and of every identity's users: no
+# password has a default.
+IDENTITY_PASSWORDS = frozenset(
+    {
+        "RABBITMQ_ADMIN_PASSWORD",
+        "DB_ROOT_PASSWORD",
+        "ORDER_GENERATOR_AMQP_PASSWORD",
+        "ORDER_PROCESSOR_AMQP_PASSWORD",
+        "ORDER_GATEWAY_AMQP_PASSWORD",
+        "ORDER_OPERATOR_AMQP_PASSWORD",
+        "ORDER_GENERATOR_DB_PASSWORD",
+        "ORDER_PROCESSOR_DB_PASSWORD",
+        "ORDER_MIGRATE_DB_PASSWORD",
+    }
+)
+# The gateway listens on the port compose publishes (GATEWAY_PORT chooses
+# the host side).
 SINGLE_HOST = Layout(
     compose_file="compose.yaml",
     env_example=".env.example",
@@ -153,25 +160,10 @@ SINGLE_HOST = Layout(
     database_servers=("db",),
     database_address="db",
     set_by_compose={"WEB_SERVER_ADDRESS": None},
-    required=frozenset(
-        {
-            "RABBITMQ_ADMIN_PASSWORD",
-            "DB_ROOT_PASSWORD",
-            "ORDER_GENERATOR_AMQP_PASSWORD",
-            "ORDER_PROCESSOR_AMQP_PASSWORD",
-            "ORDER_GATEWAY_AMQP_PASSWORD",
-            "ORDER_OPERATOR_AMQP_PASSWORD",
-            "ORDER_GENERATOR_DB_PASSWORD",
-            "ORDER_PROCESSOR_DB_PASSWORD",
-            "ORDER_MIGRATE_DB_PASSWORD",
-        }
-    ),
-    migration="provision",
-    migration_command=("python", "-m", "order_pipeline.commands.provision", "--migrate"),
-    identities=True,
+    required=IDENTITY_PASSWORDS,
 )
 # The same, on three broker nodes with quorum queues, and three Galera nodes
-# behind a proxy.
+# behind a proxy, every hop over TLS (the management API on 15671).
 CLUSTER = Layout(
     compose_file="compose.cluster.yaml",
     env_example="deploy/cluster.env.example",
@@ -179,8 +171,6 @@ CLUSTER = Layout(
     database_servers=("galera-1", "galera-2", "galera-3"),
     database_address="db-proxy",
     set_by_compose={
-        "AMQP_URI": None,
-        "DB_URI": None,
         "WEB_SERVER_ADDRESS": None,
         "QUEUE_TYPE": "quorum",
         # The files of each container's own certificate, mounted there.
@@ -193,10 +183,9 @@ CLUSTER = Layout(
         "GATEWAY_TLS_CERT_FILE": "/etc/order-pipeline/tls/cert.pem",
         "GATEWAY_TLS_KEY_FILE": "/etc/order-pipeline/tls/key.pem",
     },
-    required=frozenset(
-        {"RABBITMQ_ERLANG_COOKIE", "RABBITMQ_PASSWORD", "DB_PASSWORD", "GALERA_SST_PASSWORD"}
-    ),
+    required=IDENTITY_PASSWORDS | {"RABBITMQ_ERLANG_COOKIE", "GALERA_SST_PASSWORD"},
     amqp=("amqps", 5671),
+    management=("https", 15671),
     tls=True,
 )
 LAYOUTS = (SINGLE_HOST, CLUSTER)

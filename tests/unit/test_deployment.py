@@ -33,7 +33,6 @@ from tests.support.deployment import (
     LAYOUTS,
     NAMEKO_RUN,
     ROOT,
-    SINGLE_HOST,
     Deployment,
     bind_mounts,
     compose_variables,
@@ -125,11 +124,7 @@ def check_settings_are_read(deployment):
         for name, service in deployment.app_services().items()
         for key in environment(service)
         if key not in known
-        and not (
-            deployment.layout.identities
-            and name == deployment.layout.migration
-            and key in PROVISION_INPUTS
-        )
+        and not (name == deployment.layout.migration and key in PROVISION_INPUTS)
     ]
 
 
@@ -164,11 +159,10 @@ def check_every_setting_reaches_the_services(deployment):
             got = environment(service).get(key)
             if not got or wanted not in (None, got):
                 problems.append(f"{name}: {key} is {got!r}, wanted {wanted or 'a value'}")
-    own = PER_SERVICE_SETTINGS if deployment.layout.identities else set()
     passed = {
         key: default
         for key, default in config_variables().items()
-        if key not in set_by_compose and key not in own
+        if key not in set_by_compose and key not in PER_SERVICE_SETTINGS
     }
     # Each setting with a value of its own, so one read from another's
     # variable shows; then none set; then all empty.
@@ -188,7 +182,8 @@ def check_every_setting_reaches_the_services(deployment):
     return problems
 
 
-# With identities, what each service sets for itself (its own user).
+# What each service sets for itself, with its own user
+# (check_services_reach_broker_and_database).
 PER_SERVICE_SETTINGS = {"AMQP_URI", "DB_URI"}
 
 
@@ -204,62 +199,12 @@ def variable_sets(deployment):
 
 
 def check_services_reach_broker_and_database(deployment):
-    """AMQP_URI lists every broker node (separated by ";") and DB_URI names
-    the database's address, with the credentials the brokers and database
-    servers are started with (with identities, `check_identities`)."""
-    layout = deployment.layout
-    if layout.identities:
-        return check_identities(deployment)
-    problems = []
-    for label, env in variable_sets(deployment).items():
-        services = deployment.services(env)
-        for name, service in deployment.app_services(env).items():
-            settings = environment(service)
-            if name != layout.migration or "AMQP_URI" in settings:
-                nodes = [urlsplit(uri) for uri in settings.get("AMQP_URI", "").split(";")]
-                if sorted(node.hostname or "" for node in nodes) != sorted(layout.brokers):
-                    problems.append(
-                        f"{name} ({label}): AMQP_URI names {[n.hostname for n in nodes]}, "
-                        f"not the broker nodes {list(layout.brokers)}"
-                    )
-                for node in nodes:
-                    broker = environment(services.get(node.hostname, {}))
-                    if (node.scheme, node.port) != layout.amqp or (
-                        node.username,
-                        node.password,
-                    ) != (broker.get("RABBITMQ_DEFAULT_USER"), broker.get("RABBITMQ_DEFAULT_PASS")):
-                        problems.append(
-                            f"{name} ({label}): AMQP_URI {node.geturl()} does not match "
-                            f"service {node.hostname}"
-                        )
-            db = urlsplit(settings.get("DB_URI", ""))
-            if (db.scheme, db.hostname, db.port) != (
-                "mysql+pymysql",
-                layout.database_address,
-                3306,
-            ):
-                problems.append(
-                    f"{name} ({label}): DB_URI {db.geturl()} does not name "
-                    f"{layout.database_address}:3306"
-                )
-            for server in layout.database_servers:
-                database = environment(services.get(server, {}))
-                if (db.path.lstrip("/"), db.username, db.password) != (
-                    database.get("MARIADB_DATABASE"),
-                    database.get("MARIADB_USER"),
-                    database.get("MARIADB_PASSWORD"),
-                ):
-                    problems.append(
-                        f"{name} ({label}): DB_URI {db.geturl()} does not match service {server}"
-                    )
-    return problems
-
-
-def check_identities(deployment):
-    """Each nameko service connects to the broker (and, if its identity has
-    tables, the database) as its own user, with the password the provision
+    """Each nameko service connects to every broker node (AMQP_URI lists
+    them, separated by ";") and, if its identity has tables, to the
+    database's address, as its own user with the password the provision
     step gives that user; the provision step logs in as the administrators
-    the broker and database are started with, to the database they create."""
+    the brokers and database servers are started with, to the first
+    broker's management API and to the database they create."""
     layout = deployment.layout
     problems = []
     for label, env in variable_sets(deployment).items():
@@ -270,9 +215,7 @@ def check_identities(deployment):
         for name, modules in nameko_services(deployment).items():
             user = SERVICE_IDENTITIES.get(modules[0], "?")
             settings = environment(services[name])
-            wanted = {
-                "AMQP_URI": (layout.amqp[0], layout.brokers, layout.amqp[1], ""),
-            }
+            wanted = {"AMQP_URI": (layout.amqp[0], layout.brokers, layout.amqp[1], "")}
             if identity(user).database is not None:
                 wanted["DB_URI"] = (
                     "mysql+pymysql",
@@ -283,31 +226,34 @@ def check_identities(deployment):
             elif "DB_URI" in settings:
                 problems.append(f"{name} ({label}): DB_URI set, but {user} has no database user")
             for key, (scheme, hosts, port, path) in wanted.items():
-                uri = urlsplit(settings.get(key, ""))
                 system = "AMQP" if key == "AMQP_URI" else "DB"
                 password = provision.get(password_variable(user, system))
-                if (
-                    (uri.scheme, uri.hostname in hosts, uri.port, uri.path.lstrip("/"))
-                    != (
-                        scheme,
-                        True,
-                        port,
-                        path,
-                    )
-                    or (uri.username, uri.password) != (user, password)
-                    or not password
-                ):
+                nodes = [urlsplit(uri) for uri in settings.get(key, "").split(";")]
+                if sorted(node.hostname or "" for node in nodes) != sorted(hosts):
                     problems.append(
-                        f"{name} ({label}): {key} {uri.geturl()} is not {user} with its "
-                        f"provisioned password at {hosts}:{port}/{path}"
+                        f"{name} ({label}): {key} names {[node.hostname for node in nodes]}, "
+                        f"not {list(hosts)}"
                     )
+                problems += [
+                    f"{name} ({label}): {key} {node.geturl()} is not {user} with its "
+                    f"provisioned password at {scheme}://{node.hostname}:{port}/{path}"
+                    for node in nodes
+                    if (node.scheme, node.port, node.path.lstrip("/")) != (scheme, port, path)
+                    or (node.username, node.password) != (user, password)
+                    or not password
+                ]
         admin = urlsplit(provision.get("RABBITMQ_ADMIN_URL", ""))
-        if (admin.hostname, admin.username, admin.password) != (
+        if (admin.scheme, admin.hostname, admin.port, admin.username, admin.password) != (
+            layout.management[0],
             layout.brokers[0],
+            layout.management[1],
             broker.get("RABBITMQ_DEFAULT_USER"),
             broker.get("RABBITMQ_DEFAULT_PASS"),
         ):
-            problems.append(f"{layout.migration} ({label}): RABBITMQ_ADMIN_URL is not the broker's")
+            problems.append(
+                f"{layout.migration} ({label}): RABBITMQ_ADMIN_URL is not the broker's "
+                f"administrator at {layout.management[0]}://{layout.brokers[0]}:{layout.management[1]}/"
+            )
         root = urlsplit(provision.get("DB_ADMIN_URI", ""))
         if (root.hostname, root.username, root.password, root.path.lstrip("/")) != (
             layout.database_address,
@@ -377,49 +323,26 @@ def check_healthchecks(deployment):
 
 
 def check_start_order(deployment):
-    """Services wait for every broker node, the database's address and
-    (without identities) a finished migration; the migration waits for the
-    database and runs once."""
+    """No service built from our image depends on anything, and nothing on
+    it (podman-compose's --requires chains fail on podman 4.3 and keep
+    `down` from removing the servers after --scale): every service and the
+    provision step wait by themselves, STARTUP_WAIT_SECONDS being more than
+    0 by default; the provision step does not run again once it has
+    succeeded. Servers may wait for each other (a cluster's nodes for the
+    one that forms it)."""
     layout = deployment.layout
     services = deployment.services()
-    if layout.identities:
-        return start_without_order_problems(layout, services)
-    wanted = {broker: "service_healthy" for broker in layout.brokers} | {
-        layout.database_address: "service_healthy",
-        layout.migration: "service_completed_successfully",
-    }
-    problems = []
-    for name in nameko_services(deployment):
-        depends = services[name].get("depends_on") or {}
-        got = (
-            {dependency: (depends.get(dependency) or {}).get("condition") for dependency in wanted}
-            if isinstance(depends, dict)
-            else {}
-        )
-        if got != wanted:
-            problems.append(f"{name}: depends_on {depends}, wanted {wanted}")
-    migrate = services.get(layout.migration, {})
-    if ((migrate.get("depends_on") or {}).get(layout.database_address) or {}).get(
-        "condition"
-    ) != "service_healthy":
-        problems.append(f"{layout.migration} does not wait for a healthy database")
-    if migrate.get("restart", "no") not in ("no", "on-failure"):
-        problems.append(
-            "{} restarts after success ({})".format(layout.migration, migrate["restart"])
-        )
-    return problems
-
-
-def start_without_order_problems(layout, services):
-    """With identities, nothing depends on anything (podman-compose's
-    --requires chains fail on podman 4.3 and keep `down` from removing the
-    servers after --scale): every service and the provision step wait by
-    themselves, STARTUP_WAIT_SECONDS being more than 0 by default; the
-    provision step runs once."""
+    apps = deployment.app_services()
     problems = [
         f"{name}: depends_on {service['depends_on']}; the services wait by themselves"
-        for name, service in services.items()
+        for name, service in apps.items()
         if service.get("depends_on")
+    ]
+    problems += [
+        f"{name}: depends_on {dependency}, a service that waits by itself"
+        for name, service in services.items()
+        for dependency in service.get("depends_on") or {}
+        if dependency in apps
     ]
     for name in [*nameko_services_of(services), layout.migration]:
         wait = environment(services.get(name, {})).get("STARTUP_WAIT_SECONDS", "0")
@@ -647,7 +570,7 @@ def check_broker_cluster(deployment):
     """Several broker nodes form one cluster: each reads a rabbitmq.conf
     whose classic peer discovery lists exactly their node names, and all of
     them (and their CLI tools, which the healthcheck uses) share one Erlang
-    cookie and the services' user."""
+    cookie and the administrator."""
     brokers = deployment.layout.brokers
     if len(brokers) < 2:
         return []
@@ -684,7 +607,7 @@ def check_broker_cluster(deployment):
             (frozenset(cookies), env.get("RABBITMQ_DEFAULT_USER"), env.get("RABBITMQ_DEFAULT_PASS"))
         )
     if len(shared) != 1:
-        problems.append("the broker nodes do not share one cookie and user")
+        problems.append("the broker nodes do not share one cookie and administrator")
     return problems
 
 
@@ -868,6 +791,16 @@ def erlang_options(text, side):
     return dict(re.findall(r"\{(\w+),\s*\"?([^\"}]+)\"?\}", body.group(1) if body else ""))
 
 
+def broker_settings(service):
+    """{key: value} of every file a broker node mounts into conf.d, read in
+    the order RabbitMQ reads them (by name, a later one winning)."""
+    settings = {}
+    for target, source in sorted(bind_mounts(service).items()):
+        if target.startswith("/etc/rabbitmq/conf.d/") and (ROOT / source).is_file():
+            settings.update(conf_settings((ROOT / source).read_text()))
+    return settings
+
+
 def certificate_mount(service):
     """(identity, target) of a service's mount of a make-certs.sh directory,
     else (None, None); only a mount that compose refuses to create when the
@@ -892,7 +825,9 @@ def check_tls(deployment):
     makes, each for the host its peers name:
 
     - brokers: deploy/rabbitmq/tls.conf in conf.d (no plain listener, amqps
-      on 5671, peers verified and made to show a certificate); nodes and
+      on 5671, peers verified and made to show a certificate), and the
+      management API on https only, the same way (the provision step's
+      port, checked by check_services_reach_broker_and_database); nodes and
       CLI tools on Erlang distribution over TLS with inter_node_tls.config
       (both sides verified), its files those of the node's certificate;
     - Galera nodes: TLS required of clients, replication (socket.ssl) and
@@ -962,6 +897,29 @@ def check_tls(deployment):
         ):
             if not in_directory(conf.get(f"ssl_options.{key}"), certs, file):
                 problems.append(f"{broker}: ssl_options.{key} is not {certs}/{file}")
+        management = broker_settings(service)
+        wanted = {
+            "management.ssl.port": str(layout.management[1]),
+            "management.ssl.verify": "verify_peer",
+            "management.ssl.fail_if_no_peer_cert": "true",
+        }
+        problems += [
+            f"{broker}: its conf.d sets {key}={management.get(key)!r}, wanted {value!r}"
+            for key, value in wanted.items()
+            if management.get(key) != value
+        ]
+        for key, file in (
+            ("cacertfile", "ca.pem"),
+            ("certfile", "cert.pem"),
+            ("keyfile", "key.pem"),
+        ):
+            if not in_directory(management.get(f"management.ssl.{key}"), certs, file):
+                problems.append(f"{broker}: management.ssl.{key} is not {certs}/{file}")
+        problems += [
+            f"{broker}: its conf.d sets {key}, a plain management listener"
+            for key in management
+            if key.startswith("management.tcp.")
+        ]
         env = environment(service)
         optfiles = set()
         for key in ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "RABBITMQ_CTL_ERL_ARGS"):
@@ -1156,6 +1114,33 @@ def setting(deployment, name, key, value):
     }
 
 
+def amqp_uri(deployment, user, password, hosts=None, scheme=None, port=None):
+    """An AMQP_URI as `user` with the variable `password`, on the layout's
+    broker nodes, scheme and port unless others are given."""
+    scheme = scheme or deployment.layout.amqp[0]
+    port = port or deployment.layout.amqp[1]
+    return ";".join(
+        f"{scheme}://{user}:${{{password}:?x}}@{host}:{port}/"
+        for host in hosts or deployment.layout.brokers
+    )
+
+
+def db_uri(deployment, user, password, host=None):
+    """A DB_URI as `user` with the variable `password`, on the layout's
+    database address unless another is given."""
+    host = host or deployment.layout.database_address
+    return f"mysql+pymysql://{user}:${{{password}:?x}}@{host}:3306/${{DB_NAME:-orders}}"
+
+
+def admin_url(deployment, user="${RABBITMQ_ADMIN_USER:-admin}", scheme=None, port=None):
+    """A RABBITMQ_ADMIN_URL for the layout's first broker."""
+    scheme = scheme or deployment.layout.management[0]
+    port = port or deployment.layout.management[1]
+    return (
+        f"{scheme}://{user}:${{RABBITMQ_ADMIN_PASSWORD:?x}}@{deployment.layout.brokers[0]}:{port}/"
+    )
+
+
 def replace_in_dockerfile(old, new):
     def mutate(deployment):
         assert old in deployment.dockerfile
@@ -1235,7 +1220,7 @@ BREAKAGES = {
             d,
             "processor",
             "AMQP_URI",
-            "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}@localhost:5672/",
+            amqp_uri(d, "order_processor", "ORDER_PROCESSOR_AMQP_PASSWORD", hosts=["localhost"]),
         ),
     ),
     "DB password not the database's": (
@@ -1243,7 +1228,7 @@ BREAKAGES = {
         lambda d: setting(
             d,
             d.layout.database_servers[0],
-            "MARIADB_ROOT_PASSWORD" if d.layout.identities else "MARIADB_PASSWORD",
+            "MARIADB_ROOT_PASSWORD",
             "${DB_PASSWORD_OTHER:-other}",
         ),
     ),
@@ -1318,7 +1303,7 @@ BREAKAGES = {
             "healthcheck", {**service(d, "processor")["healthcheck"], "timeout": "3s"}
         ),
     ),
-    "service does not wait for a healthy database": (
+    "a service that depends on the servers": (
         check_start_order,
         lambda d: service(d, "processor").__setitem__(
             "depends_on",
@@ -1329,7 +1314,13 @@ BREAKAGES = {
             },
         ),
     ),
-    "migrate restarts forever": (
+    "a server that depends on a service": (
+        check_start_order,
+        lambda d: broker(d).__setitem__(
+            "depends_on", {"generator": {"condition": "service_started"}}
+        ),
+    ),
+    "provision restarts forever": (
         check_start_order,
         lambda d: service(d, d.layout.migration).__setitem__("restart", "unless-stopped"),
     ),
@@ -1382,7 +1373,7 @@ BREAKAGES = {
     "undocumented default": (
         check_variables_documented,
         lambda d: setting(
-            d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_PASSWORD:-hunter2}"
+            d, d.layout.brokers[0], "RABBITMQ_DEFAULT_PASS", "${RABBITMQ_ADMIN_PASSWORD:-hunter2}"
         ),
     ),
     "required variable": (
@@ -1412,8 +1403,8 @@ def without(deployment, name, key):
     }
 
 
-# Breakages only services with identities of their own can have.
-IDENTITY_BREAKAGES = {
+# Each service as its own user, the provision step as the administrators.
+BREAKAGES |= {
     "a service that does not wait": (
         check_start_order,
         lambda d: setting(d, "processor", "STARTUP_WAIT_SECONDS", "0"),
@@ -1424,34 +1415,48 @@ IDENTITY_BREAKAGES = {
             d,
             "processor",
             "AMQP_URI",
-            "amqp://order_generator:${ORDER_GENERATOR_AMQP_PASSWORD:?x}@rabbitmq:5672/",
+            amqp_uri(d, "order_generator", "ORDER_GENERATOR_AMQP_PASSWORD"),
+        ),
+    ),
+    "one broker node as another user": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d,
+            GATEWAY,
+            "AMQP_URI",
+            ";".join(
+                [
+                    amqp_uri(d, "order_gateway", "ORDER_GATEWAY_AMQP_PASSWORD")
+                    .split(";")[0]
+                    .replace("order_gateway:", "order_operator:")
+                ]
+                + amqp_uri(d, "order_gateway", "ORDER_GATEWAY_AMQP_PASSWORD").split(";")[1:]
+            ),
         ),
     ),
     "generator's password not the one provisioned": (
         check_services_reach_broker_and_database,
         lambda d: setting(
-            d,
-            "generator",
-            "DB_URI",
-            "mysql+pymysql://order_generator:${ORDER_PROCESSOR_DB_PASSWORD:?x}@db:3306/${DB_NAME:-orders}",
+            d, "generator", "DB_URI", db_uri(d, "order_generator", "ORDER_PROCESSOR_DB_PASSWORD")
         ),
     ),
     "gateway with a database user": (
         check_services_reach_broker_and_database,
         lambda d: setting(
-            d,
-            GATEWAY,
-            "DB_URI",
-            "mysql+pymysql://order_gateway:${ORDER_GENERATOR_DB_PASSWORD:?x}@db:3306/orders",
+            d, GATEWAY, "DB_URI", db_uri(d, "order_gateway", "ORDER_GENERATOR_DB_PASSWORD")
         ),
     ),
     "provision as another broker user": (
         check_services_reach_broker_and_database,
+        lambda d: setting(d, "provision", "RABBITMQ_ADMIN_URL", admin_url(d, user="guest")),
+    ),
+    "provision as another database user": (
+        check_services_reach_broker_and_database,
         lambda d: setting(
             d,
             "provision",
-            "RABBITMQ_ADMIN_URL",
-            "http://guest:${RABBITMQ_ADMIN_PASSWORD:?x}@rabbitmq:15672/",
+            "DB_ADMIN_URI",
+            db_uri(d, "order_migrate", "ORDER_MIGRATE_DB_PASSWORD"),
         ),
     ),
 }
@@ -1466,7 +1471,7 @@ CLUSTER_BREAKAGES = {
             d,
             "processor",
             "AMQP_URI",
-            "amqp://${RABBITMQ_USER:-orders}:${RABBITMQ_PASSWORD:-orders}@rabbitmq-1:5672/",
+            amqp_uri(d, "order_processor", "ORDER_PROCESSOR_AMQP_PASSWORD", hosts=["rabbitmq-1"]),
         ),
     ),
     "services on one Galera node, not the proxy": (
@@ -1475,7 +1480,7 @@ CLUSTER_BREAKAGES = {
             d,
             "processor",
             "DB_URI",
-            "mysql+pymysql://${DB_USER:-orders}:${DB_PASSWORD:-orders}@galera-1:3306/${DB_NAME:-orders}",
+            db_uri(d, "order_processor", "ORDER_PROCESSOR_DB_PASSWORD", host="galera-1"),
         ),
     ),
     "classic queues on the cluster": (
@@ -1679,10 +1684,42 @@ CLUSTER_BREAKAGES = {
             d,
             "processor",
             "AMQP_URI",
-            ";".join(
-                f"amqp://${{RABBITMQ_USER:-orders}}:${{RABBITMQ_PASSWORD:-orders}}@{node}:5672/"
-                for node in d.layout.brokers
+            amqp_uri(
+                d, "order_processor", "ORDER_PROCESSOR_AMQP_PASSWORD", scheme="amqp", port=5672
             ),
+        ),
+    ),
+    "the management API over plain HTTP": (
+        check_services_reach_broker_and_database,
+        lambda d: setting(
+            d, "provision", "RABBITMQ_ADMIN_URL", admin_url(d, scheme="http", port=15672)
+        ),
+    ),
+    "a management API that lets clients in without a certificate": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/conf.d/40-management-tls.conf",
+            "management.ssl.fail_if_no_peer_cert = true",
+            "management.ssl.fail_if_no_peer_cert = false",
+        ),
+    ),
+    "a plain management listener beside the HTTPS one": (
+        check_tls,
+        replace_in_mounted_file(
+            "/etc/rabbitmq/conf.d/40-management-tls.conf",
+            "management.ssl.port = 15671",
+            "management.ssl.port = 15671\nmanagement.tcp.port = 15672",
+        ),
+    ),
+    "a broker node without the management API over TLS": (
+        check_tls,
+        lambda d: service(d, "rabbitmq-3").__setitem__(
+            "volumes",
+            [
+                mount
+                for mount in service(d, "rabbitmq-3")["volumes"]
+                if "management_tls.conf" not in str(mount)
+            ],
         ),
     ),
     "the proxy healthy with every node down": (
@@ -1738,27 +1775,20 @@ BREAKAGES["mounted file missing"] = (
         "volumes", [*broker(d).get("volumes", []), "./deploy/missing.conf:/etc/missing.conf:ro"]
     ),
 )
-CASES = (
-    [
-        pytest.param(breakage, layout, id=f"{layout_id(layout)}: {breakage}")
-        for layout in LAYOUTS
-        for breakage in BREAKAGES
-        if layout == LAYOUTS[0] or BREAKAGES[breakage][0] not in IMAGE_CHECKS
-    ]
-    + [
-        pytest.param(breakage, CLUSTER, id=f"{layout_id(CLUSTER)}: {breakage}")
-        for breakage in CLUSTER_BREAKAGES
-    ]
-    + [
-        pytest.param(breakage, SINGLE_HOST, id=f"{layout_id(SINGLE_HOST)}: {breakage}")
-        for breakage in IDENTITY_BREAKAGES
-    ]
-)
+CASES = [
+    pytest.param(breakage, layout, id=f"{layout_id(layout)}: {breakage}")
+    for layout in LAYOUTS
+    for breakage in BREAKAGES
+    if layout == LAYOUTS[0] or BREAKAGES[breakage][0] not in IMAGE_CHECKS
+] + [
+    pytest.param(breakage, CLUSTER, id=f"{layout_id(CLUSTER)}: {breakage}")
+    for breakage in CLUSTER_BREAKAGES
+]
 
 
 @pytest.mark.parametrize("breakage, layout", CASES)
 def test_check_catches(breakage, layout):
-    check, mutate = {**BREAKAGES, **CLUSTER_BREAKAGES, **IDENTITY_BREAKAGES}[breakage]
+    check, mutate = {**BREAKAGES, **CLUSTER_BREAKAGES}[breakage]
     deployment = copy.deepcopy(Deployment.from_files(layout))
     mutate(deployment)
     assert check(deployment) != []

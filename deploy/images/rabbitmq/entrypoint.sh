@@ -3,12 +3,15 @@
 # sets: RABBITMQ_DEFAULT_USER and RABBITMQ_DEFAULT_PASS become the user the
 # broker creates on its first start (an administrator), reachable from other
 # containers; then the server runs in the foreground as the rabbitmq user.
+# The management API is left at the plugin's default, plain HTTP on 15672,
+# unless a file in conf.d configures HTTPS (compose.cluster.yaml's
+# management_tls.conf), which is then its only listener, as in the
+# official image.
 set -eu
 conf=/etc/rabbitmq/rabbitmq.conf
 {
     echo "loopback_users.guest = false"
     echo "listeners.tcp.default = 5672"
-    echo "management.tcp.port = 15672"
     if [ -n "${RABBITMQ_DEFAULT_USER:-}" ]; then
         echo "default_user = $RABBITMQ_DEFAULT_USER"
     fi
