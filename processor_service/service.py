@@ -38,9 +38,20 @@ from order_pipeline.extensions.heartbeats import Heartbeat, record_heartbeats
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.service_settings import Settings
+from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import audit, dead_letter_edits, dead_letters, monitoring, processing, store
+from order_pipeline.settings import retention_interval_seconds
+from processor_service import (
+    audit,
+    dead_letter_edits,
+    dead_letters,
+    monitoring,
+    processing,
+    retention,
+    store,
+)
 from processor_service.dependencies import (
     DeadLetterMover,
     PriceSource,
@@ -48,7 +59,7 @@ from processor_service.dependencies import (
     SetAsideCounts,
 )
 from processor_service.models import Base
-from processor_service.settings import processor_metrics_address
+from processor_service.settings import processor_metrics_address, result_retention
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,7 @@ class OrderProcessorService:
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
     heartbeat = Heartbeat()
+    retention = Settings(result_retention)
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -102,6 +114,24 @@ class OrderProcessorService:
                 outcome.duplicates,
             )
         return outcome.failures
+
+    @configured_timer(read_interval=retention_interval_seconds)
+    def prune_results(self):
+        """Delete results past RESULT_RETENTION_DAYS whose orders are gone (when set)."""
+        if not self.retention.on:
+            return
+        report = retention.prune_results(self.db, self._existing_ids, self.retention)
+        if report.deleted or report.kept:
+            log.info(
+                "retention: %d result(s) deleted in %d batch(es); %d old one(s) kept "
+                "(their orders still exist)",
+                report.deleted,
+                report.batches,
+                report.kept,
+            )
+
+    def _existing_ids(self, order_ids):
+        return [order["id"] for order in self.order_generator.get_orders(order_ids)]
 
     @rpc
     def metrics(self):
