@@ -12,7 +12,7 @@ An order goes only when all of these hold, checked in the DELETE itself
 - the processor has its result. The confirmation RPC (`get_orders`) records
   nothing, and could not tell: it comes before the result is stored, which
   may then fail and end as a dead letter. So each batch asks the processor,
-  which owns the results, over RPC (`order_processor.get_results`); an
+  which owns the results, over RPC (`order_processor.processed_order_ids`); an
   order without a result is kept, however old.
 
 `orders_created` (the count shards) is a running total: deleting orders
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from generator_service import store
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 from order_pipeline.times import utc_now
 from order_pipeline.transactions import run_transaction
 
@@ -40,6 +41,9 @@ PAUSE_SHARE = 1.0
 class PassReport:
     batches: int = 0
     deleted: int = 0
+    # Why the pass ended early: the other service did not answer (the next
+    # pass goes on from the start).
+    unanswered: str | None = None
     kept: int = 0  # old enough, but with no result, or changed meanwhile
 
 
@@ -60,7 +64,11 @@ def prune_orders(db, processed_ids, retention, now=None, pass_seconds=PASS_SECON
             break
         after = (batch[-1].created_at, batch[-1].id)
         ids = [row.id for row in batch]
-        processed = sorted(set(processed_ids(ids)) & set(ids))
+        try:
+            processed = sorted(set(processed_ids(ids)) & set(ids))
+        except (RpcTimeout, ServiceUnavailable) as exc:
+            report.unanswered = str(exc)
+            break
         deleted = run_transaction(
             db,
             lambda session, processed=processed: store.delete_orders(session, processed, cutoff),

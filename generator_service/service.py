@@ -83,6 +83,8 @@ class OrderGeneratorService:
         if not self.retention.on:
             return
         report = retention.prune_orders(self.db, self._processed_ids, self.retention)
+        if report.unanswered:
+            log.warning("retention: the pass stopped: %s", report.unanswered)
         if report.deleted or report.kept:
             log.info(
                 "retention: %d order(s) deleted in %d batch(es); %d old one(s) kept "
@@ -93,7 +95,7 @@ class OrderGeneratorService:
             )
 
     def _processed_ids(self, order_ids):
-        return [result["order_id"] for result in self.order_processor.get_results(order_ids)]
+        return self.order_processor.processed_order_ids(order_ids)
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_order(self, order_id):

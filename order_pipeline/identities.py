@@ -213,9 +213,9 @@ GENERATOR_BROKER = BrokerGrant(
     ),
     topics={
         # Replies; retention asks which old orders have results
-        # (`get_results`, a read); the probe's `status`, a read.
+        # (`processed_order_ids`, a read); the probe's `status`, a read.
         RPC_EXCHANGE: Topics(
-            write=(REPLY_KEY, calls(PROCESSOR, "get_results"), calls(GENERATOR, "status")),
+            write=(REPLY_KEY, calls(PROCESSOR, "processed_order_ids"), calls(GENERATOR, "status")),
             read=(serves(GENERATOR), REPLY_KEY),
         ),
         EVENT_EXCHANGE: Topics(write=(exactly(ORDER_CREATED),)),

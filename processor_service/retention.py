@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from order_pipeline.extensions.rpc_proxy import RpcTimeout, ServiceUnavailable
 from order_pipeline.times import utc_now
 from order_pipeline.transactions import run_transaction
 from processor_service import store
@@ -35,14 +36,17 @@ PAUSE_SHARE = 1.0
 class PassReport:
     batches: int = 0
     deleted: int = 0
+    # Why the pass ended early: the other service did not answer (the next
+    # pass goes on from the start).
+    unanswered: str | None = None
     kept: int = 0  # old enough, but their orders still exist
 
 
 def prune_results(db, existing_ids, retention, now=None, pass_seconds=PASS_SECONDS):
     """Delete results older than `retention.days` whose orders are gone, at
     most `retention.batch_size` per transaction, oldest first, for up to
-    `pass_seconds`. `existing_ids(ids)` gives those of `ids` the generator
-    still has. Returns a PassReport."""
+    `pass_seconds`, or until a batch deletes nothing. `existing_ids(ids)`
+    gives those of `ids` the generator still has. Returns a PassReport."""
     cutoff = (now or utc_now()) - timedelta(days=retention.days)
     report = PassReport()
     after = store.SCAN_START
@@ -55,7 +59,11 @@ def prune_results(db, existing_ids, retention, now=None, pass_seconds=PASS_SECON
             break
         after = (batch[-1].processed_at, batch[-1].order_id)
         ids = [row.order_id for row in batch]
-        gone = sorted(set(ids) - set(existing_ids(ids)))
+        try:
+            gone = sorted(set(ids) - set(existing_ids(ids)))
+        except (RpcTimeout, ServiceUnavailable) as exc:
+            report.unanswered = str(exc)
+            break
         deleted = run_transaction(
             db,
             lambda session, gone=gone: store.delete_results(session, gone, cutoff),
@@ -65,6 +73,11 @@ def prune_results(db, existing_ids, retention, now=None, pass_seconds=PASS_SECON
         report.batches += 1
         report.deleted += deleted
         report.kept += len(ids) - deleted
-        # Under eventlet this yields: the event handler run meanwhile.
+        if not deleted:
+            # Every order of the batch still exists: the generator's
+            # retention has not reached these yet (or keeps orders longer),
+            # and the next batches are younger still.
+            break
+        # Under eventlet this yields: the event handler runs meanwhile.
         time.sleep((time.monotonic() - batch_started) * PAUSE_SHARE)
     return report

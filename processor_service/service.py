@@ -121,6 +121,8 @@ class OrderProcessorService:
         if not self.retention.on:
             return
         report = retention.prune_results(self.db, self._existing_ids, self.retention)
+        if report.unanswered:
+            log.warning("retention: the pass stopped: %s", report.unanswered)
         if report.deleted or report.kept:
             log.info(
                 "retention: %d result(s) deleted in %d batch(es); %d old one(s) kept "
@@ -190,6 +192,12 @@ class OrderProcessorService:
         processed, as get_result gives them, in one query."""
         rows = store.get_results(self.db.session, validate_order_ids(order_ids))
         return [processing.result_as_dict(row) for row in rows]
+
+    @rpc(expected_exceptions=InvalidOrderId)
+    def processed_order_ids(self, order_ids):
+        """`processed_order_ids([1, 2, 3])` -> [1, 3]: those with a result,
+        ids only (the generator's retention asks this of each batch)."""
+        return store.processed_order_ids(self.db.session, validate_order_ids(order_ids))
 
     @rpc(expected_exceptions=InvalidArgument)
     def processed_per_second(self, since):

@@ -303,6 +303,19 @@ def get_result(session, order_id):
     return session.get(OrderProcess, order_id)
 
 
+def processed_order_ids(session, order_ids):
+    """Those of `order_ids` that have a result, ascending."""
+    if not order_ids:
+        return []
+    return list(
+        session.scalars(
+            select(OrderProcess.order_id)
+            .where(OrderProcess.order_id.in_(order_ids))
+            .order_by(OrderProcess.order_id)
+        )
+    )
+
+
 def get_results(session, order_ids):
     if not order_ids:
         return []

@@ -45,7 +45,7 @@ def orders_created(db):
 
 
 class Processor:
-    """The processor's answer to `get_results`, for the orders it has
+    """The processor's answer to `processed_order_ids`, for the orders it has
     processed; records each call (one per batch)."""
 
     def __init__(self, processed):
@@ -178,3 +178,17 @@ def test_the_services_prune_their_own_tables_and_metrics_stay(db, db_uri, amqp_u
             )
             assert rpc.order_processor.metrics() == metrics == sql_metrics(db_uri)
             assert rpc.order_generator.status()["orders_created"] == 6
+
+
+def test_a_results_pass_stops_where_the_generator_has_not_got_to(db):
+    old = add_results(db, 1, 9, OLD)
+    asked = []
+
+    def existing_ids(ids):  # the generator has deleted only the first three orders
+        asked.append(list(ids))
+        return [i for i in ids if i not in old[:3]]
+
+    report = result_retention.prune_results(db, existing_ids, KEEP_7_DAYS_IN_3S, now=NOW)
+    assert (report.deleted, result_ids(db)) == (3, old[3:])
+    # The second batch deleted nothing: the third was not read.
+    assert asked == [old[0:3], old[3:6]]

@@ -147,7 +147,7 @@ def test_the_services_call_only_what_they_use_and_reply_to_anyone():
     assert may_publish(PROCESSOR_USER, f"{GENERATOR}.get_orders")
     assert not may_publish(PROCESSOR_USER, f"{GENERATOR}.get_order")
     # Retention: the generator asks which old orders have results, a read.
-    assert may_publish(GENERATOR_USER, f"{PROCESSOR}.get_results")
+    assert may_publish(GENERATOR_USER, f"{PROCESSOR}.processed_order_ids")
     assert not may_publish(GENERATOR_USER, f"{PROCESSOR}.replay_dead_letters")
     for user in (GENERATOR_USER, PROCESSOR_USER):
         assert may_publish(user, reply)
@@ -211,7 +211,7 @@ def test_the_processor_is_allowed_exactly_the_calls_its_code_makes():
 
 def test_the_generator_is_allowed_exactly_the_calls_its_code_makes():
     called = rpc_calls_in("generator_service", PROCESSOR)
-    assert called == {"get_results"}
+    assert called == {"processed_order_ids"}
     assert all(may_publish(GENERATOR_USER, f"{PROCESSOR}.{method}") for method in called)
 
 
