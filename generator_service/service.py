@@ -40,6 +40,7 @@ from order_pipeline.extensions.shared_batches import SharedBatches
 from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
+from order_pipeline.retention import log_pass
 from order_pipeline.settings import retention_interval_seconds
 
 log = logging.getLogger(__name__)
@@ -83,16 +84,7 @@ class OrderGeneratorService:
         if not self.retention.on:
             return
         report = retention.prune_orders(self.db, self._processed_ids, self.retention)
-        if report.unanswered:
-            log.warning("retention: the pass stopped: %s", report.unanswered)
-        if report.deleted or report.kept:
-            log.info(
-                "retention: %d order(s) deleted in %d batch(es); %d old one(s) kept "
-                "(the processor has no result for them)",
-                report.deleted,
-                report.batches,
-                report.kept,
-            )
+        log_pass(log, report, "order(s)", "the processor has no result for them")
 
     def _processed_ids(self, order_ids):
         return self.order_processor.processed_order_ids(order_ids)

@@ -289,8 +289,6 @@ def outbox_size(session):
 
 # --- retention (generator_service.retention) ----------------------------------
 
-# The start of a scan in (created_at, id) order: before any order.
-SCAN_START = ("1000-01-01", 0)
 # Orders old enough, with no outbox row and no idempotency key, read through
 # ix_orders_created_at (which holds the id too) from where the last batch
 # stopped: a batch reads its rows and no more, however large the table.

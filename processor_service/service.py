@@ -42,6 +42,7 @@ from order_pipeline.extensions.service_settings import Settings
 from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
+from order_pipeline.retention import log_pass
 from order_pipeline.settings import retention_interval_seconds
 from processor_service import (
     audit,
@@ -121,16 +122,7 @@ class OrderProcessorService:
         if not self.retention.on:
             return
         report = retention.prune_results(self.db, self._existing_ids, self.retention)
-        if report.unanswered:
-            log.warning("retention: the pass stopped: %s", report.unanswered)
-        if report.deleted or report.kept:
-            log.info(
-                "retention: %d result(s) deleted in %d batch(es); %d old one(s) kept "
-                "(their orders still exist)",
-                report.deleted,
-                report.batches,
-                report.kept,
-            )
+        log_pass(log, report, "result(s)", "their orders still exist")
 
     def _existing_ids(self, order_ids):
         return [order["id"] for order in self.order_generator.get_orders(order_ids)]

@@ -494,8 +494,6 @@ def audit_entries(session, before, limit):
 
 # --- retention (processor_service.retention) ------------------------------------
 
-# The start of a scan in (processed_at, order_id) order: before any result.
-SCAN_START = ("1000-01-01", 0)
 # Results processed before the cutoff, read through the processed_at index
 # (which holds the order id too) from where the last batch stopped.
 OLD_RESULTS = text(
