@@ -80,7 +80,7 @@ SIZES = {
         20_000,
         "rows in orders and order_process for the empty-vs-full tables run",
     ),
-    "table_seconds": (10.0, 2.0, "seconds of each load in the tables run"),
+    "table_seconds": (10.0, 1.0, "seconds of each load in the tables run"),
 }
 
 

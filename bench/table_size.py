@@ -67,6 +67,20 @@ def deleted_so_far(engine):
     return lowest - 1, int(results)
 
 
+def table_megabytes(engine):
+    """{table: data and indexes in MiB} of the two large tables, as InnoDB
+    estimates them."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT table_name, (data_length + index_length) / 1048576 "
+                "FROM information_schema.tables WHERE table_schema = DATABASE() "
+                "AND table_name IN ('orders', 'order_process')"
+            )
+        )
+        return {name: float(size) for name, size in rows}
+
+
 def creates(pipeline, engine, seconds):
     """create_order at 200 in flight, and the orders processed per second
     in the same window (sampled by the clock, as bench.rpc_clients sets it)."""
@@ -140,7 +154,7 @@ def one_side(log_dir, rows, seconds):
         ids = list(range(1, rows + 1, step))[:CONFIRMED_PER_CALL] if rows else made
         engine = pipeline.engine()
         try:
-            side = {"rows": rows, "fill_seconds": fill_seconds}
+            side = {"rows": rows, "fill_seconds": fill_seconds, "mib": table_megabytes(engine)}
             side["creates"] = creates(pipeline, engine, seconds)
             confirm = rpc_load(
                 pipeline.amqp_uri, "order_generator", "get_orders", [ids], seconds=seconds
@@ -164,58 +178,73 @@ def run_table_size(log_dir, rows, seconds):
     return {"rows": rows, "seconds": seconds, "empty": empty, "full": full}
 
 
+def ratio(part, whole):
+    """part / whole, or None when the whole is under one a second (a window
+    too short to say)."""
+    return part / whole if whole >= 1 else None
+
+
 def ratios(run):
     """Each figure full / empty (>= 1 is as fast or faster), and the
     creates while pruning / without."""
     empty, full = run["empty"], run["full"]
     pruning = full["creates_while_pruning"]
     return {
-        "creates": full["creates"]["creates_per_second"] / empty["creates"]["creates_per_second"],
-        "confirm": full["confirm_calls_per_second"] / empty["confirm_calls_per_second"],
-        "reads": full["reads"]["requests_per_second"] / empty["reads"]["requests_per_second"],
-        "creates_while_pruning": pruning["creates_per_second"]
-        / full["creates"]["creates_per_second"],
-        "processed_while_pruning": pruning["processed_per_second"]
-        / max(full["creates"]["processed_per_second"], 1e-9),
+        "creates": ratio(
+            full["creates"]["creates_per_second"], empty["creates"]["creates_per_second"]
+        ),
+        "confirm": ratio(full["confirm_calls_per_second"], empty["confirm_calls_per_second"]),
+        "reads": ratio(full["reads"]["requests_per_second"], empty["reads"]["requests_per_second"]),
+        "creates_while_pruning": ratio(
+            pruning["creates_per_second"], full["creates"]["creates_per_second"]
+        ),
+        "processed_while_pruning": ratio(
+            pruning["processed_per_second"], full["creates"]["processed_per_second"]
+        ),
     }
+
+
+def shown(value):
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def table(runs):
     """The printed lines for the runs of this scenario."""
     lines = ["", "tables: empty vs full (each run; ratio = full / empty)"]
     for run in runs:
-        empty, full, ratio = run["empty"], run["full"], ratios(run)
+        empty, full, ratios_of = run["empty"], run["full"], ratios(run)
         pruning = full["creates_while_pruning"]
         lines += [
-            f"  {run['rows']:,} rows (filled in {full['fill_seconds']:.0f} s), "
+            f"  {run['rows']:,} rows (filled in {full['fill_seconds']:.0f} s, "
+            f"{sum(full.get('mib', {}).values()):,.0f} MiB), "
             f"{run['seconds']:g} s per load",
-            "    create_order, 200 in flight   {:8.0f} /s  {:8.0f} /s  {:.2f}x".format(
+            "    create_order, 200 in flight   {:8.0f} /s  {:8.0f} /s  {}".format(
                 empty["creates"]["creates_per_second"],
                 full["creates"]["creates_per_second"],
-                ratio["creates"],
+                shown(ratios_of["creates"]),
             ),
-            "    get_orders of 100 ids          {:8.0f} /s  {:8.0f} /s  {:.2f}x".format(
+            "    get_orders of 100 ids          {:8.0f} /s  {:8.0f} /s  {}".format(
                 empty["confirm_calls_per_second"],
                 full["confirm_calls_per_second"],
-                ratio["confirm"],
+                shown(ratios_of["confirm"]),
             ),
-            "    GET /orders/<id>, 16 clients   {:8.0f} /s  {:8.0f} /s  {:.2f}x  "
+            "    GET /orders/<id>, 16 clients   {:8.0f} /s  {:8.0f} /s  {}  "
             "(p99 {:.1f} / {:.1f} ms)".format(
                 empty["reads"]["requests_per_second"],
                 full["reads"]["requests_per_second"],
-                ratio["reads"],
+                shown(ratios_of["reads"]),
                 empty["reads"]["p99_ms"],
                 full["reads"]["p99_ms"],
             ),
-            "    retention: creates {:.0f} /s while pruning vs {:.0f} /s without ({:.2f}x); "
-            "processed {:.0f} vs {:.0f} /s ({:.2f}x); deleted {:.0f} orders/s, "
+            "    retention: creates {:.0f} /s while pruning vs {:.0f} /s without ({}); "
+            "processed {:.0f} vs {:.0f} /s ({}); deleted {:.0f} orders/s, "
             "{:.0f} results/s".format(
                 pruning["creates_per_second"],
                 full["creates"]["creates_per_second"],
-                ratio["creates_while_pruning"],
+                shown(ratios_of["creates_while_pruning"]),
                 pruning["processed_per_second"],
                 full["creates"]["processed_per_second"],
-                ratio["processed_while_pruning"],
+                shown(ratios_of["processed_while_pruning"]),
                 pruning["orders_deleted_per_second"],
                 pruning["results_deleted_per_second"],
             ),

@@ -658,3 +658,7 @@ def test_the_tables_run_is_planned_with_its_row_count_and_printed_as_ratios():
     assert ratios["processed_while_pruning"] == pytest.approx(0.8)
     printed = table_size.table([run])
     assert "0.83x" in printed and "deleted 2000 orders/s" in printed
+    # Nothing processed in the window without pruning: no ratio to show.
+    run["full"]["creates"]["processed_per_second"] = 0.0
+    assert table_size.ratios(run)["processed_while_pruning"] is None
+    assert "processed 400 vs 0 /s (-)" in table_size.table([run])
