@@ -16,8 +16,9 @@ the three services running:
   table; so the rows are in the buffer pool and this measures the path
   and the indexes' depth, not reads from disk).
 
-Then, on the full side only, the generator and processor are restarted with
-ORDER_RETENTION_DAYS and RESULT_RETENTION_DAYS at 1 (and a pass every
+The empty side runs before the full one and again after it, and its
+figures are the mean of the two. Then, on the full side only, the
+generator and processor are restarted with ORDER_RETENTION_DAYS and RESULT_RETENTION_DAYS at 1 (and a pass every
 second, each up to 10 s of batches), and the creates are measured again
 while the passes delete the filled rows: the retention cost is that rate
 against the full side's without retention, and the rows deleted per second.
@@ -172,10 +173,28 @@ def one_side(log_dir, rows, seconds):
 
 
 def run_table_size(log_dir, rows, seconds):
-    """The empty side, then the full one, in one run."""
-    empty = one_side(os.path.join(log_dir, "empty"), 0, seconds)
+    """The empty side before and after the full one, in one run: the
+    empty figures are the mean of the two, so that a machine whose load
+    changes over the run (the fill takes minutes) weighs on both sides."""
+    before = one_side(os.path.join(log_dir, "empty-before"), 0, seconds)
     full = one_side(os.path.join(log_dir, "full"), rows, seconds)
-    return {"rows": rows, "seconds": seconds, "empty": empty, "full": full}
+    after = one_side(os.path.join(log_dir, "empty-after"), 0, seconds)
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "empty": mean_of(before, after),
+        "empty_runs": [before, after],
+        "full": full,
+    }
+
+
+def mean_of(first, second):
+    """The mean of two runs' figures, key by key (nested dicts too)."""
+    if isinstance(first, dict):
+        return {key: mean_of(first[key], second[key]) for key in first if key in second}
+    if isinstance(first, int | float) and isinstance(second, int | float):
+        return (first + second) / 2
+    return first
 
 
 def ratio(part, whole):
@@ -235,6 +254,18 @@ def table(runs):
                 shown(ratios_of["reads"]),
                 empty["reads"]["p99_ms"],
                 full["reads"]["p99_ms"],
+            ),
+            "    empty before / after the full side: create_order {:.0f} / {:.0f} /s, "
+            "get_orders {:.0f} / {:.0f} /s, GET {:.0f} / {:.0f} /s".format(
+                *(
+                    side[a][b] if b else side[a]
+                    for a, b in (
+                        ("creates", "creates_per_second"),
+                        ("confirm_calls_per_second", None),
+                        ("reads", "requests_per_second"),
+                    )
+                    for side in run.get("empty_runs", [empty, empty])
+                )
             ),
             "    retention: creates {:.0f} /s while pruning vs {:.0f} /s without ({}); "
             "processed {:.0f} vs {:.0f} /s ({}); deleted {:.0f} orders/s, "

@@ -662,3 +662,19 @@ def test_the_tables_run_is_planned_with_its_row_count_and_printed_as_ratios():
     run["full"]["creates"]["processed_per_second"] = 0.0
     assert table_size.ratios(run)["processed_while_pruning"] is None
     assert "processed 400 vs 0 /s (-)" in table_size.table([run])
+
+
+def test_the_empty_side_is_the_mean_of_its_runs_before_and_after_the_full_one():
+    before = tables_side(600.0, 600.0, 100.0, 800.0)
+    after = tables_side(400.0, 400.0, 60.0, 400.0)
+    empty = table_size.mean_of(before, after)
+    assert empty["creates"]["creates_per_second"] == 500.0
+    assert empty["confirm_calls_per_second"] == 80.0
+    assert empty["reads"] == {"requests_per_second": 600.0, "p99_ms": 20.0}
+    pruning = dict(before["creates"])
+    full = tables_side(500.0, 500.0, 80.0, 300.0, pruning)
+    run = {"rows": 10, "seconds": 1.0, "empty": empty, "empty_runs": [before, after], "full": full}
+    assert table_size.ratios(run)["reads"] == 0.5
+    assert "create_order 600 / 400 /s, get_orders 100 / 60 /s, GET 800 / 400 /s" in (
+        table_size.table([run])
+    )
