@@ -550,9 +550,3 @@ def delete_results(session, order_ids, cutoff):
         },
     )
     return len(rows)
-
-
-def pruned(session):
-    """(orders, sum of execution prices) deleted by retention so far."""
-    row = session.execute(select(PrunedResults.orders, PrunedResults.execution_price_sum)).first()
-    return (0, 0) if row is None else (int(row.orders), row.execution_price_sum)
