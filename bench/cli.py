@@ -23,6 +23,8 @@ from bench.outbox_publish import run_outbox_publish
 from bench.profile import profile_create_order, profile_drain
 from bench.report import figures, table, target_checks
 from bench.sustained import run_sustained
+from bench.table_size import run_table_size
+from bench.table_size import table as table_size_table
 from bench.tls import run_tls_profile
 from bench.tls import table as tls_table
 from bench.tracing_cost import MODES, run_tracing_drain, run_tracing_latency
@@ -41,6 +43,7 @@ SCENARIOS = (
     "sustained",
     "steady_latency",
     "tracing",
+    "tables",
 )
 # Each size: its value at full size, in the smoke (used by CI to keep the
 # script working), and what it sets. Each is an option (`orders` is
@@ -79,6 +82,12 @@ SIZES = {
     "sustained_rate": (1500.0, 200.0, "orders/s offered through create_orders"),
     "steady_latency_seconds": (30.0, 3.0, "seconds of the created -> processed latency run"),
     "steady_latency_rate": (500.0, 100.0, "orders/s offered for that latency"),
+    "table_rows": (
+        50_000_000,
+        20_000,
+        "rows in orders and order_process for the empty-vs-full tables run",
+    ),
+    "table_seconds": (10.0, 1.0, "seconds of each load in the tables run"),
 }
 
 
@@ -225,6 +234,18 @@ def plan(args, logs):
                 ),
             )
         yield from plan_ingest(args, logs, n)
+        if "tables" in args.scenarios:
+            yield (
+                "tables",
+                f"creates, get_orders and GET /orders/<id>: empty tables vs "
+                f"{args.table_rows:,} rows, then while retention deletes them",
+                partial(
+                    run_table_size,
+                    os.path.join(logs, f"tables-{n}"),
+                    args.table_rows,
+                    args.table_seconds,
+                ),
+            )
     yield from plan_tracing(args, logs)
 
 
@@ -382,6 +403,8 @@ def main(argv=None):
         if results["tracing_figures"]:
             say("")
             say(tracing_table(results["tracing_figures"]))
+        if "tables" in results:
+            say(table_size_table(results["tables"]["runs"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
         json.dump(results, out, indent=2)

@@ -25,12 +25,12 @@ FILL_CHUNK = 200_000
 # Quantity 1..100 and unit price 90.00..109.99, both varying with the id.
 FILL_ORDERS = (
     "INSERT INTO orders (id, quantity, created_at) "
-    "SELECT seq, 1 + seq % 100, UTC_TIMESTAMP(6) FROM seq_{first}_to_{last}"
+    "SELECT seq, 1 + seq % 100, {at} FROM seq_{first}_to_{last}"
 )
 FILL_ORDER_PROCESS = (
     "INSERT INTO order_process (order_id, unit_price, execution_price, processed_at) "
     "SELECT seq, 90 + (seq % 2000) / 100, "
-    "ROUND((1 + seq % 100) * (90 + (seq % 2000) / 100), 2), UTC_TIMESTAMP(6) "
+    "ROUND((1 + seq % 100) * (90 + (seq % 2000) / 100), 2), {at} "
     "FROM seq_{first}_to_{last}"
 )
 FILL_TOTALS = (
@@ -40,16 +40,18 @@ FILL_TOTALS = (
 )
 
 
-def fill_processed_orders(db_uri, rows):
-    """Fill the tables with `rows` processed orders; returns what /metrics
-    must then answer, computed from order_process."""
+def fill_processed_orders(db_uri, rows, age_days=0):
+    """Fill the tables with `rows` processed orders, created and processed
+    `age_days` ago; returns what /metrics must then answer, computed from
+    order_process."""
+    at = f"UTC_TIMESTAMP(6) - INTERVAL {int(age_days)} DAY"
     engine = create_engine(db_uri)
     try:
         for first in range(1, rows + 1, FILL_CHUNK):
             last = min(first + FILL_CHUNK - 1, rows)
             with engine.begin() as connection:
-                connection.execute(text(FILL_ORDERS.format(first=first, last=last)))
-                connection.execute(text(FILL_ORDER_PROCESS.format(first=first, last=last)))
+                connection.execute(text(FILL_ORDERS.format(first=first, last=last, at=at)))
+                connection.execute(text(FILL_ORDER_PROCESS.format(first=first, last=last, at=at)))
         with engine.begin() as connection:
             connection.execute(text(FILL_TOTALS.format(shards=TOTALS_SHARDS)))
             count, total = connection.execute(

@@ -6,7 +6,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-from generator_service import generation, store
+from generator_service import generation, retention, store
 from generator_service.models import Base
 from generator_service.orders import order_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
@@ -14,11 +14,13 @@ from generator_service.settings import (
     generator_metrics_address,
     generator_settings,
     order_interval_seconds,
+    order_retention,
     outbox_sweep_seconds,
 )
 from order_contract import (
     GENERATOR,
     MAX_ORDERS_PER_CALL,
+    PROCESSOR,
     RECENT_ORDERS,
     InvalidArgument,
     InvalidOrderId,
@@ -31,12 +33,15 @@ from order_contract import (
 from order_pipeline.extensions.checked_database import CheckedDatabase
 from order_pipeline.extensions.heartbeats import Heartbeat
 from order_pipeline.extensions.rpc import rpc
+from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
 from order_pipeline.extensions.service_settings import Settings
 from order_pipeline.extensions.shared_batches import SharedBatches
 from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
+from order_pipeline.retention import log_pass
+from order_pipeline.settings import retention_interval_seconds
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,9 @@ class OrderGeneratorService:
     shared_create = SharedBatches(MAX_ORDERS_PER_CALL)
     runtime_metrics = RuntimeMetrics(generator_metrics_address)
     heartbeat = Heartbeat()
+    retention = Settings(order_retention)
+    # Retention asks the processor which old orders it has results for.
+    order_processor = TimeoutRpcProxy(PROCESSOR)
 
     @configured_timer(read_interval=order_interval_seconds)
     def generate_order(self):
@@ -69,6 +77,17 @@ class OrderGeneratorService:
         if published:
             log.info("outbox relay published %d OrderCreated event(s)", published)
         generation.forget_expired_keys(self.db)
+
+    @configured_timer(read_interval=retention_interval_seconds)
+    def prune_orders(self):
+        """Delete processed orders past ORDER_RETENTION_DAYS (when set)."""
+        if not self.retention.on:
+            return
+        report = retention.prune_orders(self.db, self._processed_ids, self.retention)
+        log_pass(log, report, "order(s)", "the processor has no result for them")
+
+    def _processed_ids(self, order_ids):
+        return self.order_processor.processed_order_ids(order_ids)
 
     @rpc(expected_exceptions=InvalidOrderId)
     def get_order(self, order_id):

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from order_contract import MAX_ORDERS_PER_CALL, MAX_QUANTITY
 from order_pipeline.config import setting
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import MetricsAddress, metrics_address
+from order_pipeline.settings import (
+    MetricsAddress,
+    Retention,
+    metrics_address,
+    retention_batch_size,
+)
 
 
 def order_interval_seconds(config: dict) -> float:
@@ -53,3 +58,12 @@ def generator_settings(config: dict) -> GeneratorSettings:
 
 def generator_metrics_address(config: dict) -> MetricsAddress | None:
     return metrics_address(config, "GENERATOR_METRICS_ADDRESS")
+
+
+def order_retention(config: dict) -> Retention:
+    """ORDER_RETENTION_DAYS: processed orders are kept this many days after
+    their creation, then deleted (0: kept for ever)."""
+    return Retention(
+        days=setting(config, "ORDER_RETENTION_DAYS", int, minimum=0),
+        batch_size=retention_batch_size(config),
+    )

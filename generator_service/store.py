@@ -4,7 +4,7 @@ the caller owns the transaction."""
 import random
 import secrets
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, exists, func, insert, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from generator_service.models import (
@@ -285,3 +285,45 @@ def created_per_second(session, since):
 def outbox_size(session):
     """Orders whose OrderCreated event the broker has not confirmed yet."""
     return session.scalar(select(func.count()).select_from(OrderOutbox))
+
+
+# --- retention (generator_service.retention) ----------------------------------
+
+# Orders old enough, with no outbox row and no idempotency key, read through
+# ix_orders_created_at (which holds the id too) from where the last batch
+# stopped: a batch reads its rows and no more, however large the table.
+OLD_ORDERS = text(
+    "SELECT o.created_at, o.id FROM orders o "
+    "WHERE o.created_at < :cutoff "
+    "AND (o.created_at > :after_at OR (o.created_at = :after_at AND o.id > :after_id)) "
+    "AND NOT EXISTS (SELECT 1 FROM order_outbox b WHERE b.order_id = o.id) "
+    "AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.order_id = o.id) "
+    "ORDER BY o.created_at, o.id LIMIT :limit"
+)
+
+
+def old_orders(session, cutoff, after, limit):
+    """Up to `limit` (created_at, id) rows of orders created before
+    `cutoff` that neither wait in the outbox nor are named by an idempotency
+    key, in (created_at, id) order after `after` (such a pair)."""
+    after_at, after_id = after
+    return session.execute(
+        OLD_ORDERS,
+        {"cutoff": cutoff, "after_at": after_at, "after_id": after_id, "limit": limit},
+    ).all()
+
+
+def delete_orders(session, order_ids, cutoff):
+    """Delete those of `order_ids` still created before `cutoff`, with no
+    outbox row and no idempotency key (their foreign keys would cascade);
+    return how many."""
+    if not order_ids:
+        return 0
+    statement = (
+        delete(Order)
+        .where(Order.id.in_(order_ids), Order.created_at < cutoff)
+        .where(~exists().where(OrderOutbox.order_id == Order.id))
+        .where(~exists().where(IdempotencyKey.order_id == Order.id))
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount

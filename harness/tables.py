@@ -38,9 +38,22 @@ def scalar(db, statement, **params):
     return sql(db, statement, **params)[0][0]
 
 
+# Every order ever processed: those order_process keeps, and those retention
+# deleted from it (processor_service.retention), counted in pruned_results.
+EVER_PROCESSED = (
+    "SELECT (SELECT COUNT(*) FROM order_process) "
+    "+ (SELECT COALESCE(SUM(orders), 0) FROM pruned_results), "
+    "(SELECT COALESCE(SUM(execution_price), 0) FROM order_process) "
+    "+ (SELECT COALESCE(SUM(execution_price_sum), 0) FROM pruned_results)"
+)
+
+
 def sql_metrics(db):
-    """The metrics the gateway must report, computed from order_process."""
-    ((count, total),) = sql(db, "SELECT COUNT(*), SUM(execution_price) FROM order_process")
+    """The metrics the gateway must report, computed from the tables: the
+    orders in order_process plus those retention deleted (pruned_results),
+    which is what the running totals behind /metrics count."""
+    ((count, total),) = sql(db, EVER_PROCESSED)
+    count = int(count)
     average = None
     if count:
         average = str((Decimal(total) / count).quantize(CENT, ROUND_HALF_UP))

@@ -161,15 +161,19 @@ class DatabaseGrant:
     """A database user's privileges: on every table of `package`'s models,
     or on the whole database (`package` None). On the tables named in
     `append_only`, only APPEND_ONLY: rows are added and read, never changed
-    or deleted, whatever the code does."""
+    or deleted, whatever the code does. On the tables named in
+    `deletes_from`, DELETE too (retention), and on no other."""
 
     privileges: tuple[str, ...]
     package: str | None = None
     append_only: tuple[str, ...] = ()
+    deletes_from: tuple[str, ...] = ()
 
     def privileges_on(self, table: str) -> tuple[str, ...]:
         if table in self.append_only:
             return tuple(p for p in self.privileges if p in APPEND_ONLY)
+        if table in self.deletes_from:
+            return (*self.privileges, "DELETE")
         return self.privileges
 
 
@@ -182,14 +186,15 @@ class Identity:
 
 
 GENERATOR_BROKER = BrokerGrant(
-    # Its RPC queue (and the exchange nameko declares with it), its events'
-    # exchange, the heartbeats' exchange, and the reply queue of its
-    # container's health probe.
+    # Its RPC and reply queues (and the exchange nameko declares with them),
+    # its events' exchange, the heartbeats' exchange, and the reply queue of
+    # its container's health probe.
     configure=(
         exactly(RPC_EXCHANGE),
         exactly(EVENT_EXCHANGE),
         HEARTBEATS,
         rpc_queue(GENERATOR),
+        reply_queue(GENERATOR),
         reply_queue(PROBE),
     ),
     write=(
@@ -197,13 +202,21 @@ GENERATOR_BROKER = BrokerGrant(
         exactly(EVENT_EXCHANGE),
         HEARTBEATS,
         rpc_queue(GENERATOR),
+        reply_queue(GENERATOR),
         reply_queue(PROBE),
     ),
-    read=(exactly(RPC_EXCHANGE), rpc_queue(GENERATOR), reply_queue(PROBE)),
+    read=(
+        exactly(RPC_EXCHANGE),
+        rpc_queue(GENERATOR),
+        reply_queue(GENERATOR),
+        reply_queue(PROBE),
+    ),
     topics={
-        # Replies; the probe's `status`, a read.
+        # Replies; retention asks which old orders have results
+        # (`processed_order_ids`, a read); the probe's `status`, a read.
         RPC_EXCHANGE: Topics(
-            write=(REPLY_KEY, calls(GENERATOR, "status")), read=(serves(GENERATOR), REPLY_KEY)
+            write=(REPLY_KEY, calls(PROCESSOR, "processed_order_ids"), calls(GENERATOR, "status")),
+            read=(serves(GENERATOR), REPLY_KEY),
         ),
         EVENT_EXCHANGE: Topics(write=(exactly(ORDER_CREATED),)),
         HEARTBEAT_EXCHANGE: Topics(write=(exactly(GENERATOR),)),
@@ -313,8 +326,9 @@ OPERATOR_BROKER = BrokerGrant(
 )
 
 # The statements each service's code runs (its store.py): the generator
-# deletes outbox rows and expired idempotency keys; the processor only
-# inserts and upserts. SELECT ... FOR UPDATE (the tick claim, the outbox)
+# deletes outbox rows, expired idempotency keys and, with retention, old
+# orders; the processor inserts and upserts, and deletes only old results
+# (PROCESSOR_DELETES_FROM), with retention. SELECT ... FOR UPDATE (the tick claim, the outbox)
 # needs SELECT on MariaDB (MySQL 8 also wants UPDATE, which it has).
 # tests/unit/test_identities.py checks these against the code.
 GENERATOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -323,6 +337,7 @@ PROCESSOR_STATEMENTS = ("SELECT", "INSERT", "UPDATE")
 # add rows and read them, and the database refuses it anything else.
 APPEND_ONLY = ("SELECT", "INSERT")
 PROCESSOR_APPEND_ONLY = ("dead_letter_audit",)
+PROCESSOR_DELETES_FROM = ("order_process",)
 # Migrations: DDL, and the data and version rows they write. CREATE on the
 # database also lets it create the database itself.
 MIGRATION_PRIVILEGES = (
@@ -349,7 +364,10 @@ IDENTITIES = (
         "the processor",
         broker=PROCESSOR_BROKER,
         database=DatabaseGrant(
-            PROCESSOR_STATEMENTS, package="processor_service", append_only=PROCESSOR_APPEND_ONLY
+            PROCESSOR_STATEMENTS,
+            package="processor_service",
+            append_only=PROCESSOR_APPEND_ONLY,
+            deletes_from=PROCESSOR_DELETES_FROM,
         ),
     ),
     Identity("order_gateway", "the gateway", broker=GATEWAY_BROKER),

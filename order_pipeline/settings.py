@@ -191,3 +191,32 @@ def metrics_address(config: dict, key: str) -> MetricsAddress | None:
         return None
     address = bind_address(key, text)
     return MetricsAddress(setting=key, host=address.address, port=address.port)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a service keeps its processed rows (`days`, 0: for ever) and
+    how many it removes per transaction (`batch_size`)."""
+
+    days: int
+    batch_size: int
+
+    @property
+    def on(self) -> bool:
+        return self.days > 0
+
+
+# A batch's ids go over RPC to be checked by the other service, which takes
+# at most order_contract.MAX_IDS_PER_CALL ids per call (1000).
+MAX_RETENTION_BATCH = 1000
+
+
+def retention_batch_size(config: dict) -> int:
+    size = setting(config, "RETENTION_BATCH_SIZE", int, minimum=1)
+    if size > MAX_RETENTION_BATCH:
+        raise StartupError(f"RETENTION_BATCH_SIZE must not exceed {MAX_RETENTION_BATCH}")
+    return size
+
+
+def retention_interval_seconds(config: dict) -> float:
+    return setting(config, "RETENTION_INTERVAL_SECONDS", float, minimum=1)

@@ -42,6 +42,20 @@ class ProcessingTotals(Base):
     execution_price_sum = mapped_column(Numeric(38, 2), nullable=False)
 
 
+class PrunedResults(Base):
+    """What retention has deleted from order_process: one row (id 1), the
+    orders and the sum of their execution prices, added to in the
+    transaction that deletes them. order_process plus this row is every
+    order ever processed, which processing_totals (what /metrics reads)
+    counts: the running totals stay as they were when old rows go."""
+
+    __tablename__ = "pruned_results"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    orders: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    execution_price_sum = mapped_column(Numeric(38, 2), nullable=False)
+
+
 class LatencyBucket(Base):
     """The end-to-end latency histogram (created to processed): how many
     orders had a latency above the next lower bound and at most `le_us`
@@ -63,7 +77,7 @@ class ServiceInstanceRow(Base):
     included): what it said of itself (order_contract.Heartbeat) and when it
     was recorded, by the database's clock, so that every reader measures
     silence against one clock. A row per instance that ever ran, never
-    deleted (the processor deletes nothing): the listing shows those seen
+    deleted (the processor deletes only old results): the listing shows those seen
     within INSTANCE_RETENTION_SECONDS."""
 
     __tablename__ = "service_instances"

@@ -38,9 +38,21 @@ from order_pipeline.extensions.heartbeats import Heartbeat, record_heartbeats
 from order_pipeline.extensions.rpc import rpc
 from order_pipeline.extensions.rpc_proxy import TimeoutRpcProxy
 from order_pipeline.extensions.runtime_metrics import RuntimeMetrics
+from order_pipeline.extensions.service_settings import Settings
+from order_pipeline.extensions.timer import configured_timer
 from order_pipeline.extensions.tracing import Tracing
 from order_pipeline.logs import log_order
-from processor_service import audit, dead_letter_edits, dead_letters, monitoring, processing, store
+from order_pipeline.retention import log_pass
+from order_pipeline.settings import retention_interval_seconds
+from processor_service import (
+    audit,
+    dead_letter_edits,
+    dead_letters,
+    monitoring,
+    processing,
+    retention,
+    store,
+)
 from processor_service.dependencies import (
     DeadLetterMover,
     PriceSource,
@@ -48,7 +60,7 @@ from processor_service.dependencies import (
     SetAsideCounts,
 )
 from processor_service.models import Base
-from processor_service.settings import processor_metrics_address
+from processor_service.settings import processor_metrics_address, result_retention
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +88,7 @@ class OrderProcessorService:
     set_aside_counts = SetAsideCounts()
     runtime_metrics = RuntimeMetrics(processor_metrics_address)
     heartbeat = Heartbeat()
+    retention = Settings(result_retention)
 
     @batch_event_handler(GENERATOR, ORDER_CREATED)
     def handle_order_created(self, payloads):
@@ -102,6 +115,17 @@ class OrderProcessorService:
                 outcome.duplicates,
             )
         return outcome.failures
+
+    @configured_timer(read_interval=retention_interval_seconds)
+    def prune_results(self):
+        """Delete results past RESULT_RETENTION_DAYS whose orders are gone (when set)."""
+        if not self.retention.on:
+            return
+        report = retention.prune_results(self.db, self._existing_ids, self.retention)
+        log_pass(log, report, "result(s)", "their orders still exist")
+
+    def _existing_ids(self, order_ids):
+        return [order["id"] for order in self.order_generator.get_orders(order_ids)]
 
     @rpc
     def metrics(self):
@@ -160,6 +184,12 @@ class OrderProcessorService:
         processed, as get_result gives them, in one query."""
         rows = store.get_results(self.db.session, validate_order_ids(order_ids))
         return [processing.result_as_dict(row) for row in rows]
+
+    @rpc(expected_exceptions=InvalidOrderId)
+    def processed_order_ids(self, order_ids):
+        """`processed_order_ids([1, 2, 3])` -> [1, 3]: those with a result,
+        ids only (the generator's retention asks this of each batch)."""
+        return store.processed_order_ids(self.db.session, validate_order_ids(order_ids))
 
     @rpc(expected_exceptions=InvalidArgument)
     def processed_per_second(self, since):

@@ -10,7 +10,12 @@ from decimal import Decimal
 
 from order_pipeline.config import setting
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import MetricsAddress, metrics_address
+from order_pipeline.settings import (
+    MetricsAddress,
+    Retention,
+    metrics_address,
+    retention_batch_size,
+)
 
 
 @dataclass(frozen=True)
@@ -47,3 +52,13 @@ def price_settings(config: dict) -> PriceSettings:
 
 def processor_metrics_address(config: dict) -> MetricsAddress | None:
     return metrics_address(config, "PROCESSOR_METRICS_ADDRESS")
+
+
+def result_retention(config: dict) -> Retention:
+    """RESULT_RETENTION_DAYS: results are kept this many days after
+    processing, and as long as their order exists, then deleted (0: kept
+    for ever)."""
+    return Retention(
+        days=setting(config, "RESULT_RETENTION_DAYS", int, minimum=0),
+        batch_size=retention_batch_size(config),
+    )

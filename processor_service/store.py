@@ -1,7 +1,7 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import case, func, insert, select, text, tuple_, update
+from sqlalchemy import case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from processor_service.latency import bucket_of, latency_us
@@ -13,6 +13,7 @@ from processor_service.models import (
     LatencyBucket,
     OrderProcess,
     ProcessingTotals,
+    PrunedResults,
     ServiceInstanceRow,
 )
 
@@ -302,6 +303,19 @@ def get_result(session, order_id):
     return session.get(OrderProcess, order_id)
 
 
+def processed_order_ids(session, order_ids):
+    """Those of `order_ids` that have a result, ascending."""
+    if not order_ids:
+        return []
+    return list(
+        session.scalars(
+            select(OrderProcess.order_id)
+            .where(OrderProcess.order_id.in_(order_ids))
+            .order_by(OrderProcess.order_id)
+        )
+    )
+
+
 def get_results(session, order_ids):
     if not order_ids:
         return []
@@ -476,3 +490,63 @@ def audit_entries(session, before, limit):
     if before is not None:
         query = query.where(DeadLetterAudit.id < before)
     return list(session.scalars(query.order_by(DeadLetterAudit.id.desc()).limit(limit)))
+
+
+# --- retention (processor_service.retention) ------------------------------------
+
+# Results processed before the cutoff, read through the processed_at index
+# (which holds the order id too) from where the last batch stopped.
+OLD_RESULTS = text(
+    "SELECT processed_at, order_id FROM order_process "
+    "WHERE processed_at < :cutoff "
+    "AND (processed_at > :after_at OR (processed_at = :after_at AND order_id > :after_id)) "
+    "ORDER BY processed_at, order_id LIMIT :limit"
+)
+PRUNED_ID = 1
+_pruned_upsert = mysql_insert(PrunedResults.__table__)
+ADD_TO_PRUNED = _pruned_upsert.on_duplicate_key_update(
+    orders=_pruned_upsert.table.c.orders + _pruned_upsert.inserted.orders,
+    execution_price_sum=(
+        _pruned_upsert.table.c.execution_price_sum + _pruned_upsert.inserted.execution_price_sum
+    ),
+)
+
+
+def old_results(session, cutoff, after, limit):
+    """Up to `limit` (processed_at, order_id) rows of results processed
+    before `cutoff`, in that order, after `after` (such a pair)."""
+    after_at, after_id = after
+    return session.execute(
+        OLD_RESULTS,
+        {"cutoff": cutoff, "after_at": after_at, "after_id": after_id, "limit": limit},
+    ).all()
+
+
+def delete_results(session, order_ids, cutoff):
+    """Delete the results of `order_ids` processed before `cutoff`, and add
+    what they held to pruned_results, in the caller's transaction; return
+    how many. The rows are locked and summed first, so the sum is exactly
+    what this transaction deletes, whoever else prunes at the same time."""
+    if not order_ids:
+        return 0
+    rows = session.execute(
+        select(OrderProcess.order_id, OrderProcess.execution_price)
+        .where(OrderProcess.order_id.in_(order_ids), OrderProcess.processed_at < cutoff)
+        .with_for_update()
+    ).all()
+    if not rows:
+        return 0
+    session.execute(
+        delete(OrderProcess)
+        .where(OrderProcess.order_id.in_([row.order_id for row in rows]))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        ADD_TO_PRUNED,
+        {
+            "id": PRUNED_ID,
+            "orders": len(rows),
+            "execution_price_sum": sum(row.execution_price for row in rows),
+        },
+    )
+    return len(rows)

@@ -212,7 +212,7 @@ def test_the_processor_may_not_write_nor_read_the_generators_orders(identities):
         == TABLE_ACCESS_DENIED
     )
     assert database_error(processor, "SELECT COUNT(*) FROM orders") == TABLE_ACCESS_DENIED
-    assert database_error(processor, "DELETE FROM order_process") == TABLE_ACCESS_DENIED
+    assert database_error(processor, "DELETE FROM processing_totals") == TABLE_ACCESS_DENIED
     generator = identities.db_uri("order_generator")
     assert database_error(generator, "SELECT COUNT(*) FROM order_process") == TABLE_ACCESS_DENIED
 
@@ -291,13 +291,13 @@ def test_each_service_is_granted_its_models_tables_and_provisioning_again_takes_
     try:
         with admin.begin() as connection:
             connection.execute(text(f"GRANT SELECT ON orders TO '{processor}'@'%'"))
-            connection.execute(text(f"GRANT DELETE ON order_process TO '{processor}'@'%'"))
+            connection.execute(text(f"GRANT DELETE ON processing_totals TO '{processor}'@'%'"))
     finally:
         admin.dispose()
     assert ("orders", "SELECT") in grants_of(identities, "order_processor")
     identities.provision(migrate=False)
     assert ("orders", "SELECT") not in grants_of(identities, "order_processor")
-    assert ("order_process", "DELETE") not in grants_of(identities, "order_processor")
+    assert ("processing_totals", "DELETE") not in grants_of(identities, "order_processor")
     assert (
         database_error(identities.db_uri("order_processor"), "SELECT * FROM orders")
         == TABLE_ACCESS_DENIED

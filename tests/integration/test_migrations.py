@@ -33,6 +33,7 @@ TABLES = {
     "dead_letters",
     "service_instances",
     "handling_seconds",
+    "pruned_results",
     "dead_letter_audit",
     "alembic_version_generator",
     "alembic_version_processor",
@@ -68,12 +69,12 @@ def test_the_migrate_command_says_what_it_did_and_is_repeatable():
         assert first.splitlines() == [
             "created the database",
             "generator_service: applied g0001, g0002, g0003, g0004, g0005, g0006",
-            "processor_service: applied p0001, p0002, p0003, p0004, p0005, p0006, p0007",
+            "processor_service: applied p0001, p0002, p0003, p0004, p0005, p0006, p0007, p0008",
         ]
         again = run_migrate(db_uri)
         assert again.splitlines() == [
             "generator_service: already at g0006",
-            "processor_service: already at p0007",
+            "processor_service: already at p0008",
         ]
         assert tables(db_uri) == TABLES
     finally:

@@ -11,7 +11,7 @@ import kombu.serialization
 import pytest
 from nameko.exceptions import serialize
 
-from bench import rpc_load
+from bench import rpc_load, table_size
 from bench.cli import SIZES, parse_args, plan
 from bench.drain import summarise as summarise_drain
 from bench.http_orders import summarise as summarise_http
@@ -613,3 +613,68 @@ def test_the_table_sets_the_generators_cpu_per_call_beside_the_do_nothing_servic
     assert rows["CPU per call, rabbitmq (do-nothing)"] == ["0.30 ms"]
     assert rows["CPU per call, generator (create_order)"] == ["1.20 ms"]
     assert rows["CPU per call, mariadb (create_order)"] == ["-"]
+
+
+def tables_side(creates, processed, confirm, reads, pruning=None):
+    side = {
+        "rows": 0,
+        "fill_seconds": 1.0,
+        "creates": {
+            "creates_per_second": creates,
+            "processed_per_second": processed,
+            "orders_deleted_per_second": 0.0,
+            "results_deleted_per_second": 0.0,
+        },
+        "confirm_calls_per_second": confirm,
+        "reads": {"requests_per_second": reads, "p99_ms": 20.0},
+    }
+    if pruning is not None:
+        side["creates_while_pruning"] = pruning
+    return side
+
+
+def test_the_tables_run_is_planned_with_its_row_count_and_printed_as_ratios():
+    args = parse_args(["--scenarios", "tables", "--table-rows", "3000000"])
+    assert args.table_rows == 3_000_000
+    (title,) = [title for _, title, _ in plan(args, "/logs")]
+    assert "3,000,000 rows" in title
+    pruning = {
+        "creates_per_second": 450.0,
+        "processed_per_second": 400.0,
+        "orders_deleted_per_second": 2000.0,
+        "results_deleted_per_second": 1500.0,
+    }
+    run = {
+        "rows": 3_000_000,
+        "seconds": 10.0,
+        "empty": tables_side(600.0, 600.0, 100.0, 800.0),
+        "full": tables_side(500.0, 500.0, 80.0, 400.0, pruning),
+    }
+    ratios = table_size.ratios(run)
+    assert ratios["creates"] == pytest.approx(500 / 600)
+    assert ratios["confirm"] == pytest.approx(0.8)
+    assert ratios["reads"] == pytest.approx(0.5)
+    assert ratios["creates_while_pruning"] == pytest.approx(0.9)
+    assert ratios["processed_while_pruning"] == pytest.approx(0.8)
+    printed = table_size.table([run])
+    assert "0.83x" in printed and "deleted 2000 orders/s" in printed
+    # Nothing processed in the window without pruning: no ratio to show.
+    run["full"]["creates"]["processed_per_second"] = 0.0
+    assert table_size.ratios(run)["processed_while_pruning"] is None
+    assert "processed 400 vs 0 /s (-)" in table_size.table([run])
+
+
+def test_the_empty_side_is_the_mean_of_its_runs_before_and_after_the_full_one():
+    before = tables_side(600.0, 600.0, 100.0, 800.0)
+    after = tables_side(400.0, 400.0, 60.0, 400.0)
+    empty = table_size.mean_of(before, after)
+    assert empty["creates"]["creates_per_second"] == 500.0
+    assert empty["confirm_calls_per_second"] == 80.0
+    assert empty["reads"] == {"requests_per_second": 600.0, "p99_ms": 20.0}
+    pruning = dict(before["creates"])
+    full = tables_side(500.0, 500.0, 80.0, 300.0, pruning)
+    run = {"rows": 10, "seconds": 1.0, "empty": empty, "empty_runs": [before, after], "full": full}
+    assert table_size.ratios(run)["reads"] == 0.5
+    assert "create_order 600 / 400 /s, get_orders 100 / 60 /s, GET 800 / 400 /s" in (
+        table_size.table([run])
+    )

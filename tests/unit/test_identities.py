@@ -92,7 +92,7 @@ def test_each_service_may_declare_bind_and_read_the_queues_its_code_declares():
     processor_queues = {name for name in names if not name.startswith("rpc-")}
     probe_queue = reply_queue_of(PROBE)  # one name: the probe may run in any container
     own = {
-        "order_generator": {f"rpc-{GENERATOR}", probe_queue},
+        "order_generator": {f"rpc-{GENERATOR}", reply_queue_of(GENERATOR), probe_queue},
         "order_processor": {
             f"rpc-{PROCESSOR}",
             reply_queue_of(PROCESSOR),
@@ -146,6 +146,9 @@ def test_the_services_call_only_what_they_use_and_reply_to_anyone():
     reply = str(uuid.uuid4())
     assert may_publish(PROCESSOR_USER, f"{GENERATOR}.get_orders")
     assert not may_publish(PROCESSOR_USER, f"{GENERATOR}.get_order")
+    # Retention: the generator asks which old orders have results, a read.
+    assert may_publish(GENERATOR_USER, f"{PROCESSOR}.processed_order_ids")
+    assert not may_publish(GENERATOR_USER, f"{PROCESSOR}.replay_dead_letters")
     for user in (GENERATOR_USER, PROCESSOR_USER):
         assert may_publish(user, reply)
     assert not may_publish(GATEWAY_USER, reply)
@@ -204,7 +207,12 @@ def test_the_processor_is_allowed_exactly_the_calls_its_code_makes():
     called = rpc_calls_in("processor_service", GENERATOR)
     assert called == {"get_orders"}
     assert all(may_publish(PROCESSOR_USER, f"{GENERATOR}.{method}") for method in called)
-    assert "TimeoutRpcProxy" not in Path(ROOT, "generator_service/service.py").read_text()
+
+
+def test_the_generator_is_allowed_exactly_the_calls_its_code_makes():
+    called = rpc_calls_in("generator_service", PROCESSOR)
+    assert called == {"processed_order_ids"}
+    assert all(may_publish(GENERATOR_USER, f"{PROCESSOR}.{method}") for method in called)
 
 
 # What marks each statement in a service's code (SQLAlchemy or SQL text).
@@ -230,7 +238,8 @@ def statements_in(package: str) -> set[str]:
 @pytest.mark.parametrize("user", [GENERATOR_USER, PROCESSOR_USER], ids=lambda user: user.name)
 def test_each_service_is_granted_the_statements_its_code_runs_and_no_more(user):
     runs = statements_in(user.database.package)
-    assert set(user.database.privileges) == runs, (
+    granted = set(user.database.privileges) | ({"DELETE"} if user.database.deletes_from else set())
+    assert granted == runs, (
         f"{user.database.package} runs {sorted(runs)}: make its statements in "
         "order_pipeline/identities.py say so (and docs/security.md)"
     )
@@ -242,6 +251,7 @@ def test_the_audit_trail_is_append_only_in_the_grants_and_in_the_code():
     assert set(grant.append_only) <= set(table_names(grant.package))
     assert grant.privileges_on("dead_letter_audit") == ("SELECT", "INSERT")
     assert grant.privileges_on("dead_letters") == grant.privileges
+    assert "DELETE" not in grant.privileges_on("dead_letters")
     # Nothing in the processor's code would need more: no UPDATE or DELETE
     # statement names the audit table or its model.
     changes = re.compile(
@@ -250,6 +260,18 @@ def test_the_audit_trail_is_append_only_in_the_grants_and_in_the_code():
     for path in Path(ROOT, "processor_service").rglob("*.py"):
         if "migrations" not in path.parts:
             assert not changes.search(path.read_text()), path
+
+
+def test_the_processor_may_delete_from_order_process_only():
+    grant = PROCESSOR_USER.database
+    assert "DELETE" not in grant.privileges
+    deletable = [t for t in table_names(grant.package) if "DELETE" in grant.privileges_on(t)]
+    assert deletable == ["order_process"]
+    deletes = re.compile(r"delete\(\s*(\w+)|DELETE\s+FROM\s+(\w+)")
+    for path in Path(ROOT, "processor_service").rglob("*.py"):
+        if "migrations" not in path.parts:
+            for match in deletes.finditer(path.read_text()):
+                assert (match.group(1) or match.group(2)) in {"OrderProcess", "order_process"}, path
 
 
 def test_the_grants_name_every_table_of_the_services_models():
