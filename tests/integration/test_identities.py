@@ -41,7 +41,10 @@ from order_pipeline.identities import EVENT_EXCHANGE, RPC_EXCHANGE, identity
 
 ACCESS_REFUSED = 403
 TABLE_ACCESS_DENIED = 1142
-LOGIN_DENIED = 1045
+# Access denied at login: 1045, or 1698 when no password was given and the
+# server answers as for an account it knows no password for (MariaDB picks
+# one or the other by the accounts it matched; both refuse the login).
+LOGIN_DENIED = {1045, 1698}
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +205,7 @@ def database_error(db_uri, statement):
 def test_the_gateway_has_no_database_user(identities):
     for password in ("", identities.passwords["order_gateway", "AMQP"]):
         gateway = identities.db_uri("order_gateway", password=password)
-        assert database_error(gateway, "SELECT 1") == LOGIN_DENIED
+        assert database_error(gateway, "SELECT 1") in LOGIN_DENIED
 
 
 def test_the_processor_may_not_write_nor_read_the_generators_orders(identities):
