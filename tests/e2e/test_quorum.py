@@ -49,9 +49,14 @@ def test_with_quorum_every_queue_is_a_quorum_queue_and_orders_flow(pipeline, amq
     assert handler["x-dead-letter-routing-key"] == DEAD_LETTER_QUEUE
     assert handler["x-dead-letter-strategy"] == "at-least-once"
     assert queues[DEAD_LETTER_QUEUE]["arguments"]["x-delivery-limit"] == DEAD_LETTER_DELIVERY_LIMIT
-    # The processor and the gateway call over RPC: one reply queue each.
+    # Every service calls over RPC (the generator asks the processor which
+    # orders it has results for, for retention): one reply queue each.
     replies = {name: row for name, row in queues.items() if name.startswith(REPLY_QUEUE_PREFIX)}
-    assert sorted(name.split("-")[1] for name in replies) == ["gateway", "order_processor"]
+    assert sorted(name.split("-")[1] for name in replies) == [
+        "gateway",
+        "order_generator",
+        "order_processor",
+    ]
     for row in replies.values():
         assert row["durable"] and not row["auto_delete"] and not row["exclusive"]
         assert row["arguments"]["x-expires"] == 300_000
