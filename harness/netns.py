@@ -151,17 +151,23 @@ class Network:
 
 
 def remove_run(suffix):
-    """Kill what runs in the run's namespaces, delete them and its bridge
-    and state directory."""
-    for namespace in _namespaces():
-        if namespace.startswith(f"{PREFIX}{suffix}-"):
-            pids = ip("netns", "pids", namespace, check=False).split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
-            ip("netns", "del", namespace, check=False)
+    """Kill what runs in the run's namespaces, delete its links, them, its
+    bridge and state directory."""
+    namespaces = [name for name in _namespaces() if name.startswith(f"{PREFIX}{suffix}-")]
+    for namespace in namespaces:
+        for pid in ip("netns", "pids", namespace, check=False).split():
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+    # The root namespace's end of each veth pair, deleted here: deleting a
+    # namespace removes them too, but later, in the kernel's own time.
+    for line in ip("-o", "link", "show", check=False).splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(f"{PREFIX}{suffix}") and name != f"{PREFIX}{suffix}br":
+            ip("link", "del", name, check=False)
+    for namespace in namespaces:
+        ip("netns", "del", namespace, check=False)
     ip("link", "del", f"{PREFIX}{suffix}br", check=False)
     state_dir = os.path.join(tempfile.gettempdir(), f"{PREFIX}{suffix}")
     subprocess.run(["rm", "-rf", state_dir], check=False)
