@@ -20,7 +20,7 @@ from bench.latency import SOURCES, run_latency
 from bench.metrics_endpoint import run_metrics_load
 from bench.naive import run_naive_comparison
 from bench.outbox_publish import run_outbox_publish
-from bench.profile import profile_create_order, profile_drain
+from bench.profile import profile_create_order, profile_drain, profile_sustained
 from bench.report import figures, table, target_checks
 from bench.sustained import run_sustained
 from bench.table_size import run_table_size
@@ -95,7 +95,7 @@ def _shown(value):
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
-PROFILED_SERVICES = ("processor", "generator")
+PROFILED_SERVICES = ("processor", "generator", "sustained")
 
 
 def parse_args(argv):
@@ -128,8 +128,10 @@ def parse_args(argv):
         nargs="?",
         const="processor",
         choices=PROFILED_SERVICES,
-        help="instead: one drain with the processor under py-spy (processor), or create_order "
-        "with 200 in flight for --ingest-seconds with the generator under py-spy (generator)",
+        help="instead: one drain with the processor under py-spy (processor), create_order "
+        "with 200 in flight for --ingest-seconds with the generator under py-spy (generator), "
+        "or the sustained run at --sustained-rate with every service under py-spy and every "
+        "process's CPU per order (sustained)",
     )
     parser.add_argument(
         "--cluster",
@@ -363,6 +365,15 @@ def run_profile(args, logs):
         summary = "\ncreate_order: {:.0f} calls/s, generator {:.2f} ms CPU per call".format(
             load["calls_per_second"], load["generator_cpu_ms_per_call"]
         )
+    elif args.profile == "sustained":
+        say(
+            f"... {args.sustained_rate}/s offered for {args.sustained_seconds:g} s, "
+            "every service under py-spy"
+        )
+        run, text = profile_sustained(
+            logs, args.sustained_rate, args.sustained_seconds, RESULTS_DIR
+        )
+        summary = ""
     else:
         say(f"... drain with 1 processor under py-spy, {args.orders} orders")
         drain, text = profile_drain(logs, args.orders, raw_path)

@@ -3,6 +3,7 @@ load, then the functions most often on the stack are listed.
 
     python -m bench --profile [--orders N]                 # a processor, draining a backlog
     python -m bench --profile generator [--ingest-seconds S]   # the generator, under create_order
+    python -m bench --profile sustained [--sustained-rate R]   # every process, end to end
 
 py-spy (`--gil`) samples the processor only while it holds the GIL, i.e.
 runs Python code, and sees whichever greenthread is running, so the figures
@@ -26,6 +27,7 @@ from bench.drain import run_drain
 from bench.ingest import declare_events_queue
 from bench.process_stats import cpu_seconds
 from bench.rpc_clients import IN_FLIGHT, rpc_load
+from bench.sustained import run_sustained
 from harness.sandbox import sandbox, wait_for_rpc
 
 PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
@@ -118,6 +120,45 @@ def profile_create_order(log_dir, seconds, raw_path):
         f"({IN_FLIGHT} in flight)"
     )
     return load, report(cumulative, own, total, load["answered"], what)
+
+
+def profile_sustained(log_dir, per_second, seconds, raw_dir):
+    """The sustained run (one generator, two processors, orders offered
+    through create_orders at `per_second`) with every service under py-spy;
+    returns (the run's figures, the report text): the CPU per order of each
+    process from /proc (RabbitMQ and MariaDB included), then each service's
+    top functions."""
+    py_spy()
+    spies = []
+
+    def start_spies(services):
+        for label, process in services:
+            raw_path = os.path.join(raw_dir, f"sustained-{label.replace('#', '')}.raw.txt")
+            spy = record(process.process.pid, raw_path, os.path.join(log_dir, "py-spy.log"))
+            spies.append((label, raw_path, spy))
+
+    try:
+        run = run_sustained(log_dir, per_second, seconds, on_started=start_spies)
+    finally:
+        for _, _, spy in spies:
+            spy.wait(60)
+    cpu = run["cpu_ms_per_order"]
+    lines = [
+        f"Sustained: {per_second}/s offered for {seconds} s; created "
+        f"{run['created_orders_per_second']:.0f}/s, processed {run['processed_orders_per_second']:.0f}/s; "
+        f"p50 {run['latency'].get('p50_ms', float('nan')):.1f} ms, "
+        f"p99 {run['latency'].get('p99_ms', float('nan')):.1f} ms created -> processed",
+        "",
+        "== CPU ms per order processed, from /proc (the servers are the machine's own) ==",
+    ]
+    lines += [f"{cpu[label]:>8.3f}  {label}" for label in sorted(cpu)]
+    lines.append(f"{sum(cpu.values()):>8.3f}  all")
+    for label, raw_path, _ in spies:
+        with open(raw_path) as raw:
+            cumulative, own, total = tally(raw)
+        what = f"{label}: CPU in Python code over {run['orders']} orders (whole run)"
+        lines += ["", report(cumulative, own, total, run["orders"], what)]
+    return run, "\n".join(lines)
 
 
 def tally(lines):

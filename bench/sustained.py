@@ -91,7 +91,11 @@ def bulk_creator(proxy, batch, until):
     return create
 
 
-def run_sustained(log_dir, per_second, seconds, processors=2, warmup=WARMUP_SECONDS):
+def run_sustained(
+    log_dir, per_second, seconds, processors=2, warmup=WARMUP_SECONDS, on_started=None
+):
+    """`on_started([(label, NamekoProcess)])`, if given, is called once the
+    services answer, before any order is offered (the profiler's hook)."""
     batch = max(1, round(per_second / CALLS_PER_SECOND))
     calls_per_second = per_second / batch
     with sandbox(log_dir, GENERATE_ON_FIRST_START="false") as pipeline:
@@ -102,6 +106,8 @@ def run_sustained(log_dir, per_second, seconds, processors=2, warmup=WARMUP_SECO
         services = [("order_generator", generator)] + [
             (f"order_processor#{n}", worker) for n, worker in enumerate(workers, 1)
         ]
+        if on_started is not None:
+            on_started(services)
         cpu = CpuPerOrder(services + sorted(server_pids().items()))
         engine = create_engine(pipeline.db_uri)
         try:
@@ -161,6 +167,7 @@ def summarise(
     created_rate = (last[1] - first[1]) / span if span else None
     measured = [processed - created for _, created, processed in rows if created >= latency_from]
     return {
+        "orders": len(rows),
         "offered_orders_per_second": per_second,
         "seconds": seconds,
         "created_orders_per_second": created_rate,

@@ -4,6 +4,7 @@ caller owns the transaction."""
 from sqlalchemy import case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
+from order_pipeline.upserts import precompiled
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
     DeadLetter,
@@ -22,18 +23,24 @@ TOTALS_SHARDS = 16
 # Core statements (not the ORM's bulk path), built once.
 INSERT_RESULT = insert(OrderProcess.__table__)
 _upsert = mysql_insert(ProcessingTotals.__table__)
-ADD_TO_TOTALS = _upsert.on_duplicate_key_update(
-    orders_processed=_upsert.table.c.orders_processed + _upsert.inserted.orders_processed,
-    execution_price_sum=(
-        _upsert.table.c.execution_price_sum + _upsert.inserted.execution_price_sum
+ADD_TO_TOTALS = precompiled(
+    _upsert.on_duplicate_key_update(
+        orders_processed=_upsert.table.c.orders_processed + _upsert.inserted.orders_processed,
+        execution_price_sum=(
+            _upsert.table.c.execution_price_sum + _upsert.inserted.execution_price_sum
+        ),
     ),
+    ["shard", "orders_processed", "execution_price_sum"],
 )
 _latency_upsert = mysql_insert(LatencyBucket.__table__)
-ADD_TO_LATENCY_HISTOGRAM = _latency_upsert.on_duplicate_key_update(
-    orders=_latency_upsert.table.c.orders + _latency_upsert.inserted.orders,
-    latency_us_sum=(
-        _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
+ADD_TO_LATENCY_HISTOGRAM = precompiled(
+    _latency_upsert.on_duplicate_key_update(
+        orders=_latency_upsert.table.c.orders + _latency_upsert.inserted.orders,
+        latency_us_sum=(
+            _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
+        ),
     ),
+    ["shard", "le_us", "orders", "latency_us_sum"],
 )
 # handling_seconds: shards (by the writing instance) x slots (the second
 # modulo HANDLING_SLOTS, longer than any timing window). A write for the
@@ -51,23 +58,26 @@ HANDLING_FIGURES = (
 )
 _handling_upsert = mysql_insert(HandlingSecond.__table__)
 _held, _new = _handling_upsert.table.c, _handling_upsert.inserted
-ADD_TO_HANDLING_SECONDS = _handling_upsert.on_duplicate_key_update(
-    [
-        *(
-            (
-                figure,
-                case(
-                    (_held.second == _new.second, _held[figure] + _new[figure]),
-                    (_held.second < _new.second, _new[figure]),
-                    else_=_held[figure],
-                ),
-            )
-            for figure in HANDLING_FIGURES
-        ),
-        # Last: the figures above compare with the second the row held (MariaDB
-        # assigns left to right, or all at once in SIMULTANEOUS_ASSIGNMENT mode).
-        ("second", func.greatest(_held.second, _new.second)),
-    ]
+ADD_TO_HANDLING_SECONDS = precompiled(
+    _handling_upsert.on_duplicate_key_update(
+        [
+            *(
+                (
+                    figure,
+                    case(
+                        (_held.second == _new.second, _held[figure] + _new[figure]),
+                        (_held.second < _new.second, _new[figure]),
+                        else_=_held[figure],
+                    ),
+                )
+                for figure in HANDLING_FIGURES
+            ),
+            # Last: the figures above compare with the second the row held (MariaDB
+            # assigns left to right, or all at once in SIMULTANEOUS_ASSIGNMENT mode).
+            ("second", func.greatest(_held.second, _new.second)),
+        ]
+    ),
+    ["shard", "slot", "second", *HANDLING_FIGURES],
 )
 _set_aside_upsert = mysql_insert(EventsSetAside.__table__)
 ADD_SET_ASIDE = _set_aside_upsert.on_duplicate_key_update(
@@ -504,11 +514,14 @@ OLD_RESULTS = text(
 )
 PRUNED_ID = 1
 _pruned_upsert = mysql_insert(PrunedResults.__table__)
-ADD_TO_PRUNED = _pruned_upsert.on_duplicate_key_update(
-    orders=_pruned_upsert.table.c.orders + _pruned_upsert.inserted.orders,
-    execution_price_sum=(
-        _pruned_upsert.table.c.execution_price_sum + _pruned_upsert.inserted.execution_price_sum
+ADD_TO_PRUNED = precompiled(
+    _pruned_upsert.on_duplicate_key_update(
+        orders=_pruned_upsert.table.c.orders + _pruned_upsert.inserted.orders,
+        execution_price_sum=(
+            _pruned_upsert.table.c.execution_price_sum + _pruned_upsert.inserted.execution_price_sum
+        ),
     ),
+    ["id", "orders", "execution_price_sum"],
 )
 
 
