@@ -68,8 +68,7 @@ class OrderGeneratorService:
         orders = generation.generate_tick(self.db, self.settings, self.rng)
         if orders:
             self.outbox.wake()
-            for order in orders:
-                log_order(f"Order created: id={order['id']}", order["id"])
+            self._log_created(orders)
 
     @configured_timer(read_interval=outbox_sweep_seconds)
     def relay_outbox(self):
@@ -111,7 +110,7 @@ class OrderGeneratorService:
         Concurrent calls share one transaction."""
         order = generation.create_order(self.db, quantity, self.shared_create)
         self.outbox.wake()
-        log_order(f"Order created: id={order['id']}", order["id"])
+        self._log_created([order])
         return order
 
     @rpc(expected_exceptions=(InvalidQuantity, InvalidArgument))
@@ -122,7 +121,7 @@ class OrderGeneratorService:
         order, created = generation.create_order_once(self.db, quantity, idempotency_key)
         if created:
             self.outbox.wake()
-            log_order(f"Order created: id={order['id']}", order["id"])
+            self._log_created([order])
         return {"order": order, "created": created}
 
     @rpc(expected_exceptions=InvalidQuantity)
@@ -133,9 +132,13 @@ class OrderGeneratorService:
         out right after, in the background."""
         orders = generation.create_orders(self.db, quantities)
         self.outbox.wake()
-        for order in orders:
-            log_order(f"Order created: id={order['id']}", order["id"])
+        self._log_created(orders)
         return orders
+
+    def _log_created(self, orders):
+        if self.settings.log_created_orders:
+            for order in orders:
+                log_order(f"Order created: id={order['id']}", order["id"])
 
     @rpc
     def start(self):

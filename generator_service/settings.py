@@ -36,6 +36,8 @@ class GeneratorSettings:
     # at a time, so this, not the interval, lifts its rate past what one
     # transaction per tick allows.
     orders_per_tick: int = 1
+    # LOG_CREATED_ORDERS: an "Order created" line for each order.
+    log_created_orders: bool = True
 
 
 def generator_settings(config: dict) -> GeneratorSettings:
@@ -45,6 +47,7 @@ def generator_settings(config: dict) -> GeneratorSettings:
         quantity_min=setting(config, "ORDER_QUANTITY_MIN", int, minimum=1),
         quantity_max=setting(config, "ORDER_QUANTITY_MAX", int, minimum=1),
         orders_per_tick=setting(config, "ORDERS_PER_TICK", int, minimum=1),
+        log_created_orders=setting(config, "LOG_CREATED_ORDERS", bool),
     )
     if settings.orders_per_tick > MAX_ORDERS_PER_CALL:
         raise StartupError(f"ORDERS_PER_TICK must not exceed {MAX_ORDERS_PER_CALL}")

@@ -46,6 +46,8 @@ _CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@;\s]*):[^@/;
 def mask_uri(text: str) -> str:
     """`text` with the password of every URI in it replaced by ********:
     a single URI, a `;`-separated list of them, or a log line quoting one."""
+    if "://" not in text:  # most log lines: skip the regular expression
+        return text
     return _CREDENTIALS.sub(rf"\g<head>:{MASK}@", text)
 
 

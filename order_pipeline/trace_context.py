@@ -39,6 +39,15 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+def recording() -> bool:
+    """Whether a tracer provider that records spans is set in this process
+    (by `configure`, or a test's): without one a span of ours adds nothing
+    that a caller cannot pass on itself."""
+    return not isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
+
+
 def configure(service_names: list[str]) -> None:
     """Set up the SDK once per process, as the OTEL_* variables say."""
     global _configured

@@ -38,3 +38,14 @@ def test_json_logs_are_one_object_a_line_and_name_each_order(pipeline, db_uri):
     (access,) = access_lines()
     assert access["logger"] == "nameko.web.server"
     assert "[" not in access["message"], access  # no second date
+
+
+def test_log_created_orders_false_drops_the_created_line_not_the_price_line(pipeline, db_uri):
+    system = pipeline(LOG_CREATED_ORDERS="false").start()
+    wait_until(lambda: order_count(db_uri) >= 2, 30, message="orders created")
+    system.post("/stop").raise_for_status()
+    wait_until(lambda: not unprocessed_order_ids(db_uri), 30, message="orders processed")
+    wait_until(
+        lambda: "OrderExecutionPrice" in system.processor.output(), 10, message="a price line"
+    )
+    assert "Order created" not in system.generator.output()

@@ -50,12 +50,12 @@ class CountingPublisher(RoutedEventPublisher):
         super().setup()
         self.steps = []
 
-    def _publish_traced(self, *args):
+    def _publish(self, *args):
         self.steps.append("publish")
-        return super()._publish_traced(*args)
+        return super()._publish(*args)
 
-    def _get_producer(self):
-        producer = super()._get_producer()
+    def _get_channel(self):
+        channel = super()._get_channel()
         connection = self._connection
         if not getattr(connection, "counted", False):
             drain = connection.drain_events
@@ -66,7 +66,7 @@ class CountingPublisher(RoutedEventPublisher):
 
             connection.drain_events = counted_drain
             connection.counted = True
-        return producer
+        return channel
 
 
 class SocketCutter(RoutedEventPublisher):
@@ -81,13 +81,13 @@ class SocketCutter(RoutedEventPublisher):
         super().setup()
         self.written = self.cut = 0
 
-    def _get_producer(self):
-        if self._producer is None:  # a new connection
+    def _get_channel(self):
+        if self._channel is None:  # a new connection
             self.written = 0
-        return super()._get_producer()
+        return super()._get_channel()
 
-    def _publish_traced(self, *args):
-        result = super()._publish_traced(*args)
+    def _publish(self, *args):
+        result = super()._publish(*args)
         self.written += 1
         if self.written == self.cut_after and self.cut < self.connections_to_cut:
             self.cut += 1
@@ -101,11 +101,11 @@ class RoomOnReconnect(RoutedEventPublisher):
 
     queue_name = "short"
 
-    def _get_producer(self):
-        if self._producer is None and self._connections_made == 1:
+    def _get_channel(self):
+        if self._channel is None and self._connections_made == 1:
             with Connection(self.broker.uri) as connection:
                 connection.channel().queue_purge(self.queue_name)
-        return super()._get_producer()
+        return super()._get_channel()
 
 
 class SilentRelay:
@@ -183,6 +183,21 @@ def test_a_batch_is_written_whole_before_the_confirms_are_awaited(amqp_uri, publ
     assert payloads_in(amqp_uri, "listener") == payloads
 
 
+def test_an_event_carries_its_orders_trace_as_nameko_sends_it(amqp_uri, publisher):
+    # No tracer provider records spans here: the publisher adds no span of
+    # its own and passes the order's trace context on as it is.
+    bind_queue(amqp_uri, "listener")
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    routed = publisher().publish(
+        ORDER_CREATED, [{"order_id": 1}, {"order_id": 2}], [{"traceparent": traceparent}, {}]
+    )
+    assert routed == [True, True]
+    first, second = take_messages(amqp_uri, "listener")
+    assert first.payload == {"order_id": 1}
+    assert first.headers == {"nameko.traceparent": traceparent}
+    assert second.headers == {}
+
+
 def test_nacked_messages_are_reported_unpublished_and_the_rest_published(amqp_uri, publisher):
     bind_queue(amqp_uri, "short", max_length=3)
     payloads = [{"order_id": n} for n in range(1, 6)]
@@ -207,14 +222,14 @@ def test_each_new_connection_starts_at_the_next_node(amqp_uri, publisher):
     second = same_broker_by_another_name(amqp_uri)
     cutter = publisher(SocketCutter, uri=f"{amqp_uri};{second}")
     first_tried = []
-    connect = cutter._get_producer
+    connect = cutter._get_channel
 
     def noting_the_first_node_tried():
-        producer = connect()
+        channel = connect()
         first_tried.append(cutter._connection.alt[0])
-        return producer
+        return channel
 
-    cutter._get_producer = noting_the_first_node_tried
+    cutter._get_channel = noting_the_first_node_tried
     assert cutter.publish(ORDER_CREATED, [{"order_id": n} for n in range(1, 11)]) == [True] * 10
     # The first connection, cut, was to the first node; the retry went to
     # the second first, although the first still takes connections.
