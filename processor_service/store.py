@@ -1,7 +1,7 @@
 """SQL for order_processor's tables. Functions take an open session; the
 caller owns the transaction."""
 
-from sqlalchemy import case, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from order_pipeline.upserts import precompiled
@@ -22,6 +22,10 @@ TOTALS_SHARDS = 16
 
 # Core statements (not the ORM's bulk path), built once.
 INSERT_RESULT = insert(OrderProcess.__table__)
+_results = OrderProcess.__table__
+STORED_IDS = select(_results.c.order_id).where(
+    _results.c.order_id.in_(bindparam("ids", expanding=True))
+)
 _upsert = mysql_insert(ProcessingTotals.__table__)
 ADD_TO_TOTALS = precompiled(
     _upsert.on_duplicate_key_update(
@@ -114,9 +118,7 @@ def add_results(session, results):
     fails with a duplicate key and the caller retries the batch.)
     """
     order_ids = [result.order_id for result in results]
-    done = set(
-        session.scalars(select(OrderProcess.order_id).where(OrderProcess.order_id.in_(order_ids)))
-    )
+    done = set(session.scalars(STORED_IDS, {"ids": order_ids}))
     new = [result for result in results if result.order_id not in done]
     if not new:
         return []
