@@ -11,6 +11,7 @@ from generator_service.models import Base
 from generator_service.orders import order_as_dict
 from generator_service.outbox_publisher import BackgroundOutboxPublisher
 from generator_service.settings import (
+    generator_max_workers,
     generator_metrics_address,
     generator_settings,
     order_interval_seconds,
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 class OrderGeneratorService:
     name = GENERATOR
+    # Its own worker pool (order_pipeline.extensions.containers): more
+    # create_order calls waiting share each transaction.
+    read_max_workers = staticmethod(generator_max_workers)
     tracing = Tracing()
 
     db = CheckedDatabase(Base, on_setup=generation.prepare_state)

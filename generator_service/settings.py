@@ -59,6 +59,13 @@ def generator_settings(config: dict) -> GeneratorSettings:
     return settings
 
 
+def generator_max_workers(config: dict) -> int:
+    """The generator's worker pool (and its RPC prefetch): concurrent
+    create_order calls share one transaction, as many as there are workers
+    waiting, so a larger pool makes the shared transactions larger."""
+    return setting(config, "GENERATOR_MAX_WORKERS", int, minimum=1)
+
+
 def generator_metrics_address(config: dict) -> MetricsAddress | None:
     return metrics_address(config, "GENERATOR_METRICS_ADDRESS")
 

@@ -53,6 +53,7 @@ def test_each_service_process_serves_its_own_runtime_metrics(services):
             "PROCESSOR_METRICS_ADDRESS": f"127.0.0.1:{ports['processor']}",
             "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{ports['gateway']}",
             "GATEWAY_MAX_WORKERS": 24,
+            "GENERATOR_MAX_WORKERS": 16,
         }
     )
     services.start("generator", "processor", "gateway")
@@ -65,15 +66,16 @@ def test_each_service_process_serves_its_own_runtime_metrics(services):
     response, generator = runtime_figures(ports["generator"])
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert worker_count(generator, "order_generator", "create_order", "rpc") == 3
-    assert generator['order_pipeline_workers_max{service="order_generator"}'] == 10
+    assert generator['order_pipeline_workers_max{service="order_generator"}'] == 16
     assert generator["process_resident_memory_bytes"] > 0
     assert generator["process_cpu_seconds_total"] > 0
     _, processor = runtime_figures(ports["processor"])
     assert worker_count(processor, "order_processor", "handle_order_created", "event") >= 1
     assert worker_count(processor, "order_processor", "create_order", "rpc") == 0
+    assert processor['order_pipeline_workers_max{service="order_processor"}'] == 10
     _, gateway = runtime_figures(ports["gateway"], Accept="application/openmetrics-text")
     assert worker_count(gateway, "gateway", "status", "http") == 1
-    # The gateway's pool is its own size; the others take max_workers.
+    # The gateway's and the generator's pools are their own size; the processor takes max_workers.
     assert gateway['order_pipeline_workers_max{service="gateway"}'] == 24
     checked = promtool("check", "metrics", stdin=runtime_figures(ports["processor"])[0].content)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -123,6 +123,8 @@ def test_settings_come_from_environment_variables(monkeypatch):
         (settings.rpc_timeout_seconds, {"RPC_TIMEOUT_SECONDS": 0}),
         (gateway_settings.max_request_bytes, {"MAX_REQUEST_BYTES": -1}),
         (gateway_settings.gateway_max_workers, {"GATEWAY_MAX_WORKERS": 2}),
+        (generator_settings.generator_max_workers, {"GENERATOR_MAX_WORKERS": 0}),
+        (generator_settings.generator_settings, {"LOG_CREATED_ORDERS": "maybe"}),
         (processor_settings.price_settings, {"PRICE_SOURCE": "oracle"}),
         (processor_settings.price_settings, {"PRICE_SOURCE": "http", "PRICE_FEED_URL": ""}),
         (processor_settings.price_settings, {"PRICE_BASE": "lots"}),
