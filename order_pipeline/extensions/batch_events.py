@@ -145,10 +145,16 @@ class BatchEventHandler(ReliableEventHandler):
 
     def _settle_batch(self, messages, worker_ctx, result=None, exc_info=None):
         try:
+            outcomes = _outcomes(messages, result, exc_info)
+            done = [message for message, error in zip(messages, outcomes) if error is None]
             settled = [
                 self.settle(message, error, pause_on_trouble=False)
-                for message, error in zip(messages, _outcomes(messages, result, exc_info))
+                for message, error in zip(messages, outcomes)
+                if error is not None
             ]
+            # The events handled: one ack for all of them, after those set
+            # aside (each acked once its copy is published).
+            settled.append(self.settle_done(done))
             if not all(settled):
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # once per batch, not a hot loop
         finally:

@@ -217,6 +217,22 @@ class ReliableEventHandler(EventHandler):
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)
             return False
 
+    def settle_done(self, messages):
+        """Ack messages handled without error, together where the consumer
+        can (ResubscribingQueueConsumer.ack_messages); as `settle`, never
+        raises and returns False if the broker could not be told."""
+        try:
+            self.queue_consumer.ack_messages(messages)
+            return True
+        except Exception:
+            log.exception("could not ack handled messages; requeueing them")
+            for message in messages:
+                try:
+                    self.queue_consumer.requeue_message(message)
+                except Exception:
+                    log.exception("could not requeue; the broker will redeliver it")
+            return False
+
     def _tell_listeners(self, outcome):
         for listener in self._set_aside_listeners:
             try:

@@ -108,6 +108,37 @@ class ResubscribingQueueConsumer(QueueConsumer):
         self.in_hand.discard(message)
         super().requeue_message(message)
 
+    def ack_messages(self, messages):
+        """Ack `messages` (delivered on one channel) with one basic.ack
+        covering them all (`multiple`) when nothing else delivered on that
+        channel and still in hand has a lower delivery tag (it would be
+        acked with them); one by one otherwise. A batch of events is then
+        one frame to the broker rather than one per event."""
+        if len(messages) < 2:
+            for message in messages:
+                self.ack_message(message)
+            return
+        channel = messages[0].channel
+        batch = set(messages)
+        highest = max(message.delivery_tag for message in messages)
+        covered = all(
+            message in batch
+            for message in self.in_hand
+            if message.channel is channel and message.delivery_tag <= highest
+        )
+        if not covered or any(message.channel is not channel for message in messages):
+            for message in messages:
+                self.ack_message(message)
+            return
+        self.in_hand.difference_update(batch)
+        # As nameko's ack_message: on a connection that is gone the broker
+        # has taken the messages back already.
+        if channel.connection:
+            try:
+                channel.basic_ack(highest, multiple=True)
+            except ConnectionError:
+                pass
+
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         # Messages of an earlier connection go back to the queue with it.
         self.in_hand.clear()

@@ -6,7 +6,11 @@ tests/integration/test_resubscribing_consumer.py."""
 import pytest
 from kombu import Connection
 
-from order_pipeline.extensions.resubscribing_consumer import Resubscribe, looks_forgotten
+from order_pipeline.extensions.resubscribing_consumer import (
+    Resubscribe,
+    ResubscribingQueueConsumer,
+    looks_forgotten,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,3 +34,57 @@ def test_kombu_takes_the_resubscribe_signal_for_a_lost_connection():
     # kombu's consumer loop reconnects on its transport's connection errors
     # and, on those, does not try to cancel consumers on the dropped one.
     assert issubclass(Resubscribe, Connection("amqp://").connection_errors)
+
+
+class FakeChannel:
+    connection = True
+
+    def __init__(self):
+        self.acks = []
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        self.acks.append((delivery_tag, multiple))
+
+
+class FakeMessage:
+    def __init__(self, channel, delivery_tag):
+        self.channel, self.delivery_tag = channel, delivery_tag
+
+    def ack(self):
+        self.channel.basic_ack(self.delivery_tag)
+
+
+def consumer_holding(messages):
+    consumer = ResubscribingQueueConsumer()
+    consumer.in_hand.update(messages)
+    return consumer
+
+
+def test_a_batch_is_acked_with_one_frame_when_nothing_older_is_in_hand():
+    channel = FakeChannel()
+    batch = [FakeMessage(channel, tag) for tag in (1, 2, 3)]
+    waiting = FakeMessage(channel, 4)  # delivered after the batch
+    consumer = consumer_holding([*batch, waiting])
+    consumer.ack_messages(batch)
+    assert channel.acks == [(3, True)]
+    assert consumer.in_hand == {waiting}
+
+
+def test_a_batch_behind_an_older_message_in_hand_is_acked_one_by_one():
+    # A multiple ack up to tag 3 would ack the older message 1 too.
+    channel = FakeChannel()
+    older = FakeMessage(channel, 1)
+    batch = [FakeMessage(channel, tag) for tag in (2, 3)]
+    consumer = consumer_holding([older, *batch])
+    consumer.ack_messages(batch)
+    assert channel.acks == [(2, False), (3, False)]
+    assert consumer.in_hand == {older}
+
+
+def test_messages_of_an_earlier_channel_do_not_hold_a_batch_back():
+    old_channel, channel = FakeChannel(), FakeChannel()
+    stale = FakeMessage(old_channel, 1)
+    batch = [FakeMessage(channel, tag) for tag in (1, 2)]
+    consumer = consumer_holding([stale, *batch])
+    consumer.ack_messages(batch)
+    assert channel.acks == [(2, True)] and old_channel.acks == []
