@@ -244,6 +244,9 @@ def publish_order_created(publish, rows):
     return [order_id for order_id, ok in zip(order_ids, routed) if ok]
 
 
+READ_COMMITTED = "READ COMMITTED"
+
+
 def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
     """Publish the events of up to `limit` orders waiting in the outbox (only
     those created before `created_before`, if given) and delete the rows the
@@ -263,8 +266,10 @@ def publish_outbox(db, publish, created_before=None, limit=OUTBOX_BATCH):
     def work(session):
         # Under READ COMMITTED the locks are on the rows taken only, not on
         # the gaps next to them: new orders' outbox inserts do not wait for
-        # this publishing.
-        session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+        # this publishing. The background publisher's engine runs at that
+        # level already (no SET before and after each pass); others ask.
+        if session.get_bind().dialect.default_isolation_level != READ_COMMITTED:
+            session.connection(execution_options={"isolation_level": READ_COMMITTED})
         rows = store.pending_outbox(session, limit, created_before)
         if not rows:
             return 0, 0

@@ -17,6 +17,7 @@ from nameko.extensions import DependencyProvider
 from generator_service import generation
 from generator_service.models import Base
 from generator_service.settings import outbox_sweep_seconds
+from order_pipeline.database import ENGINE_OPTIONS
 from order_pipeline.extensions.checked_database import CheckedDatabase
 from order_pipeline.extensions.event_publisher import RoutedEventPublisher
 from order_pipeline.transactions import Sessions
@@ -111,7 +112,9 @@ class BackgroundOutboxPublisher(DependencyProvider):
         broker = RoutedEventPublisher().bind(container, "outbox_broker")
         broker.setup()
         self.broker = broker
-        database = CheckedDatabase(Base).bind(container, "outbox_database")
+        database = CheckedDatabase(
+            Base, engine_options={**ENGINE_OPTIONS, "isolation_level": generation.READ_COMMITTED}
+        ).bind(container, "outbox_database")
         database.setup()
         self.database = database
         pause = outbox_sweep_seconds(container.config)
