@@ -30,7 +30,9 @@ from functools import partial
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
 
+from order_contract import MAX_IDS_PER_CALL
 from order_pipeline.config import setting
+from order_pipeline.errors import StartupError
 from order_pipeline.extensions.reliable_events import (
     REQUEUE_PAUSE_SECONDS,
     DeadLetteringQueueConsumer,
@@ -48,10 +50,14 @@ class BatchSettings:
 
 def batch_settings(config: dict) -> BatchSettings:
     """EVENT_BATCH_SIZE and EVENT_BATCHES_IN_FLIGHT."""
-    return BatchSettings(
+    settings = BatchSettings(
         size=setting(config, "EVENT_BATCH_SIZE", int, minimum=1),
         in_flight=setting(config, "EVENT_BATCHES_IN_FLIGHT", int, minimum=1),
     )
+    # A batch is confirmed with one get_orders call.
+    if settings.size > MAX_IDS_PER_CALL:
+        raise StartupError(f"EVENT_BATCH_SIZE must not exceed {MAX_IDS_PER_CALL}")
+    return settings
 
 
 class BatchQueueConsumer(DeadLetteringQueueConsumer):

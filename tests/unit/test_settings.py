@@ -117,6 +117,7 @@ def test_settings_come_from_environment_variables(monkeypatch):
         (generator_settings.generator_settings, {"ORDERS_PER_TICK": 1001}),
         (generator_settings.outbox_sweep_seconds, {"OUTBOX_SWEEP_SECONDS": 0}),
         (batch_settings, {"EVENT_BATCH_SIZE": 0}),
+        (batch_settings, {"EVENT_BATCH_SIZE": 1001}),
         (batch_settings, {"EVENT_BATCHES_IN_FLIGHT": "two"}),
         (retry_settings, {"RETRY_FIRST_DELAY_SECONDS": 1, "RETRY_MAX_DELAY_SECONDS": 0.5}),
         (retry_settings, {"RETRY_MAX_ATTEMPTS": -1}),
