@@ -41,6 +41,7 @@ SCENARIOS = (
     "outbox",
     "http_orders",
     "sustained",
+    "sustained_peak",
     "steady_latency",
     "tracing",
     "tables",
@@ -80,6 +81,8 @@ SIZES = {
     "http_seconds": (10.0, 2.0, "seconds of each POST /orders and do-nothing load"),
     "sustained_seconds": (60.0, 3.0, "seconds of orders offered end to end"),
     "sustained_rate": (1500.0, 200.0, "orders/s offered through create_orders"),
+    "peak_seconds": (60.0, 3.0, "seconds of the sustained run at the peak rate"),
+    "peak_rate": (3000.0, 400.0, "orders/s offered in that run"),
     "steady_latency_seconds": (30.0, 3.0, "seconds of the created -> processed latency run"),
     "steady_latency_rate": (500.0, 100.0, "orders/s offered for that latency"),
     "table_rows": (
@@ -271,6 +274,7 @@ def plan_ingest(args, logs, n):
         )
     for scenario, rate, seconds in (
         ("sustained", args.sustained_rate, args.sustained_seconds),
+        ("sustained_peak", args.peak_rate, args.peak_seconds),
         ("steady_latency", args.steady_latency_rate, args.steady_latency_seconds),
     ):
         if scenario in args.scenarios:

@@ -678,3 +678,33 @@ def test_the_empty_side_is_the_mean_of_its_runs_before_and_after_the_full_one():
     assert "create_order 600 / 400 /s, get_orders 100 / 60 /s, GET 800 / 400 /s" in (
         table_size.table([run])
     )
+
+
+def test_the_peak_run_and_the_cpu_of_every_process_have_targets_of_their_own():
+    cpu = {
+        "order_generator": 0.25,
+        "order_processor#1": 0.125,
+        "rabbitmq": 0.0625,
+        "mariadb": 0.0625,
+    }
+    results = dict(
+        RESULTS,
+        sustained={"runs": [{"cpu_ms_per_order": cpu, "latency": {"p50_ms": 40, "p99_ms": 120}}]},
+        sustained_peak={
+            "runs": [
+                {
+                    "offered_orders_per_second": 3000,
+                    "processed_orders_per_second": 2500,
+                    "backlog_grew": True,
+                }
+            ]
+        },
+    )
+    figs = figures(results)
+    assert figs["sustained_all_cpu_ms_per_order"] == pytest.approx(0.5)
+    checks = {check["figure"]: check["met"] for check in target_checks(figs)}
+    assert checks["sustained: CPU per order processed, every process"] is True
+    assert checks["sustained: created -> processed p99"] is True
+    assert checks["peak: offered"] is True
+    assert checks["peak: processed / offered"] is False
+    assert checks["peak: backlog"] is False
