@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import socket
+from decimal import ROUND_HALF_UP
 from types import SimpleNamespace
 
 import eventlet
@@ -45,6 +46,7 @@ from order_pipeline.scrub import Scrubber
 from order_pipeline.transactions import Sessions
 from processor_service import dead_letters
 from processor_service.dependencies import order_id_of
+from processor_service.pricing import CENT
 from tests.support.event_stream import EventReader
 from tests.support.openapi import response_schema, schema_violations
 from tests.support.services import InProcessServices
@@ -230,7 +232,8 @@ def test_a_replay_whose_cause_is_gone_is_processed_exactly_once(services):
         "FROM orders o JOIN order_process p ON p.order_id = o.id WHERE o.id = :id",
         id=MISSING,
     )
-    assert execution_price == (quantity * unit_price).quantize(execution_price)
+    # Half up to the cent, the pricing rule (quantize's default rounds half to even).
+    assert execution_price == (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
     assert listed(services) == []
     assert states(services) == {letter["id"]: "replayed"}
     # Replaying the same id again finds nothing: it went back once.
