@@ -91,7 +91,7 @@ def test_every_instance_reports_itself_and_a_stopped_processor_turns_silent(serv
         assert (item["version"], item["commit"]) == (VERSION, git_commit())
         assert item["seconds_since_seen"] <= FAST["INSTANCE_SILENT_SECONDS"]
     pools = {item["service"]: item["workers_max"] for item in body["instances"]}
-    assert pools == {GENERATOR: 10, PROCESSOR: 10, GATEWAY: 40}
+    assert pools == {GENERATOR: 40, PROCESSOR: 10, GATEWAY: 40}
     # Only the processors consume events, so only they say when they took one.
     consumers = {
         item["service"] for item in body["instances"] if item["seconds_since_event"] is not None
