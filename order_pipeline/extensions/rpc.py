@@ -27,28 +27,12 @@ service is still run there: see docs/guarantees.md.)
 
 Its queue consumer subscribes again when the broker stops delivering to it
 (order_pipeline.extensions.resubscribing_consumer).
-
-Replies go out without publisher confirms. nameko waits for the broker's
-confirm of every reply, a round trip per call, before it acks the request;
-but a reply is transient, published to a reply queue with no `mandatory`,
-so the confirm says only that the broker read it. Without it, a reply lost
-with a broker that fails just after is a call that times out, as one lost
-just after a confirm would be; a request redelivered because its ack was
-lost too is answered from AnsweredCalls, not run again.
 """
 
 import logging
 from collections import OrderedDict
 
-from nameko.amqp.publish import Publisher
-from nameko.constants import (
-    AMQP_SSL_CONFIG_KEY,
-    AMQP_URI_CONFIG_KEY,
-    DEFAULT_SERIALIZER,
-    LOGIN_METHOD_CONFIG_KEY,
-    SERIALIZER_CONFIG_KEY,
-)
-from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import Rpc, RpcConsumer
 
 from order_pipeline.extensions.resubscribing_consumer import ResubscribingQueueConsumer
 from order_pipeline.queues import declare_at_start, durable_queue
@@ -96,31 +80,8 @@ class AnsweredCalls:
         return None if reply is self.RUNNING else reply
 
 
-class UnconfirmedPublisher(Publisher):
-    use_confirms = False
-
-
-class UnconfirmedResponder(Responder):
-    publisher_cls = UnconfirmedPublisher
-
-
 class TypedRpcConsumer(RpcConsumer):
     queue_consumer = ResubscribingQueueConsumer()
-
-    def handle_result(self, message, result, exc_info):
-        """nameko 2.14's, with a responder that does not wait for confirms."""
-        config = self.container.config
-        responder = UnconfirmedResponder(
-            config[AMQP_URI_CONFIG_KEY],
-            get_rpc_exchange(config),
-            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
-            message,
-            ssl=config.get(AMQP_SSL_CONFIG_KEY),
-            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-        )
-        result, exc_info = responder.send_response(result, exc_info)
-        self.queue_consumer.ack_message(message)
-        return result, exc_info
 
     def setup(self):
         if self.queue is not None:  # shared: set up once for all methods
