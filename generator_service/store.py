@@ -15,19 +15,13 @@ from generator_service.models import (
     OrderCount,
     OrderOutbox,
 )
-from order_pipeline.upserts import precompiled
+from order_pipeline.upserts import adding_to
 
 STATE_ID = 1
 # Concurrent creates add to one of this many count rows, picked at random,
 # rather than all to one (whose write lock would make them take turns).
 ORDER_COUNT_SHARDS = 16
-_upsert = mysql_insert(OrderCount)
-ADD_TO_COUNT = precompiled(
-    _upsert.on_duplicate_key_update(
-        orders_created=_upsert.table.c.orders_created + _upsert.inserted.orders_created
-    ),
-    ["shard", "orders_created"],
-)
+ADD_TO_COUNT = adding_to(OrderCount.__table__, ["shard"], ["orders_created"])
 # A tick counts if the previous one was at least this share of the interval
 # ago, which absorbs timer jitter but not a second instance's tick.
 TICK_SLACK = 0.9

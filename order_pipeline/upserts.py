@@ -10,6 +10,7 @@ given a list of rows, as one multi-row INSERT.
 """
 
 from sqlalchemy import text
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.mysql import pymysql
 
 # Named parameters (`:shard`), as text() takes them. With no server version
@@ -22,3 +23,12 @@ def precompiled(statement, columns):
     MariaDB SQL taking one parameter per name in `columns`; execute it with
     a dict, or a list of dicts, of exactly those names."""
     return text(str(statement.compile(dialect=_DIALECT, column_keys=list(columns))))
+
+
+def adding_to(table, keys, sums):
+    """`precompiled` INSERT into `table` of a row's `keys` and `sums` (column
+    names) that, for a row already there, adds each of `sums` to it: a
+    running total kept in the database."""
+    upsert = mysql_insert(table)
+    added = {name: upsert.table.c[name] + upsert.inserted[name] for name in sums}
+    return precompiled(upsert.on_duplicate_key_update(**added), [*keys, *sums])

@@ -4,7 +4,7 @@ caller owns the transaction."""
 from sqlalchemy import bindparam, case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from order_pipeline.upserts import precompiled
+from order_pipeline.upserts import adding_to, precompiled
 from processor_service.latency import bucket_of, latency_us
 from processor_service.models import (
     DeadLetter,
@@ -26,25 +26,11 @@ _results = OrderProcess.__table__
 STORED_IDS = select(_results.c.order_id).where(
     _results.c.order_id.in_(bindparam("ids", expanding=True))
 )
-_upsert = mysql_insert(ProcessingTotals.__table__)
-ADD_TO_TOTALS = precompiled(
-    _upsert.on_duplicate_key_update(
-        orders_processed=_upsert.table.c.orders_processed + _upsert.inserted.orders_processed,
-        execution_price_sum=(
-            _upsert.table.c.execution_price_sum + _upsert.inserted.execution_price_sum
-        ),
-    ),
-    ["shard", "orders_processed", "execution_price_sum"],
+ADD_TO_TOTALS = adding_to(
+    ProcessingTotals.__table__, ["shard"], ["orders_processed", "execution_price_sum"]
 )
-_latency_upsert = mysql_insert(LatencyBucket.__table__)
-ADD_TO_LATENCY_HISTOGRAM = precompiled(
-    _latency_upsert.on_duplicate_key_update(
-        orders=_latency_upsert.table.c.orders + _latency_upsert.inserted.orders,
-        latency_us_sum=(
-            _latency_upsert.table.c.latency_us_sum + _latency_upsert.inserted.latency_us_sum
-        ),
-    ),
-    ["shard", "le_us", "orders", "latency_us_sum"],
+ADD_TO_LATENCY_HISTOGRAM = adding_to(
+    LatencyBucket.__table__, ["shard", "le_us"], ["orders", "latency_us_sum"]
 )
 # handling_seconds: shards (by the writing instance) x slots (the second
 # modulo HANDLING_SLOTS, longer than any timing window). A write for the
@@ -515,16 +501,7 @@ OLD_RESULTS = text(
     "ORDER BY processed_at, order_id LIMIT :limit"
 )
 PRUNED_ID = 1
-_pruned_upsert = mysql_insert(PrunedResults.__table__)
-ADD_TO_PRUNED = precompiled(
-    _pruned_upsert.on_duplicate_key_update(
-        orders=_pruned_upsert.table.c.orders + _pruned_upsert.inserted.orders,
-        execution_price_sum=(
-            _pruned_upsert.table.c.execution_price_sum + _pruned_upsert.inserted.execution_price_sum
-        ),
-    ),
-    ["id", "orders", "execution_price_sum"],
-)
+ADD_TO_PRUNED = adding_to(PrunedResults.__table__, ["id"], ["orders", "execution_price_sum"])
 
 
 def old_results(session, cutoff, after, limit):
