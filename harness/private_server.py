@@ -49,11 +49,29 @@ class PrivateServer:
     def wait_answering(self, timeout=60):
         deadline = time.monotonic() + timeout
         while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            exit_code = self.process.poll()
+            if exit_code is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"private {self.name} did not start; see {self.log_path}")
+                why = (
+                    f"exited with {exit_code}"
+                    if exit_code is not None
+                    else f"not up in {timeout} s"
+                )
+                # The log's end in the error itself: CI prints the error,
+                # and the run's directory is gone by the time anyone looks.
+                raise RuntimeError(
+                    f"private {self.name} did not start ({why}); the end of {self.log_path}:\n"
+                    + self.log_tail()
+                )
             time.sleep(self.poll_seconds)
         return self
+
+    def log_tail(self, lines=25):
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError as exc:
+            return f"(unreadable: {exc})"
 
     @property
     def running(self):
