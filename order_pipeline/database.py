@@ -4,9 +4,11 @@ a start-up check that names DB_URI, and creating the database (`make
 migrate`).
 
 Every engine the project makes takes its connection arguments from
-`connect_args(tls)` (or `with_tls`): a connect timeout and, with
-DB_SSL_CA_FILE or DB_SSL_CERT_FILE set, a TLS context that checks the
-server's certificate and host name (and refuses a server without TLS).
+`connect_args(tls)`: a connect timeout and, with DB_SSL_CA_FILE or
+DB_SSL_CERT_FILE set, a TLS context that checks the server's certificate
+and host name (and refuses a server without TLS). The services' engines
+(`for_services`) also time out a connection that stops answering
+(DB_IO_TIMEOUT_SECONDS); the commands' do not (a migration may be long).
 Without them PyMySQL still encrypts when the server offers TLS, but checks
 nothing, so it is no defence against a machine in the middle.
 """
@@ -16,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from order_pipeline.errors import StartupError
-from order_pipeline.settings import db_tls
+from order_pipeline.settings import db_io_timeout_seconds, db_tls
 from order_pipeline.tls import TlsFiles, client_context, describe_tls_failure
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -49,13 +51,19 @@ def connect_args(tls: TlsFiles | None) -> dict:
     return arguments
 
 
-def with_tls(engine_options: dict, config: dict) -> dict:
-    """`engine_options` (create_engine's keyword arguments) with DB_SSL_*'s
-    TLS context added to their connection arguments."""
+def for_services(engine_options: dict, config: dict) -> dict:
+    """`engine_options` (create_engine's keyword arguments) with what every
+    service's engine adds to their connection arguments: DB_SSL_*'s TLS
+    context, and DB_IO_TIMEOUT_SECONDS as the read and write timeouts (a
+    timed-out connection is discarded by the pool; the work is retried as
+    after any lost connection)."""
+    arguments = dict(engine_options.get("connect_args", {}))
     tls = db_tls(config)
-    if tls is None:
-        return engine_options
-    arguments = {**engine_options.get("connect_args", {}), "ssl": client_context(tls)}
+    if tls is not None:
+        arguments["ssl"] = client_context(tls)
+    timeout = db_io_timeout_seconds(config)
+    if timeout is not None:
+        arguments["read_timeout"] = arguments["write_timeout"] = timeout
     return {**engine_options, "connect_args": arguments}
 
 

@@ -74,6 +74,16 @@ def startup_wait_seconds(config: dict) -> float:
     return setting(config, "STARTUP_WAIT_SECONDS", float, minimum=0, default=0)
 
 
+def db_io_timeout_seconds(config: dict) -> float | None:
+    """How long a service waits on a database connection that sends nothing
+    back, reading or writing, before it drops the connection (PyMySQL's
+    read and write timeouts); None (0): for ever. Without it, a connection
+    whose packets a network dropped for a while comes back only at TCP's
+    next retransmission, up to two minutes after the network does."""
+    seconds = setting(config, "DB_IO_TIMEOUT_SECONDS", float, minimum=0, default=30.0)
+    return seconds or None
+
+
 def amqp_tls(config: dict) -> TlsFiles | None:
     """The broker's TLS files, or None for a plain amqp:// AMQP_URI (a
     config made by hand without these settings means none).

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from order_contract import ORDER_CREATED_QUEUE, RETRIED, InvalidPayload, OrderCreated
 from order_pipeline.broker import broker
-from order_pipeline.database import with_tls
+from order_pipeline.database import for_services
 from order_pipeline.dead_letters import DeadLetterIntake, publish_replays
 from order_pipeline.errors import StartupError
 from order_pipeline.extensions.heartbeats import instance_of
@@ -92,7 +92,7 @@ class DeadLetterMover(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.engine = create_engine(db_uri(config), **with_tls(OWN_ENGINE_OPTIONS, config))
+        self.engine = create_engine(db_uri(config), **for_services(OWN_ENGINE_OPTIONS, config))
         sessions = Sessions.of_engine(self.engine)
         kind = queue_type(config)
         self.intake = DeadLetterIntake(
@@ -178,7 +178,7 @@ class SetAsideCounts(DependencyProvider):
         self.stopping = False
         self.writer = None
         config = self.container.config
-        self.engine = create_engine(db_uri(config), **with_tls(OWN_ENGINE_OPTIONS, config))
+        self.engine = create_engine(db_uri(config), **for_services(OWN_ENGINE_OPTIONS, config))
         self.sessions = Sessions.of_engine(self.engine)
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, ReliableEventHandler):

@@ -1,7 +1,8 @@
 """`CheckedDatabase`: nameko-sqlalchemy's `Database` with six changes.
 
 The engine survives a database restart (connections are pinged before use),
-connects over verified TLS with DB_SSL_* (order_pipeline.database),
+connects over verified TLS with DB_SSL_* (order_pipeline.database) and
+drops a connection that stops answering (DB_IO_TIMEOUT_SECONDS),
 reads are causal on a Galera cluster (`read_causally_on_galera`), a worker
 whose connection died with the database does not take the service down when
 its session is closed, a database that cannot be reached at start-up stops
@@ -20,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from order_pipeline.database import (
     ENGINE_OPTIONS,
     check_connection,
+    for_services,
     read_causally_on_galera,
-    with_tls,
 )
 from order_pipeline.settings import checked_db_uri, db_tls, startup_wait_seconds
 from order_pipeline.startup import retry_until_up
@@ -41,8 +42,8 @@ class CheckedDatabase(Database):
 
     def setup(self):
         config = self.container.config
-        # DB_SSL_*: the engine super().setup() makes connects over TLS.
-        self.engine_options = with_tls(self.engine_options, config)
+        # DB_SSL_* and DB_IO_TIMEOUT_SECONDS, for the engine super().setup() makes.
+        self.engine_options = for_services(self.engine_options, config)
         checked_db_uri(
             config[DB_URIS_KEY][f"{self.container.service_name}:{self.declarative_base.__name__}"]
         )

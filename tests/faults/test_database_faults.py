@@ -4,8 +4,12 @@ import signal
 import time
 
 import eventlet
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from harness.processes import wait_until
+from order_pipeline.database import ENGINE_OPTIONS, for_services
 from tests.faults.ledger import audit
 from tests.faults.retry_log import attempts_histogram, attempts_within, expected_delay, retries
 from tests.faults.services import metrics, processor_outputs
@@ -66,3 +70,33 @@ def test_database_outage_is_retried_with_back_off_and_then_processed(
     assert histogram[1] <= ORDERS
     assert all(histogram[n + 1] <= histogram[n] for n in range(1, max(histogram)))
     assert len(found) <= ORDERS * most_attempts
+
+
+def test_a_database_that_stops_answering_fails_the_query_and_a_new_connection_serves_the_next(
+    private_mariadb,
+):
+    """DB_IO_TIMEOUT_SECONDS: a query on a connection that answers nothing
+    fails (as after a lost connection, which the services retry) instead of
+    waiting on it, and once the server answers again the pool serves the
+    next query on a new connection. Without it, a connection whose packets
+    a network dropped comes back only at TCP's next retransmission."""
+    options = for_services(ENGINE_OPTIONS, {"DB_IO_TIMEOUT_SECONDS": 1})
+    engine = create_engine(private_mariadb.create_database(), **options)
+    try:
+        with engine.connect() as connection:
+            before = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+        private_mariadb.freeze()
+        try:
+            # The guard only stops a hang from stalling the suite; the
+            # query's own error is what is asserted.
+            with eventlet.Timeout(120), pytest.raises(OperationalError) as raised:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+        finally:
+            private_mariadb.thaw()
+        assert "timed out" in str(raised.value)
+        with engine.connect() as connection:
+            after = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+        assert after != before
+    finally:
+        engine.dispose()

@@ -14,7 +14,7 @@ from harness.certificates import Certificates
 from harness.processes import CONFIG
 from order_pipeline.broker import Broker, broker, nameko_config
 from order_pipeline.config import load_config
-from order_pipeline.database import connect_args, with_tls
+from order_pipeline.database import connect_args, for_services
 from order_pipeline.errors import StartupError
 from order_pipeline.settings import amqp_tls, db_tls
 from order_pipeline.tls import TlsFiles
@@ -108,7 +108,7 @@ def test_the_database_connects_with_a_context_that_checks_certificate_and_host(c
     settings = config(DB_SSL_CA_FILE=certs.ca.cert)
     context = connect_args(db_tls(settings))["ssl"]
     assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
-    options = with_tls({"pool_size": 1, "connect_args": {"connect_timeout": 5}}, settings)
+    options = for_services({"pool_size": 1, "connect_args": {"connect_timeout": 5}}, settings)
     assert options["pool_size"] == 1 and options["connect_args"]["connect_timeout"] == 5
     assert options["connect_args"]["ssl"].verify_mode == ssl.CERT_REQUIRED
 
@@ -163,3 +163,14 @@ def test_unusable_tls_settings_stop_start_up_with_one_line_naming_them(certs, tm
         reader(config(**settings))
     assert named in refused.value.message
     assert "\n" not in refused.value.message
+
+
+def test_service_connections_time_out_reads_and_writes_as_db_io_timeout_seconds_says():
+    options = for_services({"connect_args": {"connect_timeout": 5}}, config())
+    arguments = options["connect_args"]
+    assert (arguments["read_timeout"], arguments["write_timeout"]) == (30.0, 30.0)
+    assert arguments["connect_timeout"] == 5
+    never = for_services({"connect_args": {}}, config(DB_IO_TIMEOUT_SECONDS="0"))
+    assert "read_timeout" not in never["connect_args"]
+    with pytest.raises(StartupError, match="DB_IO_TIMEOUT_SECONDS"):
+        for_services({}, config(DB_IO_TIMEOUT_SECONDS="-1"))
