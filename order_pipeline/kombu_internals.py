@@ -11,11 +11,19 @@
 - `use_node_named_tls()` makes it kombu's transport for `amqps://`, nameko's
   connections included: kombu's alias table (public) and its cache of
   resolved names (`_transport_cache`, private).
+- `quiet_intended_reconnects(kind)`: kombu's consuming loop (mixins.
+  ConsumerMixin.run, which nameko's QueueConsumer runs) logs each connection
+  error it recovers from as "Connection to broker lost" with its traceback,
+  on its module's logger. A filter there drops that line for an error of
+  `kind`: a connection a consumer dropped on purpose, having said why.
 
 tests/unit/test_library_internals.py fails if kombu no longer fills the
-name in that way or keeps that cache.
+name in that way, keeps that cache, or logs that line there.
 """
 
+import logging
+
+from kombu import mixins
 from kombu import transport as kombu_transports
 from kombu.transport import pyamqp
 
@@ -37,3 +45,19 @@ class NodeNamedSSLTransport(pyamqp.SSLTransport):
 def use_node_named_tls() -> None:
     kombu_transports.TRANSPORT_ALIASES[AMQPS] = f"{__name__}:{NodeNamedSSLTransport.__name__}"
     kombu_transports._transport_cache.pop(AMQPS, None)
+
+
+class _DropIntended(logging.Filter):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.msg == mixins.W_CONN_LOST and isinstance(error, self.kind))
+
+
+def quiet_intended_reconnects(kind: type[BaseException]) -> None:
+    logger = logging.getLogger(mixins.__name__)
+    if not any(isinstance(f, _DropIntended) and f.kind is kind for f in logger.filters):
+        logger.addFilter(_DropIntended(kind))

@@ -32,6 +32,7 @@ from nameko.messaging import QueueConsumer
 
 from order_pipeline.broker import broker, close_connection, connect, mask_uri
 from order_pipeline.config import setting
+from order_pipeline.kombu_internals import quiet_intended_reconnects
 from order_pipeline.queues import close_quietly
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,12 @@ LONGEST_CHECK_INTERVAL_SECONDS = 5
 class Resubscribe(ConnectionAbortedError):
     """Raised in the consuming loop to make kombu connect again. An OSError,
     so kombu's loop treats it as a lost connection (it reconnects) and does
-    not try to cancel the consumers on the dropped connection."""
+    not try to cancel the consumers on the dropped connection. kombu's
+    "Connection to broker lost" line and traceback are left out for it:
+    the consumer has logged why it subscribes again."""
+
+
+quiet_intended_reconnects(Resubscribe)
 
 
 def looks_forgotten(idle_seconds: float, in_hand: int, ready: int, limit: float) -> bool:

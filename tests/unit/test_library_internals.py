@@ -4,11 +4,13 @@ no longer has what an adapter relies on, or if code an adapter copies from
 it has changed. An upgrade then shows at once what to look at again."""
 
 import inspect
+import logging
 
 import eventlet.wsgi
 import yaml
-from kombu import Connection
+from kombu import Connection, mixins
 from kombu import transport as kombu_transports
+from kombu.mixins import ConsumerMixin
 from kombu.transport import pyamqp
 from nameko.cli.main import setup_yaml_parser
 from nameko.rpc import ReplyListener
@@ -18,6 +20,7 @@ from nameko.web.server import WebServer
 from harness.processes import CONFIG
 from order_pipeline import broker, eventlet_internals, kombu_internals, nameko_internals
 from order_pipeline.config import load_config
+from order_pipeline.extensions.resubscribing_consumer import Resubscribe
 
 
 def code_lines(function):
@@ -140,3 +143,31 @@ def test_amqps_connections_go_through_the_node_named_transport():
     connection = Connection("amqps://a:5671/;amqps://b:5671/", ssl={"server_hostname": None})
     assert connection.transport_cls == "amqps"
     assert type(connection.transport) is kombu_internals.NodeNamedSSLTransport
+
+
+class OneLoop(ConsumerMixin):
+    """kombu's consuming loop around a consume that fails once with `error`."""
+
+    def __init__(self, error):
+        self.connection = Connection("amqp://127.0.0.1:1//")  # py-amqp's errors; never connects
+        self.error = error
+
+    def get_consumers(self, Consumer, channel):
+        return []
+
+    def consume(self, *args, **kwargs):
+        self.should_stop = True
+        raise self.error
+        yield
+
+
+def test_kombu_logs_a_lost_connection_where_the_filter_drops_an_intended_one(caplog):
+    """kombu's loop still logs the reconnect line, with the traceback, on
+    the logger quiet_intended_reconnects filters (the resubscribing
+    consumer installs it): a lost connection is logged, an intended drop
+    (Resubscribe) is not."""
+    with caplog.at_level(logging.WARNING, logger="kombu.mixins"):
+        OneLoop(ConnectionResetError("lost")).run()
+        OneLoop(Resubscribe("nothing delivered")).run()
+    lines = [(r.name, r.getMessage(), type(r.exc_info[1])) for r in caplog.records]
+    assert lines == [("kombu.mixins", mixins.W_CONN_LOST, ConnectionResetError)]
