@@ -226,9 +226,12 @@ class ReliableEventHandler(EventHandler):
             return True
         except Exception:
             log.exception("could not ack handled messages; requeueing them")
+            # Those acked one by one before the failure are the broker's
+            # already: naming their tags again would close the channel.
             for message in messages:
                 try:
-                    self.queue_consumer.requeue_message(message)
+                    if not message.acknowledged:
+                        self.queue_consumer.requeue_message(message)
                 except Exception:
                     log.exception("could not requeue; the broker will redeliver it")
             return False

@@ -3,9 +3,12 @@
 forgotten consumer answering again, is in
 tests/integration/test_resubscribing_consumer.py."""
 
+from types import SimpleNamespace
+
 import pytest
 from kombu import Connection
 
+from order_pipeline.extensions.reliable_events import ReliableEventHandler
 from order_pipeline.extensions.resubscribing_consumer import (
     Resubscribe,
     ResubscribingQueueConsumer,
@@ -88,3 +91,41 @@ def test_messages_of_an_earlier_channel_do_not_hold_a_batch_back():
     consumer = consumer_holding([stale, *batch])
     consumer.ack_messages(batch)
     assert channel.acks == [(2, True)] and old_channel.acks == []
+
+
+class FailingChannel(FakeChannel):
+    """Acks fail from `failing_tag` on; requeues are recorded."""
+
+    def __init__(self, failing_tag):
+        super().__init__()
+        self.failing_tag = failing_tag
+        self.requeued = []
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        if delivery_tag >= self.failing_tag:
+            raise RuntimeError("the channel failed")
+        super().basic_ack(delivery_tag, multiple)
+
+
+class KombuLikeMessage(FakeMessage):
+    """As kombu's Message: acknowledged once its ack went out."""
+
+    acknowledged = False
+
+    def ack(self):
+        super().ack()
+        self.acknowledged = True
+
+    def requeue(self):
+        self.channel.requeued.append(self.delivery_tag)
+        self.acknowledged = True
+
+
+def test_a_batch_whose_ack_fails_half_way_requeues_only_what_was_not_acked():
+    channel = FailingChannel(failing_tag=3)
+    older = KombuLikeMessage(channel, 1)  # in hand: the batch goes one by one
+    batch = [KombuLikeMessage(channel, tag) for tag in (2, 3, 4)]
+    handler = SimpleNamespace(queue_consumer=consumer_holding([older, *batch]))
+    assert ReliableEventHandler.settle_done(handler, batch) is False
+    assert channel.acks == [(2, False)]
+    assert channel.requeued == [3, 4]
