@@ -17,6 +17,8 @@ def greenthread_stacks() -> str:
     """The stack of every suspended greenlet, innermost call last."""
     stacks = []
     for candidate in gc.get_objects():
-        if isinstance(candidate, greenlet.greenlet) and candidate.gr_frame is not None:
+        # type(), not isinstance(): isinstance asks a weakref proxy for its
+        # referent's class, and one whose referent is gone raises.
+        if issubclass(type(candidate), greenlet.greenlet) and candidate.gr_frame is not None:
             stacks.append("".join(traceback.format_stack(candidate.gr_frame)))
     return f"{len(stacks)} greenthread(s) waiting:\n" + "\n".join(stacks)

@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -201,8 +202,17 @@ def rabbit_pair(tmp_path_factory):
             node.stop()
 
 
-def running_nodes(node):
-    result = node.cli("rabbitmqctl", "cluster_status", "--formatter", "json")
+def running_nodes(node, timeout=60):
+    """The cluster's running nodes, as the CLI tool (over TLS distribution)
+    reports them. Its first contact right after start-up can fail on a
+    loaded machine while the second node joins (exit 69, node unreachable,
+    seen once in CI at a load average of 10): asked again until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = node.cli("rabbitmqctl", "cluster_status", "--formatter", "json")
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert result.returncode == 0, result.stderr
     return sorted(json.loads(result.stdout)["running_nodes"])
 
