@@ -19,7 +19,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -31,6 +30,7 @@ import pytest
 
 from harness.ports import free_ports
 from harness.private_server import PrivateServer
+from harness.processes import wait_until
 from tests.support.deployment import CLUSTER, ROOT, Deployment, environment, make_certs
 
 RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
@@ -206,14 +206,17 @@ def running_nodes(node, timeout=60):
     """The cluster's running nodes, as the CLI tool (over TLS distribution)
     reports them. Its first contact right after start-up can fail on a
     loaded machine while the second node joins (exit 69, node unreachable,
-    seen once in CI at a load average of 10): asked again until it answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = node.cli("rabbitmqctl", "cluster_status", "--formatter", "json")
-        if result.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert result.returncode == 0, result.stderr
+    seen once in CI at a load average of 10): waited for until it answers."""
+    tries = []
+
+    def answered():
+        tries.append(node.cli("rabbitmqctl", "cluster_status", "--formatter", "json"))
+        return tries[-1].returncode == 0 and tries[-1]
+
+    try:
+        result = wait_until(answered, timeout, interval=2, message="cluster_status to answer")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; its last error: {tries[-1].stderr}") from None
     return sorted(json.loads(result.stdout)["running_nodes"])
 
 
